@@ -1,0 +1,260 @@
+//! HTTP API and the status page (axum). One handler per resource:
+//! `/health`, `/api/cameras`, `/api/recordings`, `/` (status page).
+//!
+//! Bound to loopback only until authentication lands (config validation refuses other
+//! addresses). Bad parameters get a 400 with a JSON `{"error": "..."}` message.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+use crate::index::{Index, SegmentRecord};
+use crate::status::{SharedStatus, now_us};
+use crate::time_fmt::{parse_rfc3339, rfc3339};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub index: Index,
+    pub status: SharedStatus,
+    /// Configured cameras as (name, id).
+    pub cameras: Arc<Vec<(String, u32)>>,
+}
+
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/", get(status_page))
+        .route("/health", get(health))
+        .route("/api/cameras", get(cameras))
+        .route("/api/storage", get(storage))
+        .route("/api/recordings", get(recordings))
+        .with_state(state)
+}
+
+/// An API error: status code and a message for the caller.
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad(msg: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, msg.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<crate::index::IndexError> for ApiError {
+    fn from(e: crate::index::IndexError) -> Self {
+        tracing::error!("index: {e}");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "index error".into())
+    }
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn cameras(State(st): State<AppState>) -> impl IntoResponse {
+    Json(serde_json::json!({ "cameras": st.status.cameras() }))
+}
+
+async fn storage(State(st): State<AppState>) -> impl IntoResponse {
+    Json(st.status.storage(|s| s.clone()))
+}
+
+#[derive(Deserialize)]
+struct RecordingsQuery {
+    camera: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SegmentOut {
+    start: String,
+    end: String,
+    start_us: i64,
+    end_us: i64,
+    duration_ms: f64,
+    frames: u32,
+    bytes: u64,
+    keyframes: usize,
+    codec: String,
+    width: u16,
+    height: u16,
+    file: String,
+    open: bool,
+    end_reason: &'static str,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+pub struct Gap {
+    pub start_us: i64,
+    pub end_us: i64,
+    /// Why recording stopped before the gap (the end reason of the segment before it),
+    /// or "no-recording" if nothing precedes it in the range.
+    pub reason: String,
+}
+
+/// Gaps longer than this between consecutive segments are reported.
+pub const GAP_TOLERANCE_US: i64 = 500_000;
+
+/// The uncovered intervals of `[t0, t1)` given one camera's segments in time order.
+pub fn gaps(segs: &[SegmentRecord], t0: i64, t1: i64) -> Vec<Gap> {
+    let mut out = Vec::new();
+    let mut cursor = t0;
+    let mut reason = "no-recording".to_string();
+    for s in segs {
+        if s.start_us - cursor > GAP_TOLERANCE_US {
+            out.push(Gap {
+                start_us: cursor,
+                end_us: s.start_us.min(t1),
+                reason: reason.clone(),
+            });
+        }
+        cursor = cursor.max(s.end_us);
+        reason = s.end_reason.as_str().to_string();
+    }
+    // After the last segment: a gap only if it is closed (an open one is the live edge).
+    if segs.last().is_none_or(|s| !s.is_open()) && t1 - cursor > GAP_TOLERANCE_US {
+        out.push(Gap {
+            start_us: cursor,
+            end_us: t1,
+            reason,
+        });
+    }
+    out
+}
+
+async fn recordings(
+    State(st): State<AppState>,
+    Query(q): Query<RecordingsQuery>,
+) -> Result<Response, ApiError> {
+    let camera = q
+        .camera
+        .ok_or_else(|| ApiError::bad("missing parameter: camera"))?;
+    let id = st
+        .cameras
+        .iter()
+        .find(|(n, _)| *n == camera)
+        .map(|(_, id)| *id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown camera {camera:?}")))?;
+    let now = now_us();
+    let t0 = match q.start {
+        Some(s) => parse_rfc3339(&s).map_err(|e| ApiError::bad(format!("start: {e}")))?,
+        None => now - 3_600_000_000,
+    };
+    let t1 = match q.end {
+        Some(s) => parse_rfc3339(&s).map_err(|e| ApiError::bad(format!("end: {e}")))?,
+        None => now,
+    };
+    if t1 <= t0 {
+        return Err(ApiError::bad("end must be after start"));
+    }
+    if t1 - t0 > 366 * 86_400_000_000 {
+        return Err(ApiError::bad("range is longer than 366 days"));
+    }
+    let index = st.index.clone();
+    let segs = tokio::task::spawn_blocking(move || index.segments_overlapping(id, t0, t1))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let gaps: Vec<serde_json::Value> = gaps(&segs, t0, t1.min(now))
+        .into_iter()
+        .map(|g| {
+            serde_json::json!({
+                "start": rfc3339(g.start_us), "end": rfc3339(g.end_us),
+                "start_us": g.start_us, "end_us": g.end_us, "reason": g.reason,
+            })
+        })
+        .collect();
+    let segments: Vec<SegmentOut> = segs
+        .iter()
+        .map(|s| SegmentOut {
+            start: rfc3339(s.start_us),
+            end: rfc3339(s.end_us),
+            start_us: s.start_us,
+            end_us: s.end_us,
+            duration_ms: s.duration_90k as f64 / 90.0,
+            frames: s.frames,
+            bytes: s.bytes,
+            keyframes: s.keyframes.len(),
+            codec: s.codec.clone(),
+            width: s.width,
+            height: s.height,
+            file: s.file.clone(),
+            open: s.is_open(),
+            end_reason: s.end_reason.as_str(),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "camera": camera,
+        "start": rfc3339(t0),
+        "end": rfc3339(t1),
+        "segments": segments,
+        "gaps": gaps,
+    }))
+    .into_response())
+}
+
+async fn status_page() -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(include_str!("status.html")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::EndReason;
+
+    fn seg(start: i64, end: i64, reason: EndReason) -> SegmentRecord {
+        SegmentRecord {
+            camera_id: 1,
+            file: String::new(),
+            start_us: start,
+            end_us: end,
+            duration_90k: 0,
+            bytes: 0,
+            frames: 1,
+            init_len: 0,
+            mehd_offset: 0,
+            keyframes: vec![],
+            codec: String::new(),
+            width: 0,
+            height: 0,
+            end_reason: reason,
+            run: 1,
+        }
+    }
+
+    #[test]
+    fn gaps_between_runs() {
+        let s = 1_000_000;
+        let segs = vec![
+            seg(0, 10 * s, EndReason::Rotation),
+            seg(10 * s, 20 * s, EndReason::Disconnect),
+            seg(25 * s, 30 * s, EndReason::Open),
+        ];
+        let g = gaps(&segs, 0, 40 * s);
+        assert_eq!(
+            g,
+            vec![Gap {
+                start_us: 20 * s,
+                end_us: 25 * s,
+                reason: "disconnect".into()
+            }]
+        );
+        let g = gaps(&segs[..2], -5 * s, 22 * s);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].reason, "no-recording");
+        assert_eq!(g[1].start_us, 20 * s);
+    }
+}

@@ -1,0 +1,80 @@
+//! `vigil check-config` and `vigil check`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::index::Index;
+use crate::record::recovery::{self, Mode};
+
+pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
+    match crate::config::Config::load(file) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} cameras, storage {})",
+                file.display(),
+                c.cameras.len(),
+                c.storage.dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The TOML config file of the daemon whose storage to check.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Fix what is found: cut interrupted tails, drop entries whose file is gone, finish
+    /// deletions, adopt orphan files that play (others go to lost+found/).
+    #[arg(long)]
+    repair: bool,
+}
+
+pub fn main(a: Args) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(&a.config)?;
+    let dir = &config.storage.dir;
+    let path = recovery::index_path(dir);
+    if !path.exists() {
+        anyhow::bail!("no index at {} (has the daemon ever run?)", path.display());
+    }
+    // sled takes an exclusive lock: this fails clearly while the daemon runs.
+    let index = Index::open(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open index {} (is the daemon running?): {e}",
+            path.display()
+        )
+    })?;
+    let mode = if a.repair { Mode::Repair } else { Mode::Report };
+    let rep = recovery::reconcile(&index, dir, mode)?;
+    for p in &rep.problems {
+        println!("{}{p}", if a.repair { "repaired: " } else { "problem: " });
+    }
+    for o in &rep.orphans {
+        println!("orphan: {o} (not indexed)");
+    }
+    println!(
+        "checked {} segments: {}",
+        rep.segments_checked,
+        if rep.is_clean() {
+            "clean".to_string()
+        } else if a.repair {
+            format!("{} problems repaired", rep.problems.len())
+        } else {
+            format!(
+                "{} problems, {} orphan files (run with --repair to fix)",
+                rep.problems.len(),
+                rep.orphans.len()
+            )
+        }
+    );
+    Ok(if rep.is_clean() || a.repair {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}

@@ -1,0 +1,68 @@
+//! `vigil demo`: simulated cameras + the daemon on a temporary storage dir.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The demo config, also shipped as config/demo.toml. `vigil demo` replaces its storage
+/// dir, listen address and the camera server's port with its own.
+pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// HTTP address of the status page (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Keep recordings here instead of a temporary dir that is removed on exit.
+    #[arg(long)]
+    storage: Option<PathBuf>,
+    /// Port of the simulated cameras' RTSP server on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    rtsp_port: u16,
+}
+
+pub fn main(a: Args) -> anyhow::Result<ExitCode> {
+    let (dir, temporary) = match a.storage {
+        Some(d) => (d, false),
+        None => (
+            std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let cam = crate::fake_camera::start(crate::fake_camera::Options {
+        port: a.rtsp_port,
+        paths: vec!["front-door".into(), "yard".into()],
+        ..Default::default()
+    })?;
+    let text = DEMO_CONFIG
+        .replace("127.0.0.1:8554", &format!("127.0.0.1:{}", cam.port))
+        .replace(
+            "\"/tmp/vigil-demo\"",
+            &format!("{:?}", dir.display().to_string()),
+        )
+        .replace("\"127.0.0.1:8080\"", &format!("{:?}", a.listen));
+    let config = crate::config::Config::parse(Path::new("config/demo.toml"), &text)
+        .map_err(|e| anyhow::anyhow!("demo config:\n{e}"))?;
+    println!(
+        "simulated cameras on rtsp://127.0.0.1:{}/{{front-door,yard}}",
+        cam.port
+    );
+    println!(
+        "recording into {}{}",
+        dir.display(),
+        if temporary { " (removed on exit)" } else { "" }
+    );
+    let r = super::runtime()?.block_on(crate::daemon::run(
+        config,
+        crate::daemon::shutdown_signal(),
+        |addr| {
+            println!("status page: http://{addr}/   (Ctrl-C to stop)");
+        },
+    ));
+    cam.stop();
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    r?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,83 @@
+//! The `vigil` command line: one module per subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod check;
+mod demo;
+mod fake_camera;
+mod run;
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Vigil records RTSP cameras into playable MP4 segments indexed by sled.",
+    long_about = "Vigil records RTSP cameras into playable MP4 segments indexed by sled.\n\n\
+        Start with `vigil demo` (simulated cameras, no set-up), then write a config \
+        (see config/example.toml), test it with `vigil check-config FILE` and run \
+        `vigil run --config FILE`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the recorder daemon with a config file.
+    Run(run::Args),
+    /// Start simulated cameras and the daemon on a temporary storage dir; print the status page URL.
+    Demo(demo::Args),
+    /// Validate a config file; exits non-zero and names file:line:column of each problem.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+    /// Check the recordings against the index (read-only unless --repair).
+    Check(check::Args),
+    /// Serve test RTSP streams on 127.0.0.1 (a generated scene or a looped H.264 file).
+    FakeCamera(fake_camera::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let r = match cli.command {
+        Command::Run(a) => run::main(a),
+        Command::Demo(a) => demo::main(a),
+        Command::CheckConfig { file } => check::check_config(&file),
+        Command::Check(a) => check::main(a),
+        Command::FakeCamera(a) => fake_camera::main(a),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Loads a config or returns its errors formatted one per line.
+fn load_config(file: &std::path::Path) -> anyhow::Result<crate::config::Config> {
+    crate::config::Config::load(file).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vigil-rt")
+        .build()?)
+}

@@ -1,0 +1,21 @@
+//! `vigil run`: the daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The TOML config file (see config/example.toml).
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+pub fn main(a: Args) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(&a.config)?;
+    super::runtime()?.block_on(crate::daemon::run(
+        config,
+        crate::daemon::shutdown_signal(),
+        |addr| println!("listening on http://{addr}/"),
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}

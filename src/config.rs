@@ -1,0 +1,614 @@
+//! Configuration: the TOML file format, its validation, and errors that name the file,
+//! line and column of what is wrong.
+//!
+//! Parsing happens in two steps: `toml` + serde turn the text into the `Raw*` structs
+//! (syntax errors, unknown keys and wrong types come out of that step with a span), then
+//! [`Config::from_raw`] checks meaning (names, polygons, URLs, storage) using the spans it
+//! kept with `toml::Spanned` so every error points at a line.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One problem in a config file, located by line and column (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// All the problems found in one file (validation keeps going after the first).
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    storage: Spanned<RawStorage>,
+    #[serde(default)]
+    server: Option<RawServer>,
+    #[serde(default)]
+    cameras: Vec<Spanned<RawCamera>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    dir: Spanned<String>,
+    retain_days: Option<Spanned<f64>>,
+    max_bytes: Option<Spanned<String>>,
+    min_free: Option<Spanned<String>>,
+    segment_seconds: Option<Spanned<i64>>,
+    commit_interval_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    detect_url: Option<Spanned<String>>,
+    username: Option<String>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    transport: Option<Spanned<String>>,
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default)]
+    zones: Vec<Spanned<RawZone>>,
+    #[serde(default)]
+    masks: Vec<Spanned<RawMask>>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    name: Spanned<String>,
+    polygon: Spanned<Vec<[f64; 2]>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMask {
+    polygon: Spanned<Vec<[f64; 2]>>,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub storage: StorageConfig,
+    pub server: ServerConfig,
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub dir: PathBuf,
+    pub retain_days: Option<f64>,
+    pub max_bytes: Option<u64>,
+    /// Keep at least this much free on the storage filesystem (deleting oldest first).
+    pub min_free: Option<u64>,
+    pub segment_seconds: u32,
+    /// How often buffered video is fsynced and committed to the index. Bounds the loss
+    /// after a power failure; see ARCHITECTURE.md.
+    pub commit_interval_ms: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    Tcp,
+    Udp,
+}
+
+/// Where a camera's password comes from. The password itself is read only when
+/// connecting and is never stored in a struct that derives `Debug`.
+#[derive(Debug, Clone)]
+pub enum PasswordSource {
+    None,
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct CameraConfig {
+    pub name: String,
+    pub url: url::Url,
+    pub detect_url: Option<url::Url>,
+    pub username: Option<String>,
+    pub password: PasswordSource,
+    pub transport: TransportKind,
+    pub enabled: bool,
+    pub zones: Vec<Zone>,
+    pub masks: Vec<Polygon>,
+}
+
+/// A polygon in normalised image coordinates (x, y in 0..=1, origin top left).
+pub type Polygon = Vec<[f64; 2]>;
+
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub name: String,
+    pub polygon: Polygon,
+}
+
+impl CameraConfig {
+    /// Reads the password from its source. Errors name the source, never the value.
+    pub fn read_password(&self) -> anyhow::Result<Option<String>> {
+        match &self.password {
+            PasswordSource::None => Ok(None),
+            PasswordSource::Env(var) => match std::env::var(var) {
+                Ok(v) => Ok(Some(v)),
+                Err(_) => anyhow::bail!(
+                    "camera {}: environment variable {var} (password_env) is not set",
+                    self.name
+                ),
+            },
+            PasswordSource::File(p) => match std::fs::read_to_string(p) {
+                Ok(v) => Ok(Some(v.trim_end_matches(['\n', '\r']).to_owned())),
+                Err(e) => anyhow::bail!(
+                    "camera {}: cannot read password_file {}: {e}",
+                    self.name,
+                    p.display()
+                ),
+            },
+        }
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_owned(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read config file: {e}"),
+            }])
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` is used for error messages and to resolve
+    /// relative paths (relative to the file's directory).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let loc = Locator { file: path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            ConfigErrors(vec![loc.error(span, e.message().to_owned())])
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_raw(raw, &loc, base)
+    }
+
+    fn from_raw(raw: RawConfig, loc: &Locator, base: &Path) -> Result<Config, ConfigErrors> {
+        let mut errs = Vec::new();
+        let storage_span = raw.storage.span();
+        let storage = raw.storage.into_inner();
+
+        let dir = resolve(base, storage.dir.get_ref());
+        if storage.dir.get_ref().is_empty() {
+            errs.push(loc.error(storage.dir.span(), "storage.dir is empty".into()));
+        } else if let Err(e) = check_storage_dir(&dir) {
+            errs.push(loc.error(
+                storage.dir.span(),
+                format!("storage.dir {}: {e}", dir.display()),
+            ));
+        }
+        let retain_days = storage.retain_days.as_ref().and_then(|d| {
+            if !(*d.get_ref() > 0.0 && d.get_ref().is_finite()) {
+                errs.push(loc.error(d.span(), "storage.retain_days must be > 0".into()));
+                None
+            } else {
+                Some(*d.get_ref())
+            }
+        });
+        let mut bytes_key = |v: &Option<Spanned<String>>, key: &str| -> Option<u64> {
+            let v = v.as_ref()?;
+            match v.get_ref().parse::<bytesize::ByteSize>() {
+                Ok(b) if b.as_u64() > 0 => Some(b.as_u64()),
+                Ok(_) => {
+                    errs.push(loc.error(v.span(), format!("storage.{key} must be > 0")));
+                    None
+                }
+                Err(e) => {
+                    errs.push(loc.error(
+                        v.span(),
+                        format!("storage.{key}: {e} (expected e.g. \"500 GiB\" or \"2 TiB\")"),
+                    ));
+                    None
+                }
+            }
+        };
+        let max_bytes = bytes_key(&storage.max_bytes, "max_bytes");
+        let min_free = bytes_key(&storage.min_free, "min_free");
+        let segment_seconds = match &storage.segment_seconds {
+            None => 60,
+            Some(s) if (1..=3600).contains(s.get_ref()) => *s.get_ref() as u32,
+            Some(s) => {
+                errs.push(loc.error(s.span(), "storage.segment_seconds must be 1..=3600".into()));
+                60
+            }
+        };
+        let commit_interval_ms = match &storage.commit_interval_ms {
+            None => 1000,
+            Some(s) if (50..=10_000).contains(s.get_ref()) => *s.get_ref() as u32,
+            Some(s) => {
+                errs.push(loc.error(
+                    s.span(),
+                    "storage.commit_interval_ms must be 50..=10000".into(),
+                ));
+                1000
+            }
+        };
+        let _ = storage_span;
+
+        let listen = match raw.server.and_then(|s| s.listen) {
+            None => DEFAULT_LISTEN.parse().unwrap(),
+            Some(l) => match l.get_ref().parse::<SocketAddr>() {
+                Ok(a) if a.ip().is_loopback() => a,
+                Ok(_) => {
+                    errs.push(loc.error(
+                        l.span(),
+                        "server.listen: only loopback addresses (127.0.0.1, [::1]) are allowed \
+                         until authentication is configured"
+                            .into(),
+                    ));
+                    DEFAULT_LISTEN.parse().unwrap()
+                }
+                Err(e) => {
+                    errs.push(loc.error(
+                        l.span(),
+                        format!(
+                            "server.listen {:?}: {e} (expected e.g. \"127.0.0.1:8080\")",
+                            l.get_ref()
+                        ),
+                    ));
+                    DEFAULT_LISTEN.parse().unwrap()
+                }
+            },
+        };
+
+        let mut cameras: Vec<CameraConfig> = Vec::new();
+        for cam in raw.cameras {
+            let cam_span = cam.span();
+            let cam = cam.into_inner();
+            let name = cam.name.get_ref().clone();
+            if !valid_name(&name) {
+                errs.push(loc.error(
+                    cam.name.span(),
+                    format!("camera name {name:?} must be 1-64 characters of [a-z0-9_-]"),
+                ));
+            } else if cameras.iter().any(|c| c.name == name) {
+                errs.push(loc.error(cam.name.span(), format!("duplicate camera name {name:?}")));
+            }
+            let url = check_url(&cam.url, loc, &mut errs, "url");
+            let detect_url = cam
+                .detect_url
+                .as_ref()
+                .and_then(|u| check_url(u, loc, &mut errs, "detect_url"));
+            let password = match (&cam.password_env, &cam.password_file) {
+                (Some(_), Some(f)) => {
+                    errs.push(loc.error(
+                        f.span(),
+                        "set either password_env or password_file, not both".into(),
+                    ));
+                    PasswordSource::None
+                }
+                (Some(e), None) => {
+                    if e.get_ref().is_empty() {
+                        errs.push(loc.error(e.span(), "password_env is empty".into()));
+                    }
+                    PasswordSource::Env(e.get_ref().clone())
+                }
+                (None, Some(f)) => PasswordSource::File(resolve(base, f.get_ref())),
+                (None, None) => PasswordSource::None,
+            };
+            let transport = match cam
+                .transport
+                .as_ref()
+                .map(|t| (t.get_ref().as_str(), t.span()))
+            {
+                None | Some(("tcp", _)) => TransportKind::Tcp,
+                Some(("udp", _)) => TransportKind::Udp,
+                Some((other, span)) => {
+                    errs.push(loc.error(
+                        span,
+                        format!("transport {other:?}: expected \"tcp\" or \"udp\""),
+                    ));
+                    TransportKind::Tcp
+                }
+            };
+            let mut zones: Vec<Zone> = Vec::new();
+            for z in cam.zones {
+                let z = z.into_inner();
+                let zname = z.name.get_ref().clone();
+                if !valid_name(&zname) {
+                    errs.push(loc.error(
+                        z.name.span(),
+                        format!("zone name {zname:?} must be 1-64 characters of [a-z0-9_-]"),
+                    ));
+                } else if zones.iter().any(|o| o.name == zname) {
+                    errs.push(loc.error(
+                        z.name.span(),
+                        format!("duplicate zone name {zname:?} in camera {name:?}"),
+                    ));
+                }
+                check_polygon(&z.polygon, loc, &mut errs, &format!("zone {zname:?}"));
+                zones.push(Zone {
+                    name: zname,
+                    polygon: z.polygon.into_inner(),
+                });
+            }
+            let mut masks = Vec::new();
+            for m in cam.masks {
+                let m = m.into_inner();
+                check_polygon(&m.polygon, loc, &mut errs, "mask");
+                masks.push(m.polygon.into_inner());
+            }
+            let _ = cam_span;
+            cameras.push(CameraConfig {
+                name,
+                url: url.unwrap_or_else(|| "rtsp://invalid/".parse().unwrap()),
+                detect_url,
+                username: cam.username,
+                password,
+                transport,
+                enabled: cam.enabled,
+                zones,
+                masks,
+            });
+        }
+
+        if errs.is_empty() {
+            Ok(Config {
+                storage: StorageConfig {
+                    dir,
+                    retain_days,
+                    max_bytes,
+                    min_free,
+                    segment_seconds,
+                    commit_interval_ms,
+                },
+                server: ServerConfig { listen },
+                cameras,
+            })
+        } else {
+            Err(ConfigErrors(errs))
+        }
+    }
+}
+
+struct Locator<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn error(&self, span: Range<usize>, message: String) -> ConfigError {
+        let start = span.start.min(self.text.len());
+        let before = &self.text[..start];
+        let line = before.matches('\n').count() + 1;
+        let column = start - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        base.join(p)
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// The storage dir must exist and be writable, or be creatable (its nearest existing
+/// ancestor is a writable directory).
+fn check_storage_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => Err("exists but is not a directory".into()),
+        Ok(_) => probe_writable(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut anc = dir.parent();
+            while let Some(a) = anc {
+                if a.as_os_str().is_empty() {
+                    return probe_writable(Path::new("."));
+                }
+                if a.exists() {
+                    return if a.is_dir() {
+                        probe_writable(a)
+                            .map_err(|e| format!("does not exist and cannot be created: {e}"))
+                    } else {
+                        Err(format!("{} is not a directory", a.display()))
+                    };
+                }
+                anc = a.parent();
+            }
+            Err("does not exist".into())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn probe_writable(dir: &Path) -> Result<(), String> {
+    let probe = dir.join(format!(".vigil-write-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!("not writable ({e})")),
+    }
+}
+
+fn check_url(
+    u: &Spanned<String>,
+    loc: &Locator,
+    errs: &mut Vec<ConfigError>,
+    key: &str,
+) -> Option<url::Url> {
+    match url::Url::parse(u.get_ref()) {
+        Ok(url) if url.scheme() != "rtsp" => {
+            errs.push(loc.error(
+                u.span(),
+                format!(
+                    "{key}: scheme {:?} is not supported (expected rtsp://)",
+                    url.scheme()
+                ),
+            ));
+            None
+        }
+        Ok(url) if url.host_str().is_none_or(|h| h.is_empty()) => {
+            errs.push(loc.error(u.span(), format!("{key}: has no host")));
+            None
+        }
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+            // Never echo the URL: it holds a secret.
+            errs.push(loc.error(
+                u.span(),
+                format!(
+                    "{key}: credentials in the URL are not allowed; use username and password_env"
+                ),
+            ));
+            None
+        }
+        Ok(url) => Some(url),
+        Err(e) => {
+            errs.push(loc.error(u.span(), format!("{key}: invalid URL: {e}")));
+            None
+        }
+    }
+}
+
+fn check_polygon(
+    p: &Spanned<Vec<[f64; 2]>>,
+    loc: &Locator,
+    errs: &mut Vec<ConfigError>,
+    what: &str,
+) {
+    let pts = p.get_ref();
+    if pts.len() < 3 {
+        errs.push(loc.error(
+            p.span(),
+            format!("{what}: polygon needs at least 3 points, has {}", pts.len()),
+        ));
+    }
+    for (i, [x, y]) in pts.iter().enumerate() {
+        if !(0.0..=1.0).contains(x) || !(0.0..=1.0).contains(y) {
+            errs.push(loc.error(
+                p.span(),
+                format!("{what}: point {i} [{x}, {y}] is outside 0..1 (coordinates are fractions of the image)"),
+            ));
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(Path::new("/tmp/test.toml"), text)
+    }
+
+    fn storage() -> String {
+        let d = std::env::temp_dir().join("vigil-config-unit");
+        format!("[storage]\ndir = {:?}\n", d.display().to_string())
+    }
+
+    #[test]
+    fn minimal_ok() {
+        let c = parse(&format!(
+            "{}\n[[cameras]]\nname = \"a\"\nurl = \"rtsp://127.0.0.1:8554/a\"\n",
+            storage()
+        ))
+        .unwrap();
+        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.storage.segment_seconds, 60);
+        assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn error_points_at_line() {
+        let text = format!(
+            "{}\n[[cameras]]\nname = \"a\"\nurl = \"http://x/\"\n",
+            storage()
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert_eq!(e.0[0].line, 6, "{e}");
+        assert!(e.0[0].message.contains("scheme"), "{e}");
+    }
+
+    #[test]
+    fn bytes_units() {
+        let c = parse(&format!("{}max_bytes = \"2 TiB\"\n", storage())).unwrap();
+        assert_eq!(c.storage.max_bytes, Some(2 << 40));
+    }
+}

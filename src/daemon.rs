@@ -1,0 +1,158 @@
+//! The daemon: wires config -> index and recovery -> writer threads and committer ->
+//! ingest tasks -> HTTP, and shuts it all down in the reverse order so that every open
+//! segment is finished and indexed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::index::Index;
+use crate::ingest::{IngestTask, tokio_util_shim};
+use crate::record::committer::{Committer, RetentionPolicy};
+use crate::record::recovery::{self, Mode};
+use crate::record::writer::{CommitMsg, SegmentWriter, WriterConfig, WriterMsg};
+use crate::status::{CameraState, SharedStatus, Status};
+
+/// Frames a writer may have queued before ingest starts dropping (about 30 s at 15 fps).
+const WRITER_QUEUE: usize = 512;
+
+/// Runs the daemon until `shutdown` resolves. Binds the HTTP listener first and reports
+/// its address through `on_listen` (the demo prints it; tests read it).
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+    on_listen: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
+    let dir = &config.storage.dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create storage dir {}", dir.display()))?;
+    let index = Index::open(&recovery::index_path(dir))
+        .with_context(|| format!("cannot open index in {}", dir.display()))?;
+    let status: SharedStatus = Arc::new(Status::default());
+
+    let report = recovery::reconcile(&index, dir, Mode::Startup)?;
+    for p in &report.problems {
+        tracing::warn!("recovery: {p}");
+    }
+    if !report.orphans.is_empty() {
+        tracing::warn!(
+            "{} files in {} are not indexed (run `vigil check --repair` to adopt them): {:?}",
+            report.orphans.len(),
+            dir.display(),
+            &report.orphans[..report.orphans.len().min(10)]
+        );
+    }
+    status.storage(|s| s.orphan_files = report.orphans.clone());
+
+    let mut cameras = Vec::new();
+    for c in &config.cameras {
+        cameras.push((c.name.clone(), index.camera_id(&c.name)?));
+    }
+
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<CommitMsg>();
+    let committer = Committer::new(
+        index.clone(),
+        status.clone(),
+        RetentionPolicy {
+            dir: dir.clone(),
+            retain_days: config.storage.retain_days,
+            max_bytes: config.storage.max_bytes,
+            min_free: config.storage.min_free,
+        },
+        Duration::from_millis(config.storage.commit_interval_ms as u64 / 2),
+    )?;
+    let committer = std::thread::Builder::new()
+        .name("committer".into())
+        .spawn(move || committer.run(commit_rx))?;
+
+    let (cancel_src, cancel) = tokio_util_shim::new();
+    let mut writers = Vec::new();
+    let mut tasks = Vec::new();
+    for (cam, (_, id)) in config.cameras.iter().zip(&cameras) {
+        if !cam.enabled {
+            status.camera(&cam.name, |s| s.set_state(CameraState::Disabled));
+            continue;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<WriterMsg>(WRITER_QUEUE);
+        let w = SegmentWriter::new(
+            WriterConfig {
+                camera: cam.name.clone(),
+                camera_id: *id,
+                storage_dir: dir.clone(),
+                segment_seconds: config.storage.segment_seconds,
+                commit_interval: Duration::from_millis(config.storage.commit_interval_ms as u64),
+            },
+            commit_tx.clone(),
+            status.clone(),
+        );
+        writers.push((
+            tx.clone(),
+            std::thread::Builder::new()
+                .name(format!("writer-{}", cam.name))
+                .spawn(move || w.run(rx))?,
+        ));
+        tasks.push(tokio::spawn(
+            IngestTask {
+                camera: cam.clone(),
+                writer: tx,
+                status: status.clone(),
+                cancel: cancel.clone(),
+            }
+            .run(),
+        ));
+    }
+
+    let app = api::router(AppState {
+        index: index.clone(),
+        status: status.clone(),
+        cameras: Arc::new(cameras),
+    });
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("HTTP on http://{addr}/");
+    on_listen(addr);
+    let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = http_stop_rx.await;
+            })
+            .await
+    });
+
+    shutdown.await;
+    tracing::info!("shutting down: finishing open segments");
+    cancel_src.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    for (tx, _) in &writers {
+        // Blocking send: the writer must see Shutdown even if its queue is full.
+        let tx = tx.clone();
+        let _ = tokio::task::spawn_blocking(move || tx.send(WriterMsg::Shutdown)).await;
+    }
+    for (_, h) in writers {
+        let _ = tokio::task::spawn_blocking(move || h.join()).await;
+    }
+    let _ = commit_tx.send(CommitMsg::Shutdown);
+    let _ = tokio::task::spawn_blocking(move || committer.join()).await;
+    let _ = http_stop_tx.send(());
+    let _ = http.await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

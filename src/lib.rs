@@ -1,0 +1,17 @@
+//! Vigil: a video-surveillance recorder and motion-analytics engine.
+//!
+//! The modules follow the path a frame takes: [`ingest`] (RTSP sessions) -> [`record`]
+//! (segment files, commit, retention, recovery) -> [`index`] (sled) -> [`api`] (HTTP).
+//! [`daemon`] wires them together; [`cli`] is the command line; [`fake_camera`] is the
+//! RTSP test source used by the demo and the tests. See ARCHITECTURE.md.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod fake_camera;
+pub mod index;
+pub mod ingest;
+pub mod record;
+pub mod status;
+pub mod time_fmt;

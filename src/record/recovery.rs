@@ -1,0 +1,311 @@
+//! Recovery: reconciling the index with the segment files on disk.
+//!
+//! Used at daemon start (fix what a crash leaves: open segments, garbage, missing files)
+//! and by `vigil check` (report every inconsistency; with `--repair`, fix them all,
+//! including adopting orphan files that play and moving the rest to `lost+found/`).
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::fmp4;
+use crate::index::{EndReason, Index, Keyframe, Op, SegmentRecord};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Report only; change nothing.
+    Report,
+    /// What the daemon does at start: repair open segments, finish deletions, forget
+    /// entries whose file is gone; report (never touch) orphan files.
+    Startup,
+    /// Everything, orphans included.
+    Repair,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub segments_checked: u64,
+    /// Human-readable problems found (and, unless in Report mode, what was done).
+    pub problems: Vec<String>,
+    pub orphans: Vec<String>,
+    /// Bytes cut from the tails of interrupted segments.
+    pub truncated_bytes: u64,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty() && self.orphans.is_empty()
+    }
+}
+
+pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report> {
+    let mut rep = Report::default();
+    let fix = mode != Mode::Report;
+
+    // 1. Unfinished deletions.
+    for g in index.garbage()? {
+        let still_indexed = index.all_segments().any(|r| r.is_ok_and(|r| r.file == g));
+        if still_indexed {
+            rep.problems
+                .push(format!("{g}: listed for deletion but still indexed"));
+            if fix {
+                index.apply(&[Op::ForgetGarbage(g)])?;
+            }
+            continue;
+        }
+        rep.problems.push(format!("{g}: deletion was interrupted"));
+        if fix {
+            match std::fs::remove_file(dir.join(&g)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => anyhow::bail!("cannot delete {g}: {e}"),
+            }
+            index.apply(&[Op::ForgetGarbage(g)])?;
+        }
+    }
+
+    // 2. Every indexed segment against its file.
+    let mut indexed = std::collections::HashSet::new();
+    let records: Vec<SegmentRecord> = index.all_segments().collect::<Result<_, _>>()?;
+    let mut ops = Vec::new();
+    for r in records {
+        rep.segments_checked += 1;
+        indexed.insert(r.file.clone());
+        let path = dir.join(&r.file);
+        let len = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(_) => {
+                rep.problems.push(format!(
+                    "{}: indexed but the file is gone; entry dropped",
+                    r.file
+                ));
+                ops.push(Op::DeleteSegment {
+                    camera_id: r.camera_id,
+                    start_us: r.start_us,
+                    file: r.file.clone(),
+                });
+                ops.push(Op::ForgetGarbage(r.file.clone()));
+                continue;
+            }
+        };
+        if !r.is_open() && len == r.bytes {
+            continue;
+        }
+        let what = if r.is_open() {
+            "was being written when the daemon stopped".to_string()
+        } else if len < r.bytes {
+            format!("file has {len} bytes, index says {}", r.bytes)
+        } else {
+            format!(
+                "file has {len} bytes, index says {}: tail past the index",
+                r.bytes
+            )
+        };
+        match rebuild(&path, Some(&r))? {
+            Some(new) => {
+                rep.truncated_bytes += len - new.bytes;
+                rep.problems.push(format!(
+                    "{}: {what}; indexed {} frames ({} bytes) that play, cut {} bytes",
+                    r.file,
+                    new.frames,
+                    new.bytes,
+                    len - new.bytes
+                ));
+                if fix {
+                    truncate_and_finish(&path, &new)?;
+                    ops.push(Op::PutSegment(new));
+                }
+            }
+            None => {
+                rep.problems
+                    .push(format!("{}: {what}; nothing playable, removed", r.file));
+                if fix {
+                    std::fs::remove_file(&path)?;
+                    ops.push(Op::DeleteSegment {
+                        camera_id: r.camera_id,
+                        start_us: r.start_us,
+                        file: r.file.clone(),
+                    });
+                    ops.push(Op::ForgetGarbage(r.file.clone()));
+                }
+            }
+        }
+    }
+    if fix && !ops.is_empty() {
+        index.commit(&ops)?;
+    }
+
+    // 3. Files no index entry points at.
+    let cameras: std::collections::HashMap<String, u32> = index.cameras()?.into_iter().collect();
+    for f in segment_files(dir)? {
+        if indexed.contains(&f) {
+            continue;
+        }
+        rep.orphans.push(f.clone());
+        if mode != Mode::Repair {
+            continue;
+        }
+        let path = dir.join(&f);
+        let adopted = adopt(&path, &f, &cameras)?;
+        match adopted {
+            Some(rec) => {
+                truncate_and_finish(&path, &rec)?;
+                rep.problems
+                    .push(format!("{f}: orphan file adopted ({} frames)", rec.frames));
+                index.commit(&[Op::PutSegment(rec)])?;
+            }
+            None => {
+                let dest = dir.join("lost+found").join(f.replace('/', "_"));
+                std::fs::create_dir_all(dest.parent().unwrap())?;
+                std::fs::rename(&path, &dest)?;
+                rep.problems.push(format!(
+                    "{f}: orphan file does not play; moved to lost+found/"
+                ));
+            }
+        }
+    }
+    if mode == Mode::Repair {
+        rep.orphans.clear();
+    }
+    index.flush()?;
+    Ok(rep)
+}
+
+/// Scans a segment file and returns the record of its playable prefix (None if there is
+/// no playable frame). `base` supplies identity fields when the index knows the segment.
+pub fn rebuild(path: &Path, base: Option<&SegmentRecord>) -> anyhow::Result<Option<SegmentRecord>> {
+    let mut f = std::fs::File::open(path)?;
+    let scan = fmp4::scan(&mut f)?;
+    if scan.fragments.is_empty() {
+        return Ok(None);
+    }
+    let (codec, w, h) = entry_info(&scan.sample_entry);
+    let start_us = match base {
+        Some(b) => b.start_us,
+        None => match scan.fragments[0].utc_us {
+            Some(u) => u,
+            None => return Ok(None),
+        },
+    };
+    let mut keyframes = Vec::new();
+    for fr in &scan.fragments {
+        if fr.samples.first().is_some_and(|s| s.is_key) {
+            keyframes.push(Keyframe {
+                t_90k: fr.base_decode_time,
+                offset: fr.offset,
+            });
+        }
+    }
+    let duration_90k = scan.duration_90k();
+    Ok(Some(SegmentRecord {
+        camera_id: base.map(|b| b.camera_id).unwrap_or(0),
+        file: base.map(|b| b.file.clone()).unwrap_or_default(),
+        start_us,
+        end_us: start_us + duration_90k as i64 * 100 / 9,
+        duration_90k,
+        bytes: scan.valid_len,
+        frames: scan.frames() as u32,
+        init_len: scan.init_len as u32,
+        mehd_offset: scan.mehd_duration_offset.unwrap_or(0) as u32,
+        keyframes,
+        codec: base.map(|b| b.codec.clone()).unwrap_or(codec),
+        width: base.map(|b| b.width).unwrap_or(w),
+        height: base.map(|b| b.height).unwrap_or(h),
+        end_reason: match base.map(|b| b.end_reason) {
+            Some(EndReason::Open) | None => EndReason::Recovered,
+            Some(other) => other,
+        },
+        run: base.map(|b| b.run).unwrap_or(0),
+    }))
+}
+
+fn adopt(
+    path: &Path,
+    rel: &str,
+    cameras: &std::collections::HashMap<String, u32>,
+) -> anyhow::Result<Option<SegmentRecord>> {
+    let camera = rel.split('/').next().unwrap_or("");
+    let Some(&id) = cameras.get(camera) else {
+        return Ok(None);
+    };
+    let Some(mut rec) = rebuild(path, None)? else {
+        return Ok(None);
+    };
+    rec.camera_id = id;
+    rec.file = rel.to_owned();
+    Ok(Some(rec))
+}
+
+/// Cuts the file to the record's length and writes its duration into `mehd`; fsyncs.
+fn truncate_and_finish(path: &Path, r: &SegmentRecord) -> anyhow::Result<()> {
+    let f = OpenOptions::new().write(true).open(path)?;
+    f.set_len(r.bytes)?;
+    if r.mehd_offset > 0 {
+        f.write_all_at(&r.duration_90k.to_be_bytes(), r.mehd_offset as u64)?;
+    }
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Codec string, width and height from an `avc1`/`hvc1` sample entry.
+fn entry_info(entry: &[u8]) -> (String, u16, u16) {
+    let fourcc = entry.get(4..8).unwrap_or(b"????");
+    let w = entry
+        .get(32..34)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .unwrap_or(0);
+    let h = entry
+        .get(34..36)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .unwrap_or(0);
+    // avcC follows the 86-byte VisualSampleEntry; bytes 1..4 of its body are
+    // profile, compatibility and level: the RFC 6381 "avc1.PPCCLL" string.
+    let codec = if fourcc == b"avc1" {
+        match entry.get(86 + 8..86 + 8 + 4) {
+            Some(b) => format!("avc1.{:02X}{:02X}{:02X}", b[1], b[2], b[3]),
+            None => "avc1".into(),
+        }
+    } else {
+        String::from_utf8_lossy(fourcc).into_owned()
+    };
+    (codec, w, h)
+}
+
+/// Segment files under `dir`, as paths relative to it (`camera/day/name.mp4`).
+pub fn segment_files(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let Ok(cams) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for cam in cams {
+        let cam = cam?;
+        let cam_name = cam.file_name().to_string_lossy().into_owned();
+        // Camera names are [a-z0-9_-]: this skips `index.sled` and `lost+found`.
+        if !cam.file_type()?.is_dir() || cam_name.contains(['.', '+']) {
+            continue;
+        }
+        for day in std::fs::read_dir(cam.path())? {
+            let day = day?;
+            if !day.file_type()?.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(day.path())? {
+                let f = f?;
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".mp4") {
+                    out.push(format!(
+                        "{cam_name}/{}/{name}",
+                        day.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Where the index lives inside the storage dir.
+pub fn index_path(storage: &Path) -> PathBuf {
+    storage.join("index.sled")
+}

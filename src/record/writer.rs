@@ -1,0 +1,438 @@
+//! The per-camera segment writer: turns frames into fragmented-MP4 segment files and hands
+//! durable progress to the committer.
+//!
+//! One OS thread per camera (never on the async executor). Frames arrive through a bounded
+//! channel from the ingest task. The write order per segment is:
+//! create file (O_EXCL) -> write init -> fsync file and directory -> index the segment as
+//! open; then per fragment: write -> (every `commit_interval`) fsync -> send the updated
+//! record to the committer, which commits it to sled. The index therefore never describes
+//! bytes that are not on disk.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use super::fmp4::{self, Sample};
+use crate::index::{EndReason, Keyframe, SegmentRecord};
+use crate::status::SharedStatus;
+
+/// Codec parameters of a stream; a new `Arc` means new parameters.
+#[derive(Debug)]
+pub struct VideoParams {
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// A complete `avc1`/`hvc1` sample entry box.
+    pub sample_entry: Vec<u8>,
+}
+
+/// One encoded frame (length-prefixed NAL units, as MP4 stores them).
+pub struct Frame {
+    /// Presentation time in 90 kHz units, relative to the RTSP session.
+    pub pts_90k: i64,
+    /// UTC of this frame, µs since the epoch.
+    pub utc_us: i64,
+    pub is_key: bool,
+    pub data: Vec<u8>,
+    pub params: Arc<VideoParams>,
+    /// RTSP session counter; a new value means a new, unrelated timeline.
+    pub run: u64,
+    /// Frames were lost just before this one.
+    pub discontinuity: bool,
+}
+
+pub enum WriterMsg {
+    Frame(Frame),
+    /// The RTSP session ended (camera gone, network error).
+    EndRun,
+    /// Finish the open segment and exit.
+    Shutdown,
+}
+
+/// What the committer receives.
+pub enum CommitMsg {
+    /// Index this record (the bytes it describes are already fsynced).
+    Put(SegmentRecord),
+    /// A write failed for lack of space: free some now.
+    DiskFull,
+    /// Flush and exit once every writer has sent its last record.
+    Shutdown,
+}
+
+pub struct WriterConfig {
+    pub camera: String,
+    pub camera_id: u32,
+    pub storage_dir: PathBuf,
+    pub segment_seconds: u32,
+    pub commit_interval: Duration,
+}
+
+/// Longest a fragment may buffer before it is written out.
+const MAX_FRAGMENT_90K: i64 = 90_000;
+/// Used for the last frame of a run, whose successor never comes.
+const DEFAULT_DURATION: u32 = 3_000;
+
+struct OpenSegment {
+    file: File,
+    path: PathBuf,
+    rec: SegmentRecord,
+    /// What the index has (durable).
+    committed: SegmentRecord,
+    seq: u32,
+    start_pts: i64,
+    params: Arc<VideoParams>,
+    last_sync: Instant,
+}
+
+struct Pending {
+    frame: Frame,
+}
+
+pub struct SegmentWriter {
+    cfg: WriterConfig,
+    commit_tx: Sender<CommitMsg>,
+    status: SharedStatus,
+    seg: Option<OpenSegment>,
+    pending: Option<Pending>,
+    /// The current fragment: samples with known durations, and their data.
+    frag: Vec<(Sample, Vec<u8>)>,
+    frag_start: Option<(i64, i64)>,
+    last_duration: u32,
+    waiting_for_key: bool,
+    last_open_attempt: Option<Instant>,
+}
+
+impl SegmentWriter {
+    pub fn new(cfg: WriterConfig, commit_tx: Sender<CommitMsg>, status: SharedStatus) -> Self {
+        SegmentWriter {
+            cfg,
+            commit_tx,
+            status,
+            seg: None,
+            pending: None,
+            frag: Vec::new(),
+            frag_start: None,
+            last_duration: DEFAULT_DURATION,
+            waiting_for_key: true,
+            last_open_attempt: None,
+        }
+    }
+
+    /// Runs until `Shutdown` or the channel closes.
+    pub fn run(mut self, rx: Receiver<WriterMsg>) {
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                WriterMsg::Frame(f) => self.frame(f),
+                WriterMsg::EndRun => self.end_run(EndReason::Disconnect),
+                WriterMsg::Shutdown => break,
+            }
+        }
+        self.end_run(EndReason::Shutdown);
+    }
+
+    fn frame(&mut self, f: Frame) {
+        // A new run or lost frames: whatever is open ends here.
+        let breaks = f.discontinuity
+            || self.pending.as_ref().is_some_and(|p| p.frame.run != f.run)
+            || self.seg.as_ref().is_some_and(|s| s.rec.run != f.run);
+        if breaks {
+            self.end_run(if f.discontinuity {
+                EndReason::Dropped
+            } else {
+                EndReason::Disconnect
+            });
+        }
+        // Give the held-back frame its duration, now that its successor is here.
+        if let Some(p) = self.pending.take() {
+            let d = f.pts_90k - p.frame.pts_90k;
+            let d = if d > 0 && d < 10 * 90_000 {
+                d as u32
+            } else {
+                self.last_duration
+            };
+            self.last_duration = d;
+            self.push_sample(p.frame, d);
+        }
+        if self.seg.is_none() || self.waiting_for_key {
+            if !f.is_key {
+                return; // nothing plays before a keyframe
+            }
+            if self.seg.is_none() {
+                // Do not hammer a full disk: retry at most once a second.
+                if let Some(t) = self.last_open_attempt
+                    && t.elapsed() < Duration::from_secs(1)
+                {
+                    return;
+                }
+                self.last_open_attempt = Some(Instant::now());
+                if let Err(e) = self.open_segment(&f) {
+                    self.write_failed(e, "creating segment");
+                    return;
+                }
+            }
+            self.waiting_for_key = false;
+        } else if f.is_key {
+            let seg = self.seg.as_ref().unwrap();
+            let params_changed = !Arc::ptr_eq(&seg.params, &f.params);
+            let long_enough = f.pts_90k - seg.start_pts >= self.cfg.segment_seconds as i64 * 90_000;
+            if params_changed || long_enough {
+                self.close_segment(if params_changed {
+                    EndReason::ParamsChange
+                } else {
+                    EndReason::Rotation
+                });
+                if let Err(e) = self.open_segment(&f) {
+                    self.write_failed(e, "creating segment");
+                    return;
+                }
+            } else {
+                self.flush_fragment();
+            }
+        } else if let Some((start_pts, _)) = self.frag_start
+            && f.pts_90k - start_pts >= MAX_FRAGMENT_90K
+        {
+            self.flush_fragment();
+        }
+        if self.seg.is_some() {
+            self.pending = Some(Pending { frame: f });
+        }
+    }
+
+    fn push_sample(&mut self, f: Frame, duration: u32) {
+        if self.seg.is_none() {
+            return;
+        }
+        if self.frag.is_empty() {
+            self.frag_start = Some((f.pts_90k, f.utc_us));
+        }
+        self.frag.push((
+            Sample {
+                duration,
+                size: f.data.len() as u32,
+                is_key: f.is_key,
+            },
+            f.data,
+        ));
+    }
+
+    /// Ends the current run: the held-back frame gets a nominal duration, everything is
+    /// written, and the segment is closed.
+    fn end_run(&mut self, reason: EndReason) {
+        if let Some(p) = self.pending.take() {
+            let d = self.last_duration;
+            self.push_sample(p.frame, d);
+        }
+        if self.seg.is_some() {
+            self.close_segment(reason);
+        }
+        self.waiting_for_key = true;
+    }
+
+    fn open_segment(&mut self, f: &Frame) -> io::Result<()> {
+        let (day, name) = crate::time_fmt::path_parts(f.utc_us);
+        let rel = format!("{}/{}/{}.mp4", self.cfg.camera, day, name);
+        let path = self.cfg.storage_dir.join(&rel);
+        let dir = path.parent().unwrap();
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            sync_dir(dir.parent().unwrap())?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let init = fmp4::init_segment(&f.params.sample_entry, f.params.width, f.params.height);
+        let res = (|| {
+            file.write_all(&init.bytes)?;
+            file.sync_data()?;
+            sync_dir(dir)
+        })();
+        if let Err(e) = res {
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        let rec = SegmentRecord {
+            camera_id: self.cfg.camera_id,
+            file: rel,
+            start_us: f.utc_us,
+            end_us: f.utc_us,
+            duration_90k: 0,
+            bytes: init.bytes.len() as u64,
+            frames: 0,
+            init_len: init.bytes.len() as u32,
+            mehd_offset: init.mehd_duration_offset as u32,
+            keyframes: Vec::new(),
+            codec: f.params.codec.clone(),
+            width: f.params.width as u16,
+            height: f.params.height as u16,
+            end_reason: EndReason::Open,
+            run: f.run,
+        };
+        let _ = self.commit_tx.send(CommitMsg::Put(rec.clone()));
+        self.status.camera(&self.cfg.camera, |s| {
+            s.recording = true;
+            s.codec = Some(f.params.codec.clone());
+            s.width = f.params.width;
+            s.height = f.params.height;
+        });
+        self.seg = Some(OpenSegment {
+            file,
+            path,
+            committed: rec.clone(),
+            rec,
+            seq: 0,
+            start_pts: f.pts_90k,
+            params: f.params.clone(),
+            last_sync: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Writes the buffered fragment and, when the commit interval has passed, makes it
+    /// durable and sends it to the committer.
+    fn flush_fragment(&mut self) {
+        if let Err(e) = self.write_fragment() {
+            self.write_failed(e, "writing fragment");
+            return;
+        }
+        let due = self
+            .seg
+            .as_ref()
+            .is_some_and(|s| s.last_sync.elapsed() >= self.cfg.commit_interval);
+        if due && let Err(e) = self.sync_and_commit() {
+            self.write_failed(e, "syncing segment");
+        }
+    }
+
+    fn write_fragment(&mut self) -> io::Result<()> {
+        let Some(seg) = self.seg.as_mut() else {
+            self.frag.clear();
+            return Ok(());
+        };
+        if self.frag.is_empty() {
+            return Ok(());
+        }
+        let (start_pts, start_utc) = self.frag_start.take().unwrap();
+        let samples: Vec<Sample> = self.frag.iter().map(|(s, _)| *s).collect();
+        seg.seq += 1;
+        let base = (start_pts - seg.start_pts) as u64;
+        let mut buf = fmp4::fragment_header(seg.seq, base, start_utc, &samples);
+        let offset = seg.rec.bytes;
+        for (_, d) in &self.frag {
+            buf.extend_from_slice(d);
+        }
+        seg.file.write_all(&buf)?;
+        let r = &mut seg.rec;
+        if samples[0].is_key {
+            r.keyframes.push(Keyframe {
+                t_90k: r.duration_90k,
+                offset,
+            });
+        }
+        r.bytes += buf.len() as u64;
+        r.frames += samples.len() as u32;
+        r.duration_90k += samples.iter().map(|s| s.duration as u64).sum::<u64>();
+        r.end_us = r.start_us + (r.duration_90k as i64 * 100 / 9);
+        let n = samples.len() as u64;
+        self.status.camera(&self.cfg.camera, |s| {
+            s.frames += n;
+        });
+        self.frag.clear();
+        Ok(())
+    }
+
+    fn sync_and_commit(&mut self) -> io::Result<()> {
+        let Some(seg) = self.seg.as_mut() else {
+            return Ok(());
+        };
+        seg.file.sync_data()?;
+        seg.last_sync = Instant::now();
+        if seg.rec != seg.committed {
+            seg.committed = seg.rec.clone();
+            let _ = self.commit_tx.send(CommitMsg::Put(seg.rec.clone()));
+        }
+        Ok(())
+    }
+
+    fn close_segment(&mut self, reason: EndReason) {
+        if let Err(e) = self.write_fragment() {
+            self.write_failed(e, "writing fragment");
+            return;
+        }
+        let Some(seg) = self.seg.as_mut() else {
+            return;
+        };
+        // Tell players the duration up front (mehd), then make it all durable.
+        let dur = seg.rec.duration_90k.to_be_bytes();
+        let res = seg
+            .file
+            .write_all_at(&dur, seg.rec.mehd_offset as u64)
+            .and_then(|_| seg.file.sync_data());
+        if let Err(e) = res {
+            self.write_failed(e, "closing segment");
+            return;
+        }
+        let mut seg = self.seg.take().unwrap();
+        if seg.rec.frames == 0 {
+            // Nothing playable: forget it entirely.
+            drop(seg.file);
+            let _ = std::fs::remove_file(&seg.path);
+            seg.rec.end_reason = reason;
+            let _ = self.commit_tx.send(CommitMsg::Put(seg.rec)); // committer drops empties
+        } else {
+            seg.rec.end_reason = reason;
+            let _ = self.commit_tx.send(CommitMsg::Put(seg.rec));
+            self.status
+                .camera(&self.cfg.camera, |s| s.segments_written += 1);
+        }
+        self.status
+            .camera(&self.cfg.camera, |s| s.recording = false);
+    }
+
+    /// A write failed: keep what is durable, close the segment there, ask for space if the
+    /// disk is full, and wait for the next keyframe to try again.
+    fn write_failed(&mut self, e: io::Error, what: &str) {
+        let full = is_disk_full(&e);
+        tracing::warn!(camera = %self.cfg.camera, "{what}: {e}");
+        self.frag.clear();
+        self.frag_start = None;
+        self.pending = None;
+        if let Some(mut seg) = self.seg.take() {
+            let mut rec = seg.committed.clone();
+            let _ = seg.file.set_len(rec.bytes);
+            let _ = seg.file.seek(SeekFrom::End(0));
+            let _ = seg.file.sync_data();
+            rec.end_reason = EndReason::WriteError;
+            if rec.frames == 0 {
+                drop(seg.file);
+                let _ = std::fs::remove_file(&seg.path);
+            }
+            let _ = self.commit_tx.send(CommitMsg::Put(rec));
+        }
+        if full {
+            let _ = self.commit_tx.send(CommitMsg::DiskFull);
+        }
+        self.waiting_for_key = true;
+        let msg = format!("{what}: {e}");
+        self.status.camera(&self.cfg.camera, |s| {
+            s.recording = false;
+            s.write_errors += 1;
+            s.set_error(msg);
+        });
+    }
+}
+
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// fsyncs a directory so that entries created in it are durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,133 @@
+//! Live status shared between the pipeline threads and the HTTP API: per camera (state and
+//! since when, rates, counters, last error) and for storage (bytes, retention, disk errors).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraState {
+    Starting,
+    Connecting,
+    WaitingStaleSession,
+    Streaming,
+    Backoff,
+    Disabled,
+    Stopped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CameraStatus {
+    pub name: String,
+    pub state: CameraState,
+    /// When `state` was entered (RFC 3339).
+    pub since: String,
+    #[serde(skip)]
+    pub since_us: i64,
+    pub fps: f64,
+    pub bitrate_bps: f64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub reconnects: u64,
+    pub dropped_frames: u64,
+    pub codec: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub recording: bool,
+    pub segments_written: u64,
+    pub write_errors: u64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+impl CameraStatus {
+    fn new(name: &str) -> Self {
+        let now = now_us();
+        CameraStatus {
+            name: name.to_owned(),
+            state: CameraState::Starting,
+            since: crate::time_fmt::rfc3339(now),
+            since_us: now,
+            fps: 0.0,
+            bitrate_bps: 0.0,
+            frames: 0,
+            bytes: 0,
+            reconnects: 0,
+            dropped_frames: 0,
+            codec: None,
+            width: 0,
+            height: 0,
+            recording: false,
+            segments_written: 0,
+            write_errors: 0,
+            last_error: None,
+            last_error_at: None,
+        }
+    }
+
+    pub fn set_state(&mut self, s: CameraState) {
+        if self.state != s {
+            self.state = s;
+            self.since_us = now_us();
+            self.since = crate::time_fmt::rfc3339(self.since_us);
+        }
+    }
+
+    pub fn set_error(&mut self, e: String) {
+        self.last_error = Some(e);
+        self.last_error_at = Some(crate::time_fmt::rfc3339(now_us()));
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StorageStatus {
+    pub dir: String,
+    pub total_bytes: u64,
+    pub segments: u64,
+    pub max_bytes: Option<u64>,
+    pub retain_days: Option<f64>,
+    pub free_bytes: Option<u64>,
+    pub deleted_segments: u64,
+    pub deleted_bytes: u64,
+    pub disk_full_events: u64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub index_bytes: u64,
+    pub orphan_files: Vec<String>,
+}
+
+/// The registry everyone shares.
+#[derive(Default)]
+pub struct Status {
+    cameras: Mutex<BTreeMap<String, CameraStatus>>,
+    storage: Mutex<StorageStatus>,
+}
+
+pub type SharedStatus = Arc<Status>;
+
+impl Status {
+    pub fn camera<R>(&self, name: &str, f: impl FnOnce(&mut CameraStatus) -> R) -> R {
+        let mut l = self.cameras.lock().unwrap();
+        let s = l
+            .entry(name.to_owned())
+            .or_insert_with(|| CameraStatus::new(name));
+        f(s)
+    }
+
+    pub fn cameras(&self) -> Vec<CameraStatus> {
+        self.cameras.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn storage<R>(&self, f: impl FnOnce(&mut StorageStatus) -> R) -> R {
+        f(&mut self.storage.lock().unwrap())
+    }
+}
