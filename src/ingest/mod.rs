@@ -101,10 +101,10 @@ impl IngestTask {
                 r = self.session(group.clone(), run) => r,
                 _ = cancel.cancelled() => Ok(()),
             };
-            let _ = self.writer.try_send(WriterMsg::EndRun);
             if cancel.is_cancelled() {
-                break;
+                break; // the writer gets Shutdown and closes with that reason
             }
+            let _ = self.writer.try_send(WriterMsg::EndRun);
             if started.elapsed() >= HEALTHY_SESSION {
                 failures = 0;
             }
@@ -205,6 +205,12 @@ impl IngestTask {
                     codec: v.rfc6381_codec().to_owned(),
                     width,
                     height,
+                    // frame_rate() is (seconds numerator, denominator) per frame.
+                    nominal_duration: v
+                        .frame_rate()
+                        .filter(|&(n, d)| n > 0 && d > 0)
+                        .map(|(n, d)| (90_000u64 * n as u64 / d as u64) as u32)
+                        .filter(|&t| t > 0 && t <= 90_000),
                     sample_entry: b.build()?,
                 }));
             }

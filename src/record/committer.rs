@@ -114,6 +114,10 @@ impl Committer {
                     tracing::error!("retention: {e}");
                 }
             }
+            // The byte limit is a cheap comparison: enforce it on every tick.
+            if let Err(e) = self.enforce_max_bytes() {
+                tracing::error!("retention: {e}");
+            }
             if disk_full || last_retention.elapsed() >= RETENTION_EVERY {
                 last_retention = Instant::now();
                 if let Err(e) = self.retention(now_us()) {
@@ -198,13 +202,7 @@ impl Committer {
                 }
             }
         }
-        if let Some(max) = self.policy.max_bytes {
-            while self.total_bytes > max {
-                if !self.delete_oldest("max_bytes")? {
-                    break;
-                }
-            }
-        }
+        self.enforce_max_bytes()?;
         if let Some(min_free) = self.policy.min_free {
             while free_bytes(&self.policy.dir).is_some_and(|f| f < min_free) {
                 if !self.delete_oldest("min_free")? {
@@ -214,6 +212,17 @@ impl Committer {
         }
         let free = free_bytes(&self.policy.dir);
         self.status.storage(|s| s.free_bytes = free);
+        Ok(())
+    }
+
+    fn enforce_max_bytes(&mut self) -> crate::index::Result<()> {
+        if let Some(max) = self.policy.max_bytes {
+            while self.total_bytes > max {
+                if !self.delete_oldest("max_bytes")? {
+                    break;
+                }
+            }
+        }
         Ok(())
     }
 

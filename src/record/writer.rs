@@ -26,6 +26,9 @@ pub struct VideoParams {
     pub codec: String,
     pub width: u32,
     pub height: u32,
+    /// Nominal frame duration (90 kHz) from the stream's timing info, if it has one. Used
+    /// only for the last frame of a run, whose successor never arrives.
+    pub nominal_duration: Option<u32>,
     /// A complete `avc1`/`hvc1` sample entry box.
     pub sample_entry: Vec<u8>,
 }
@@ -73,7 +76,8 @@ pub struct WriterConfig {
 
 /// Longest a fragment may buffer before it is written out.
 const MAX_FRAGMENT_90K: i64 = 90_000;
-/// Used for the last frame of a run, whose successor never comes.
+/// Used for the last frame of a run, whose successor never comes, when neither an earlier
+/// frame of the run nor the stream's timing info tells its duration.
 const DEFAULT_DURATION: u32 = 3_000;
 
 struct OpenSegment {
@@ -102,6 +106,8 @@ pub struct SegmentWriter {
     frag: Vec<(Sample, Vec<u8>)>,
     frag_start: Option<(i64, i64)>,
     last_duration: u32,
+    /// Whether `last_duration` was measured in the current run.
+    seen_duration: bool,
     waiting_for_key: bool,
     last_open_attempt: Option<Instant>,
 }
@@ -117,6 +123,7 @@ impl SegmentWriter {
             frag: Vec::new(),
             frag_start: None,
             last_duration: DEFAULT_DURATION,
+            seen_duration: false,
             waiting_for_key: true,
             last_open_attempt: None,
         }
@@ -155,6 +162,7 @@ impl SegmentWriter {
                 self.last_duration
             };
             self.last_duration = d;
+            self.seen_duration = true;
             self.push_sample(p.frame, d);
         }
         if self.seg.is_none() || self.waiting_for_key {
@@ -223,13 +231,18 @@ impl SegmentWriter {
     /// written, and the segment is closed.
     fn end_run(&mut self, reason: EndReason) {
         if let Some(p) = self.pending.take() {
-            let d = self.last_duration;
+            let d = match (self.seen_duration, p.frame.params.nominal_duration) {
+                (true, _) => self.last_duration,
+                (false, Some(n)) => n,
+                (false, None) => DEFAULT_DURATION,
+            };
             self.push_sample(p.frame, d);
         }
         if self.seg.is_some() {
             self.close_segment(reason);
         }
         self.waiting_for_key = true;
+        self.seen_duration = false;
     }
 
     fn open_segment(&mut self, f: &Frame) -> io::Result<()> {

@@ -1,0 +1,301 @@
+//! Shared test harness: real processes (the `vigil` binary as daemon and as fake camera),
+//! real HTTP, real ffprobe. Every child is killed when its guard drops, and every server
+//! binds 127.0.0.1.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+
+/// A child process killed (SIGKILL) on drop unless already stopped.
+pub struct Proc {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+    /// SIGTERM and wait; panics if it does not exit within `timeout`.
+    pub fn stop(mut self, timeout: Duration) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not stop in {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    pub fn kill9(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+    /// Waits for a stdout line containing `needle` and returns it.
+    pub fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no line containing {needle:?} within {timeout:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `vigil ARGS`, collecting stdout lines; stderr goes to a log file in `log_dir`.
+pub fn spawn(args: &[&str], log: &Path) -> Proc {
+    let mut child = Command::new(VIGIL)
+        .args(args)
+        .env("VIGIL_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("spawn vigil");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    Proc { child, lines: rx }
+}
+
+/// A fake camera serving `paths`; returns it and its port.
+pub fn fake_camera(paths: &[&str], port: u16, extra: &[&str], log: &Path) -> (Proc, u16) {
+    let port_s = port.to_string();
+    let mut args = vec!["fake-camera", "--port", &port_s];
+    for p in paths {
+        args.extend(["--path", p]);
+    }
+    args.extend(extra);
+    let p = spawn(&args, log);
+    let line = p.wait_line("rtsp://", Duration::from_secs(20));
+    let port = line
+        .trim_start_matches("rtsp://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (p, port)
+}
+
+/// Starts `vigil run` and returns it with its HTTP base URL.
+pub fn daemon(config: &Path, log: &Path) -> (Proc, String) {
+    let p = spawn(&["run", "--config", config.to_str().unwrap()], log);
+    let line = p.wait_line("listening on", Duration::from_secs(30));
+    let url = line
+        .trim_start_matches("listening on ")
+        .trim_end_matches('/')
+        .to_string();
+    (p, url)
+}
+
+pub fn get_json(url: &str) -> serde_json::Value {
+    let mut r = ureq::get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    r.body_mut().read_json().unwrap()
+}
+
+/// GET that returns (status, body JSON) without failing on 4xx.
+pub fn get_status(url: &str) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent.get(url).call().unwrap();
+    let code = r.status().as_u16();
+    (
+        code,
+        r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Polls `f` every 200 ms until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn camera_status(base: &str, name: &str) -> serde_json::Value {
+    let v = get_json(&format!("{base}/api/cameras"));
+    v["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no camera {name} in {v}"))
+}
+
+/// Frames and duration (s) of a media file as ffprobe counts them.
+pub fn ffprobe(path: &Path) -> (u64, f64) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe (apt install ffmpeg)");
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let frames = v["streams"][0]["nb_read_frames"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dur = v["format"]["duration"].as_str().unwrap().parse().unwrap();
+    (frames, dur)
+}
+
+/// Sum of packet durations (s) of the video stream: exact, unlike the container's summary.
+pub fn ffprobe_packet_duration(path: &Path) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=duration_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .sum()
+}
+
+pub struct TestDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> Self {
+        TestDir {
+            dir: tempfile::Builder::new()
+                .prefix("vigil-test-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A config with `cameras` (name, url) recording into `storage`.
+pub fn config(storage: &Path, cameras: &[(&str, String)], storage_extra: &str) -> String {
+    let mut s = format!(
+        "[storage]\ndir = {:?}\n{storage_extra}\n[server]\nlisten = \"127.0.0.1:0\"\n",
+        storage.display().to_string()
+    );
+    for (name, url) in cameras {
+        s += &format!("\n[[cameras]]\nname = \"{name}\"\nurl = \"{url}\"\n");
+    }
+    s
+}
+
+/// Opens the (stopped) daemon's index and returns every segment record.
+pub fn indexed_segments(storage: &Path) -> Vec<vigil::index::SegmentRecord> {
+    let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(storage)).unwrap();
+    let v: Vec<_> = ix.all_segments().collect::<Result<_, _>>().unwrap();
+    v
+}
+
+/// Checks that every indexed segment plays in ffprobe with the indexed frame count and
+/// duration (to the millisecond).
+pub fn assert_segments_play(storage: &Path, segs: &[vigil::index::SegmentRecord]) {
+    for s in segs {
+        let path = storage.join(&s.file);
+        let (frames, _) = ffprobe(&path);
+        assert_eq!(frames, s.frames as u64, "{}: frame count", s.file);
+        let dur = ffprobe_packet_duration(&path);
+        let want = s.duration_90k as f64 / 90_000.0;
+        assert!(
+            (dur - want).abs() < 0.002,
+            "{}: ffprobe duration {dur} vs index {want}",
+            s.file
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            s.bytes,
+            "{}: file length vs index",
+            s.file
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Bad configs: each class is rejected by `vigil check-config` (exit 2) with
+//! file:line:column and what is wrong; `vigil run` refuses them too.
+
+mod common;
+
+use common::*;
+
+fn check(t: &TestDir, name: &str, text: &str) -> (i32, String) {
+    let p = t.write(name, text);
+    let out = std::process::Command::new(VIGIL)
+        .args(["check-config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
+}
+
+const CAM: &str = "[[cameras]]\nname = \"a\"\nurl = \"rtsp://127.0.0.1:8554/a\"\n";
+
+#[test]
+fn each_bad_config_class_names_file_line_and_problem() {
+    let t = TestDir::new();
+    let dir = t.join("storage").display().to_string();
+    let storage = format!("[storage]\ndir = {dir:?}\n");
+    // (case, text, expected line, expected words)
+    let cases: Vec<(&str, String, usize, &str)> = vec![
+        (
+            "syntax",
+            format!("{storage}\n[[cameras]\n"),
+            4,
+            "unclosed array table",
+        ),
+        (
+            "unknown key",
+            format!("{storage}colour = 1\n"),
+            3,
+            "unknown field `colour`",
+        ),
+        (
+            "unknown camera key",
+            format!("{storage}{CAM}fps = 4\n"),
+            6,
+            "unknown field `fps`",
+        ),
+        (
+            "duplicate name",
+            format!("{storage}{CAM}{CAM}"),
+            7,
+            "duplicate camera name",
+        ),
+        (
+            "bad name",
+            format!("{storage}[[cameras]]\nname = \"Front Door\"\nurl = \"rtsp://h/\"\n"),
+            4,
+            "[a-z0-9_-]",
+        ),
+        (
+            "short polygon",
+            format!(
+                "{storage}{CAM}[[cameras.zones]]\nname = \"z\"\npolygon = [[0.1, 0.1], [0.2, 0.2]]\n"
+            ),
+            8,
+            "at least 3 points",
+        ),
+        (
+            "outside 0..1",
+            format!(
+                "{storage}{CAM}[[cameras.masks]]\npolygon = [[0.1, 0.1], [1.2, 0.2], [0.3, 0.9]]\n"
+            ),
+            7,
+            "outside 0..1",
+        ),
+        (
+            "bad url scheme",
+            format!("{storage}[[cameras]]\nname = \"a\"\nurl = \"http://127.0.0.1/a\"\n"),
+            5,
+            "scheme",
+        ),
+        (
+            "bad url",
+            format!("{storage}[[cameras]]\nname = \"a\"\nurl = \"rtsp://\"\n"),
+            5,
+            "url",
+        ),
+        (
+            "credentials in url",
+            format!("{storage}[[cameras]]\nname = \"a\"\nurl = \"rtsp://admin:hunter2@cam/\"\n"),
+            5,
+            "credentials in the URL",
+        ),
+        (
+            "storage under a file",
+            "[storage]\ndir = \"/etc/hostname/vigil\"\n".to_string(),
+            2,
+            "Not a directory",
+        ),
+        (
+            "unwritable storage",
+            "[storage]\ndir = \"/proc/vigil-storage\"\n".to_string(),
+            2,
+            "storage.dir",
+        ),
+        (
+            "bad size",
+            format!("{storage}max_bytes = \"lots\"\n"),
+            3,
+            "max_bytes",
+        ),
+        (
+            "non-loopback listen",
+            format!("{storage}[server]\nlisten = \"0.0.0.0:8080\"\n"),
+            4,
+            "loopback",
+        ),
+        (
+            "bad transport",
+            format!("{storage}{CAM}transport = \"sctp\"\n"),
+            6,
+            "expected \"tcp\" or \"udp\"",
+        ),
+        (
+            "missing storage",
+            CAM.to_string(),
+            1,
+            "missing field `storage`",
+        ),
+    ];
+    for (i, (case, text, line, words)) in cases.iter().enumerate() {
+        let name = format!("bad{i}.toml");
+        let (code, msg) = check(&t, &name, text);
+        assert_eq!(code, 2, "{case}: exit code; output: {msg}");
+        let want = format!("{name}:{line}:");
+        assert!(msg.contains(&want), "{case}: expected {want:?} in {msg:?}");
+        assert!(msg.contains(words), "{case}: expected {words:?} in {msg:?}");
+        assert!(!msg.contains("hunter2"), "{case}: secret echoed: {msg}");
+    }
+}
+
+#[test]
+fn shipped_configs_are_valid_and_run_refuses_bad_ones() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for f in ["config/demo.toml", "config/example.toml"] {
+        let text = std::fs::read_to_string(format!("{root}/{f}")).unwrap();
+        // The shipped storage dirs may not be writable here: point them at a temp dir.
+        let t = TestDir::new();
+        let text = text
+            .replace(
+                "\"/var/lib/vigil\"",
+                &format!("{:?}", t.join("s").display().to_string()),
+            )
+            .replace(
+                "\"/tmp/vigil-demo\"",
+                &format!("{:?}", t.join("s").display().to_string()),
+            );
+        let (code, msg) = check(&t, "c.toml", &text);
+        assert_eq!(code, 0, "{f}: {msg}");
+    }
+    let t = TestDir::new();
+    let p = t.write("bad.toml", "[storage]\ndir = 7\n");
+    let out = std::process::Command::new(VIGIL)
+        .args(["run", "--config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:2:"), "{err}");
+}
