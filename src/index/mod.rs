@@ -32,6 +32,18 @@ pub enum IndexError {
 
 pub type Result<T> = std::result::Result<T, IndexError>;
 
+impl IndexError {
+    /// Whether the store failed for lack of disk space.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            IndexError::Sled(sled::Error::Io(e)) => {
+                matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Why a segment ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EndReason {

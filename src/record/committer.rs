@@ -254,23 +254,26 @@ impl Committer {
 
     fn delete(&mut self, r: SegmentRecord, why: &str) -> crate::index::Result<()> {
         tracing::info!(file = %r.file, bytes = r.bytes, "retention ({why}): deleting segment");
-        self.index.commit(&[Op::DeleteSegment {
+        let op = Op::DeleteSegment {
             camera_id: r.camera_id,
             start_us: r.start_us,
             file: r.file.clone(),
-        }])?;
+        };
         let path = self.policy.dir.join(&r.file);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {
-                if let Some(day) = path.parent() {
-                    let _ = std::fs::remove_dir(day); // only succeeds when empty
-                }
+        match self.index.commit(std::slice::from_ref(&op)) {
+            Ok(()) => unlink(&path)?,
+            Err(e) if e.is_disk_full() => {
+                // The index cannot record the deletion because the disk is full (the index
+                // shares it). Free the space first, then record it. A crash in between
+                // leaves an entry whose file is gone, which start-up recovery drops.
+                tracing::warn!(
+                    "index full; deleting {} before indexing the deletion",
+                    r.file
+                );
+                unlink(&path)?;
+                self.index.commit(&[op])?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!("cannot delete {}: {e}", path.display());
-                return Ok(()); // stays in garbage; startup retries
-            }
+            Err(e) => return Err(e),
         }
         self.index.apply(&[Op::ForgetGarbage(r.file.clone())])?;
         self.total_bytes -= r.bytes;
@@ -286,6 +289,21 @@ impl Committer {
     }
 }
 
+/// Removes a segment file and, if it was the last, its day directory. A file that cannot
+/// be removed stays listed in `garbage`, and start-up retries it.
+fn unlink(path: &std::path::Path) -> crate::index::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(day) = path.parent() {
+                let _ = std::fs::remove_dir(day); // only succeeds when empty
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot delete {}: {e}", path.display()),
+    }
+    Ok(())
+}
+
 /// Bytes available to unprivileged writers on the filesystem holding `dir`.
 pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -294,4 +312,123 @@ pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
     // SAFETY: `c` is a valid NUL-terminated path and `s` a properly sized out-parameter.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
     (rc == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{EndReason, Keyframe};
+    use std::sync::Arc;
+
+    fn rec(cam: u32, start_s: i64, bytes: u64, reason: EndReason) -> SegmentRecord {
+        SegmentRecord {
+            camera_id: cam,
+            file: format!("c{cam}/d/{start_s}.mp4"),
+            start_us: start_s * 1_000_000,
+            end_us: (start_s + 10) * 1_000_000,
+            duration_90k: 900_000,
+            bytes,
+            frames: 150,
+            init_len: 700,
+            mehd_offset: 600,
+            keyframes: vec![Keyframe {
+                t_90k: 0,
+                offset: 700,
+            }],
+            codec: "avc1.64001F".into(),
+            width: 640,
+            height: 360,
+            end_reason: reason,
+            run: 1,
+        }
+    }
+
+    fn setup(policy: impl FnOnce(PathBuf) -> RetentionPolicy) -> (tempfile::TempDir, Committer) {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::temporary().unwrap();
+        assert_eq!(ix.camera_id("a").unwrap(), 1);
+        assert_eq!(ix.camera_id("b").unwrap(), 2);
+        let c = Committer::new(
+            ix,
+            Arc::new(crate::status::Status::default()),
+            policy(dir.path().to_owned()),
+            Duration::from_millis(10),
+        )
+        .unwrap();
+        (dir, c)
+    }
+
+    fn put(c: &mut Committer, dir: &std::path::Path, r: SegmentRecord) {
+        let p = dir.join(&r.file);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, vec![0u8; r.bytes as usize]).unwrap();
+        c.commit(vec![r]).unwrap();
+    }
+
+    fn remaining(c: &Committer) -> Vec<(u32, i64)> {
+        c.index
+            .all_segments()
+            .map(|r| r.unwrap())
+            .map(|r| (r.camera_id, r.start_us / 1_000_000))
+            .collect()
+    }
+
+    #[test]
+    fn max_bytes_deletes_oldest_first_across_cameras_never_open() {
+        let (dir, mut c) = setup(|dir| RetentionPolicy {
+            dir,
+            retain_days: None,
+            max_bytes: Some(3500),
+            min_free: None,
+        });
+        let d = dir.path();
+        put(&mut c, d, rec(1, 0, 1000, EndReason::Rotation));
+        put(&mut c, d, rec(2, 5, 1000, EndReason::Rotation));
+        put(&mut c, d, rec(1, 10, 1000, EndReason::Rotation));
+        put(&mut c, d, rec(2, 15, 1000, EndReason::Rotation));
+        put(&mut c, d, rec(1, 20, 1000, EndReason::Open));
+        assert_eq!(c.total_bytes, 5000);
+        c.retention(0).unwrap();
+        assert_eq!(remaining(&c), vec![(1, 10), (1, 20), (2, 15)]);
+        assert_eq!(c.total_bytes, 3000);
+        assert!(!d.join("c1/d/0.mp4").exists() && !d.join("c2/d/5.mp4").exists());
+        assert!(d.join("c1/d/10.mp4").exists());
+        assert!(c.index.garbage().unwrap().is_empty());
+        // Only the open segment is left above the limit: it is never deleted.
+        c.policy.max_bytes = Some(10);
+        c.retention(0).unwrap();
+        assert_eq!(remaining(&c), vec![(1, 20)]);
+    }
+
+    #[test]
+    fn age_deletes_segments_that_ended_before_the_cutoff() {
+        let (dir, mut c) = setup(|dir| RetentionPolicy {
+            dir,
+            retain_days: Some(1.0),
+            max_bytes: None,
+            min_free: None,
+        });
+        let d = dir.path();
+        let day = 86_400;
+        put(&mut c, d, rec(1, 0, 10, EndReason::Rotation));
+        put(&mut c, d, rec(1, day - 10, 10, EndReason::Rotation)); // ends at `day`
+        put(&mut c, d, rec(2, day, 10, EndReason::Rotation));
+        c.retention((2 * day) * 1_000_000).unwrap();
+        assert_eq!(remaining(&c), vec![(2, day)]);
+    }
+
+    #[test]
+    fn growing_open_segment_is_counted_once() {
+        let (dir, mut c) = setup(|dir| RetentionPolicy {
+            dir,
+            retain_days: None,
+            max_bytes: None,
+            min_free: None,
+        });
+        let d = dir.path();
+        put(&mut c, d, rec(1, 0, 100, EndReason::Open));
+        put(&mut c, d, rec(1, 0, 300, EndReason::Open));
+        put(&mut c, d, rec(1, 0, 500, EndReason::Rotation));
+        assert_eq!((c.total_bytes, c.segments), (500, 1));
+    }
 }

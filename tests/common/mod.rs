@@ -228,13 +228,19 @@ pub struct TestDir {
 }
 
 impl TestDir {
+    /// A fresh temporary dir; kept (and printed) when VIGIL_KEEP_TEST_DIRS is set, to read
+    /// the daemon and camera logs of a failed test.
     pub fn new() -> Self {
-        TestDir {
-            dir: tempfile::Builder::new()
-                .prefix("vigil-test-")
-                .tempdir()
-                .unwrap(),
+        let keep = std::env::var_os("VIGIL_KEEP_TEST_DIRS").is_some();
+        let dir = tempfile::Builder::new()
+            .prefix("vigil-test-")
+            .disable_cleanup(keep)
+            .tempdir()
+            .unwrap();
+        if keep {
+            eprintln!("test dir: {}", dir.path().display());
         }
+        TestDir { dir }
     }
     pub fn path(&self) -> &Path {
         self.dir.path()
