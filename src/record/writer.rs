@@ -132,13 +132,24 @@ impl SegmentWriter {
     /// Runs until `Shutdown` or the channel closes.
     pub fn run(mut self, rx: Receiver<WriterMsg>) {
         while let Ok(msg) = rx.recv() {
-            match msg {
-                WriterMsg::Frame(f) => self.frame(f),
-                WriterMsg::EndRun => self.end_run(EndReason::Disconnect),
-                WriterMsg::Shutdown => break,
+            if !self.handle(msg) {
+                return;
             }
         }
         self.end_run(EndReason::Shutdown);
+    }
+
+    /// Processes one message; returns false after `Shutdown` (the segment is closed).
+    pub fn handle(&mut self, msg: WriterMsg) -> bool {
+        match msg {
+            WriterMsg::Frame(f) => self.frame(f),
+            WriterMsg::EndRun => self.end_run(EndReason::Disconnect),
+            WriterMsg::Shutdown => {
+                self.end_run(EndReason::Shutdown);
+                return false;
+            }
+        }
+        true
     }
 
     fn frame(&mut self, f: Frame) {

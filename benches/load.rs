@@ -1,0 +1,209 @@
+//! Load run: N looped 1080p cameras (15 fps, about 4 Mbit/s, served without re-encoding by
+//! `vigil fake-camera --file`) recorded by the real daemon; reports the daemon's CPU per
+//! camera (from /proc, the RTSP server's own CPU excluded), RSS, dropped frames and MB/s.
+//!
+//! `cargo bench --bench load` — environment: VIGIL_LOAD_CAMERAS (default 64),
+//! VIGIL_LOAD_SECONDS (default 60), VIGIL_BENCH_DIR (where to record; default target/).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+fn status_kb(pid: i32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let m = e.metadata().unwrap();
+            n += if m.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                m.len()
+            };
+        }
+    }
+    n
+}
+
+/// A 10 s 1080p clip at 15 fps and about 4 Mbit/s, made once with GStreamer's x264.
+fn clip(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("load-1080p15-4mbps.mp4");
+    if p.exists() {
+        return p;
+    }
+    let st = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "compositor",
+            "name=c",
+            "!",
+            "video/x-raw,width=1920,height=1080",
+            "!",
+            "videoconvert",
+            "!",
+            "x264enc",
+            "bitrate=4000",
+            "key-int-max=30",
+            "speed-preset=veryfast",
+            "tune=zerolatency",
+            "!",
+            "h264parse",
+            "!",
+            "mp4mux",
+            "!",
+        ])
+        .arg("filesink")
+        .arg(format!("location={}", p.display()))
+        .args([
+            "videotestsrc",
+            "num-buffers=150",
+            "pattern=smpte",
+            "!",
+            "video/x-raw,width=1920,height=1080,framerate=15/1",
+            "!",
+            "c.sink_0",
+            "videotestsrc",
+            "num-buffers=150",
+            "pattern=ball",
+            "background-color=0x00000000",
+            "!",
+            "video/x-raw,format=AYUV,width=640,height=540,framerate=15/1",
+            "!",
+            "c.sink_1",
+        ])
+        .status()
+        .expect("gst-launch-1.0 (apt install gstreamer1.0-tools)");
+    assert!(st.success(), "could not make the load clip");
+    p
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only on bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let n = env_num("VIGIL_LOAD_CAMERAS", 64) as usize;
+    let secs = env_num("VIGIL_LOAD_SECONDS", 60);
+    let base_dir = std::env::var("VIGIL_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    std::fs::create_dir_all(&base_dir).unwrap();
+    let clip = clip(&base_dir);
+    let work = tempfile::tempdir_in(&base_dir).unwrap();
+    let count = n.to_string();
+    let (cam, port) = fake_camera(
+        &[],
+        0,
+        &[
+            "--count",
+            &count,
+            "--file",
+            clip.to_str().unwrap(),
+            "--fps",
+            "15",
+        ],
+        &work.path().join("cam.log"),
+    );
+    let storage = work.path().join("storage");
+    let cams: Vec<(String, String)> = (1..=n)
+        .map(|i| (format!("cam{i}"), format!("rtsp://127.0.0.1:{port}/cam{i}")))
+        .collect();
+    let cams_ref: Vec<(&str, String)> = cams.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
+    let cfg = work.path().join("vigil.toml");
+    std::fs::write(&cfg, config(&storage, &cams_ref, "segment_seconds = 60")).unwrap();
+    let (d, base) = daemon(&cfg, &work.path().join("daemon.log"));
+    wait_for(Duration::from_secs(120), "all cameras streaming", || {
+        let v = get_json(&format!("{base}/api/cameras"));
+        let up = v["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["state"] == "streaming")
+            .count();
+        (up == n).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let totals = |v: &serde_json::Value, key: &str| -> u64 {
+        v["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c[key].as_u64().unwrap())
+            .sum()
+    };
+    let v0 = get_json(&format!("{base}/api/cameras"));
+    let (d_cpu0, c_cpu0, bytes0, t0) = (
+        cpu_seconds(d.pid()),
+        cpu_seconds(cam.pid()),
+        dir_bytes(&storage),
+        Instant::now(),
+    );
+    std::thread::sleep(Duration::from_secs(secs));
+    let el = t0.elapsed().as_secs_f64();
+    let v1 = get_json(&format!("{base}/api/cameras"));
+    let d_cpu = cpu_seconds(d.pid()) - d_cpu0;
+    let c_cpu = cpu_seconds(cam.pid()) - c_cpu0;
+    let written = dir_bytes(&storage) - bytes0;
+    let frames = totals(&v1, "frames") - totals(&v0, "frames");
+    let dropped = totals(&v1, "dropped_frames");
+    let reconnects = totals(&v1, "reconnects");
+    let rss = status_kb(d.pid(), "VmRSS:");
+    let hwm = status_kb(d.pid(), "VmHWM:");
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!("load run: {n} cameras, 1080p 15 fps ~4 Mbit/s each, {el:.0} s, {cores} cores");
+    println!(
+        "  daemon CPU       {:.1}% of one core = {:.3}% per camera",
+        d_cpu / el * 100.0,
+        d_cpu / el * 100.0 / n as f64
+    );
+    println!(
+        "  daemon RSS       {:.1} MiB (peak {:.1} MiB)",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    println!(
+        "  frames recorded  {frames} ({:.1}/s; expected {:.0}/s)",
+        frames as f64 / el,
+        n as f64 * 15.0
+    );
+    println!("  dropped frames   {dropped}; reconnects {reconnects}");
+    println!("  written          {:.1} MB/s", written as f64 / el / 1e6);
+    println!(
+        "  RTSP server CPU  {:.1}% of one core (excluded above)",
+        c_cpu / el * 100.0
+    );
+    assert!(d.stop(Duration::from_secs(60)).success());
+}
