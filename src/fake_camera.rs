@@ -35,6 +35,29 @@ pub struct Options {
     pub gop_seconds: f64,
     /// Loop this pre-encoded H.264 file instead of generating a scene.
     pub file: Option<PathBuf>,
+    /// Codec of the generated scene.
+    pub codec: Codec,
+    /// Require RTSP authentication.
+    pub auth: Option<Auth>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Codec {
+    H264,
+    H265,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMethod {
+    Basic,
+    Digest,
+}
+
+#[derive(Clone, Debug)]
+pub struct Auth {
+    pub user: String,
+    pub password: String,
+    pub method: AuthMethod,
 }
 
 impl Default for Options {
@@ -48,6 +71,8 @@ impl Default for Options {
             bitrate_kbps: 1000,
             gop_seconds: 2.0,
             file: None,
+            codec: Codec::H264,
+            auth: None,
         }
     }
 }
@@ -136,12 +161,40 @@ pub fn start(opts: Options) -> anyhow::Result<Handle> {
     let server = rtsp::RTSPServer::new();
     server.set_address(&Ipv4Addr::LOCALHOST.to_string());
     server.set_service(&opts.port.to_string());
+    if opts.file.is_some() && opts.codec != Codec::H264 {
+        bail!("--file serves H.264 only");
+    }
+    if let Some(a) = &opts.auth {
+        let auth = rtsp::RTSPAuth::new();
+        let token = rtsp::RTSPToken::builder()
+            .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+            .build();
+        match a.method {
+            AuthMethod::Basic => {
+                auth.add_basic(&rtsp::RTSPAuth::make_basic(&a.user, &a.password), &token);
+                auth.set_supported_methods(gstreamer_rtsp::RTSPAuthMethod::Basic);
+            }
+            AuthMethod::Digest => {
+                auth.add_digest(&a.user, &a.password, &token);
+                auth.set_supported_methods(gstreamer_rtsp::RTSPAuthMethod::Digest);
+            }
+        }
+        server.set_auth(Some(&auth));
+    }
     let mounts = server
         .mount_points()
         .context("server has no mount points")?;
     for (i, path) in opts.paths.iter().enumerate() {
         let factory = rtsp::RTSPMediaFactory::new();
         factory.set_shared(true);
+        if opts.auth.is_some() {
+            factory.add_role_from_structure(
+                &gst::Structure::builder("user")
+                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+                    .build(),
+            );
+        }
         match &aus {
             None => factory.set_launch(&scene_launch(&opts, i)),
             Some(aus) => {
@@ -212,15 +265,25 @@ fn scene_launch(o: &Options, i: usize) -> String {
     let gop = ((o.gop_seconds * fps as f64).round() as u32).max(1);
     let bg = ["smpte", "smpte75", "pinwheel"][i % 3];
     let motion = ["sweep", "wavy", "hsweep"][i % 3];
+    let enc = match o.codec {
+        Codec::H264 => format!(
+            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={} \
+             ! rtph264pay name=pay0 pt=96 config-interval=-1",
+            o.bitrate_kbps
+        ),
+        Codec::H265 => format!(
+            "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={} \
+             ! rtph265pay name=pay0 pt=96 config-interval=-1",
+            o.bitrate_kbps
+        ),
+    };
     format!(
         "( compositor name=c background=black ! video/x-raw,width={w},height={h},framerate={fps}/1 \
-         ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} \
-         bitrate={br} ! video/x-h264,profile=high ! rtph264pay name=pay0 pt=96 config-interval=-1 \
+         ! videoconvert ! video/x-raw,format=I420 ! {enc} \
          videotestsrc is-live=true pattern={bg} ! video/x-raw,width={w},height={h},framerate={fps}/1 ! c.sink_0 \
          videotestsrc is-live=true pattern=ball motion={motion} background-color=0x00000000 \
          foreground-color=0xffff8000 ! video/x-raw,format=AYUV,width={bw},height={bh},framerate={fps}/1 \
          ! c.sink_1 )",
-        br = o.bitrate_kbps,
         bw = (w / 3).max(16) & !1,
         bh = (h / 2).max(16) & !1,
     )

@@ -34,6 +34,18 @@ pub struct Args {
     /// Loop this pre-encoded H.264 file (.mp4 or Annex B .h264) without re-encoding.
     #[arg(long)]
     file: Option<PathBuf>,
+    /// Codec of the generated scene.
+    #[arg(long, value_enum, default_value = "h264")]
+    codec: crate::fake_camera::Codec,
+    /// Require this RTSP user (with --password).
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    /// The password for --user (a test tool: visible in the process list).
+    #[arg(long, requires = "user")]
+    password: Option<String>,
+    /// How clients must authenticate.
+    #[arg(long, value_enum, default_value = "digest")]
+    auth_method: crate::fake_camera::AuthMethod,
 }
 
 pub fn main(a: Args) -> anyhow::Result<ExitCode> {
@@ -50,6 +62,15 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         bitrate_kbps: a.bitrate_kbps,
         gop_seconds: a.gop_seconds,
         file: a.file,
+        codec: a.codec,
+        auth: a
+            .user
+            .zip(a.password)
+            .map(|(user, password)| crate::fake_camera::Auth {
+                user,
+                password,
+                method: a.auth_method,
+            }),
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -70,10 +70,16 @@ impl Drop for Proc {
     }
 }
 
-/// Spawns `vigil ARGS`, collecting stdout lines; stderr goes to a log file in `log_dir`.
+/// Spawns `vigil ARGS`, collecting stdout lines; stderr goes to the file `log`.
 pub fn spawn(args: &[&str], log: &Path) -> Proc {
+    spawn_env(args, log, &[])
+}
+
+/// [`spawn`] with extra environment variables.
+pub fn spawn_env(args: &[&str], log: &Path, env: &[(&str, &str)]) -> Proc {
     let mut child = Command::new(VIGIL)
         .args(args)
+        .envs(env.iter().copied())
         .env("VIGIL_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
@@ -115,7 +121,12 @@ pub fn fake_camera(paths: &[&str], port: u16, extra: &[&str], log: &Path) -> (Pr
 
 /// Starts `vigil run` and returns it with its HTTP base URL.
 pub fn daemon(config: &Path, log: &Path) -> (Proc, String) {
-    let p = spawn(&["run", "--config", config.to_str().unwrap()], log);
+    daemon_env(config, log, &[])
+}
+
+/// [`daemon`] with extra environment variables.
+pub fn daemon_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> (Proc, String) {
+    let p = spawn_env(&["run", "--config", config.to_str().unwrap()], log, env);
     let line = p.wait_line("listening on", Duration::from_secs(30));
     let url = line
         .trim_start_matches("listening on ")
@@ -281,6 +292,27 @@ pub fn indexed_segments(storage: &Path) -> Vec<vigil::index::SegmentRecord> {
     let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(storage)).unwrap();
     let v: Vec<_> = ix.all_segments().collect::<Result<_, _>>().unwrap();
     v
+}
+
+/// Number of video packets in a file (no decoding: corrupt frames count too).
+pub fn ffprobe_packets(path: &Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_packets", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap()
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// Checks that every indexed segment plays in ffprobe with the indexed frame count and
