@@ -199,7 +199,7 @@ pub fn start(opts: Options) -> anyhow::Result<Handle> {
             None => factory.set_launch(&scene_launch(&opts, i)),
             Some(aus) => {
                 factory.set_launch(
-                    "( appsrc name=src is-live=true format=time do-timestamp=true \
+                    "( appsrc name=src is-live=true format=time do-timestamp=false \
                      caps=video/x-h264,stream-format=byte-stream,alignment=au \
                      ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
                 );
@@ -290,11 +290,26 @@ fn scene_launch(o: &Options, i: usize) -> String {
 }
 
 /// Pushes the access units in a loop at `fps` until the media shuts down.
+///
+/// Timestamps are exact multiples of the frame period from the pipeline's running time
+/// when the stream starts, as a camera's encoder clock gives them; stamping at push time
+/// would add the pushing thread's scheduling jitter to every frame.
 fn pump(src: gst_app::AppSrc, aus: &[AccessUnit], fps: u32, garbage: &AtomicU32) {
     let period = Duration::from_secs_f64(1.0 / fps as f64);
+    // Wait until the pipeline runs: its running time is the timeline of the stream.
+    let waiting = Instant::now();
+    let base = loop {
+        if let Some(rt) = src.current_running_time() {
+            break rt;
+        }
+        if waiting.elapsed() > Duration::from_secs(30) {
+            return; // never started (the client went away before PLAY)
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let mut next = Instant::now();
     let mut rng = fastrand::Rng::new();
-    for au in aus.iter().cycle() {
+    for (n, au) in aus.iter().cycle().enumerate() {
         let bad = garbage
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |g| g.checked_sub(1))
             .is_ok();
@@ -306,10 +321,14 @@ fn pump(src: gst_app::AppSrc, aus: &[AccessUnit], fps: u32, garbage: &AtomicU32)
         } else {
             gst::Buffer::from_slice(au.data.clone())
         };
-        if !au.is_key || bad {
-            buf.get_mut()
-                .unwrap()
-                .set_flags(gst::BufferFlags::DELTA_UNIT);
+        {
+            let b = buf.get_mut().unwrap();
+            if !au.is_key || bad {
+                b.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+            let pts = base + gst::ClockTime::from_nseconds(n as u64 * 1_000_000_000 / fps as u64);
+            b.set_pts(pts);
+            b.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / fps as u64));
         }
         if src.push_buffer(buf).is_err() {
             return; // media shut down
