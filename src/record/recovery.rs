@@ -146,7 +146,16 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
             continue;
         }
         let path = dir.join(&f);
-        let adopted = adopt(&path, &f, &cameras)?;
+        let mut adopted = adopt(&path, &f, &cameras)?;
+        if let Some(rec) = &adopted
+            && let Some(existing) = index.get_segment(rec.camera_id, rec.start_us)?
+        {
+            // Same camera and start as an indexed segment (a copy, a restored backup):
+            // never replace what the index has.
+            rep.problems
+                .push(format!("{f}: duplicates indexed segment {}", existing.file));
+            adopted = None;
+        }
         match adopted {
             Some(rec) => {
                 truncate_and_finish(&path, &rec)?;

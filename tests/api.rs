@@ -1,0 +1,58 @@
+//! HTTP API parameter handling: every bad parameter gets a 4xx with a message, never a 500.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn bad_recordings_parameters_get_4xx_with_message() {
+    let t = TestDir::new();
+    let storage = t.join("storage");
+    let port = free_port(); // no camera there: the API still answers
+    let cfg = t.write(
+        "vigil.toml",
+        &config(
+            &storage,
+            &[("cam", format!("rtsp://127.0.0.1:{port}/x"))],
+            "",
+        ),
+    );
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let r = |q: &str| get_status(&format!("{base}/api/recordings{q}"));
+    let cases = [
+        ("", 400, "missing parameter: camera"),
+        ("?camera=nope", 404, "unknown camera"),
+        ("?camera=cam&start=yesterday", 400, "start:"),
+        ("?camera=cam&end=2026-13-01T00:00:00Z", 400, "end:"),
+        (
+            "?camera=cam&start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z",
+            400,
+            "end must be after start",
+        ),
+        (
+            "?camera=cam&start=2020-01-01T00:00:00Z&end=2026-01-01T00:00:00Z",
+            400,
+            "longer than 366 days",
+        ),
+    ];
+    for (q, code, msg) in cases {
+        let (got, body) = r(q);
+        assert_eq!(got, code, "{q}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(msg), "{q}: {body}");
+    }
+    let (ok, body) = r("?camera=cam&start=2026-01-01T00:00:00%2B01:00&end=2026-01-01T01:00:00Z");
+    assert_eq!(ok, 200, "{body}");
+    assert_eq!(body["start"], "2025-12-31T23:00:00Z");
+    let (code, _) = get_status(&format!("{base}/api/nothing-here"));
+    assert_eq!(code, 404);
+    assert_eq!(
+        ureq::get(&format!("{base}/health"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+        "ok\n"
+    );
+    assert!(d.stop(std::time::Duration::from_secs(20)).success());
+}

@@ -1,0 +1,149 @@
+//! `vigil check` and `--repair` on every kind of inconsistency between index and files:
+//! a file cut short, a file that is gone, an orphan that plays, an orphan that does not.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn check(cfg: &std::path::Path, repair: bool) -> (i32, String) {
+    let mut c = Command::new(VIGIL);
+    c.args(["check", "--config", cfg.to_str().unwrap()]);
+    if repair {
+        c.arg("--repair");
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_reports_and_repair_fixes_every_inconsistency() {
+    let t = TestDir::new();
+    let (_cam, port) = fake_camera(&["c"], 0, &[], &t.join("cam.log"));
+    let storage = t.join("storage");
+    let cfg = t.write(
+        "vigil.toml",
+        &config(
+            &storage,
+            &[("c", format!("rtsp://127.0.0.1:{port}/c"))],
+            "segment_seconds = 2",
+        ),
+    );
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    wait_for(Duration::from_secs(40), "4 segments", || {
+        (camera_status(&base, "c")["segments_written"]
+            .as_u64()
+            .unwrap()
+            >= 4)
+            .then_some(())
+    });
+    assert!(d.stop(Duration::from_secs(20)).success());
+    assert_eq!(check(&cfg, false).0, 0);
+
+    let segs = indexed_segments(&storage);
+    assert!(segs.len() >= 4);
+    // 1. Cut segment 0 inside its last fragment: what precedes it still plays.
+    let cut = &segs[0];
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(storage.join(&cut.file))
+        .unwrap();
+    f.set_len(cut.bytes - 100).unwrap();
+    let playable = vigil::record::fmp4::scan(&mut &f).unwrap();
+    assert!(playable.frames() > 0 && playable.frames() < cut.frames as u64);
+    drop(f);
+    // 2. Remove segment 1's file.
+    std::fs::remove_file(storage.join(&segs[1].file)).unwrap();
+    // 3. An orphan that plays: segment 3 with its index entry gone (as when the daemon
+    //    died between creating a file and indexing it).
+    {
+        let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(&storage)).unwrap();
+        let s = &segs[3];
+        ix.commit(&[
+            vigil::index::Op::DeleteSegment {
+                camera_id: s.camera_id,
+                start_us: s.start_us,
+                file: s.file.clone(),
+            },
+            vigil::index::Op::ForgetGarbage(s.file.clone()),
+        ])
+        .unwrap();
+    }
+    let orphan = std::path::PathBuf::from(&segs[3].file);
+    // 4. A copy of segment 2 under another name: an orphan that duplicates an entry.
+    let day = std::path::Path::new(&segs[2].file).parent().unwrap();
+    let copy = day.join("20200101T000000.000000Z.mp4");
+    std::fs::copy(storage.join(&segs[2].file), storage.join(&copy)).unwrap();
+    // 5. An orphan that does not play.
+    let junk = day.join("20200101T000001.000000Z.mp4");
+    std::fs::write(storage.join(&junk), b"not a video").unwrap();
+
+    let (code, out) = check(&cfg, false);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains(&cut.file) && out.contains("index says"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&segs[1].file) && out.contains("file is gone"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("orphan: {}", orphan.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("orphan: {}", junk.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("orphan: {}", copy.display())),
+        "{out}"
+    );
+    // Report mode changed nothing.
+    assert_eq!(indexed_segments(&storage).len(), segs.len() - 1);
+
+    let (code, out) = check(&cfg, true);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("adopted") && out.contains("lost+found"),
+        "{out}"
+    );
+    assert!(out.contains("duplicates indexed segment"), "{out}");
+    let (code, out) = check(&cfg, false);
+    assert_eq!(code, 0, "still not clean after --repair: {out}");
+    assert!(out.contains("clean"), "{out}");
+
+    let after = indexed_segments(&storage);
+    let fixed = after.iter().find(|s| s.file == cut.file).unwrap();
+    assert!(
+        fixed.frames as u64 == playable.frames() && fixed.bytes == playable.valid_len,
+        "{fixed:?}"
+    );
+    assert!(!after.iter().any(|s| s.file == segs[1].file));
+    let adopted = after
+        .iter()
+        .find(|s| s.file == orphan.to_str().unwrap())
+        .expect("orphan adopted");
+    // The file carries everything but why the segment ended and its RTSP run.
+    let mut expected = segs[3].clone();
+    expected.end_reason = vigil::index::EndReason::Recovered;
+    expected.run = 0;
+    assert_eq!(
+        adopted, &expected,
+        "adopted record differs from the original"
+    );
+    let original = after.iter().find(|s| s.file == segs[2].file).unwrap();
+    assert_eq!(
+        original, &segs[2],
+        "the duplicate replaced the original entry"
+    );
+    assert_eq!(storage.join("lost+found").read_dir().unwrap().count(), 2);
+    assert_segments_play(&storage, &after);
+}
