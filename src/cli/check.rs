@@ -25,8 +25,10 @@ pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Run it with the daemon stopped (the daemon locks the index). \
-    Exit status: 0 clean (or everything repaired), 3 problems found, 1 error.")]
+#[command(
+    after_help = "Run it with the daemon stopped (the daemon locks the index). \
+    Exit status: 0 clean (or everything repaired), 3 problems found, 1 error."
+)]
 pub struct Args {
     /// The TOML config file of the daemon whose storage to check.
     #[arg(long, short)]
