@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod fake_camera;
 pub mod index;
 pub mod ingest;
+pub mod motion;
 pub mod record;
 pub mod status;
 pub mod time_fmt;
