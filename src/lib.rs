@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod decode;
 pub mod fake_camera;
 pub mod index;
 pub mod ingest;
