@@ -63,7 +63,30 @@ struct RawConfig {
     #[serde(default)]
     server: Option<RawServer>,
     #[serde(default)]
+    motion: Option<RawMotion>,
+    #[serde(default)]
     cameras: Vec<Spanned<RawCamera>>,
+}
+
+/// `[motion]` (global defaults) and `[cameras.motion]` (per camera); every key optional.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawMotion {
+    enabled: Option<bool>,
+    width: Option<Spanned<i64>>,
+    fps: Option<Spanned<i64>>,
+    decode: Option<crate::decode::DecodeMode>,
+    threshold: Option<Spanned<i64>>,
+    background_shift: Option<Spanned<i64>>,
+    moving_background_shift: Option<Spanned<i64>>,
+    min_area: Option<Spanned<f64>>,
+    zone_min_fraction: Option<Spanned<f64>>,
+    lighting_fraction: Option<Spanned<f64>>,
+    lighting_quiet_frames: Option<Spanned<i64>>,
+    calibration_frames: Option<Spanned<i64>>,
+    min_frames: Option<Spanned<i64>>,
+    post_roll: Option<Spanned<f64>>,
+    pre_roll: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +122,8 @@ struct RawCamera {
     zones: Vec<Spanned<RawZone>>,
     #[serde(default)]
     masks: Vec<Spanned<RawMask>>,
+    #[serde(default)]
+    motion: Option<RawMotion>,
 }
 
 fn default_true() -> bool {
@@ -110,6 +135,8 @@ fn default_true() -> bool {
 struct RawZone {
     name: Spanned<String>,
     polygon: Spanned<Vec<[f64; 2]>>,
+    min_area: Option<Spanned<f64>>,
+    min_fraction: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -170,6 +197,7 @@ pub struct CameraConfig {
     pub enabled: bool,
     pub zones: Vec<Zone>,
     pub masks: Vec<Polygon>,
+    pub motion: MotionConfig,
 }
 
 /// A polygon in normalised image coordinates (x, y in 0..=1, origin top left).
@@ -179,6 +207,67 @@ pub type Polygon = Vec<[f64; 2]>;
 pub struct Zone {
     pub name: String,
     pub polygon: Polygon,
+    /// Motion in this zone counts only if it covers at least this fraction of the image.
+    pub min_area: Option<f64>,
+    /// ... and at least this fraction of the zone (overrides `zone_min_fraction`).
+    pub min_fraction: Option<f64>,
+}
+
+/// Motion-detection settings (`[motion]` defaults, `[cameras.motion]` per camera).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MotionConfig {
+    pub enabled: bool,
+    /// Analysis width in pixels (height keeps the aspect ratio).
+    pub width: u32,
+    /// Frames analysed per second.
+    pub fps: u32,
+    pub decode: crate::decode::DecodeMode,
+    /// A pixel changed if it differs from the background by more than this (grey levels).
+    pub threshold: u8,
+    /// Background learning rate for still pixels: 2^-shift per frame.
+    pub background_shift: u8,
+    /// ... and for changing pixels (slower, so moving objects are not absorbed).
+    pub moving_background_shift: u8,
+    /// Smallest moving blob, as a fraction of the image; smaller ones are noise.
+    pub min_area: f64,
+    /// A zone has motion if moving blobs cover at least this fraction of it.
+    pub zone_min_fraction: f64,
+    /// More than this fraction of the image changing at once is a lighting change.
+    pub lighting_fraction: f64,
+    /// Frames ignored after a lighting change while exposure settles.
+    pub lighting_quiet_frames: u32,
+    /// Frames that only train the background after start or a resolution change.
+    pub calibration_frames: u32,
+    /// Consecutive motion frames that open an event.
+    pub min_frames: u32,
+    /// Seconds without motion that close an event.
+    pub post_roll: f64,
+    /// Seconds of video kept before an event's start for its clip.
+    pub pre_roll: f64,
+}
+
+impl Default for MotionConfig {
+    fn default() -> Self {
+        MotionConfig {
+            enabled: true,
+            width: 640,
+            fps: 5,
+            decode: crate::decode::DecodeMode::Full,
+            threshold: 25,
+            background_shift: 4,
+            moving_background_shift: 6,
+            // 0.2% of the image: about 460 pixels at 640x360. A person crossing a typical
+            // scene covers several times that; a small bird a fraction of it.
+            min_area: 0.002,
+            zone_min_fraction: 0.0,
+            lighting_fraction: 0.4,
+            lighting_quiet_frames: 2,
+            calibration_frames: 5,
+            min_frames: 2,
+            post_roll: 5.0,
+            pre_roll: 3.0,
+        }
+    }
 }
 
 impl CameraConfig {
@@ -321,6 +410,9 @@ impl Config {
             },
         };
 
+        let global_motion = raw.motion.unwrap_or_default();
+        // Check the global section on its own too, so its errors show once, with its lines.
+        let _ = motion_config(&global_motion, None, loc, &mut errs);
         let mut cameras: Vec<CameraConfig> = Vec::new();
         for cam in raw.cameras {
             let cam_span = cam.span();
@@ -387,9 +479,13 @@ impl Config {
                     ));
                 }
                 check_polygon(&z.polygon, loc, &mut errs, &format!("zone {zname:?}"));
+                let min_area = fraction(&z.min_area, loc, &mut errs, "min_area");
+                let min_fraction = fraction(&z.min_fraction, loc, &mut errs, "min_fraction");
                 zones.push(Zone {
                     name: zname,
                     polygon: z.polygon.into_inner(),
+                    min_area,
+                    min_fraction,
                 });
             }
             let mut masks = Vec::new();
@@ -399,6 +495,7 @@ impl Config {
                 masks.push(m.polygon.into_inner());
             }
             let _ = cam_span;
+            let motion = motion_config(&global_motion, cam.motion.as_ref(), loc, &mut errs);
             cameras.push(CameraConfig {
                 name,
                 url: url.unwrap_or_else(|| "rtsp://invalid/".parse().unwrap()),
@@ -409,6 +506,7 @@ impl Config {
                 enabled: cam.enabled,
                 zones,
                 masks,
+                motion,
             });
         }
 
@@ -543,6 +641,134 @@ fn check_url(
             None
         }
     }
+}
+
+fn fraction(
+    v: &Option<Spanned<f64>>,
+    loc: &Locator,
+    errs: &mut Vec<ConfigError>,
+    key: &str,
+) -> Option<f64> {
+    let v = v.as_ref()?;
+    let x = *v.get_ref();
+    if (0.0..=1.0).contains(&x) {
+        Some(x)
+    } else {
+        errs.push(loc.error(
+            v.span(),
+            format!("{key} must be a fraction in 0..1, not {x}"),
+        ));
+        None
+    }
+}
+
+/// Merges `[motion]` defaults and a camera's `[cameras.motion]` over the built-in
+/// defaults, validating each value where it was written. Errors of the global section are
+/// reported only when `cam` is None.
+fn motion_config(
+    global: &RawMotion,
+    cam: Option<&RawMotion>,
+    loc: &Locator,
+    errs: &mut Vec<ConfigError>,
+) -> MotionConfig {
+    let mut m = MotionConfig::default();
+    let mut local = Vec::new();
+    let sections: Vec<(&RawMotion, bool)> = match cam {
+        None => vec![(global, true)],
+        Some(c) => vec![(global, false), (c, true)],
+    };
+    for (r, report) in sections {
+        let errs: &mut Vec<ConfigError> = if report { &mut *errs } else { &mut local };
+        let int =
+            |v: &Option<Spanned<i64>>, lo: i64, hi: i64, key: &str, errs: &mut Vec<ConfigError>| {
+                let v = v.as_ref()?;
+                let x = *v.get_ref();
+                if (lo..=hi).contains(&x) {
+                    Some(x)
+                } else {
+                    errs.push(loc.error(
+                        v.span(),
+                        format!("motion.{key} must be {lo}..={hi}, not {x}"),
+                    ));
+                    None
+                }
+            };
+        let frac = |v: &Option<Spanned<f64>>, key: &str, errs: &mut Vec<ConfigError>| {
+            fraction(v, loc, errs, &format!("motion.{key}"))
+        };
+        if let Some(e) = r.enabled {
+            m.enabled = e;
+        }
+        if let Some(d) = r.decode {
+            m.decode = d;
+        }
+        if let Some(x) = int(&r.width, 64, 3840, "width", errs) {
+            if x % 2 == 0 {
+                m.width = x as u32;
+            } else if let Some(v) = &r.width {
+                errs.push(loc.error(v.span(), "motion.width must be even".into()));
+            }
+        }
+        if let Some(x) = int(&r.fps, 1, 60, "fps", errs) {
+            m.fps = x as u32;
+        }
+        if let Some(x) = int(&r.threshold, 1, 254, "threshold", errs) {
+            m.threshold = x as u8;
+        }
+        if let Some(x) = int(&r.background_shift, 1, 12, "background_shift", errs) {
+            m.background_shift = x as u8;
+        }
+        if let Some(x) = int(
+            &r.moving_background_shift,
+            1,
+            12,
+            "moving_background_shift",
+            errs,
+        ) {
+            m.moving_background_shift = x as u8;
+        }
+        if let Some(x) = int(
+            &r.lighting_quiet_frames,
+            0,
+            100,
+            "lighting_quiet_frames",
+            errs,
+        ) {
+            m.lighting_quiet_frames = x as u32;
+        }
+        if let Some(x) = int(&r.calibration_frames, 0, 1000, "calibration_frames", errs) {
+            m.calibration_frames = x as u32;
+        }
+        if let Some(x) = int(&r.min_frames, 1, 100, "min_frames", errs) {
+            m.min_frames = x as u32;
+        }
+        if let Some(x) = frac(&r.min_area, "min_area", errs) {
+            m.min_area = x;
+        }
+        if let Some(x) = frac(&r.zone_min_fraction, "zone_min_fraction", errs) {
+            m.zone_min_fraction = x;
+        }
+        if let Some(x) = frac(&r.lighting_fraction, "lighting_fraction", errs) {
+            m.lighting_fraction = x;
+        }
+        for (v, key, dst) in [
+            (&r.post_roll, "post_roll", &mut m.post_roll),
+            (&r.pre_roll, "pre_roll", &mut m.pre_roll),
+        ] {
+            if let Some(v) = v {
+                let x = *v.get_ref();
+                if (0.0..=600.0).contains(&x) {
+                    *dst = x;
+                } else {
+                    errs.push(loc.error(
+                        v.span(),
+                        format!("motion.{key} must be 0..=600 seconds, not {x}"),
+                    ));
+                }
+            }
+        }
+    }
+    m
 }
 
 fn check_polygon(

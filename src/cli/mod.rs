@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod analyze;
 mod check;
 mod demo;
 mod fake_camera;
@@ -40,6 +41,8 @@ enum Command {
     Check(check::Args),
     /// Serve test RTSP streams on 127.0.0.1 (a generated scene or a looped H.264 file).
     FakeCamera(fake_camera::Args),
+    /// Find motion events in a video file with a camera's zones, masks and settings.
+    Analyze(analyze::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { file } => check::check_config(&file),
         Command::Check(a) => check::main(a),
         Command::FakeCamera(a) => fake_camera::main(a),
+        Command::Analyze(a) => analyze::main(a),
     };
     match r {
         Ok(code) => code,

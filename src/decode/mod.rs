@@ -195,7 +195,8 @@ fn tail(
             "format",
             gst::List::new(["I420", "NV12", "Y42B", "Y444", "GRAY8", "YV12", "NV21"]),
         )
-        .field("width", opts.width as i32)
+        // Up to the analysis width: smaller inputs keep their size (no upscaling).
+        .field("width", gst::IntRange::new(16, opts.width as i32))
         // Square pixels: videoscale then derives the height from the display aspect ratio
         // (otherwise it keeps the height and stretches the pixels).
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))

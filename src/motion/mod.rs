@@ -5,5 +5,6 @@
 //! Everything here is pure computation, free of I/O and async: callers run it on their
 //! own threads, never on the tokio executor.
 
+pub mod detector;
 pub mod kernel;
 pub mod zones;

@@ -1,0 +1,467 @@
+//! The per-camera motion detector: kernel pass -> blobs (noise filter) -> lighting-change
+//! suppression -> per-zone activity -> event state machine.
+//!
+//! Pure computation on luma frames with timestamps; the caller decodes and delivers.
+
+use ndarray::{Array2, ArrayView2};
+use serde::Serialize;
+
+use super::kernel::{self, FrameCounts, Grid, Impl, KernelParams, Pass};
+use super::zones::{LabelMap, MASKED};
+use crate::config::{MotionConfig, Polygon, Zone};
+
+/// A connected region of changed pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blob {
+    pub area: u32,
+    /// x0, y0, x1, y1 in pixels (x1, y1 exclusive).
+    pub bbox: [u32; 4],
+}
+
+/// A motion event, as `vigil analyze` prints it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub camera: String,
+    /// From the start of the input's media timeline.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub zones: Vec<String>,
+    /// Largest fraction of the unmasked image in moving blobs, over the event.
+    pub peak_score: f64,
+    /// Union of the moving blobs' boxes: x0, y0, x1, y1 normalised to 0..1.
+    pub bbox: [f64; 4],
+}
+
+/// What one frame showed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FrameResult {
+    /// Fraction of the unmasked image in kept blobs.
+    pub score: f64,
+    pub motion: bool,
+    /// Zones with motion in this frame (indices into the camera's zones).
+    pub zones: Vec<usize>,
+    pub lighting_change: bool,
+    pub calibrating: bool,
+}
+
+struct Open {
+    start_ms: u64,
+    last_motion_ms: u64,
+    zones: u64,
+    peak: f64,
+    bbox: [u32; 4],
+}
+
+/// Per-resolution state, rebuilt when the frame size changes.
+struct Geometry {
+    width: usize,
+    height: usize,
+    labels: LabelMap,
+    grid: Grid,
+    bg: Array2<u16>,
+    changed: Array2<u8>,
+    counts: FrameCounts,
+    unmasked: u32,
+}
+
+pub struct Detector {
+    camera: String,
+    zone_names: Vec<String>,
+    zone_polys: Vec<Polygon>,
+    /// Per zone: (min_area as a fraction of the image, min fraction of the zone).
+    zone_limits: Vec<(f64, f64)>,
+    masks: Vec<Polygon>,
+    cfg: MotionConfig,
+    params: KernelParams,
+    imp: Impl,
+    geo: Option<Geometry>,
+    /// (width, height) of the current geometry, also while `geo` is taken out.
+    dims: (usize, usize),
+    frames_seen: u64,
+    quiet_until_frame: u64,
+    consecutive: u32,
+    run_start_ms: u64,
+    open: Option<Open>,
+    frame_ms: u64,
+    runs: RunScratch,
+}
+
+impl Detector {
+    pub fn new(camera: &str, zones: &[Zone], masks: &[Polygon], cfg: MotionConfig) -> Detector {
+        Detector {
+            camera: camera.to_owned(),
+            zone_names: zones.iter().map(|z| z.name.clone()).collect(),
+            zone_polys: zones.iter().map(|z| z.polygon.clone()).collect(),
+            zone_limits: zones
+                .iter()
+                .map(|z| {
+                    (
+                        z.min_area.unwrap_or(0.0),
+                        z.min_fraction.unwrap_or(cfg.zone_min_fraction),
+                    )
+                })
+                .collect(),
+            masks: masks.to_vec(),
+            params: KernelParams {
+                threshold: cfg.threshold,
+                shift_still: cfg.background_shift,
+                shift_moving: cfg.moving_background_shift,
+            },
+            cfg,
+            imp: Impl::best(),
+            geo: None,
+            dims: (1, 1),
+            frames_seen: 0,
+            quiet_until_frame: 0,
+            consecutive: 0,
+            run_start_ms: 0,
+            open: None,
+            frame_ms: 200,
+            runs: RunScratch::default(),
+        }
+    }
+
+    fn ensure_geometry(&mut self, h: usize, w: usize) -> anyhow::Result<()> {
+        if self
+            .geo
+            .as_ref()
+            .is_none_or(|g| (g.height, g.width) != (h, w))
+        {
+            let labels = LabelMap::new(&self.zone_polys, &self.masks, w, h)?;
+            let grid = Grid::new(w, h, 32.min(w), 18.min(h));
+            let counts = FrameCounts::new(labels.num_labels(), &grid);
+            let unmasked = labels.labels.iter().filter(|&&l| l != MASKED).count() as u32;
+            self.geo = Some(Geometry {
+                width: w,
+                height: h,
+                labels,
+                grid,
+                bg: Array2::zeros((h, w)),
+                changed: Array2::zeros((h, w)),
+                counts,
+                unmasked: unmasked.max(1),
+            });
+            // A new resolution starts a new background: calibrate again.
+            self.frames_seen = 0;
+            self.dims = (w, h);
+        }
+        Ok(())
+    }
+
+    /// Analyses one frame at `t_ms`; returns the frame's result and any event that closed.
+    pub fn frame(
+        &mut self,
+        luma: ArrayView2<u8>,
+        t_ms: u64,
+    ) -> anyhow::Result<(FrameResult, Option<Event>)> {
+        let (h, w) = luma.dim();
+        self.ensure_geometry(h, w)?;
+        let mut geo = self.geo.take().expect("geometry");
+        let r = self.frame_in(&mut geo, luma, t_ms);
+        self.geo = Some(geo);
+        Ok(r)
+    }
+
+    fn frame_in(
+        &mut self,
+        geo: &mut Geometry,
+        luma: ArrayView2<u8>,
+        t_ms: u64,
+    ) -> (FrameResult, Option<Event>) {
+        let (h, w) = luma.dim();
+        let imp = self.imp;
+        let params = self.params;
+        let cfg = self.cfg.clone();
+        let frames_seen = self.frames_seen;
+        if frames_seen == 0 {
+            geo.bg
+                .zip_mut_with(&luma, |b, &f| *b = (f as u16) << kernel::BG_FRAC_BITS);
+        }
+        let pass = Pass {
+            imp,
+            labels: geo.labels.labels.view(),
+            grid: &geo.grid,
+            params: &params,
+        };
+        pass.run(
+            luma,
+            geo.bg.view_mut(),
+            geo.changed.view_mut(),
+            &mut geo.counts,
+        );
+        let mut res = FrameResult::default();
+        let raw_fraction = geo.counts.changed as f64 / geo.unmasked as f64;
+        self.frames_seen += 1;
+        if frames_seen < cfg.calibration_frames as u64 {
+            res.calibrating = true;
+        } else if raw_fraction > cfg.lighting_fraction {
+            // A sudden global change (lights, exposure, IR switch): learn the new scene now.
+            geo.bg
+                .zip_mut_with(&luma, |b, &f| *b = (f as u16) << kernel::BG_FRAC_BITS);
+            res.lighting_change = true;
+            self.quiet_until_frame = self.frames_seen + cfg.lighting_quiet_frames as u64;
+        } else if self.frames_seen > self.quiet_until_frame && geo.counts.changed > 0 {
+            let min_area = (cfg.min_area * (w * h) as f64).ceil() as u32;
+            let blobs = blobs(geo.changed.view(), &mut self.runs);
+            let mut kept_area = 0u32;
+            let mut bbox = [u32::MAX, u32::MAX, 0, 0];
+            let mut zone_px = vec![0u32; self.zone_polys.len()];
+            for (i, b) in blobs.iter().enumerate() {
+                if b.area < min_area.max(1) {
+                    continue;
+                }
+                kept_area += b.area;
+                bbox = union(bbox, b.bbox);
+                self.runs.count_zones(i, &geo.labels, &mut zone_px);
+            }
+            res.score = kept_area as f64 / geo.unmasked as f64;
+            res.motion = kept_area > 0;
+            for (z, &px) in zone_px.iter().enumerate() {
+                let area = geo.labels.zone_areas[z].max(1);
+                let (min_area, min_fraction) = self.zone_limits[z];
+                if px > 0
+                    && px as f64 >= min_area * (w * h) as f64
+                    && px as f64 / area as f64 >= min_fraction
+                {
+                    res.zones.push(z);
+                }
+            }
+            if res.motion {
+                self.track(t_ms, &res, bbox);
+            }
+        }
+        if !res.motion {
+            self.consecutive = 0;
+        }
+        let closed = self.maybe_close(t_ms, res.motion);
+        (res, closed)
+    }
+
+    fn track(&mut self, t_ms: u64, res: &FrameResult, bbox: [u32; 4]) {
+        if self.consecutive == 0 {
+            self.run_start_ms = t_ms;
+        }
+        self.consecutive += 1;
+        let zones = res.zones.iter().fold(0u64, |m, &z| m | 1 << z);
+        match &mut self.open {
+            Some(o) => {
+                o.last_motion_ms = t_ms;
+                o.zones |= zones;
+                o.peak = o.peak.max(res.score);
+                o.bbox = union(o.bbox, bbox);
+            }
+            None if self.consecutive >= self.cfg.min_frames => {
+                self.open = Some(Open {
+                    start_ms: self.run_start_ms,
+                    last_motion_ms: t_ms,
+                    zones,
+                    peak: res.score,
+                    bbox,
+                });
+            }
+            None => {}
+        }
+    }
+
+    fn maybe_close(&mut self, t_ms: u64, motion: bool) -> Option<Event> {
+        let o = self.open.as_ref()?;
+        if motion || t_ms < o.last_motion_ms + (self.cfg.post_roll * 1000.0) as u64 {
+            return None;
+        }
+        self.finish()
+    }
+
+    /// Sets the nominal frame interval (for the end time of the last motion frame).
+    pub fn set_frame_interval_ms(&mut self, ms: u64) {
+        self.frame_ms = ms.max(1);
+    }
+
+    /// Ends the stream: closes any open event.
+    pub fn finish(&mut self) -> Option<Event> {
+        let o = self.open.take()?;
+        let (w, h) = (self.dims.0 as f64, self.dims.1 as f64);
+        let round = |v: f64| (v * 1000.0).round() / 1000.0;
+        Some(Event {
+            camera: self.camera.clone(),
+            start_ms: o.start_ms,
+            end_ms: o.last_motion_ms + self.frame_ms,
+            zones: (0..self.zone_names.len())
+                .filter(|z| o.zones & (1 << z) != 0)
+                .map(|z| self.zone_names[z].clone())
+                .collect(),
+            peak_score: (o.peak * 1e4).round() / 1e4,
+            bbox: [
+                round(o.bbox[0] as f64 / w),
+                round(o.bbox[1] as f64 / h),
+                round(o.bbox[2] as f64 / w),
+                round(o.bbox[3] as f64 / h),
+            ],
+        })
+    }
+}
+
+fn union(a: [u32; 4], b: [u32; 4]) -> [u32; 4] {
+    [
+        a[0].min(b[0]),
+        a[1].min(b[1]),
+        a[2].max(b[2]),
+        a[3].max(b[3]),
+    ]
+}
+
+/// Runs of changed pixels and their blob, reused across frames.
+#[derive(Default)]
+struct RunScratch {
+    /// (y, x0, x1, blob root index into `parent`)
+    runs: Vec<(u32, u32, u32, u32)>,
+    parent: Vec<u32>,
+    /// Final blob index of each run.
+    run_blob: Vec<u32>,
+}
+
+impl RunScratch {
+    fn find(&mut self, mut i: u32) -> u32 {
+        while self.parent[i as usize] != i {
+            let p = self.parent[i as usize];
+            self.parent[i as usize] = self.parent[p as usize];
+            i = p;
+        }
+        i
+    }
+
+    /// Adds changed pixels of blob `blob` to per-zone counts.
+    fn count_zones(&self, blob: usize, labels: &LabelMap, zone_px: &mut [u32]) {
+        if zone_px.is_empty() {
+            return;
+        }
+        for (r, &(y, x0, x1, _)) in self.runs.iter().enumerate() {
+            if self.run_blob[r] as usize != blob {
+                continue;
+            }
+            for x in x0..x1 {
+                let mut set = labels.label_zones[labels.labels[(y as usize, x as usize)] as usize];
+                while set != 0 {
+                    zone_px[set.trailing_zeros() as usize] += 1;
+                    set &= set - 1;
+                }
+            }
+        }
+    }
+}
+
+/// 8-connected components of a 0/1 mask, by runs (cheap when motion is sparse).
+fn blobs(mask: ArrayView2<u8>, s: &mut RunScratch) -> Vec<Blob> {
+    s.runs.clear();
+    s.parent.clear();
+    let (h, w) = mask.dim();
+    let mut prev_start = 0usize; // index of the previous row's first run
+    for y in 0..h {
+        let row = mask.row(y);
+        let row = row.as_slice().expect("contiguous mask rows");
+        let row_start = s.runs.len();
+        let mut x = 0;
+        while x < w {
+            if x + 8 <= w && u64::from_ne_bytes(row[x..x + 8].try_into().unwrap()) == 0 {
+                x += 8;
+                continue;
+            }
+            if row[x] == 0 {
+                x += 1;
+                continue;
+            }
+            let x0 = x;
+            while x < w && row[x] != 0 {
+                x += 1;
+            }
+            let id = s.runs.len() as u32;
+            s.runs.push((y as u32, x0 as u32, x as u32, id));
+            s.parent.push(id);
+            // Join runs of the previous row that touch [x0 - 1, x + 1).
+            for p in prev_start..row_start {
+                let (_, px0, px1, _) = s.runs[p];
+                if (px0 as usize) <= x && (px1 as usize) + 1 > x0 {
+                    let (a, b) = (s.find(p as u32), s.find(id));
+                    if a != b {
+                        s.parent[a.max(b) as usize] = a.min(b);
+                    }
+                }
+            }
+        }
+        prev_start = row_start;
+    }
+    let mut out: Vec<Blob> = Vec::new();
+    let mut root_blob = vec![u32::MAX; s.runs.len()];
+    s.run_blob.clear();
+    for r in 0..s.runs.len() {
+        let root = s.find(r as u32) as usize;
+        let (y, x0, x1, _) = s.runs[r];
+        if root_blob[root] == u32::MAX {
+            root_blob[root] = out.len() as u32;
+            out.push(Blob {
+                area: 0,
+                bbox: [x0, y, x1, y + 1],
+            });
+        }
+        let b = &mut out[root_blob[root] as usize];
+        b.area += x1 - x0;
+        b.bbox = union(b.bbox, [x0, y, x1, y + 1]);
+        s.run_blob.push(root_blob[root]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(rows: &[&str]) -> Array2<u8> {
+        let w = rows[0].len();
+        Array2::from_shape_fn((rows.len(), w), |(y, x)| {
+            (rows[y].as_bytes()[x] == b'#') as u8
+        })
+    }
+
+    #[test]
+    fn blobs_are_8_connected_components() {
+        let m = mask(&[
+            "##......#.",
+            ".#......#.",
+            "..#.....##",
+            "..........",
+            "#...###...",
+            "....#.#...",
+        ]);
+        let mut s = RunScratch::default();
+        let mut b = blobs(m.view(), &mut s);
+        b.sort_by_key(|b| (b.bbox[1], b.bbox[0]));
+        assert_eq!(
+            b,
+            vec![
+                Blob {
+                    area: 4,
+                    bbox: [0, 0, 3, 3]
+                }, // diagonal: 8-connected
+                Blob {
+                    area: 4,
+                    bbox: [8, 0, 10, 3]
+                },
+                Blob {
+                    area: 1,
+                    bbox: [0, 4, 1, 5]
+                },
+                Blob {
+                    area: 5,
+                    bbox: [4, 4, 7, 6]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn u_shape_merges_late() {
+        let m = mask(&["#...#", "#...#", "#####"]);
+        let b = blobs(m.view(), &mut RunScratch::default());
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].area, 9);
+    }
+}
