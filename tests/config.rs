@@ -126,6 +126,38 @@ fn each_bad_config_class_names_file_line_and_problem() {
             1,
             "missing field `storage`",
         ),
+        (
+            "motion threshold",
+            format!("{storage}[motion]\nthreshold = 300\n"),
+            4,
+            "motion.threshold must be 1..=254",
+        ),
+        (
+            "camera motion key",
+            format!("{storage}{CAM}[cameras.motion]\nsensitivity = 3\n"),
+            7,
+            "unknown field `sensitivity`",
+        ),
+        (
+            "camera motion fraction",
+            format!("{storage}{CAM}[cameras.motion]\nmin_area = 2.5\n"),
+            7,
+            "motion.min_area must be a fraction",
+        ),
+        (
+            "zone min_fraction",
+            format!(
+                "{storage}{CAM}[[cameras.zones]]\nname = \"z\"\npolygon = [[0.1, 0.1], [0.2, 0.2], [0.1, 0.3]]\nmin_fraction = -1.0\n"
+            ),
+            9,
+            "min_fraction must be a fraction",
+        ),
+        (
+            "odd width",
+            format!("{storage}[motion]\nwidth = 641\n"),
+            4,
+            "motion.width must be even",
+        ),
     ];
     for (i, (case, text, line, words)) in cases.iter().enumerate() {
         let name = format!("bad{i}.toml");
