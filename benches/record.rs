@@ -31,7 +31,7 @@ fn frames(params: &Arc<VideoParams>, t0_us: i64) -> Vec<Frame> {
                 pts_90k: i as i64 * 90_000 / FPS,
                 utc_us: t0_us + i as i64 * 1_000_000 / FPS,
                 is_key: key,
-                data: vec![(i % 251) as u8; size],
+                data: vec![(i % 251) as u8; size].into(),
                 params: params.clone(),
                 run: 1,
                 discontinuity: false,
@@ -47,6 +47,8 @@ fn bench(c: &mut Criterion) {
         width: 1920,
         height: 1080,
         nominal_duration: Some(6000),
+        encoding: "h264",
+        codec_config: Vec::new(),
         sample_entry: {
             let mut e = vec![0, 0, 0, 86, b'a', b'v', b'c', b'1'];
             e.resize(86, 0);

@@ -11,6 +11,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::index::Index;
 use crate::ingest::{IngestTask, tokio_util_shim};
+use crate::motion::live::{AnalysisMsg, LiveAnalyzer, MotionMsg};
 use crate::record::committer::{Committer, RetentionPolicy};
 use crate::record::recovery::{self, Mode};
 use crate::record::writer::{CommitMsg, SegmentWriter, WriterConfig, WriterMsg};
@@ -18,6 +19,8 @@ use crate::status::{CameraState, SharedStatus, Status};
 
 /// Frames a writer may have queued before ingest starts dropping (about 30 s at 15 fps).
 const WRITER_QUEUE: usize = 512;
+/// Frames the motion analyser may have queued before it skips to the next keyframe.
+const ANALYSIS_QUEUE: usize = 64;
 
 /// Runs the daemon until `shutdown` resolves. Binds the HTTP listener first and reports
 /// its address through `on_listen` (the demo prints it; tests read it).
@@ -69,6 +72,9 @@ pub async fn run(
         .spawn(move || committer.run(commit_rx))?;
 
     let (cancel_src, cancel) = tokio_util_shim::new();
+    // Typed motion output (frames with grids, closed events) for the timeline.
+    let (motion_tx, _) = tokio::sync::broadcast::channel::<MotionMsg>(1024);
+    let mut analyzers = Vec::new();
     let mut writers = Vec::new();
     let mut tasks = Vec::new();
     for (cam, (_, id)) in config.cameras.iter().zip(&cameras) {
@@ -94,10 +100,28 @@ pub async fn run(
                 .name(format!("writer-{}", cam.name))
                 .spawn(move || w.run(rx))?,
         ));
+        let analysis = if cam.motion.enabled {
+            let (atx, arx) = std::sync::mpsc::sync_channel::<AnalysisMsg>(ANALYSIS_QUEUE);
+            let a = LiveAnalyzer {
+                camera: cam.clone(),
+                status: status.clone(),
+                out: motion_tx.clone(),
+            };
+            analyzers.push((
+                atx.clone(),
+                std::thread::Builder::new()
+                    .name(format!("motion-{}", cam.name))
+                    .spawn(move || a.run(arx))?,
+            ));
+            Some(atx)
+        } else {
+            None
+        };
         tasks.push(tokio::spawn(
             IngestTask {
                 camera: cam.clone(),
                 writer: tx,
+                analysis,
                 status: status.clone(),
                 cancel: cancel.clone(),
             }
@@ -130,6 +154,13 @@ pub async fn run(
     cancel_src.cancel();
     for t in tasks {
         let _ = t.await;
+    }
+    for (tx, h) in analyzers {
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = tx.send(AnalysisMsg::Shutdown);
+            h.join()
+        })
+        .await;
     }
     for (tx, _) in &writers {
         // Blocking send: the writer must see Shutdown even if its queue is full.

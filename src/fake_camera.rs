@@ -278,12 +278,15 @@ fn scene_launch(o: &Options, i: usize) -> String {
         ),
     };
     format!(
-        "( compositor name=c background=black ! video/x-raw,width={w},height={h},framerate={fps}/1 \
+        "( compositor name=c background=black sink_1::xpos={bx} sink_1::ypos={by} ! video/x-raw,width={w},height={h},framerate={fps}/1 \
          ! videoconvert ! video/x-raw,format=I420 ! {enc} \
          videotestsrc is-live=true pattern={bg} ! video/x-raw,width={w},height={h},framerate={fps}/1 ! c.sink_0 \
          videotestsrc is-live=true pattern=ball motion={motion} background-color=0x00000000 \
          foreground-color=0xffff8000 ! video/x-raw,format=AYUV,width={bw},height={bh},framerate={fps}/1 \
          ! c.sink_1 )",
+        // The moving disc's box sits in the middle third, where the demo's zones are.
+        bx = w / 3,
+        by = h / 3,
         bw = (w / 3).max(16) & !1,
         bh = (h / 2).max(16) & !1,
     )

@@ -45,6 +45,20 @@ pub struct CameraStatus {
     pub recording: bool,
     pub segments_written: u64,
     pub write_errors: u64,
+    /// Motion analysis runs for this camera.
+    pub motion_enabled: bool,
+    /// Motion in the last analysed frame.
+    pub motion: bool,
+    /// Fraction of the unmasked image moving in the last analysed frame.
+    pub motion_score: f64,
+    pub motion_events: u64,
+    pub analysed_frames: u64,
+    /// Frames the analyser skipped because it fell behind (recording is unaffected).
+    pub analysis_dropped: u64,
+    pub analysis_errors: u64,
+    pub decode_errors: u64,
+    /// The last motion event that closed.
+    pub last_event: Option<EventSummary>,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
 }
@@ -69,6 +83,15 @@ impl CameraStatus {
             recording: false,
             segments_written: 0,
             write_errors: 0,
+            motion_enabled: false,
+            motion: false,
+            motion_score: 0.0,
+            motion_events: 0,
+            analysed_frames: 0,
+            analysis_dropped: 0,
+            analysis_errors: 0,
+            decode_errors: 0,
+            last_event: None,
             last_error: None,
             last_error_at: None,
         }
@@ -86,6 +109,15 @@ impl CameraStatus {
         self.last_error = Some(e);
         self.last_error_at = Some(crate::time_fmt::rfc3339(now_us()));
     }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EventSummary {
+    pub start: String,
+    pub end: String,
+    pub zones: Vec<String>,
+    pub peak_score: f64,
+    pub bbox: [f64; 4],
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -289,3 +289,97 @@ fn luma(sample: &gst::Sample) -> anyhow::Result<LumaFrame> {
             .map_err(|_| anyhow::anyhow!("cannot map buffer"))?,
     })
 }
+
+/// Decodes frames pushed one at a time: the live path, fed with the RTSP frames that are
+/// being recorded. `push` blocks while the decoder is behind (bounded queue), so the
+/// caller's own bounded channel, and not memory, absorbs a slow decoder.
+pub struct LiveDecoder {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    sink: gst_app::AppSink,
+    /// Decoder warnings seen (corrupt data concealed).
+    pub decode_errors: u64,
+}
+
+impl LiveDecoder {
+    /// `encoding` is "h264" or "h265"; `codec_config` the `avcC`/`hvcC` record of the
+    /// stream (frames are pushed length-prefixed, as MP4 stores them).
+    pub fn new(encoding: &str, codec_config: &[u8], opts: &DecodeOptions) -> anyhow::Result<Self> {
+        gst::init().context("cannot initialise GStreamer")?;
+        let (caps_name, format) = match encoding {
+            "h264" => ("video/x-h264", "avc"),
+            "h265" => ("video/x-h265", "hvc1"),
+            other => bail!("unsupported encoding {other}"),
+        };
+        let caps = gst::Caps::builder(caps_name)
+            .field("stream-format", format)
+            .field("alignment", "au")
+            .field("codec_data", gst::Buffer::from_slice(codec_config.to_vec()))
+            .build();
+        let pipeline = gst::Pipeline::new();
+        let src = gst_app::AppSrc::builder()
+            .caps(&caps)
+            .format(gst::Format::Time)
+            .is_live(false)
+            .block(true)
+            .max_bytes(4 << 20)
+            .build();
+        let (head, sink) = tail(&pipeline, opts)?;
+        pipeline.add(&src)?;
+        let first = decode_chain(&pipeline, caps_name, opts.mode, opts.threads, &head)?;
+        src.link(&first)?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .context("cannot start the decoding pipeline")?;
+        Ok(LiveDecoder {
+            pipeline,
+            src,
+            sink,
+            decode_errors: 0,
+        })
+    }
+
+    /// Queues one frame (presentation time in ns from the start of its session).
+    pub fn push(&self, data: bytes::Bytes, pts_ns: u64, is_key: bool) -> anyhow::Result<()> {
+        let mut buf = gst::Buffer::from_slice(data);
+        {
+            let b = buf.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_nseconds(pts_ns));
+            if !is_key {
+                b.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+        }
+        self.src
+            .push_buffer(buf)
+            .map_err(|e| anyhow::anyhow!("decoder refused a frame: {e:?}"))?;
+        Ok(())
+    }
+
+    /// A decoded frame if one is ready (never waits).
+    pub fn pull(&self) -> anyhow::Result<Option<LumaFrame>> {
+        match self.sink.try_pull_sample(gst::ClockTime::ZERO) {
+            Some(s) => Ok(Some(luma(&s)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Counts decoder warnings; returns the pipeline's error if it failed.
+    pub fn poll_bus(&mut self) -> anyhow::Result<()> {
+        let bus = self.pipeline.bus().unwrap();
+        while let Some(msg) = bus.pop() {
+            match msg.view() {
+                gst::MessageView::Error(e) => bail!("decoder: {}", e.error()),
+                gst::MessageView::Warning(_) => self.decode_errors += 1,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LiveDecoder {
+    fn drop(&mut self) {
+        let _ = self.src.end_of_stream();
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

@@ -19,6 +19,7 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use tokio_util_shim::CancelToken;
 
 use crate::config::{CameraConfig, TransportKind};
+use crate::motion::live::{AnalysisFrame, AnalysisMsg};
 use crate::record::writer::{Frame, VideoParams, WriterMsg};
 use crate::status::{CameraState, SharedStatus, now_us};
 
@@ -67,6 +68,8 @@ pub fn backoff(failures: u32) -> Duration {
 pub struct IngestTask {
     pub camera: CameraConfig,
     pub writer: SyncSender<WriterMsg>,
+    /// Motion analysis, if enabled: gets every frame too (shared, not copied).
+    pub analysis: Option<SyncSender<AnalysisMsg>>,
     pub status: SharedStatus,
     pub cancel: CancelToken,
 }
@@ -105,6 +108,9 @@ impl IngestTask {
                 break; // the writer gets Shutdown and closes with that reason
             }
             let _ = self.writer.try_send(WriterMsg::EndRun);
+            if let Some(a) = &self.analysis {
+                let _ = a.try_send(AnalysisMsg::EndRun);
+            }
             if started.elapsed() >= HEALTHY_SESSION {
                 failures = 0;
             }
@@ -180,6 +186,7 @@ impl IngestTask {
         let mut params: Option<Arc<VideoParams>> = None;
         let mut base: Option<(i64, i64)> = None; // (pts, utc) of the first frame
         let mut dropping = false;
+        let mut analysis_dropping = false;
         let mut window = RateWindow::new();
         loop {
             let item = match tokio::time::timeout(FRAME_TIMEOUT, demuxed.next()).await {
@@ -212,6 +219,12 @@ impl IngestTask {
                         .map(|(n, d)| (90_000u64 * n as u64 / d as u64) as u32)
                         .filter(|&t| t > 0 && t <= 90_000),
                     sample_entry: b.build()?,
+                    encoding: if demuxed.streams()[stream_i].encoding_name() == "h265" {
+                        "h265"
+                    } else {
+                        "h264"
+                    },
+                    codec_config: v.extra_data().to_vec(),
                 }));
             }
             let Some(p) = params.clone() else {
@@ -222,8 +235,30 @@ impl IngestTask {
             let utc = utc0 + (pts - pts0) * 100 / 9;
             let is_key = f.is_random_access_point();
             let lost = f.loss() > 0;
-            let data = f.into_data();
+            let data = bytes::Bytes::from(f.into_data());
             window.add(data.len());
+            if let Some(a) = &self.analysis {
+                if analysis_dropping && !is_key {
+                    self.status.camera(&cam.name, |s| s.analysis_dropped += 1);
+                } else {
+                    let m = AnalysisMsg::Frame(AnalysisFrame {
+                        pts_90k: pts,
+                        utc_us: utc,
+                        is_key,
+                        data: data.clone(),
+                        params: p.clone(),
+                    });
+                    match a.try_send(m) {
+                        Ok(()) => analysis_dropping = false,
+                        Err(TrySendError::Full(_)) => {
+                            // Analysis is behind: skip to the next keyframe; recording goes on.
+                            analysis_dropping = true;
+                            self.status.camera(&cam.name, |s| s.analysis_dropped += 1);
+                        }
+                        Err(TrySendError::Disconnected(_)) => {}
+                    }
+                }
+            }
             if dropping && !is_key {
                 self.status.camera(&cam.name, |s| s.dropped_frames += 1);
                 continue;

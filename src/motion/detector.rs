@@ -42,6 +42,11 @@ pub struct FrameResult {
     pub zones: Vec<usize>,
     pub lighting_change: bool,
     pub calibrating: bool,
+    /// Fraction of each motion-grid cell changed (0..=255), row-major, before noise
+    /// filtering: kept for search after the fact.
+    pub grid: Vec<u8>,
+    pub grid_cols: u16,
+    pub grid_rows: u16,
 }
 
 struct Open {
@@ -61,6 +66,7 @@ struct Geometry {
     bg: Array2<u16>,
     changed: Array2<u8>,
     counts: FrameCounts,
+    cell_areas: Vec<u32>,
     unmasked: u32,
 }
 
@@ -130,6 +136,7 @@ impl Detector {
             let labels = LabelMap::new(&self.zone_polys, &self.masks, w, h)?;
             let grid = Grid::new(w, h, 32.min(w), 18.min(h));
             let counts = FrameCounts::new(labels.num_labels(), &grid);
+            let cell_areas = grid.cell_areas();
             let unmasked = labels.labels.iter().filter(|&&l| l != MASKED).count() as u32;
             self.geo = Some(Geometry {
                 width: w,
@@ -139,6 +146,7 @@ impl Detector {
                 bg: Array2::zeros((h, w)),
                 changed: Array2::zeros((h, w)),
                 counts,
+                cell_areas,
                 unmasked: unmasked.max(1),
             });
             // A new resolution starts a new background: calibrate again.
@@ -189,7 +197,18 @@ impl Detector {
             geo.changed.view_mut(),
             &mut geo.counts,
         );
-        let mut res = FrameResult::default();
+        let mut res = FrameResult {
+            grid: geo
+                .counts
+                .cells
+                .iter()
+                .zip(&geo.cell_areas)
+                .map(|(&c, &a)| (c * 255 / a.max(1)) as u8)
+                .collect(),
+            grid_cols: geo.grid.cols as u16,
+            grid_rows: geo.grid.rows as u16,
+            ..Default::default()
+        };
         let raw_fraction = geo.counts.changed as f64 / geo.unmasked as f64;
         self.frames_seen += 1;
         if frames_seen < cfg.calibration_frames as u64 {

@@ -7,4 +7,5 @@
 
 pub mod detector;
 pub mod kernel;
+pub mod live;
 pub mod zones;

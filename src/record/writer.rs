@@ -31,6 +31,10 @@ pub struct VideoParams {
     pub nominal_duration: Option<u32>,
     /// A complete `avc1`/`hvc1` sample entry box.
     pub sample_entry: Vec<u8>,
+    /// "h264" or "h265".
+    pub encoding: &'static str,
+    /// The decoder configuration record (`avcC`/`hvcC` body) for decoders.
+    pub codec_config: Vec<u8>,
 }
 
 /// One encoded frame (length-prefixed NAL units, as MP4 stores them).
@@ -40,7 +44,8 @@ pub struct Frame {
     /// UTC of this frame, µs since the epoch.
     pub utc_us: i64,
     pub is_key: bool,
-    pub data: Vec<u8>,
+    /// Shared with the motion analyser without copying.
+    pub data: bytes::Bytes,
     pub params: Arc<VideoParams>,
     /// RTSP session counter; a new value means a new, unrelated timeline.
     pub run: u64,
@@ -103,7 +108,7 @@ pub struct SegmentWriter {
     seg: Option<OpenSegment>,
     pending: Option<Pending>,
     /// The current fragment: samples with known durations, and their data.
-    frag: Vec<(Sample, Vec<u8>)>,
+    frag: Vec<(Sample, bytes::Bytes)>,
     frag_start: Option<(i64, i64)>,
     last_duration: u32,
     /// Whether `last_duration` was measured in the current run.

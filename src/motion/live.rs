@@ -1,0 +1,246 @@
+//! Live motion analysis of one camera: frames tee'd from ingest -> [`LiveDecoder`] ->
+//! [`Detector`] -> status and typed [`MotionMsg`]s for the timeline.
+//!
+//! One OS thread per camera. Its input channel is bounded and fed with `try_send`, so a
+//! slow decoder makes analysis drop frames (to the next keyframe), never recording.
+
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+
+use crate::config::CameraConfig;
+use crate::decode::{DecodeOptions, LiveDecoder};
+use crate::motion::detector::{Detector, Event};
+use crate::record::writer::VideoParams;
+use crate::status::SharedStatus;
+
+pub struct AnalysisFrame {
+    pub pts_90k: i64,
+    pub utc_us: i64,
+    pub is_key: bool,
+    pub data: bytes::Bytes,
+    pub params: Arc<VideoParams>,
+}
+
+pub enum AnalysisMsg {
+    Frame(AnalysisFrame),
+    /// The RTSP session ended: close any event, restart at the next session.
+    EndRun,
+    Shutdown,
+}
+
+/// What the timeline receives.
+#[derive(Clone, Debug)]
+pub enum MotionMsg {
+    /// One analysed frame.
+    Frame {
+        camera: Arc<str>,
+        utc_us: i64,
+        score: f32,
+        motion: bool,
+        /// Names of the zones with motion in this frame.
+        zones: Vec<Arc<str>>,
+        /// Fraction of each motion-grid cell changed (0..=255), row-major.
+        grid: Arc<[u8]>,
+        grid_cols: u16,
+        grid_rows: u16,
+    },
+    /// An event that just closed.
+    Event(LiveEvent),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveEvent {
+    pub camera: String,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub zones: Vec<String>,
+    pub peak_score: f64,
+    pub bbox: [f64; 4],
+}
+
+pub struct LiveAnalyzer {
+    pub camera: CameraConfig,
+    pub status: SharedStatus,
+    pub out: tokio::sync::broadcast::Sender<MotionMsg>,
+}
+
+struct Run {
+    decoder: LiveDecoder,
+    params: Arc<VideoParams>,
+    /// (pts, utc) of the run's first frame: the detector's clock starts there.
+    base: (i64, i64),
+}
+
+impl LiveAnalyzer {
+    pub fn run(self, rx: Receiver<AnalysisMsg>) {
+        let name: Arc<str> = self.camera.name.as_str().into();
+        let zone_names: Vec<Arc<str>> = self
+            .camera
+            .zones
+            .iter()
+            .map(|z| z.name.as_str().into())
+            .collect();
+        let m = self.camera.motion.clone();
+        let opts = DecodeOptions {
+            width: m.width,
+            fps: Some(m.fps),
+            mode: m.decode,
+            threads: 1,
+        };
+        let new_detector = || {
+            let mut d = Detector::new(
+                &self.camera.name,
+                &self.camera.zones,
+                &self.camera.masks,
+                m.clone(),
+            );
+            d.set_frame_interval_ms(1000 / m.fps as u64);
+            d
+        };
+        let mut det = new_detector();
+        let mut run: Option<Run> = None;
+        self.status
+            .camera(&self.camera.name, |s| s.motion_enabled = true);
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                AnalysisMsg::Frame(f) => {
+                    let stale = run
+                        .as_ref()
+                        .is_some_and(|r| !Arc::ptr_eq(&r.params, &f.params));
+                    if stale {
+                        self.end(&mut det, &mut run);
+                        det = new_detector();
+                    }
+                    if run.is_none() {
+                        if !f.is_key {
+                            continue; // a decoder starts at a keyframe
+                        }
+                        match LiveDecoder::new(f.params.encoding, &f.params.codec_config, &opts) {
+                            Ok(decoder) => {
+                                run = Some(Run {
+                                    decoder,
+                                    params: f.params.clone(),
+                                    base: (f.pts_90k, f.utc_us),
+                                })
+                            }
+                            Err(e) => {
+                                self.error(format!("starting decoder: {e:#}"));
+                                continue;
+                            }
+                        }
+                    }
+                    let r = run.as_mut().unwrap();
+                    let pts_ns = ((f.pts_90k - r.base.0).max(0) as u64) * 100_000 / 9;
+                    let res = r
+                        .decoder
+                        .push(f.data, pts_ns, f.is_key)
+                        .and_then(|()| self.drain(r, &mut det, &name, &zone_names));
+                    if let Err(e) = res {
+                        // Restart the decoder at the next keyframe; keep the detector.
+                        self.error(format!("{e:#}"));
+                        run = None;
+                    }
+                }
+                AnalysisMsg::EndRun => {
+                    self.end(&mut det, &mut run);
+                    det = new_detector();
+                }
+                AnalysisMsg::Shutdown => break,
+            }
+        }
+        self.end(&mut det, &mut run);
+        self.status.camera(&self.camera.name, |s| s.motion = false);
+    }
+
+    fn error(&self, e: String) {
+        tracing::warn!(camera = %self.camera.name, "motion analysis: {e}");
+        self.status.camera(&self.camera.name, |s| {
+            s.analysis_errors += 1;
+            s.set_error(format!("motion analysis: {e}"));
+        });
+    }
+
+    /// Analyses every decoded frame that is ready.
+    fn drain(
+        &self,
+        r: &mut Run,
+        det: &mut Detector,
+        name: &Arc<str>,
+        zone_names: &[Arc<str>],
+    ) -> anyhow::Result<()> {
+        r.decoder.poll_bus()?;
+        while let Some(frame) = r.decoder.pull()? {
+            let t_ms = frame.pts.map(|p| p.mseconds()).unwrap_or(0);
+            let (res, closed) = det.frame(frame.view(), t_ms)?;
+            let utc_us = r.base.1 + t_ms as i64 * 1000;
+            let errors = r.decoder.decode_errors;
+            self.status.camera(&self.camera.name, |s| {
+                s.motion = res.motion;
+                s.motion_score = res.score;
+                s.analysed_frames += 1;
+                s.decode_errors = errors;
+            });
+            let _ = self.out.send(MotionMsg::Frame {
+                camera: name.clone(),
+                utc_us,
+                score: res.score as f32,
+                motion: res.motion,
+                zones: res.zones.iter().map(|&z| zone_names[z].clone()).collect(),
+                grid: res.grid.into(),
+                grid_cols: res.grid_cols,
+                grid_rows: res.grid_rows,
+            });
+            if let Some(ev) = closed {
+                self.emit(ev, r.base.1);
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&self, det: &mut Detector, run: &mut Option<Run>) {
+        if let Some(r) = run.as_mut() {
+            let _ = self.drain_final(r, det);
+        }
+        if let Some(ev) = det.finish() {
+            let base = run.as_ref().map(|r| r.base.1).unwrap_or(0);
+            self.emit(ev, base);
+        }
+        *run = None;
+    }
+
+    fn drain_final(&self, r: &mut Run, det: &mut Detector) -> anyhow::Result<()> {
+        let name: Arc<str> = self.camera.name.as_str().into();
+        let zones: Vec<Arc<str>> = self
+            .camera
+            .zones
+            .iter()
+            .map(|z| z.name.as_str().into())
+            .collect();
+        self.drain(r, det, &name, &zones)
+    }
+
+    fn emit(&self, ev: Event, base_utc: i64) {
+        let live = LiveEvent {
+            camera: ev.camera,
+            start_us: base_utc + ev.start_ms as i64 * 1000,
+            end_us: base_utc + ev.end_ms as i64 * 1000,
+            zones: ev.zones,
+            peak_score: ev.peak_score,
+            bbox: ev.bbox,
+        };
+        tracing::info!(camera = %live.camera, zones = ?live.zones, score = live.peak_score,
+            "motion event {} .. {}", crate::time_fmt::rfc3339(live.start_us), crate::time_fmt::rfc3339(live.end_us));
+        let summary = crate::status::EventSummary {
+            start: crate::time_fmt::rfc3339(live.start_us),
+            end: crate::time_fmt::rfc3339(live.end_us),
+            zones: live.zones.clone(),
+            peak_score: live.peak_score,
+            bbox: live.bbox,
+        };
+        self.status.camera(&self.camera.name, |s| {
+            s.motion_events += 1;
+            s.last_event = Some(summary);
+        });
+        let _ = self.out.send(MotionMsg::Event(live));
+    }
+}

@@ -1,0 +1,58 @@
+//! Live motion in the running daemon: the ground-truth crossing clip looped by a real RTSP
+//! server, recorded and analysed at once; the camera status shows motion, the score and
+//! the last event with its zones, and recording is unaffected.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn daemon_detects_crossings_live_with_zones() {
+    let t = TestDir::new();
+    let clip = fixture("motion/crossing.mp4");
+    let (_cam, port) = fake_camera(
+        &["x"],
+        0,
+        &["--file", clip.to_str().unwrap()],
+        &t.join("cam.log"),
+    );
+    let storage = t.join("storage");
+    // The fixture camera's zones, mask and motion settings, pointed at the fake camera.
+    let zones = std::fs::read_to_string(fixture("motion/zones.toml")).unwrap();
+    let cam_part = &zones[zones.find("[[cameras]]").unwrap()..];
+    let text = format!(
+        "[storage]\ndir = {:?}\nsegment_seconds = 4\n[server]\nlisten = \"127.0.0.1:0\"\n{}",
+        storage.display().to_string(),
+        cam_part.replace(
+            "rtsp://127.0.0.1:8554/fixture",
+            &format!("rtsp://127.0.0.1:{port}/x")
+        )
+    );
+    let cfg = t.write("vigil.toml", &text);
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let mut saw_motion = false;
+    // The first crossing runs 1.5-5.5 s into the clip and closes 2 s later (post_roll).
+    let s = wait_for(Duration::from_secs(40), "a live motion event", || {
+        let s = camera_status(&base, "fixture");
+        saw_motion |= s["motion"] == true && s["motion_score"].as_f64().unwrap() > 0.005;
+        (s["motion_events"].as_u64().unwrap() >= 1).then_some(s)
+    });
+    assert_eq!(s["motion_enabled"], true);
+    assert!(saw_motion, "motion never showed in the status: {s}");
+    assert!(s["analysed_frames"].as_u64().unwrap() >= 20, "{s}");
+    assert_eq!(s["analysis_errors"], 0, "{s}");
+    let ev = &s["last_event"];
+    assert_eq!(ev["zones"], serde_json::json!(["left", "right"]), "{s}");
+    let dur = vigil::time_fmt::parse_rfc3339(ev["end"].as_str().unwrap()).unwrap()
+        - vigil::time_fmt::parse_rfc3339(ev["start"].as_str().unwrap()).unwrap();
+    assert!(
+        (3_000_000..=5_000_000).contains(&dur),
+        "event of {dur} us (truth: 4 s): {s}"
+    );
+    // Recording went on beside the analysis.
+    assert_eq!(s["dropped_frames"], 0, "{s}");
+    assert!(d.stop(Duration::from_secs(20)).success());
+    assert_segments_play(&storage, &indexed_segments(&storage));
+}
