@@ -3,7 +3,10 @@
 //! camera (from /proc, the RTSP server's own CPU excluded), RSS, dropped frames and MB/s.
 //!
 //! `cargo bench --bench load` — environment: VIGIL_LOAD_CAMERAS (default 64),
-//! VIGIL_LOAD_SECONDS (default 60), VIGIL_BENCH_DIR (where to record; default target/).
+//! VIGIL_LOAD_SECONDS (default 60), VIGIL_BENCH_DIR (where to record; default target/),
+//! VIGIL_LOAD_SIZE (`1080p`, the default, at ~4 Mbit/s; or `360p` at ~600 kbit/s, a
+//! typical substream), VIGIL_LOAD_MOTION (`1`: live motion analysis of every camera too;
+//! default off, so that the default run measures recording alone).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -56,58 +59,6 @@ fn dir_bytes(p: &Path) -> u64 {
     n
 }
 
-/// A 10 s 1080p clip at 15 fps and about 4 Mbit/s, made once with GStreamer's x264.
-fn clip(dir: &Path) -> std::path::PathBuf {
-    let p = dir.join("load-1080p15-4mbps.mp4");
-    if p.exists() {
-        return p;
-    }
-    let st = std::process::Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "compositor",
-            "name=c",
-            "!",
-            "video/x-raw,width=1920,height=1080",
-            "!",
-            "videoconvert",
-            "!",
-            "x264enc",
-            "bitrate=4000",
-            "key-int-max=30",
-            "speed-preset=veryfast",
-            "tune=zerolatency",
-            "!",
-            "h264parse",
-            "!",
-            "mp4mux",
-            "!",
-        ])
-        .arg("filesink")
-        .arg(format!("location={}", p.display()))
-        .args([
-            "videotestsrc",
-            "num-buffers=150",
-            "pattern=smpte",
-            "!",
-            "video/x-raw,width=1920,height=1080,framerate=15/1",
-            "!",
-            "c.sink_0",
-            "videotestsrc",
-            "num-buffers=150",
-            "pattern=ball",
-            "background-color=0x00000000",
-            "!",
-            "video/x-raw,format=AYUV,width=640,height=540,framerate=15/1",
-            "!",
-            "c.sink_1",
-        ])
-        .status()
-        .expect("gst-launch-1.0 (apt install gstreamer1.0-tools)");
-    assert!(st.success(), "could not make the load clip");
-    p
-}
-
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only on bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -119,7 +70,9 @@ fn main() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     std::fs::create_dir_all(&base_dir).unwrap();
-    let clip = clip(&base_dir);
+    let small = std::env::var("VIGIL_LOAD_SIZE").is_ok_and(|s| s == "360p");
+    let motion = std::env::var("VIGIL_LOAD_MOTION").is_ok_and(|s| s == "1");
+    let clip = load_clip(&base_dir, small);
     let work = tempfile::tempdir_in(&base_dir).unwrap();
     let count = n.to_string();
     let (cam, port) = fake_camera(
@@ -141,7 +94,13 @@ fn main() {
         .collect();
     let cams_ref: Vec<(&str, String)> = cams.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
     let cfg = work.path().join("vigil.toml");
-    std::fs::write(&cfg, config(&storage, &cams_ref, "segment_seconds = 60")).unwrap();
+    let mut text = config(&storage, &cams_ref, "segment_seconds = 60");
+    text = text.replacen(
+        "[server]",
+        &format!("[motion]\nenabled = {motion}\n\n[server]"),
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
     let (d, base) = daemon(&cfg, &work.path().join("daemon.log"));
     wait_for(Duration::from_secs(120), "all cameras streaming", || {
         let v = get_json(&format!("{base}/api/cameras"));
@@ -177,13 +136,27 @@ fn main() {
     let written = dir_bytes(&storage) - bytes0;
     let frames = totals(&v1, "frames") - totals(&v0, "frames");
     let dropped = totals(&v1, "dropped_frames");
+    let analysed = totals(&v1, "analysed_frames") - totals(&v0, "analysed_frames");
+    let analysis_dropped = totals(&v1, "analysis_dropped");
     let reconnects = totals(&v1, "reconnects");
     let rss = status_kb(d.pid(), "VmRSS:");
     let hwm = status_kb(d.pid(), "VmHWM:");
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    println!("load run: {n} cameras, 1080p 15 fps ~4 Mbit/s each, {el:.0} s, {cores} cores");
+    println!(
+        "load run: {n} cameras, {} 15 fps each, motion analysis {}, {el:.0} s, {cores} cores",
+        if small {
+            "640x360 ~600 kbit/s"
+        } else {
+            "1080p ~4 Mbit/s"
+        },
+        if motion {
+            "on (640 px wide, 5 fps)"
+        } else {
+            "off"
+        }
+    );
     println!(
         "  daemon CPU       {:.1}% of one core = {:.3}% per camera",
         d_cpu / el * 100.0,
@@ -199,7 +172,14 @@ fn main() {
         frames as f64 / el,
         n as f64 * 15.0
     );
-    println!("  dropped frames   {dropped}; reconnects {reconnects}");
+    println!("  dropped frames   {dropped} (recording); reconnects {reconnects}");
+    if motion {
+        println!(
+            "  motion           {:.1} frames/s analysed (expected {:.0}/s); {analysis_dropped} frames skipped by the analysers",
+            analysed as f64 / el,
+            n as f64 * 5.0
+        );
+    }
     println!("  written          {:.1} MB/s", written as f64 / el / 1e6);
     println!(
         "  RTSP server CPU  {:.1}% of one core (excluded above)",

@@ -54,7 +54,10 @@ proptest! {
         p in params(),
     ) {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let labels = Array2::from_shape_fn((h, w), |_| rng.u8(0..4));
+        // Blocks of labels (zones, masks) of random size; 1x1 blocks vary per pixel.
+        let (bw, bh) = (rng.usize(1..16), rng.usize(1..8));
+        let shift = rng.usize(0..4);
+        let labels = Array2::from_shape_fn((h, w), |(y, x)| ((x / bw + y / bh + shift) % 4) as u8);
         let grid = Grid::new(w, h, 7.min(w), 3.min(h));
         let input: Vec<Array2<u8>> = (0..frames)
             .map(|_| Array2::from_shape_fn((h, w), |_| rng.u8(..)))
@@ -73,11 +76,21 @@ proptest! {
             (bg, all)
         };
         let want = run(Impl::Scalar);
-        // The mask and counts agree with each other and with the labels.
+        // The counts equal a naive recount from the mask, the labels and the grid, and
+        // masked pixels are never in the mask.
         for (c, ch) in &want.1 {
+            let mut labels_n = vec![0u32; 4];
+            let mut cells_n = vec![0u32; grid.cols * grid.rows];
+            for ((y, x), &v) in ch.indexed_iter() {
+                if v == 1 {
+                    prop_assert!(labels[(y, x)] != 0, "masked pixel in the mask");
+                    labels_n[labels[(y, x)] as usize] += 1;
+                    cells_n[(y * grid.rows / h) * grid.cols + x * grid.cols / w] += 1;
+                }
+            }
             prop_assert_eq!(c.changed as usize, ch.iter().filter(|&&v| v == 1).count());
-            prop_assert_eq!(c.labels[0], 0);
-            prop_assert_eq!(c.cells.iter().sum::<u32>(), c.changed);
+            prop_assert_eq!(&c.labels, &labels_n);
+            prop_assert_eq!(&c.cells, &cells_n);
         }
         for imp in Impl::available() {
             let got = run(imp);

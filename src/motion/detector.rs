@@ -225,13 +225,13 @@ impl Detector {
             let mut kept_area = 0u32;
             let mut bbox = [u32::MAX, u32::MAX, 0, 0];
             let mut zone_px = vec![0u32; self.zone_polys.len()];
-            for (i, b) in blobs.iter().enumerate() {
-                if b.area < min_area.max(1) {
-                    continue;
-                }
+            let kept: Vec<bool> = blobs.iter().map(|b| b.area >= min_area.max(1)).collect();
+            for b in blobs.iter().filter(|b| b.area >= min_area.max(1)) {
                 kept_area += b.area;
                 bbox = union(bbox, b.bbox);
-                self.runs.count_zones(i, &geo.labels, &mut zone_px);
+            }
+            if kept_area > 0 {
+                self.runs.count_zones(&kept, &geo.labels, &mut zone_px);
             }
             res.score = kept_area as f64 / geo.unmasked as f64;
             res.motion = kept_area > 0;
@@ -336,6 +336,8 @@ struct RunScratch {
     parent: Vec<u32>,
     /// Final blob index of each run.
     run_blob: Vec<u32>,
+    /// Label histogram scratch for zone counting.
+    hist: Vec<u32>,
 }
 
 impl RunScratch {
@@ -348,23 +350,29 @@ impl RunScratch {
         i
     }
 
-    /// Adds changed pixels of blob `blob` to per-zone counts.
-    fn count_zones(&self, blob: usize, labels: &LabelMap, zone_px: &mut [u32]) {
+    /// Changed pixels of the kept blobs, per zone: a label histogram over their runs,
+    /// turned into zone counts once.
+    fn count_zones(&mut self, kept: &[bool], labels: &LabelMap, zone_px: &mut [u32]) {
         if zone_px.is_empty() {
             return;
         }
+        self.hist.clear();
+        self.hist.resize(labels.num_labels(), 0);
         for (r, &(y, x0, x1, _)) in self.runs.iter().enumerate() {
-            if self.run_blob[r] as usize != blob {
+            if !kept[self.run_blob[r] as usize] {
                 continue;
             }
-            for x in x0..x1 {
-                let mut set = labels.label_zones[labels.labels[(y as usize, x as usize)] as usize];
-                while set != 0 {
-                    zone_px[set.trailing_zeros() as usize] += 1;
-                    set &= set - 1;
+            let row = labels.labels.row(y as usize);
+            let run = &row.as_slice().expect("contiguous labels")[x0 as usize..x1 as usize];
+            if run.iter().all(|&l| l == run[0]) {
+                self.hist[run[0] as usize] += run.len() as u32; // the usual case: one zone set
+            } else {
+                for &l in run {
+                    self.hist[l as usize] += 1;
                 }
             }
         }
+        labels.zone_counts(&self.hist, zone_px);
     }
 }
 
@@ -378,32 +386,55 @@ fn blobs(mask: ArrayView2<u8>, s: &mut RunScratch) -> Vec<Blob> {
         let row = mask.row(y);
         let row = row.as_slice().expect("contiguous mask rows");
         let row_start = s.runs.len();
+        let mut prev = prev_start;
         let mut x = 0;
         while x < w {
-            if x + 8 <= w && u64::from_ne_bytes(row[x..x + 8].try_into().unwrap()) == 0 {
-                x += 8;
-                continue;
-            }
-            if row[x] == 0 {
+            // Mask bytes are 0 or 1: word tricks find run starts and ends 8 at a time.
+            if x + 8 <= w {
+                let word = u64::from_le_bytes(row[x..x + 8].try_into().unwrap());
+                if word == 0 {
+                    x += 8;
+                    continue;
+                }
+                x += (word.trailing_zeros() / 8) as usize;
+            } else if row[x] == 0 {
                 x += 1;
                 continue;
             }
             let x0 = x;
-            while x < w && row[x] != 0 {
-                x += 1;
+            loop {
+                if x + 8 <= w {
+                    let ones = u64::from_le_bytes(row[x..x + 8].try_into().unwrap())
+                        ^ 0x0101_0101_0101_0101;
+                    if ones == 0 {
+                        x += 8;
+                        continue;
+                    }
+                    x += (ones.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                if x < w && row[x] != 0 {
+                    x += 1;
+                } else {
+                    break;
+                }
             }
             let id = s.runs.len() as u32;
             s.runs.push((y as u32, x0 as u32, x as u32, id));
             s.parent.push(id);
-            // Join runs of the previous row that touch [x0 - 1, x + 1).
-            for p in prev_start..row_start {
-                let (_, px0, px1, _) = s.runs[p];
-                if (px0 as usize) <= x && (px1 as usize) + 1 > x0 {
-                    let (a, b) = (s.find(p as u32), s.find(id));
-                    if a != b {
-                        s.parent[a.max(b) as usize] = a.min(b);
-                    }
+            // Join runs of the previous row that touch [x0 - 1, x + 1). Both rows' runs are
+            // sorted by x: skip (for good) those that end left of this run, then join until
+            // one starts right of it. Linear in the runs of the two rows.
+            while prev < row_start && (s.runs[prev].2 as usize) < x0 {
+                prev += 1;
+            }
+            let mut p = prev;
+            while p < row_start && (s.runs[p].1 as usize) <= x {
+                let (a, b) = (s.find(p as u32), s.find(id));
+                if a != b {
+                    s.parent[a.max(b) as usize] = a.min(b);
                 }
+                p += 1;
             }
         }
         prev_start = row_start;
@@ -474,6 +505,62 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Naive 8-connected flood fill, the reference for `blobs`.
+    fn flood(m: &Array2<u8>) -> Vec<Blob> {
+        let (h, w) = m.dim();
+        let mut seen = Array2::<bool>::from_elem((h, w), false);
+        let mut out = Vec::new();
+        for y0 in 0..h {
+            for x0 in 0..w {
+                if m[(y0, x0)] == 0 || seen[(y0, x0)] {
+                    continue;
+                }
+                let mut b = Blob {
+                    area: 0,
+                    bbox: [x0 as u32, y0 as u32, x0 as u32 + 1, y0 as u32 + 1],
+                };
+                let mut stack = vec![(y0, x0)];
+                seen[(y0, x0)] = true;
+                while let Some((y, x)) = stack.pop() {
+                    b.area += 1;
+                    b.bbox = union(b.bbox, [x as u32, y as u32, x as u32 + 1, y as u32 + 1]);
+                    for dy in -1i64..=1 {
+                        for dx in -1i64..=1 {
+                            let (ny, nx) = (y as i64 + dy, x as i64 + dx);
+                            if ny < 0 || nx < 0 || ny >= h as i64 || nx >= w as i64 {
+                                continue;
+                            }
+                            let (ny, nx) = (ny as usize, nx as usize);
+                            if m[(ny, nx)] == 1 && !seen[(ny, nx)] {
+                                seen[(ny, nx)] = true;
+                                stack.push((ny, nx));
+                            }
+                        }
+                    }
+                }
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn blobs_equal_naive_flood_fill_on_random_masks() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut s = RunScratch::default();
+        for _ in 0..300 {
+            let (h, w) = (rng.usize(1..24), rng.usize(1..40));
+            let density = rng.f64();
+            let m = Array2::from_shape_fn((h, w), |_| (rng.f64() < density) as u8);
+            let key = |b: &Blob| (b.bbox, b.area);
+            let mut got = blobs(m.view(), &mut s);
+            let mut want = flood(&m);
+            got.sort_by_key(key);
+            want.sort_by_key(key);
+            assert_eq!(got, want, "mask {m:?}");
+        }
     }
 
     #[test]

@@ -315,16 +315,24 @@ pub struct Grid {
     pub rows: usize,
     col_cell: Vec<u16>,
     row_cell: Vec<u16>,
+    /// First column after each column of cells.
+    cell_end: Vec<u32>,
 }
 
 impl Grid {
     pub fn new(width: usize, height: usize, cols: usize, rows: usize) -> Grid {
         assert!(cols > 0 && rows > 0 && width > 0 && height > 0);
+        let col_cell: Vec<u16> = (0..width).map(|x| (x * cols / width) as u16).collect();
+        let mut cell_end = vec![0u32; cols];
+        for (x, &c) in col_cell.iter().enumerate() {
+            cell_end[c as usize] = x as u32 + 1;
+        }
         Grid {
             cols,
             rows,
-            col_cell: (0..width).map(|x| (x * cols / width) as u16).collect(),
+            col_cell,
             row_cell: (0..height).map(|y| (y * rows / height) as u16).collect(),
+            cell_end,
         }
     }
 
@@ -428,24 +436,65 @@ fn process(
             continue;
         }
         let cell_row = grid.row_cell[y] as usize * grid.cols;
-        // Sparse: visit changed pixels only, 8 mask bytes at a time.
+        // Sparse: visit runs of changed pixels only, found 8 mask bytes at a time (mask
+        // bytes are 0 or 1). A run whose labels are all one non-masked label is counted
+        // with one addition per label and per grid cell; others pixel by pixel.
         let mut x = 0;
         while x < w {
-            if x + 8 <= w && u64::from_ne_bytes(c[x..x + 8].try_into().unwrap()) == 0 {
-                x += 8;
+            if x + 8 <= w {
+                let word = u64::from_le_bytes(c[x..x + 8].try_into().unwrap());
+                if word == 0 {
+                    x += 8;
+                    continue;
+                }
+                x += (word.trailing_zeros() / 8) as usize;
+            } else if c[x] == 0 {
+                x += 1;
                 continue;
             }
-            if c[x] != 0 {
-                let label = l[x];
-                if label == 0 {
-                    c[x] = 0;
+            let x0 = x;
+            loop {
+                if x + 8 <= w {
+                    let zeros =
+                        u64::from_le_bytes(c[x..x + 8].try_into().unwrap()) ^ 0x0101_0101_0101_0101;
+                    if zeros == 0 {
+                        x += 8;
+                        continue;
+                    }
+                    x += (zeros.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                if x < w && c[x] != 0 {
+                    x += 1;
                 } else {
-                    counts.changed += 1;
-                    counts.labels[label as usize] += 1;
-                    counts.cells[cell_row + grid.col_cell[x] as usize] += 1;
+                    break;
                 }
             }
-            x += 1;
+            let run = &l[x0..x];
+            let first = run[0];
+            if first != 0 && run.iter().all(|&v| v == first) {
+                let n = (x - x0) as u32;
+                counts.changed += n;
+                counts.labels[first as usize] += n;
+                let mut cx = x0;
+                while cx < x {
+                    let cell = grid.col_cell[cx] as usize;
+                    let end = (grid.cell_end[cell] as usize).min(x);
+                    counts.cells[cell_row + cell] += (end - cx) as u32;
+                    cx = end;
+                }
+            } else {
+                for px in x0..x {
+                    let label = l[px];
+                    if label == 0 {
+                        c[px] = 0;
+                    } else {
+                        counts.changed += 1;
+                        counts.labels[label as usize] += 1;
+                        counts.cells[cell_row + grid.col_cell[px] as usize] += 1;
+                    }
+                }
+            }
         }
     }
 }

@@ -13,6 +13,9 @@ use crate::motion::detector::{Detector, Event};
 use crate::record::writer::VideoParams;
 use crate::status::SharedStatus;
 
+/// Nice value of analysis threads (recording threads keep 0).
+pub const ANALYSIS_NICE: libc::c_int = 10;
+
 pub struct AnalysisFrame {
     pub pts_90k: i64,
     pub utc_us: i64,
@@ -73,6 +76,17 @@ struct Run {
 
 impl LiveAnalyzer {
     pub fn run(self, rx: Receiver<AnalysisMsg>) {
+        // Recording comes first: this thread, and every thread it creates (GStreamer's
+        // streaming threads, libav's decoder threads inherit a thread's nice value on
+        // Linux), runs at lower priority. Failure only means equal priority.
+        // SAFETY: setpriority on our own thread id has no memory-safety preconditions.
+        unsafe {
+            libc::setpriority(
+                libc::PRIO_PROCESS,
+                libc::gettid() as libc::id_t,
+                ANALYSIS_NICE,
+            );
+        }
         let name: Arc<str> = self.camera.name.as_str().into();
         let zone_names: Vec<Arc<str>> = self
             .camera

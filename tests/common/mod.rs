@@ -337,3 +337,43 @@ pub fn assert_segments_play(storage: &Path, segs: &[vigil::index::SegmentRecord]
         );
     }
 }
+
+/// A 10 s clip at 15 fps (1080p at about 4 Mbit/s, or 360p at about 600 kbit/s), made
+/// once with GStreamer's x264.
+pub fn load_clip(dir: &Path, small: bool) -> std::path::PathBuf {
+    clip_of(dir, small, 10)
+}
+
+/// [`load_clip`] of `seconds` seconds.
+pub fn clip_of(dir: &Path, small: bool, seconds: u32) -> std::path::PathBuf {
+    let (w, h, kbps) = if small {
+        (640, 360, 600)
+    } else {
+        (1920, 1080, 4000)
+    };
+    let p = match seconds {
+        10 => dir.join(format!("load-{h}p15-{kbps}kbps.mp4")),
+        s => dir.join(format!("load-{h}p15-{kbps}kbps-{s}s.mp4")),
+    };
+    let frames = seconds * 15;
+    if p.exists() {
+        return p;
+    }
+    let launch = format!(
+        "-q compositor name=c ! video/x-raw,width={w},height={h} ! videoconvert \
+         ! x264enc bitrate={kbps} key-int-max=30 speed-preset=veryfast tune=zerolatency \
+         ! h264parse ! mp4mux ! filesink location={} \
+         videotestsrc num-buffers={frames} pattern=smpte ! video/x-raw,width={w},height={h},framerate=15/1 \
+         ! c.sink_0 videotestsrc num-buffers={frames} pattern=ball background-color=0x00000000 \
+         ! video/x-raw,format=AYUV,width={},height={},framerate=15/1 ! c.sink_1",
+        p.display(),
+        w / 3,
+        h / 2
+    );
+    let st = std::process::Command::new("gst-launch-1.0")
+        .args(launch.split_whitespace())
+        .status()
+        .expect("gst-launch-1.0 (apt install gstreamer1.0-tools)");
+    assert!(st.success(), "could not make the load clip");
+    p
+}
