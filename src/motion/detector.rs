@@ -380,7 +380,7 @@ impl RunScratch {
 fn blobs(mask: ArrayView2<u8>, s: &mut RunScratch) -> Vec<Blob> {
     s.runs.clear();
     s.parent.clear();
-    let (h, w) = mask.dim();
+    let h = mask.nrows();
     let mut prev_start = 0usize; // index of the previous row's first run
     for y in 0..h {
         let row = mask.row(y);
@@ -388,37 +388,8 @@ fn blobs(mask: ArrayView2<u8>, s: &mut RunScratch) -> Vec<Blob> {
         let row_start = s.runs.len();
         let mut prev = prev_start;
         let mut x = 0;
-        while x < w {
-            // Mask bytes are 0 or 1: word tricks find run starts and ends 8 at a time.
-            if x + 8 <= w {
-                let word = u64::from_le_bytes(row[x..x + 8].try_into().unwrap());
-                if word == 0 {
-                    x += 8;
-                    continue;
-                }
-                x += (word.trailing_zeros() / 8) as usize;
-            } else if row[x] == 0 {
-                x += 1;
-                continue;
-            }
-            let x0 = x;
-            loop {
-                if x + 8 <= w {
-                    let ones = u64::from_le_bytes(row[x..x + 8].try_into().unwrap())
-                        ^ 0x0101_0101_0101_0101;
-                    if ones == 0 {
-                        x += 8;
-                        continue;
-                    }
-                    x += (ones.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                if x < w && row[x] != 0 {
-                    x += 1;
-                } else {
-                    break;
-                }
-            }
+        while let Some((x0, x1)) = kernel::next_run(row, x) {
+            x = x1;
             let id = s.runs.len() as u32;
             s.runs.push((y as u32, x0 as u32, x as u32, id));
             s.parent.push(id);

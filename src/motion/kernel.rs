@@ -348,6 +348,51 @@ impl Grid {
     }
 }
 
+/// The next run of non-zero bytes in a 0/1 mask row at or after `from`, as `[x0, x1)`.
+///
+/// Relies on mask bytes being exactly 0 or 1: it reads 8 bytes at a time and finds a run's
+/// start with `trailing_zeros` of the word and its end with `trailing_zeros` of the word
+/// XOR 0x0101.., so sparse rows cost about a byte compare per 8 pixels.
+pub fn next_run(row: &[u8], from: usize) -> Option<(usize, usize)> {
+    let w = row.len();
+    let mut x = from;
+    loop {
+        if x >= w {
+            return None;
+        }
+        if x + 8 <= w {
+            let word = u64::from_le_bytes(row[x..x + 8].try_into().unwrap());
+            if word == 0 {
+                x += 8;
+                continue;
+            }
+            x += (word.trailing_zeros() / 8) as usize;
+            break;
+        }
+        if row[x] != 0 {
+            break;
+        }
+        x += 1;
+    }
+    let x0 = x;
+    loop {
+        if x + 8 <= w {
+            let zeros =
+                u64::from_le_bytes(row[x..x + 8].try_into().unwrap()) ^ 0x0101_0101_0101_0101;
+            if zeros == 0 {
+                x += 8;
+                continue;
+            }
+            return Some((x0, x + (zeros.trailing_zeros() / 8) as usize));
+        }
+        if x < w && row[x] != 0 {
+            x += 1;
+        } else {
+            return Some((x0, x));
+        }
+    }
+}
+
 /// What one pass counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FrameCounts {
@@ -440,36 +485,8 @@ fn process(
         // bytes are 0 or 1). A run whose labels are all one non-masked label is counted
         // with one addition per label and per grid cell; others pixel by pixel.
         let mut x = 0;
-        while x < w {
-            if x + 8 <= w {
-                let word = u64::from_le_bytes(c[x..x + 8].try_into().unwrap());
-                if word == 0 {
-                    x += 8;
-                    continue;
-                }
-                x += (word.trailing_zeros() / 8) as usize;
-            } else if c[x] == 0 {
-                x += 1;
-                continue;
-            }
-            let x0 = x;
-            loop {
-                if x + 8 <= w {
-                    let zeros =
-                        u64::from_le_bytes(c[x..x + 8].try_into().unwrap()) ^ 0x0101_0101_0101_0101;
-                    if zeros == 0 {
-                        x += 8;
-                        continue;
-                    }
-                    x += (zeros.trailing_zeros() / 8) as usize;
-                    break;
-                }
-                if x < w && c[x] != 0 {
-                    x += 1;
-                } else {
-                    break;
-                }
-            }
+        while let Some((x0, x1)) = next_run(c, x) {
+            x = x1;
             let run = &l[x0..x];
             let first = run[0];
             if first != 0 && run.iter().all(|&v| v == first) {

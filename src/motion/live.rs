@@ -122,7 +122,7 @@ impl LiveAnalyzer {
                         .as_ref()
                         .is_some_and(|r| !Arc::ptr_eq(&r.params, &f.params));
                     if stale {
-                        self.end(&mut det, &mut run);
+                        self.end(&mut det, &mut run, &name, &zone_names);
                         det = new_detector();
                     }
                     if run.is_none() {
@@ -156,13 +156,13 @@ impl LiveAnalyzer {
                     }
                 }
                 AnalysisMsg::EndRun => {
-                    self.end(&mut det, &mut run);
+                    self.end(&mut det, &mut run, &name, &zone_names);
                     det = new_detector();
                 }
                 AnalysisMsg::Shutdown => break,
             }
         }
-        self.end(&mut det, &mut run);
+        self.end(&mut det, &mut run, &name, &zone_names);
         self.status.camera(&self.camera.name, |s| s.motion = false);
     }
 
@@ -211,26 +211,15 @@ impl LiveAnalyzer {
         Ok(())
     }
 
-    fn end(&self, det: &mut Detector, run: &mut Option<Run>) {
+    fn end(&self, det: &mut Detector, run: &mut Option<Run>, name: &Arc<str>, zones: &[Arc<str>]) {
         if let Some(r) = run.as_mut() {
-            let _ = self.drain_final(r, det);
+            let _ = self.drain(r, det, name, zones);
         }
         if let Some(ev) = det.finish() {
             let base = run.as_ref().map(|r| r.base.1).unwrap_or(0);
             self.emit(ev, base);
         }
         *run = None;
-    }
-
-    fn drain_final(&self, r: &mut Run, det: &mut Detector) -> anyhow::Result<()> {
-        let name: Arc<str> = self.camera.name.as_str().into();
-        let zones: Vec<Arc<str>> = self
-            .camera
-            .zones
-            .iter()
-            .map(|z| z.name.as_str().into())
-            .collect();
-        self.drain(r, det, &name, &zones)
     }
 
     fn emit(&self, ev: Event, base_utc: i64) {
