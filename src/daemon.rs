@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::index::Index;
-use crate::ingest::{IngestTask, tokio_util_shim};
+use crate::ingest::{IngestTask, Role, tokio_util_shim};
 use crate::motion::live::{AnalysisMsg, LiveAnalyzer, MotionMsg};
 use crate::record::committer::{Committer, RetentionPolicy};
 use crate::record::recovery::{self, Mode};
@@ -117,11 +117,27 @@ pub async fn run(
         } else {
             None
         };
+        // With a detect_url, a second session feeds the analyser; the recorded one does not.
+        let detect_session = analysis.is_some() && cam.detect_url.is_some();
+        if detect_session {
+            tasks.push(tokio::spawn(
+                IngestTask {
+                    camera: cam.clone(),
+                    role: Role::Detect,
+                    writer: None,
+                    analysis: analysis.clone(),
+                    status: status.clone(),
+                    cancel: cancel.clone(),
+                }
+                .run(),
+            ));
+        }
         tasks.push(tokio::spawn(
             IngestTask {
                 camera: cam.clone(),
-                writer: tx,
-                analysis,
+                role: Role::Record,
+                writer: Some(tx),
+                analysis: if detect_session { None } else { analysis },
                 status: status.clone(),
                 cancel: cancel.clone(),
             }

@@ -57,6 +57,9 @@ pub struct CameraStatus {
     pub analysis_dropped: u64,
     pub analysis_errors: u64,
     pub decode_errors: u64,
+    /// State of the `detect_url` session, when the camera has one.
+    pub detect_state: Option<CameraState>,
+    pub detect_error: Option<String>,
     /// The last motion event that closed.
     pub last_event: Option<EventSummary>,
     pub last_error: Option<String>,
@@ -92,6 +95,8 @@ impl CameraStatus {
             analysis_errors: 0,
             decode_errors: 0,
             last_event: None,
+            detect_state: None,
+            detect_error: None,
             last_error: None,
             last_error_at: None,
         }

@@ -56,3 +56,69 @@ fn daemon_detects_crossings_live_with_zones() {
     assert!(d.stop(Duration::from_secs(20)).success());
     assert_segments_play(&storage, &indexed_segments(&storage));
 }
+
+/// With `detect_url`, a second session feeds the analyser and the recorded stream is only
+/// recorded; losing the detect stream leaves recording untouched.
+#[test]
+fn detect_url_is_analysed_and_its_loss_does_not_stop_recording() {
+    let t = TestDir::new();
+    // Recorded: the generated scene, whose disc never stops (an event would never close).
+    let (_main, main_port) = fake_camera(&["main"], 0, &[], &t.join("main.log"));
+    // Detected: the ground-truth crossings, whose events close.
+    let clip = fixture("motion/crossing.mp4");
+    let (sub, sub_port) = fake_camera(
+        &["sub"],
+        0,
+        &["--file", clip.to_str().unwrap()],
+        &t.join("sub.log"),
+    );
+    let storage = t.join("storage");
+    let zones = std::fs::read_to_string(fixture("motion/zones.toml")).unwrap();
+    let cam_part = &zones[zones.find("[[cameras]]").unwrap()..];
+    let cam_part = cam_part.replace(
+        "url = \"rtsp://127.0.0.1:8554/fixture\"",
+        &format!(
+            "url = \"rtsp://127.0.0.1:{main_port}/main\"\ndetect_url = \"rtsp://127.0.0.1:{sub_port}/sub\""
+        ),
+    );
+    let text = format!(
+        "[storage]\ndir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n{cam_part}",
+        storage.display().to_string()
+    );
+    let cfg = t.write("vigil.toml", &text);
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let s = wait_for(
+        Duration::from_secs(40),
+        "an event from the detect stream",
+        || {
+            let s = camera_status(&base, "fixture");
+            (s["motion_events"].as_u64().unwrap() >= 1).then_some(s)
+        },
+    );
+    assert_eq!(s["detect_state"], "streaming", "{s}");
+    assert_eq!(s["state"], "streaming", "{s}");
+    assert_eq!(s["width"], 640, "the recorded stream is the main one: {s}");
+    assert_eq!(
+        s["last_event"]["zones"],
+        serde_json::json!(["left", "right"]),
+        "{s}"
+    );
+    // The detect camera goes away: analysis backs off, recording goes on.
+    let frames = s["frames"].as_u64().unwrap();
+    sub.kill9();
+    let s = wait_for(Duration::from_secs(30), "detect session lost", || {
+        let s = camera_status(&base, "fixture");
+        (s["detect_state"] == "backoff").then_some(s)
+    });
+    assert!(s["detect_error"].is_string(), "{s}");
+    std::thread::sleep(Duration::from_secs(3));
+    let s = camera_status(&base, "fixture");
+    assert_eq!(s["state"], "streaming", "{s}");
+    assert!(
+        s["frames"].as_u64().unwrap() > frames + 30,
+        "recording stalled: {s}"
+    );
+    assert_eq!(s["reconnects"], 0, "{s}");
+    assert!(d.stop(Duration::from_secs(20)).success());
+    assert_segments_play(&storage, &indexed_segments(&storage));
+}

@@ -65,9 +65,20 @@ pub fn backoff(failures: u32) -> Duration {
     base.mul_f64(jitter).max(MIN_BACKOFF.mul_f64(0.75))
 }
 
+/// What a session is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The camera's `url`: recorded (and analysed, unless a detect session exists).
+    Record,
+    /// The camera's `detect_url`: analysed only; reports as `detect_state`/`detect_error`.
+    Detect,
+}
+
 pub struct IngestTask {
     pub camera: CameraConfig,
-    pub writer: SyncSender<WriterMsg>,
+    pub role: Role,
+    /// The segment writer (none for a detect-only session).
+    pub writer: Option<SyncSender<WriterMsg>>,
     /// Motion analysis, if enabled: gets every frame too (shared, not copied).
     pub analysis: Option<SyncSender<AnalysisMsg>>,
     pub status: SharedStatus,
@@ -75,6 +86,21 @@ pub struct IngestTask {
 }
 
 impl IngestTask {
+    fn set_state(&self, st: CameraState) {
+        let name = &self.camera.name;
+        match self.role {
+            Role::Record => self.status.camera(name, |s| s.set_state(st)),
+            Role::Detect => self.status.camera(name, |s| s.detect_state = Some(st)),
+        }
+    }
+
+    fn url(&self) -> &url::Url {
+        match self.role {
+            Role::Record => &self.camera.url,
+            Role::Detect => self.camera.detect_url.as_ref().unwrap_or(&self.camera.url),
+        }
+    }
+
     pub async fn run(self) {
         let name = self.camera.name.clone();
         let mut cancel = self.cancel.clone();
@@ -87,8 +113,7 @@ impl IngestTask {
             }
             let stale = group.stale_sessions();
             if stale.num_sessions > 0 {
-                self.status
-                    .camera(&name, |s| s.set_state(CameraState::WaitingStaleSession));
+                self.set_state(CameraState::WaitingStaleSession);
                 tracing::info!(camera = %name, n = stale.num_sessions, "waiting for stale sessions to end");
                 tokio::select! {
                     _ = group.await_stale_sessions(&stale) => {}
@@ -96,8 +121,7 @@ impl IngestTask {
                     _ = cancel.cancelled() => break,
                 }
             }
-            self.status
-                .camera(&name, |s| s.set_state(CameraState::Connecting));
+            self.set_state(CameraState::Connecting);
             run += 1;
             let started = Instant::now();
             let result = tokio::select! {
@@ -107,7 +131,9 @@ impl IngestTask {
             if cancel.is_cancelled() {
                 break; // the writer gets Shutdown and closes with that reason
             }
-            let _ = self.writer.try_send(WriterMsg::EndRun);
+            if let Some(w) = &self.writer {
+                let _ = w.try_send(WriterMsg::EndRun);
+            }
             if let Some(a) = &self.analysis {
                 let _ = a.try_send(AnalysisMsg::EndRun);
             }
@@ -120,21 +146,26 @@ impl IngestTask {
                 Err(e) => format!("{e:#}"),
             };
             let delay = backoff(failures);
-            tracing::warn!(camera = %name, "{msg}; reconnecting in {:.1} s", delay.as_secs_f64());
-            self.status.camera(&name, |s| {
-                s.set_state(CameraState::Backoff);
-                s.set_error(msg);
-                s.reconnects += 1;
-                s.fps = 0.0;
-                s.bitrate_bps = 0.0;
-            });
+            tracing::warn!(camera = %name, role = ?self.role, "{msg}; reconnecting in {:.1} s", delay.as_secs_f64());
+            match self.role {
+                Role::Record => self.status.camera(&name, |s| {
+                    s.set_state(CameraState::Backoff);
+                    s.set_error(msg);
+                    s.reconnects += 1;
+                    s.fps = 0.0;
+                    s.bitrate_bps = 0.0;
+                }),
+                Role::Detect => self.status.camera(&name, |s| {
+                    s.detect_state = Some(CameraState::Backoff);
+                    s.detect_error = Some(msg);
+                }),
+            }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = cancel.cancelled() => break,
             }
         }
-        self.status
-            .camera(&name, |s| s.set_state(CameraState::Stopped));
+        self.set_state(CameraState::Stopped);
     }
 
     async fn session(&self, group: Arc<SessionGroup>, run: u64) -> anyhow::Result<()> {
@@ -147,7 +178,7 @@ impl IngestTask {
             (None, _) => None,
         };
         let mut session = retina::client::Session::describe(
-            cam.url.clone(),
+            self.url().clone(),
             SessionOptions::default()
                 .creds(creds)
                 .session_group(group)
@@ -179,9 +210,8 @@ impl IngestTask {
             )
             .await?
             .demuxed()?;
-        self.status
-            .camera(&cam.name, |s| s.set_state(CameraState::Streaming));
-        tracing::info!(camera = %cam.name, "streaming");
+        self.set_state(CameraState::Streaming);
+        tracing::info!(camera = %cam.name, role = ?self.role, "streaming");
 
         let mut params: Option<Arc<VideoParams>> = None;
         let mut base: Option<(i64, i64)> = None; // (pts, utc) of the first frame
@@ -259,6 +289,9 @@ impl IngestTask {
                     }
                 }
             }
+            let Some(writer) = &self.writer else {
+                continue; // a detect-only session
+            };
             if dropping && !is_key {
                 self.status.camera(&cam.name, |s| s.dropped_frames += 1);
                 continue;
@@ -272,7 +305,7 @@ impl IngestTask {
                 run,
                 discontinuity: dropping || lost,
             });
-            match self.writer.try_send(msg) {
+            match writer.try_send(msg) {
                 Ok(()) => dropping = false,
                 Err(TrySendError::Full(_)) => {
                     // The writer fell behind: skip to the next keyframe rather than write a
