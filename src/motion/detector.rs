@@ -219,7 +219,11 @@ impl Detector {
                 .zip_mut_with(&luma, |b, &f| *b = (f as u16) << kernel::BG_FRAC_BITS);
             res.lighting_change = true;
             self.quiet_until_frame = self.frames_seen + cfg.lighting_quiet_frames as u64;
-        } else if self.frames_seen > self.quiet_until_frame && geo.counts.changed > 0 {
+        } else if self.frames_seen > self.quiet_until_frame
+            && geo.counts.changed >= ((cfg.min_area * (w * h) as f64).ceil() as u32).max(1)
+        {
+            // (Fewer changed pixels than the smallest blob allowed: no blob can qualify,
+            // so quiet frames, most frames of a surveillance camera, skip labelling.)
             let min_area = (cfg.min_area * (w * h) as f64).ceil() as u32;
             let blobs = blobs(geo.changed.view(), &mut self.runs);
             let mut kept_area = 0u32;
