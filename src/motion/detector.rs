@@ -68,6 +68,9 @@ struct Geometry {
     counts: FrameCounts,
     cell_areas: Vec<u32>,
     unmasked: u32,
+    /// The changed mask pooled 2x2: 0/1 per block, and changed pixels per block (0..=4).
+    pooled: Array2<u8>,
+    pooled_count: Array2<u8>,
 }
 
 pub struct Detector {
@@ -148,6 +151,8 @@ impl Detector {
                 counts,
                 cell_areas,
                 unmasked: unmasked.max(1),
+                pooled: Array2::zeros((h.div_ceil(2), w.div_ceil(2))),
+                pooled_count: Array2::zeros((h.div_ceil(2), w.div_ceil(2))),
             });
             // A new resolution starts a new background: calibrate again.
             self.frames_seen = 0;
@@ -225,17 +230,38 @@ impl Detector {
             // (Fewer changed pixels than the smallest blob allowed: no blob can qualify,
             // so quiet frames, most frames of a surveillance camera, skip labelling.)
             let min_area = (cfg.min_area * (w * h) as f64).ceil() as u32;
-            let blobs = blobs(geo.changed.view(), &mut self.runs);
+            // Blobs are labelled on the 2x2-pooled mask (a quarter of the pixels and runs;
+            // linking within a block acts as a small dilation) with exact pixel areas.
+            pool2(geo.changed.view(), &mut geo.pooled, &mut geo.pooled_count);
+            let blobs = blobs_weighted(
+                geo.pooled.view(),
+                Some(geo.pooled_count.view()),
+                &mut self.runs,
+            );
             let mut kept_area = 0u32;
             let mut bbox = [u32::MAX, u32::MAX, 0, 0];
             let mut zone_px = vec![0u32; self.zone_polys.len()];
             let kept: Vec<bool> = blobs.iter().map(|b| b.area >= min_area.max(1)).collect();
             for b in blobs.iter().filter(|b| b.area >= min_area.max(1)) {
                 kept_area += b.area;
-                bbox = union(bbox, b.bbox);
+                let [x0, y0, x1, y1] = b.bbox;
+                bbox = union(
+                    bbox,
+                    [
+                        2 * x0,
+                        2 * y0,
+                        (2 * x1).min(w as u32),
+                        (2 * y1).min(h as u32),
+                    ],
+                );
             }
             if kept_area > 0 {
-                self.runs.count_zones(&kept, &geo.labels, &mut zone_px);
+                self.runs.count_zones_pooled(
+                    &kept,
+                    &geo.labels,
+                    geo.pooled_count.view(),
+                    &mut zone_px,
+                );
             }
             res.score = kept_area as f64 / geo.unmasked as f64;
             res.motion = kept_area > 0;
@@ -354,9 +380,15 @@ impl RunScratch {
         i
     }
 
-    /// Changed pixels of the kept blobs, per zone: a label histogram over their runs,
-    /// turned into zone counts once.
-    fn count_zones(&mut self, kept: &[bool], labels: &LabelMap, zone_px: &mut [u32]) {
+    /// As [`count_zones`](Self::count_zones) for runs of a 2x2-pooled mask: each block
+    /// counts its changed pixels under the label of its top-left pixel.
+    fn count_zones_pooled(
+        &mut self,
+        kept: &[bool],
+        labels: &LabelMap,
+        counts: ArrayView2<u8>,
+        zone_px: &mut [u32],
+    ) {
         if zone_px.is_empty() {
             return;
         }
@@ -366,22 +398,70 @@ impl RunScratch {
             if !kept[self.run_blob[r] as usize] {
                 continue;
             }
-            let row = labels.labels.row(y as usize);
-            let run = &row.as_slice().expect("contiguous labels")[x0 as usize..x1 as usize];
-            if run.iter().all(|&l| l == run[0]) {
-                self.hist[run[0] as usize] += run.len() as u32; // the usual case: one zone set
-            } else {
-                for &l in run {
-                    self.hist[l as usize] += 1;
-                }
+            let lrow = labels.labels.row(2 * y as usize);
+            let lrow = lrow.as_slice().expect("contiguous labels");
+            let crow = counts.row(y as usize);
+            let crow = crow.as_slice().expect("contiguous counts");
+            for x in x0 as usize..x1 as usize {
+                self.hist[lrow[2 * x] as usize] += crow[x] as u32;
             }
         }
         labels.zone_counts(&self.hist, zone_px);
     }
 }
 
+/// Pools a 0/1 mask 2x2: `pooled` gets 1 where a block has a changed pixel, `counts` how
+/// many (0..=4). Zero words of both rows are skipped 8 pixels at a time.
+fn pool2(mask: ArrayView2<u8>, pooled: &mut Array2<u8>, counts: &mut Array2<u8>) {
+    let (h, w) = mask.dim();
+    pooled.fill(0);
+    counts.fill(0);
+    for y2 in 0..h.div_ceil(2) {
+        let a = mask.row(2 * y2);
+        let a = a.as_slice().expect("contiguous mask rows");
+        let b = (2 * y2 + 1 < h).then(|| mask.row(2 * y2 + 1));
+        let b = b
+            .as_ref()
+            .map(|r| r.as_slice().expect("contiguous mask rows"));
+        let mut prow = pooled.row_mut(y2);
+        let prow = prow.as_slice_mut().unwrap();
+        let mut crow = counts.row_mut(y2);
+        let crow = crow.as_slice_mut().unwrap();
+        let mut x = 0;
+        while x < w {
+            let end = (x + 8).min(w);
+            if end - x == 8 {
+                let wa = u64::from_le_bytes(a[x..end].try_into().unwrap());
+                let wb = b.map_or(0, |b| u64::from_le_bytes(b[x..end].try_into().unwrap()));
+                if wa | wb == 0 {
+                    x = end;
+                    continue;
+                }
+            }
+            for xx in x..end {
+                let v = a[xx] + b.map_or(0, |b| b[xx]);
+                if v != 0 {
+                    crow[xx / 2] += v;
+                    prow[xx / 2] = 1;
+                }
+            }
+            x = end;
+        }
+    }
+}
+
 /// 8-connected components of a 0/1 mask, by runs (cheap when motion is sparse).
+#[cfg(test)]
 fn blobs(mask: ArrayView2<u8>, s: &mut RunScratch) -> Vec<Blob> {
+    blobs_weighted(mask, None, s)
+}
+
+/// [`blobs`] where each pixel's area is its `weights` value (default 1).
+fn blobs_weighted(
+    mask: ArrayView2<u8>,
+    weights: Option<ArrayView2<u8>>,
+    s: &mut RunScratch,
+) -> Vec<Blob> {
     s.runs.clear();
     s.parent.clear();
     let h = mask.nrows();
@@ -428,7 +508,14 @@ fn blobs(mask: ArrayView2<u8>, s: &mut RunScratch) -> Vec<Blob> {
             });
         }
         let b = &mut out[root_blob[root] as usize];
-        b.area += x1 - x0;
+        b.area += match &weights {
+            Some(wt) => wt.row(y as usize).as_slice().expect("contiguous weights")
+                [x0 as usize..x1 as usize]
+                .iter()
+                .map(|&v| v as u32)
+                .sum::<u32>(),
+            None => x1 - x0,
+        };
         b.bbox = union(b.bbox, [x0, y, x1, y + 1]);
         s.run_blob.push(root_blob[root]);
     }
@@ -535,6 +622,36 @@ mod tests {
             got.sort_by_key(key);
             want.sort_by_key(key);
             assert_eq!(got, want, "mask {m:?}");
+        }
+    }
+
+    #[test]
+    fn pooled_blobs_keep_exact_areas() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut s = RunScratch::default();
+        for _ in 0..200 {
+            let (h, w) = (rng.usize(1..30), rng.usize(1..50));
+            let density = rng.f64() * 0.5;
+            let m = Array2::from_shape_fn((h, w), |_| (rng.f64() < density) as u8);
+            let mut pooled = Array2::zeros((h.div_ceil(2), w.div_ceil(2)));
+            let mut counts = Array2::zeros((h.div_ceil(2), w.div_ceil(2)));
+            pool2(m.view(), &mut pooled, &mut counts);
+            for ((y, x), &p) in pooled.indexed_iter() {
+                let mut n = 0;
+                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    if 2 * y + dy < h && 2 * x + dx < w {
+                        n += m[(2 * y + dy, 2 * x + dx)];
+                    }
+                }
+                assert_eq!((counts[(y, x)], p), (n, (n > 0) as u8));
+            }
+            let b = blobs_weighted(pooled.view(), Some(counts.view()), &mut s);
+            assert_eq!(
+                b.iter().map(|b| b.area).sum::<u32>(),
+                m.iter().map(|&v| v as u32).sum::<u32>()
+            );
+            // Pooling only ever joins blobs.
+            assert!(b.len() <= blobs(m.view(), &mut s).len());
         }
     }
 
