@@ -24,17 +24,14 @@ fn check(cfg: &std::path::Path, repair: bool) -> (i32, String) {
 #[test]
 fn check_reports_and_repair_fixes_every_inconsistency() {
     let t = TestDir::new();
-    let (_cam, port) = fake_camera(&["c"], 0, &[], &t.join("cam.log"));
-    let storage = t.join("storage");
-    let cfg = t.write(
-        "vigil.toml",
-        &config(
-            &storage,
-            &[("c", format!("rtsp://127.0.0.1:{port}/c"))],
-            "segment_seconds = 2",
-        ),
-    );
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let Rig {
+        cam: _cam,
+        storage,
+        cfg,
+        daemon: d,
+        base,
+        ..
+    } = rig(&t, &[("c", "c")], &[], "segment_seconds = 2");
     wait_for(Duration::from_secs(40), "4 segments", || {
         (camera_status(&base, "c")["segments_written"]
             .as_u64()

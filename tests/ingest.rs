@@ -8,12 +8,6 @@ use std::time::Duration;
 use common::*;
 use vigil::index::EndReason;
 
-fn streaming(base: &str, cam: &str) {
-    wait_for(Duration::from_secs(30), &format!("{cam} streaming"), || {
-        (camera_status(base, cam)["state"] == "streaming").then_some(())
-    });
-}
-
 #[test]
 fn credentials_digest_basic_and_wrong_password_never_logged() {
     let t = TestDir::new();
@@ -39,8 +33,8 @@ fn credentials_digest_basic_and_wrong_password_never_logged() {
         &t.join("daemon.log"),
         &[("VIGIL_TEST_PW", secret), ("VIGIL_TEST_WRONG", "not-it")],
     );
-    streaming(&base, "digest");
-    streaming(&base, "basic");
+    wait_streaming(&base, "digest");
+    wait_streaming(&base, "basic");
     let wrong = wait_for(Duration::from_secs(20), "wrong password refused", || {
         let s = camera_status(&base, "wrong");
         (s["reconnects"].as_u64().unwrap() >= 1).then_some(s)
@@ -92,8 +86,8 @@ fn h265_and_udp_record_playable_segments() {
     text += "transport = \"udp\"\n"; // applies to the last camera
     let cfg = t.write("vigil.toml", &text);
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    streaming(&base, "hevc");
-    streaming(&base, "udp");
+    wait_streaming(&base, "hevc");
+    wait_streaming(&base, "udp");
     std::thread::sleep(Duration::from_secs(8));
     let hevc = camera_status(&base, "hevc");
     assert!(
@@ -121,23 +115,19 @@ fn h265_and_udp_record_playable_segments() {
 fn dropped_connections_and_corrupt_data_keep_recording() {
     let t = TestDir::new();
     let clip = fixture("clips/scene-320x180.mp4");
-    let (cam, port) = fake_camera(
-        &["f"],
-        0,
+    let Rig {
+        cam,
+        storage,
+        daemon: d,
+        base,
+        ..
+    } = rig(
+        &t,
+        &[("f", "f")],
         &["--file", clip.to_str().unwrap()],
-        &t.join("cam.log"),
+        "segment_seconds = 2",
     );
-    let storage = t.join("storage");
-    let cfg = t.write(
-        "vigil.toml",
-        &config(
-            &storage,
-            &[("f", format!("rtsp://127.0.0.1:{port}/f"))],
-            "segment_seconds = 2",
-        ),
-    );
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    streaming(&base, "f");
+    wait_streaming(&base, "f");
     std::thread::sleep(Duration::from_secs(3));
     cam.signal(libc::SIGUSR1);
     let s = wait_for(Duration::from_secs(30), "reconnect after drop", || {
@@ -170,23 +160,19 @@ fn dropped_connections_and_corrupt_data_keep_recording() {
 fn codec_parameter_change_starts_new_segment() {
     let t = TestDir::new();
     let clip = fixture("clips/two-sizes.h264");
-    let (_cam, port) = fake_camera(
-        &["p"],
-        0,
+    let Rig {
+        cam: _cam,
+        storage,
+        daemon: d,
+        base,
+        ..
+    } = rig(
+        &t,
+        &[("p", "p")],
         &["--file", clip.to_str().unwrap()],
-        &t.join("cam.log"),
+        "segment_seconds = 60",
     );
-    let storage = t.join("storage");
-    let cfg = t.write(
-        "vigil.toml",
-        &config(
-            &storage,
-            &[("p", format!("rtsp://127.0.0.1:{port}/p"))],
-            "segment_seconds = 60",
-        ),
-    );
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    streaming(&base, "p");
+    wait_streaming(&base, "p");
     std::thread::sleep(Duration::from_secs(9));
     assert!(d.stop(Duration::from_secs(20)).success());
     let segs = indexed_segments(&storage);

@@ -12,20 +12,18 @@ use common::*;
 #[test]
 fn two_cameras_record_playable_segments() {
     let t = TestDir::new();
-    let (_cam, port) = fake_camera(&["a", "b"], 0, &[], &t.join("cam.log"));
-    let storage = t.join("storage");
-    let cfg = t.write(
-        "vigil.toml",
-        &config(
-            &storage,
-            &[
-                ("cam-a", format!("rtsp://127.0.0.1:{port}/a")),
-                ("cam-b", format!("rtsp://127.0.0.1:{port}/b")),
-            ],
-            "segment_seconds = 4",
-        ),
+    let Rig {
+        cam: _cam,
+        storage,
+        daemon: d,
+        base,
+        ..
+    } = rig(
+        &t,
+        &[("cam-a", "a"), ("cam-b", "b")],
+        &[],
+        "segment_seconds = 4",
     );
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     wait_for(Duration::from_secs(30), "both cameras streaming", || {
         let a = camera_status(&base, "cam-a");
         let b = camera_status(&base, "cam-b");
@@ -137,20 +135,20 @@ fn camera_restart_leaves_gap_and_recording_resumes() {
 #[test]
 fn sigkill_mid_segment_recovers_within_bound() {
     let t = TestDir::new();
-    let (_cam, port) = fake_camera(&["k"], 0, &[], &t.join("cam.log"));
-    let storage = t.join("storage");
-    let cfg = t.write(
-        "vigil.toml",
-        &config(
-            &storage,
-            &[("k", format!("rtsp://127.0.0.1:{port}/k"))],
-            "segment_seconds = 60\ncommit_interval_ms = 1000",
-        ),
+    let Rig {
+        cam: _cam,
+        storage,
+        cfg,
+        daemon: d,
+        base,
+        ..
+    } = rig(
+        &t,
+        &[("k", "k")],
+        &[],
+        "segment_seconds = 60\ncommit_interval_ms = 1000",
     );
-    let (d, base) = daemon(&cfg, &t.join("daemon1.log"));
-    wait_for(Duration::from_secs(30), "streaming", || {
-        (camera_status(&base, "k")["state"] == "streaming").then_some(())
-    });
+    wait_streaming(&base, "k");
     std::thread::sleep(Duration::from_secs(8));
     // The newest frame received is about "now": the loss is measured against it.
     let killed_at = vigil::status::now_us();
@@ -158,9 +156,7 @@ fn sigkill_mid_segment_recovers_within_bound() {
 
     // The daemon's own start-up recovery repairs the open segment.
     let (d2, base2) = daemon(&cfg, &t.join("daemon2.log"));
-    wait_for(Duration::from_secs(30), "streaming again", || {
-        (camera_status(&base2, "k")["state"] == "streaming").then_some(())
-    });
+    wait_streaming(&base2, "k");
     assert!(d2.stop(Duration::from_secs(20)).success());
     let log = std::fs::read_to_string(t.join("daemon2.log")).unwrap();
     assert!(

@@ -13,17 +13,19 @@ use common::*;
 #[test]
 fn max_bytes_keeps_newest_contiguous_segments() {
     let t = TestDir::new();
-    let (_cam, port) = fake_camera(&["r"], 0, &["--bitrate-kbps", "1500"], &t.join("cam.log"));
-    let storage = t.join("storage");
-    let cfg = t.write(
-        "vigil.toml",
-        &config(
-            &storage,
-            &[("r", format!("rtsp://127.0.0.1:{port}/r"))],
-            "segment_seconds = 2\nmax_bytes = \"1 MiB\"",
-        ),
+    let Rig {
+        cam: _cam,
+        storage,
+        cfg,
+        daemon: d,
+        base,
+        ..
+    } = rig(
+        &t,
+        &[("r", "r")],
+        &["--bitrate-kbps", "1500"],
+        "segment_seconds = 2\nmax_bytes = \"1 MiB\"",
     );
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let first = wait_for(Duration::from_secs(30), "first segment", || {
         let r = get_json(&format!("{base}/api/recordings?camera=r"));
         r["segments"][0]["start_us"].as_i64()

@@ -377,3 +377,44 @@ pub fn clip_of(dir: &Path, small: bool, seconds: u32) -> std::path::PathBuf {
     assert!(st.success(), "could not make the load clip");
     p
 }
+
+/// The usual end-to-end set-up: one fake camera process and the daemon recording it.
+pub struct Rig {
+    /// The fake camera: keep it bound (`cam: _cam`) or it stops.
+    pub cam: Proc,
+    pub port: u16,
+    pub storage: PathBuf,
+    pub cfg: PathBuf,
+    pub daemon: Proc,
+    /// The daemon's HTTP base URL.
+    pub base: String,
+}
+
+/// Serves each `(camera, path)` from one fake camera (with `cam_args`) and runs the daemon
+/// recording them into `<t>/storage`, with `storage_extra` in `[storage]`.
+pub fn rig(t: &TestDir, cameras: &[(&str, &str)], cam_args: &[&str], storage_extra: &str) -> Rig {
+    let paths: Vec<&str> = cameras.iter().map(|c| c.1).collect();
+    let (cam, port) = fake_camera(&paths, 0, cam_args, &t.join("cam.log"));
+    let storage = t.join("storage");
+    let cams: Vec<(&str, String)> = cameras
+        .iter()
+        .map(|(name, path)| (*name, format!("rtsp://127.0.0.1:{port}/{path}")))
+        .collect();
+    let cfg = t.write("vigil.toml", &config(&storage, &cams, storage_extra));
+    let (daemon, base) = daemon(&cfg, &t.join("daemon.log"));
+    Rig {
+        cam,
+        port,
+        storage,
+        cfg,
+        daemon,
+        base,
+    }
+}
+
+/// Waits until camera `cam` is streaming.
+pub fn wait_streaming(base: &str, cam: &str) {
+    wait_for(Duration::from_secs(30), &format!("{cam} streaming"), || {
+        (camera_status(base, cam)["state"] == "streaming").then_some(())
+    });
+}
