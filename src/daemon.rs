@@ -78,6 +78,11 @@ pub async fn run(
     let mut writers = Vec::new();
     let mut tasks = Vec::new();
     for (cam, (_, id)) in config.cameras.iter().zip(&cameras) {
+        // Every configured camera is in the status before the HTTP listener opens, so
+        // `/api/cameras` never shows fewer cameras than configured (tasks fill in the rest).
+        status.camera(&cam.name, |s| {
+            s.motion_enabled = cam.enabled && cam.motion.enabled
+        });
         if !cam.enabled {
             status.camera(&cam.name, |s| s.set_state(CameraState::Disabled));
             continue;

@@ -18,6 +18,17 @@ fn bad_recordings_parameters_get_4xx_with_message() {
         ),
     );
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    // The first request after the listener opens already lists every configured camera
+    // (even one that never connects), so clients never see a partial list.
+    let cams = get_json(&format!("{base}/api/cameras"));
+    let names: Vec<_> = cams["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, vec![serde_json::json!("cam")], "{cams}");
+    assert_eq!(cams["cameras"][0]["motion_enabled"], true, "{cams}");
     let r = |q: &str| get_status(&format!("{base}/api/recordings{q}"));
     let cases = [
         ("", 400, "missing parameter: camera"),
