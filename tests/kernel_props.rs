@@ -5,7 +5,7 @@
 
 use ndarray::{Array2, s};
 use proptest::prelude::*;
-use vigil::motion::kernel::{self, FrameCounts, Grid, Impl, KernelParams};
+use vigil::motion::kernel::{self, BitMask, FrameCounts, Grid, Impl, KernelParams, LabelWords};
 
 fn params() -> impl Strategy<Value = KernelParams> {
     (any::<u8>(), 1u8..=12, 1u8..=12).prop_map(|(threshold, shift_still, shift_moving)| {
@@ -23,7 +23,7 @@ proptest! {
     /// One row at a time, at every start offset 0..32 inside a buffer (unaligned).
     #[test]
     fn rows_match_scalar(
-        len in 0usize..200,
+        len in 0usize..300,
         offset in 0usize..32,
         seed in any::<u64>(),
         p in params(),
@@ -32,12 +32,20 @@ proptest! {
         let frame: Vec<u8> = (0..len + offset).map(|_| rng.u8(..)).collect();
         let bg0: Vec<u16> = (0..len + offset).map(|_| rng.u16(..=kernel::BG_MAX)).collect();
         let mut want_bg = bg0.clone();
-        let mut want_ch = vec![9u8; len + offset];
-        let want = kernel::row_scalar(&frame[offset..], &mut want_bg[offset..], &mut want_ch[offset..], &p);
+        // Mask words start as garbage: every word must be written.
+        let mut want_ch = vec![!0u64; kernel::words_for(len)];
+        let want = kernel::row_scalar(&frame[offset..], &mut want_bg[offset..], &mut want_ch, &p);
+        // The reference itself, bit by bit: bit x is set iff pixel x changed, padding is 0.
+        prop_assert_eq!(want, want_ch.iter().map(|w| w.count_ones()).sum::<u32>());
+        for x in 0..len {
+            let b8 = ((bg0[offset + x] + (1 << (kernel::BG_FRAC_BITS - 1))) >> kernel::BG_FRAC_BITS) as u8;
+            let changed = frame[offset + x].abs_diff(b8) > p.threshold;
+            prop_assert_eq!(want_ch[x / 64] >> (x % 64) & 1 == 1, changed, "pixel {}", x);
+        }
         for imp in Impl::available() {
             let mut bg = bg0.clone();
-            let mut ch = vec![9u8; len + offset];
-            let got = imp.row(&frame[offset..], &mut bg[offset..], &mut ch[offset..], &p);
+            let mut ch = vec![!0u64; kernel::words_for(len)];
+            let got = imp.row(&frame[offset..], &mut bg[offset..], &mut ch, &p);
             prop_assert_eq!(got, want, "{:?} count", imp);
             prop_assert_eq!(&bg, &want_bg, "{:?} background", imp);
             prop_assert_eq!(&ch, &want_ch, "{:?} mask", imp);
@@ -47,7 +55,7 @@ proptest! {
     /// Whole frames through `process`, several in a row, with labels, masks and a grid.
     #[test]
     fn frames_match_scalar(
-        w in 1usize..100,
+        w in 1usize..160,
         h in 1usize..24,
         frames in 1usize..5,
         seed in any::<u64>(),
@@ -59,18 +67,19 @@ proptest! {
         let shift = rng.usize(0..4);
         let labels = Array2::from_shape_fn((h, w), |(y, x)| ((x / bw + y / bh + shift) % 4) as u8);
         let grid = Grid::new(w, h, 7.min(w), 3.min(h));
+        let label_words = LabelWords::new(labels.view());
         let input: Vec<Array2<u8>> = (0..frames)
             .map(|_| Array2::from_shape_fn((h, w), |_| rng.u8(..)))
             .collect();
         let bg0 = Array2::from_shape_fn((h, w), |_| rng.u16(..=kernel::BG_MAX));
         let run = |imp: Impl| {
             let mut bg = bg0.clone();
-            let mut ch = Array2::<u8>::zeros((h, w));
+            let mut ch = BitMask::new(h, w);
             let mut counts = FrameCounts::new(4, &grid);
             let mut all = Vec::new();
             for f in &input {
-                let pass = kernel::Pass { imp, labels: labels.view(), grid: &grid, params: &p };
-                pass.run(f.view(), bg.view_mut(), ch.view_mut(), &mut counts);
+                let pass = kernel::Pass { imp, labels: &label_words, grid: &grid, params: &p };
+                pass.run(f.view(), bg.view_mut(), &mut ch, &mut counts);
                 all.push((counts.clone(), ch.clone()));
             }
             (bg, all)
@@ -81,14 +90,20 @@ proptest! {
         for (c, ch) in &want.1 {
             let mut labels_n = vec![0u32; 4];
             let mut cells_n = vec![0u32; grid.cols * grid.rows];
-            for ((y, x), &v) in ch.indexed_iter() {
-                if v == 1 {
-                    prop_assert!(labels[(y, x)] != 0, "masked pixel in the mask");
-                    labels_n[labels[(y, x)] as usize] += 1;
-                    cells_n[(y * grid.rows / h) * grid.cols + x * grid.cols / w] += 1;
+            let mut set = 0;
+            for y in 0..h {
+                for x in 0..w {
+                    if ch.get(y, x) {
+                        set += 1;
+                        prop_assert!(labels[(y, x)] != 0, "masked pixel in the mask");
+                        labels_n[labels[(y, x)] as usize] += 1;
+                        cells_n[(y * grid.rows / h) * grid.cols + x * grid.cols / w] += 1;
+                    }
                 }
             }
-            prop_assert_eq!(c.changed as usize, ch.iter().filter(|&&v| v == 1).count());
+            // No padding bit is set either.
+            prop_assert_eq!(ch.count(), set);
+            prop_assert_eq!(c.changed, set);
             prop_assert_eq!(&c.labels, &labels_n);
             prop_assert_eq!(&c.cells, &cells_n);
         }
@@ -111,10 +126,11 @@ proptest! {
         let mut results = Vec::new();
         for imp in Impl::available() {
             let mut bg = Array2::from_elem((h, w), 128u16 << kernel::BG_FRAC_BITS);
-            let mut ch = Array2::<u8>::zeros((h, w));
+            let mut ch = BitMask::new(h, w);
             let mut counts = FrameCounts::new(2, &grid);
-            let pass = kernel::Pass { imp, labels: labels.view(), grid: &grid, params: &p };
-            pass.run(frame, bg.view_mut(), ch.view_mut(), &mut counts);
+            let lw = LabelWords::new(labels.view());
+            let pass = kernel::Pass { imp, labels: &lw, grid: &grid, params: &p };
+            pass.run(frame, bg.view_mut(), &mut ch, &mut counts);
             results.push((bg, ch, counts));
         }
         for r in &results[1..] {

@@ -6,7 +6,7 @@
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
-use super::kernel::{self, FrameCounts, Grid, Impl, KernelParams, Pass};
+use super::kernel::{self, BitMask, FrameCounts, Grid, Impl, KernelParams, LabelWords, Pass};
 use super::zones::{LabelMap, MASKED};
 use crate::config::{MotionConfig, Polygon, Zone};
 
@@ -42,8 +42,9 @@ pub struct FrameResult {
     pub zones: Vec<usize>,
     pub lighting_change: bool,
     pub calibrating: bool,
-    /// Fraction of each motion-grid cell changed (0..=255), row-major, before noise
-    /// filtering: kept for search after the fact.
+    /// Fraction of each motion-grid cell in kept blobs (0..=255), row-major: after noise
+    /// filtering, so that search after the fact finds objects, not compression noise. All
+    /// zero while calibrating, on a lighting change, and when nothing qualified.
     pub grid: Vec<u8>,
     pub grid_cols: u16,
     pub grid_rows: u16,
@@ -62,15 +63,17 @@ struct Geometry {
     width: usize,
     height: usize,
     labels: LabelMap,
+    label_words: LabelWords,
     grid: Grid,
+    /// Changed pixels in kept blobs per grid cell (scratch).
+    kept_cells: Vec<u32>,
     bg: Array2<u16>,
-    changed: Array2<u8>,
+    changed: BitMask,
     counts: FrameCounts,
     cell_areas: Vec<u32>,
     unmasked: u32,
-    /// The changed mask pooled 2x2: 0/1 per block, and changed pixels per block (0..=4).
-    pooled: Array2<u8>,
-    pooled_count: Array2<u8>,
+    /// The changed mask pooled 2x2: set where a block has a changed pixel.
+    pooled: BitMask,
 }
 
 pub struct Detector {
@@ -144,15 +147,16 @@ impl Detector {
             self.geo = Some(Geometry {
                 width: w,
                 height: h,
+                label_words: LabelWords::new(labels.labels.view()),
                 labels,
+                kept_cells: vec![0; grid.cols * grid.rows],
                 grid,
                 bg: Array2::zeros((h, w)),
-                changed: Array2::zeros((h, w)),
+                changed: BitMask::new(h, w),
                 counts,
                 cell_areas,
                 unmasked: unmasked.max(1),
-                pooled: Array2::zeros((h.div_ceil(2), w.div_ceil(2))),
-                pooled_count: Array2::zeros((h.div_ceil(2), w.div_ceil(2))),
+                pooled: BitMask::new(h.div_ceil(2), w.div_ceil(2)),
             });
             // A new resolution starts a new background: calibrate again.
             self.frames_seen = 0;
@@ -192,24 +196,13 @@ impl Detector {
         }
         let pass = Pass {
             imp,
-            labels: geo.labels.labels.view(),
+            labels: &geo.label_words,
             grid: &geo.grid,
             params: &params,
         };
-        pass.run(
-            luma,
-            geo.bg.view_mut(),
-            geo.changed.view_mut(),
-            &mut geo.counts,
-        );
+        pass.run(luma, geo.bg.view_mut(), &mut geo.changed, &mut geo.counts);
         let mut res = FrameResult {
-            grid: geo
-                .counts
-                .cells
-                .iter()
-                .zip(&geo.cell_areas)
-                .map(|(&c, &a)| (c * 255 / a.max(1)) as u8)
-                .collect(),
+            grid: vec![0; geo.cell_areas.len()],
             grid_cols: geo.grid.cols as u16,
             grid_rows: geo.grid.rows as u16,
             ..Default::default()
@@ -232,12 +225,8 @@ impl Detector {
             let min_area = (cfg.min_area * (w * h) as f64).ceil() as u32;
             // Blobs are labelled on the 2x2-pooled mask (a quarter of the pixels and runs;
             // linking within a block acts as a small dilation) with exact pixel areas.
-            pool2(geo.changed.view(), &mut geo.pooled, &mut geo.pooled_count);
-            let blobs = blobs_weighted(
-                geo.pooled.view(),
-                Some(geo.pooled_count.view()),
-                &mut self.runs,
-            );
+            pool2(&geo.changed, &mut geo.pooled);
+            let blobs = blobs_weighted(&geo.pooled, Some(&geo.changed), &mut self.runs);
             let mut kept_area = 0u32;
             let mut bbox = [u32::MAX, u32::MAX, 0, 0];
             let mut zone_px = vec![0u32; self.zone_polys.len()];
@@ -256,12 +245,19 @@ impl Detector {
                 );
             }
             if kept_area > 0 {
-                self.runs.count_zones_pooled(
-                    &kept,
-                    &geo.labels,
-                    geo.pooled_count.view(),
-                    &mut zone_px,
-                );
+                self.runs
+                    .count_zones_pooled(&kept, &geo.labels, &geo.changed, &mut zone_px);
+                geo.kept_cells.fill(0);
+                self.runs
+                    .count_cells_pooled(&kept, &geo.grid, &geo.changed, &mut geo.kept_cells);
+                for ((g, &c), &a) in res
+                    .grid
+                    .iter_mut()
+                    .zip(&geo.kept_cells)
+                    .zip(&geo.cell_areas)
+                {
+                    *g = (c * 255 / a.max(1)) as u8;
+                }
             }
             res.score = kept_area as f64 / geo.unmasked as f64;
             res.motion = kept_area > 0;
@@ -380,95 +376,104 @@ impl RunScratch {
         i
     }
 
-    /// As [`count_zones`](Self::count_zones) for runs of a 2x2-pooled mask: each block
-    /// counts its changed pixels under the label of its top-left pixel.
+    /// Changed pixels per zone of the kept blobs' runs of a 2x2-pooled mask: each block
+    /// counts its changed pixels in `fine` (the mask before pooling) under the label of its
+    /// top-left pixel.
     fn count_zones_pooled(
         &mut self,
         kept: &[bool],
         labels: &LabelMap,
-        counts: ArrayView2<u8>,
+        fine: &BitMask,
         zone_px: &mut [u32],
     ) {
         if zone_px.is_empty() {
             return;
         }
+        let h = fine.dim().0;
         self.hist.clear();
         self.hist.resize(labels.num_labels(), 0);
         for (r, &(y, x0, x1, _)) in self.runs.iter().enumerate() {
             if !kept[self.run_blob[r] as usize] {
                 continue;
             }
-            let lrow = labels.labels.row(2 * y as usize);
+            let y = 2 * y as usize;
+            let lrow = labels.labels.row(y);
             let lrow = lrow.as_slice().expect("contiguous labels");
-            let crow = counts.row(y as usize);
-            let crow = crow.as_slice().expect("contiguous counts");
+            let (a, b) = (fine.row(y), (y + 1 < h).then(|| fine.row(y + 1)));
             for x in x0 as usize..x1 as usize {
-                self.hist[lrow[2 * x] as usize] += crow[x] as u32;
+                let n = kernel::count_range(a, 2 * x, 2 * x + 2)
+                    + b.map_or(0, |b| kernel::count_range(b, 2 * x, 2 * x + 2));
+                self.hist[lrow[2 * x] as usize] += n;
             }
         }
         labels.zone_counts(&self.hist, zone_px);
     }
 }
 
-/// Pools a 0/1 mask 2x2: `pooled` gets 1 where a block has a changed pixel, `counts` how
-/// many (0..=4). Zero words of both rows are skipped 8 pixels at a time.
-fn pool2(mask: ArrayView2<u8>, pooled: &mut Array2<u8>, counts: &mut Array2<u8>) {
-    let (h, w) = mask.dim();
-    pooled.fill(0);
-    counts.fill(0);
-    for y2 in 0..h.div_ceil(2) {
-        let a = mask.row(2 * y2);
-        let a = a.as_slice().expect("contiguous mask rows");
-        let b = (2 * y2 + 1 < h).then(|| mask.row(2 * y2 + 1));
-        let b = b
-            .as_ref()
-            .map(|r| r.as_slice().expect("contiguous mask rows"));
-        let mut prow = pooled.row_mut(y2);
-        let prow = prow.as_slice_mut().unwrap();
-        let mut crow = counts.row_mut(y2);
-        let crow = crow.as_slice_mut().unwrap();
-        let mut x = 0;
-        while x < w {
-            let end = (x + 8).min(w);
-            if end - x == 8 {
-                let wa = u64::from_le_bytes(a[x..end].try_into().unwrap());
-                let wb = b.map_or(0, |b| u64::from_le_bytes(b[x..end].try_into().unwrap()));
-                if wa | wb == 0 {
-                    x = end;
-                    continue;
+impl RunScratch {
+    /// Changed pixels per grid cell of the kept blobs' runs of a 2x2-pooled mask, counted in
+    /// `fine` (the mask before pooling).
+    fn count_cells_pooled(&self, kept: &[bool], grid: &Grid, fine: &BitMask, cells: &mut [u32]) {
+        let h = fine.dim().0;
+        for (r, &(y, x0, x1, _)) in self.runs.iter().enumerate() {
+            if !kept[self.run_blob[r] as usize] {
+                continue;
+            }
+            let (x0, x1) = (2 * x0 as usize, 2 * x1 as usize);
+            for fy in [2 * y as usize, 2 * y as usize + 1] {
+                if fy < h {
+                    grid.add_range(fine.row(fy), fy, x0, x1, cells);
                 }
             }
-            for xx in x..end {
-                let v = a[xx] + b.map_or(0, |b| b[xx]);
-                if v != 0 {
-                    crow[xx / 2] += v;
-                    prow[xx / 2] = 1;
-                }
-            }
-            x = end;
         }
     }
 }
 
-/// 8-connected components of a 0/1 mask, by runs (cheap when motion is sparse).
+/// Pools a mask 2x2: a block is set in `pooled` if any of its pixels is set in `fine`.
+/// Word-parallel: OR the two rows, OR each bit pair, then gather the even bits.
+fn pool2(fine: &BitMask, pooled: &mut BitMask) {
+    let h = fine.dim().0;
+    for y2 in 0..h.div_ceil(2) {
+        let a = fine.row(2 * y2);
+        let b = (2 * y2 + 1 < h).then(|| fine.row(2 * y2 + 1));
+        let word = |i: usize| match a.get(i) {
+            Some(&w) => {
+                let w = w | b.map_or(0, |b| b[i]);
+                even_bits(w | w >> 1)
+            }
+            None => 0,
+        };
+        for (i, out) in pooled.row_mut(y2).iter_mut().enumerate() {
+            *out = word(2 * i) | word(2 * i + 1) << 32;
+        }
+    }
+}
+
+/// Bits 0, 2, 4, .. 62 of `x` packed into the low 32 bits.
+fn even_bits(x: u64) -> u64 {
+    let mut x = x & 0x5555_5555_5555_5555;
+    x = (x | x >> 1) & 0x3333_3333_3333_3333;
+    x = (x | x >> 2) & 0x0f0f_0f0f_0f0f_0f0f;
+    x = (x | x >> 4) & 0x00ff_00ff_00ff_00ff;
+    x = (x | x >> 8) & 0x0000_ffff_0000_ffff;
+    (x | x >> 16) & 0x0000_0000_ffff_ffff
+}
+
+/// 8-connected components of a mask, by runs (cheap when motion is sparse).
 #[cfg(test)]
-fn blobs(mask: ArrayView2<u8>, s: &mut RunScratch) -> Vec<Blob> {
+fn blobs(mask: &BitMask, s: &mut RunScratch) -> Vec<Blob> {
     blobs_weighted(mask, None, s)
 }
 
-/// [`blobs`] where each pixel's area is its `weights` value (default 1).
-fn blobs_weighted(
-    mask: ArrayView2<u8>,
-    weights: Option<ArrayView2<u8>>,
-    s: &mut RunScratch,
-) -> Vec<Blob> {
+/// [`blobs`] of a 2x2-pooled mask whose areas are counted in `fine`, the mask before
+/// pooling (each pixel counts 1 without it).
+fn blobs_weighted(mask: &BitMask, fine: Option<&BitMask>, s: &mut RunScratch) -> Vec<Blob> {
     s.runs.clear();
     s.parent.clear();
-    let h = mask.nrows();
+    let h = mask.dim().0;
     let mut prev_start = 0usize; // index of the previous row's first run
     for y in 0..h {
         let row = mask.row(y);
-        let row = row.as_slice().expect("contiguous mask rows");
         let row_start = s.runs.len();
         let mut prev = prev_start;
         let mut x = 0;
@@ -508,12 +513,16 @@ fn blobs_weighted(
             });
         }
         let b = &mut out[root_blob[root] as usize];
-        b.area += match &weights {
-            Some(wt) => wt.row(y as usize).as_slice().expect("contiguous weights")
-                [x0 as usize..x1 as usize]
-                .iter()
-                .map(|&v| v as u32)
-                .sum::<u32>(),
+        b.area += match fine {
+            Some(f) => {
+                let (fy, (x0, x1)) = (2 * y as usize, (2 * x0 as usize, 2 * x1 as usize));
+                kernel::count_range(f.row(fy), x0, x1)
+                    + if fy + 1 < f.dim().0 {
+                        kernel::count_range(f.row(fy + 1), x0, x1)
+                    } else {
+                        0
+                    }
+            }
             None => x1 - x0,
         };
         b.bbox = union(b.bbox, [x0, y, x1, y + 1]);
@@ -533,6 +542,11 @@ mod tests {
         })
     }
 
+    fn bits(m: &Array2<u8>) -> BitMask {
+        let (h, w) = m.dim();
+        BitMask::from_fn(h, w, |y, x| m[(y, x)] == 1)
+    }
+
     #[test]
     fn blobs_are_8_connected_components() {
         let m = mask(&[
@@ -544,7 +558,7 @@ mod tests {
             "....#.#...",
         ]);
         let mut s = RunScratch::default();
-        let mut b = blobs(m.view(), &mut s);
+        let mut b = blobs(&bits(&m), &mut s);
         b.sort_by_key(|b| (b.bbox[1], b.bbox[0]));
         assert_eq!(
             b,
@@ -613,11 +627,11 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(11);
         let mut s = RunScratch::default();
         for _ in 0..300 {
-            let (h, w) = (rng.usize(1..24), rng.usize(1..40));
+            let (h, w) = (rng.usize(1..24), rng.usize(1..150));
             let density = rng.f64();
             let m = Array2::from_shape_fn((h, w), |_| (rng.f64() < density) as u8);
             let key = |b: &Blob| (b.bbox, b.area);
-            let mut got = blobs(m.view(), &mut s);
+            let mut got = blobs(&bits(&m), &mut s);
             let mut want = flood(&m);
             got.sort_by_key(key);
             want.sort_by_key(key);
@@ -630,35 +644,90 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(3);
         let mut s = RunScratch::default();
         for _ in 0..200 {
-            let (h, w) = (rng.usize(1..30), rng.usize(1..50));
+            let (h, w) = (rng.usize(1..30), rng.usize(1..300));
             let density = rng.f64() * 0.5;
             let m = Array2::from_shape_fn((h, w), |_| (rng.f64() < density) as u8);
-            let mut pooled = Array2::zeros((h.div_ceil(2), w.div_ceil(2)));
-            let mut counts = Array2::zeros((h.div_ceil(2), w.div_ceil(2)));
-            pool2(m.view(), &mut pooled, &mut counts);
-            for ((y, x), &p) in pooled.indexed_iter() {
-                let mut n = 0;
-                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                    if 2 * y + dy < h && 2 * x + dx < w {
-                        n += m[(2 * y + dy, 2 * x + dx)];
+            let fine = bits(&m);
+            let mut pooled = BitMask::new(h.div_ceil(2), w.div_ceil(2));
+            pool2(&fine, &mut pooled);
+            for y in 0..h.div_ceil(2) {
+                for x in 0..w.div_ceil(2) {
+                    let mut n = 0;
+                    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        if 2 * y + dy < h && 2 * x + dx < w {
+                            n += m[(2 * y + dy, 2 * x + dx)];
+                        }
                     }
+                    assert_eq!(pooled.get(y, x), n > 0, "({y}, {x}) of {m:?}");
                 }
-                assert_eq!((counts[(y, x)], p), (n, (n > 0) as u8));
             }
-            let b = blobs_weighted(pooled.view(), Some(counts.view()), &mut s);
+            // Padding bits stay 0 (runs rely on it).
+            assert_eq!(
+                pooled.count() as usize,
+                (0..h.div_ceil(2))
+                    .flat_map(|y| (0..w.div_ceil(2)).map(move |x| (y, x)))
+                    .filter(|&(y, x)| pooled.get(y, x))
+                    .count()
+            );
+            let b = blobs_weighted(&pooled, Some(&fine), &mut s);
             assert_eq!(
                 b.iter().map(|b| b.area).sum::<u32>(),
                 m.iter().map(|&v| v as u32).sum::<u32>()
             );
             // Pooling only ever joins blobs.
-            assert!(b.len() <= blobs(m.view(), &mut s).len());
+            assert!(b.len() <= blobs(&bits(&m), &mut s).len());
+        }
+    }
+
+    /// The grid handed to the timeline counts kept blobs only: a person-sized block shows
+    /// in exactly the cells it covers, with its pixel counts; scattered noise pixels (each
+    /// far below min_area) show nowhere.
+    #[test]
+    fn grid_counts_kept_blobs_not_noise() {
+        let (h, w) = (180, 320); // 32x18 cells of 10x10 pixels
+        let zone = Zone {
+            name: "all".into(),
+            polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+            min_area: None,
+            min_fraction: None,
+        };
+        let mut d = Detector::new("c", &[zone], &[], MotionConfig::default());
+        let grey = Array2::<u8>::from_elem((h, w), 100);
+        for i in 0..10 {
+            d.frame(grey.view(), i * 200).unwrap();
+        }
+        let mut f = grey.clone();
+        // A 30x40 block at x 105..135, y 42..82, and one noise pixel every 37 pixels.
+        f.slice_mut(ndarray::s![42..82, 105..135]).fill(220);
+        for i in (0..h * w).step_by(37) {
+            let (y, x) = (i / w, i % w);
+            // (Noise next to the block joins it: pooling links pixels up to 3 apart.)
+            if !(36..88).contains(&y) || !(99..141).contains(&x) {
+                f[(y, x)] = 220;
+            }
+        }
+        let (res, _) = d.frame(f.view(), 2000).unwrap();
+        assert!(res.motion);
+        assert_eq!((res.grid_cols, res.grid_rows), (32, 18));
+        for cy in 0..18 {
+            for cx in 0..32 {
+                // Covered pixels of this 10x10 cell.
+                let xs = (cx * 10..cx * 10 + 10)
+                    .filter(|x| (105..135).contains(x))
+                    .count();
+                let ys = (cy * 10..cy * 10 + 10)
+                    .filter(|y| (42..82).contains(y))
+                    .count();
+                let want = (xs * ys * 255 / 100) as u8;
+                assert_eq!(res.grid[cy * 32 + cx], want, "cell ({cx}, {cy})");
+            }
         }
     }
 
     #[test]
     fn u_shape_merges_late() {
         let m = mask(&["#...#", "#...#", "#####"]);
-        let b = blobs(m.view(), &mut RunScratch::default());
+        let b = blobs(&bits(&m), &mut RunScratch::default());
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].area, 9);
     }

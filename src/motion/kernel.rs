@@ -1,10 +1,14 @@
 //! The fused frame-difference kernel: one pass over a GRAY8 frame and the background.
 //!
 //! Per pixel (SIMD, 16 or 32 at a time): absolute difference against the background,
-//! threshold, a changed-mask byte (0 or 1), and the background update, a running average
-//! in fixed point (8.6) with one rate for still pixels and a slower one for changing
-//! pixels, so that an object is not absorbed while it moves. Per changed pixel (sparse,
-//! scalar, while the row is still in L1): counts per zone label and per motion-grid cell.
+//! threshold, a changed-mask bit (the vector compare's movemask, so the mask costs 1/8 byte
+//! a pixel and later stages find runs 64 pixels at a time), and the background update, a
+//! running average in fixed point (8.6) with one rate for still pixels and a slower one for
+//! changing pixels, so that an object is not absorbed while it moves. Per non-zero mask
+//! word (64 pixels, while the row is still in L1): masked pixels cleared and changed pixels
+//! counted per zone label and per motion-grid cell, each a popcount of the word under a
+//! precomputed bit mask ([`LabelWords`], [`Grid`]), so the cost does not grow with how
+//! fragmented the changes are (compression noise makes thousands of tiny runs a frame).
 //!
 //! Pure computation: no I/O, no allocation per frame, no async. Every SIMD path computes
 //! exactly what [`row_scalar`] computes; `tests/kernel_props.rs` checks it with proptest.
@@ -12,6 +16,96 @@
 //! selective update + label counting, and `benches/kernel.rs` measures the gain.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Words of a [`BitMask`] row `width` pixels wide.
+pub fn words_for(width: usize) -> usize {
+    width.div_ceil(64)
+}
+
+/// A 0/1 mask of changed pixels, one bit per pixel: pixel `x` of a row is bit `x % 64` of
+/// the row's word `x / 64`. Rows are padded to whole words; padding bits are always 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BitMask {
+    height: usize,
+    width: usize,
+    stride: usize,
+    words: Vec<u64>,
+}
+
+impl BitMask {
+    pub fn new(height: usize, width: usize) -> BitMask {
+        let stride = words_for(width);
+        BitMask {
+            height,
+            width,
+            stride,
+            words: vec![0; stride * height],
+        }
+    }
+
+    /// A mask with pixel (y, x) set where `f(y, x)`.
+    pub fn from_fn(height: usize, width: usize, mut f: impl FnMut(usize, usize) -> bool) -> Self {
+        let mut m = BitMask::new(height, width);
+        for y in 0..height {
+            for x in 0..width {
+                if f(y, x) {
+                    m.set(y, x);
+                }
+            }
+        }
+        m
+    }
+
+    /// (height, width), as ndarray's `dim`.
+    pub fn dim(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+
+    pub fn row(&self, y: usize) -> &[u64] {
+        &self.words[y * self.stride..(y + 1) * self.stride]
+    }
+
+    pub fn row_mut(&mut self, y: usize) -> &mut [u64] {
+        &mut self.words[y * self.stride..(y + 1) * self.stride]
+    }
+
+    pub fn get(&self, y: usize, x: usize) -> bool {
+        assert!(x < self.width);
+        self.row(y)[x / 64] >> (x % 64) & 1 == 1
+    }
+
+    pub fn set(&mut self, y: usize, x: usize) {
+        assert!(x < self.width);
+        self.row_mut(y)[x / 64] |= 1 << (x % 64);
+    }
+
+    /// Set pixels in the whole mask.
+    pub fn count(&self) -> u32 {
+        self.words.iter().map(|w| w.count_ones()).sum()
+    }
+
+    pub fn clear(&mut self) {
+        self.words.fill(0);
+    }
+}
+
+/// Set bits of a mask row in pixels `[x0, x1)` (`x1` may run past the row's words).
+#[inline]
+pub fn count_range(row: &[u64], x0: usize, x1: usize) -> u32 {
+    let x1 = x1.min(row.len() * 64);
+    if x0 >= x1 {
+        return 0;
+    }
+    let (w0, w1) = (x0 / 64, (x1 - 1) / 64);
+    let lo = !0u64 << (x0 % 64);
+    let hi = !0u64 >> (63 - (x1 - 1) % 64);
+    if w0 == w1 {
+        return (row[w0] & lo & hi).count_ones();
+    }
+    (row[w0] & lo).count_ones()
+        + row[w0 + 1..w1].iter().map(|w| w.count_ones()).sum::<u32>()
+        + (row[w1] & hi).count_ones()
+}
 
 /// Fractional bits of the fixed-point background.
 pub const BG_FRAC_BITS: u32 = 6;
@@ -97,9 +191,10 @@ impl Impl {
 
     /// Runs the per-pixel part over one row; returns the number of changed pixels.
     ///
-    /// `frame`, `bg` and `changed` must have the same length.
-    pub fn row(self, frame: &[u8], bg: &mut [u16], changed: &mut [u8], p: &KernelParams) -> u32 {
-        assert!(bg.len() == frame.len() && changed.len() == frame.len());
+    /// `frame` and `bg` must have the same length and `changed` [`words_for`] that length;
+    /// every word of `changed` is written (padding bits 0).
+    pub fn row(self, frame: &[u8], bg: &mut [u16], changed: &mut [u64], p: &KernelParams) -> u32 {
+        assert!(bg.len() == frame.len() && changed.len() == words_for(frame.len()));
         p.check();
         match self {
             Impl::Scalar => row_scalar(frame, bg, changed, p),
@@ -130,20 +225,39 @@ fn pixel(f: u8, bg: &mut u16, p: &KernelParams) -> bool {
     changed
 }
 
-/// The scalar reference.
-pub fn row_scalar(frame: &[u8], bg: &mut [u16], changed: &mut [u8], p: &KernelParams) -> u32 {
+/// The scalar reference: `changed` gets bit `x` set where pixel `x` changed.
+pub fn row_scalar(frame: &[u8], bg: &mut [u16], changed: &mut [u64], p: &KernelParams) -> u32 {
+    changed.fill(0);
+    tail_scalar(frame, bg, changed, 0, p)
+}
+
+/// Pixels `from..` of a row whose mask words are already zero from `from` on.
+fn tail_scalar(
+    frame: &[u8],
+    bg: &mut [u16],
+    changed: &mut [u64],
+    from: usize,
+    p: &KernelParams,
+) -> u32 {
     let mut n = 0;
-    for ((&f, b), c) in frame.iter().zip(bg.iter_mut()).zip(changed.iter_mut()) {
-        let ch = pixel(f, b, p);
-        *c = ch as u8;
-        n += ch as u32;
+    let mut x = from;
+    // Bits gather in a register and reach memory once per word.
+    while x < frame.len() {
+        let end = ((x / 64 + 1) * 64).min(frame.len());
+        let mut bits = 0u64;
+        for (i, (&f, b)) in frame[x..end].iter().zip(&mut bg[x..end]).enumerate() {
+            bits |= (pixel(f, b, p) as u64) << ((x + i) % 64);
+        }
+        changed[x / 64] |= bits;
+        n += bits.count_ones();
+        x = end;
     }
     n
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{BG_FRAC_BITS, KernelParams, row_scalar};
+    use super::{BG_FRAC_BITS, KernelParams, tail_scalar};
     use std::arch::x86_64::*;
 
     /// 16 pixels per step.
@@ -151,23 +265,23 @@ mod x86 {
     pub unsafe fn row_sse2(
         frame: &[u8],
         bg: &mut [u16],
-        changed: &mut [u8],
+        changed: &mut [u64],
         p: &KernelParams,
     ) -> u32 {
         let n = frame.len();
+        changed.fill(0);
         let mut x = 0;
         let mut count = 0u32;
         let half = _mm_set1_epi16(1 << (BG_FRAC_BITS - 1));
         let bias = _mm_set1_epi8(i8::MIN);
         let thr = _mm_set1_epi8((p.threshold ^ 0x80) as i8);
-        let one = _mm_set1_epi8(1);
         let zero = _mm_setzero_si128();
         let rs = _mm_set1_epi16(1 << (p.shift_still - 1));
         let rm = _mm_set1_epi16(1 << (p.shift_moving - 1));
         let ss = _mm_cvtsi32_si128(p.shift_still as i32);
         let sm = _mm_cvtsi32_si128(p.shift_moving as i32);
         while x + 16 <= n {
-            // SAFETY: x + 16 <= n for all three slices (equal lengths).
+            // SAFETY: x + 16 <= n for `frame` and `bg` (equal lengths); x / 64 < words_for(n).
             unsafe {
                 let f = _mm_loadu_si128(frame.as_ptr().add(x) as *const __m128i);
                 let bp = bg.as_mut_ptr().add(x) as *mut __m128i;
@@ -179,11 +293,10 @@ mod x86 {
                 );
                 let d = _mm_or_si128(_mm_subs_epu8(f, b8), _mm_subs_epu8(b8, f));
                 let ch = _mm_cmpgt_epi8(_mm_xor_si128(d, bias), thr);
-                _mm_storeu_si128(
-                    changed.as_mut_ptr().add(x) as *mut __m128i,
-                    _mm_and_si128(ch, one),
-                );
-                count += (_mm_movemask_epi8(ch) as u32).count_ones();
+                let bits = _mm_movemask_epi8(ch) as u32 as u64;
+                // x is a multiple of 16: the 16 bits never straddle two words.
+                *changed.get_unchecked_mut(x / 64) |= bits << (x % 64);
+                count += bits.count_ones();
                 let r = (rs, rm, ss, sm);
                 let nb_lo = upd_sse2(
                     b_lo,
@@ -202,7 +315,7 @@ mod x86 {
             }
             x += 16;
         }
-        count + row_scalar(&frame[x..], &mut bg[x..], &mut changed[x..], p)
+        count + tail_scalar(frame, bg, changed, x, p)
     }
 
     /// Background update of 8 pixels: `b += round((f << 6 - b) >> s)`, `s` by mask `m`.
@@ -246,22 +359,22 @@ mod x86 {
     pub unsafe fn row_avx2(
         frame: &[u8],
         bg: &mut [u16],
-        changed: &mut [u8],
+        changed: &mut [u64],
         p: &KernelParams,
     ) -> u32 {
         let n = frame.len();
+        changed.fill(0);
         let mut x = 0;
         let mut count = 0u32;
         let half = _mm256_set1_epi16(1 << (BG_FRAC_BITS - 1));
         let bias = _mm256_set1_epi8(i8::MIN);
         let thr = _mm256_set1_epi8((p.threshold ^ 0x80) as i8);
-        let one = _mm256_set1_epi8(1);
         let rs = _mm256_set1_epi16(1 << (p.shift_still - 1));
         let rm = _mm256_set1_epi16(1 << (p.shift_moving - 1));
         let ss = _mm_cvtsi32_si128(p.shift_still as i32);
         let sm = _mm_cvtsi32_si128(p.shift_moving as i32);
         while x + 32 <= n {
-            // SAFETY: x + 32 <= n for all three slices (equal lengths).
+            // SAFETY: x + 32 <= n for `frame` and `bg` (equal lengths); x / 64 < words_for(n).
             unsafe {
                 let f = _mm256_loadu_si256(frame.as_ptr().add(x) as *const __m256i);
                 let bp = bg.as_mut_ptr().add(x) as *mut __m256i;
@@ -277,11 +390,10 @@ mod x86 {
                 );
                 let d = _mm256_or_si256(_mm256_subs_epu8(f, b8), _mm256_subs_epu8(b8, f));
                 let ch = _mm256_cmpgt_epi8(_mm256_xor_si256(d, bias), thr);
-                _mm256_storeu_si256(
-                    changed.as_mut_ptr().add(x) as *mut __m256i,
-                    _mm256_and_si256(ch, one),
-                );
-                count += (_mm256_movemask_epi8(ch) as u32).count_ones();
+                let bits = _mm256_movemask_epi8(ch) as u32 as u64;
+                // x is a multiple of 32: the 32 bits never straddle two words.
+                *changed.get_unchecked_mut(x / 64) |= bits << (x % 64);
+                count += bits.count_ones();
                 let r = (rs, rm, ss, sm);
                 let f_lo = _mm256_castsi256_si128(f);
                 let f_hi = _mm256_extracti128_si256(f, 1);
@@ -304,7 +416,7 @@ mod x86 {
             }
             x += 32;
         }
-        count + row_scalar(&frame[x..], &mut bg[x..], &mut changed[x..], p)
+        count + tail_scalar(frame, bg, changed, x, p)
     }
 }
 
@@ -315,25 +427,56 @@ pub struct Grid {
     pub rows: usize,
     col_cell: Vec<u16>,
     row_cell: Vec<u16>,
-    /// First column after each column of cells.
-    cell_end: Vec<u32>,
+    /// Per mask word of a row: the (grid column, bits of the word's pixels in it) pieces,
+    /// `word_cells[word_cell_start[i]..word_cell_start[i + 1]]`.
+    word_cell_start: Vec<u32>,
+    word_cells: Vec<(u16, u64)>,
 }
 
 impl Grid {
     pub fn new(width: usize, height: usize, cols: usize, rows: usize) -> Grid {
         assert!(cols > 0 && rows > 0 && width > 0 && height > 0);
         let col_cell: Vec<u16> = (0..width).map(|x| (x * cols / width) as u16).collect();
-        let mut cell_end = vec![0u32; cols];
-        for (x, &c) in col_cell.iter().enumerate() {
-            cell_end[c as usize] = x as u32 + 1;
-        }
+        let (word_cell_start, word_cells) = pieces(&col_cell);
         Grid {
             cols,
             rows,
             col_cell,
             row_cell: (0..height).map(|y| (y * rows / height) as u16).collect(),
-            cell_end,
+            word_cell_start,
+            word_cells,
         }
+    }
+
+    /// Adds the set pixels of `row` (pixel row `y` of a mask) in `[x0, x1)` to `cells`
+    /// (row-major, as [`FrameCounts::cells`]).
+    pub fn add_range(&self, row: &[u64], y: usize, x0: usize, x1: usize, cells: &mut [u32]) {
+        let x1 = x1.min(self.col_cell.len());
+        if x0 >= x1 {
+            return;
+        }
+        let cell_row = self.row_cell[y] as usize * self.cols;
+        let (w0, w1) = (x0 / 64, (x1 - 1) / 64);
+        for (wi, &word) in row.iter().enumerate().take(w1 + 1).skip(w0) {
+            let lo = if wi == w0 { !0u64 << (x0 % 64) } else { !0 };
+            let hi = if wi == w1 {
+                !0u64 >> (63 - (x1 - 1) % 64)
+            } else {
+                !0
+            };
+            let k = word & lo & hi;
+            if k == 0 {
+                continue;
+            }
+            for &(cell, bits) in self.word_cells(wi) {
+                cells[cell_row + cell as usize] += (k & bits).count_ones();
+            }
+        }
+    }
+
+    fn word_cells(&self, word: usize) -> &[(u16, u64)] {
+        &self.word_cells
+            [self.word_cell_start[word] as usize..self.word_cell_start[word + 1] as usize]
     }
 
     /// Pixels in each cell, row-major.
@@ -348,48 +491,111 @@ impl Grid {
     }
 }
 
-/// The next run of non-zero bytes in a 0/1 mask row at or after `from`, as `[x0, x1)`.
-///
-/// Relies on mask bytes being exactly 0 or 1: it reads 8 bytes at a time and finds a run's
-/// start with `trailing_zeros` of the word and its end with `trailing_zeros` of the word
-/// XOR 0x0101.., so sparse rows cost about a byte compare per 8 pixels.
-pub fn next_run(row: &[u8], from: usize) -> Option<(usize, usize)> {
-    let w = row.len();
-    let mut x = from;
-    loop {
-        if x >= w {
+/// The next run of set bits in a [`BitMask`] row at or after pixel `from`, as `[x0, x1)`:
+/// `trailing_zeros` of the word finds its start and of the inverted word its end, so a
+/// sparse row costs one test per 64 pixels.
+pub fn next_run(row: &[u64], from: usize) -> Option<(usize, usize)> {
+    let n = row.len();
+    let mut wi = from / 64;
+    if wi >= n {
+        return None;
+    }
+    let mut word = row[wi] & (!0u64 << (from % 64));
+    while word == 0 {
+        wi += 1;
+        if wi >= n {
             return None;
         }
-        if x + 8 <= w {
-            let word = u64::from_le_bytes(row[x..x + 8].try_into().unwrap());
-            if word == 0 {
-                x += 8;
-                continue;
-            }
-            x += (word.trailing_zeros() / 8) as usize;
-            break;
-        }
-        if row[x] != 0 {
-            break;
-        }
-        x += 1;
+        word = row[wi];
     }
-    let x0 = x;
-    loop {
-        if x + 8 <= w {
-            let zeros =
-                u64::from_le_bytes(row[x..x + 8].try_into().unwrap()) ^ 0x0101_0101_0101_0101;
-            if zeros == 0 {
-                x += 8;
-                continue;
+    let x0 = wi * 64 + word.trailing_zeros() as usize;
+    let mut holes = !row[wi] & (!0u64 << (x0 % 64));
+    while holes == 0 {
+        wi += 1;
+        if wi >= n {
+            // Padding bits are 0, so only a row that is a whole number of words ends here.
+            return Some((x0, n * 64));
+        }
+        holes = !row[wi];
+    }
+    Some((x0, wi * 64 + holes.trailing_zeros() as usize))
+}
+
+/// Splits a row of per-pixel values into per-mask-word pieces: for each word, (value, bits
+/// of the word's pixels with that value), in order, as (start index per word + 1, pieces).
+fn pieces<T: Copy + PartialEq>(row: &[T]) -> (Vec<u32>, Vec<(T, u64)>) {
+    let mut start = vec![0u32];
+    let mut out: Vec<(T, u64)> = Vec::new();
+    for (i, chunk) in row.chunks(64).enumerate() {
+        let first = out.len();
+        for (b, &v) in chunk.iter().enumerate() {
+            match out[first..].iter_mut().find(|(pv, _)| *pv == v) {
+                Some((_, bits)) => *bits |= 1 << b,
+                None => out.push((v, 1 << b)),
             }
-            return Some((x0, x + (zeros.trailing_zeros() / 8) as usize));
         }
-        if x < w && row[x] != 0 {
-            x += 1;
-        } else {
-            return Some((x0, x));
+        debug_assert_eq!(start.len(), i + 1);
+        start.push(out.len() as u32);
+    }
+    (start, out)
+}
+
+/// A label map (each pixel's zone label; 0 = masked) in the form the kernel counts with:
+/// per row and mask word, the bits of unmasked pixels and the (label, bits) pieces. Built
+/// once per resolution.
+#[derive(Clone, Debug)]
+pub struct LabelWords {
+    words_per_row: usize,
+    /// Per (row, word): bits of the pixels whose label is not 0.
+    keep: Vec<u64>,
+    /// Per (row, word) + 1: start of its pieces in `pieces`.
+    piece_start: Vec<u32>,
+    /// (label, bits), label never 0.
+    pieces: Vec<(u8, u64)>,
+}
+
+impl LabelWords {
+    pub fn new(labels: ArrayView2<u8>) -> LabelWords {
+        let (h, w) = labels.dim();
+        let wpr = words_for(w);
+        let mut lw = LabelWords {
+            words_per_row: wpr,
+            keep: Vec::with_capacity(h * wpr),
+            piece_start: vec![0],
+            pieces: Vec::new(),
+        };
+        for row in labels.rows() {
+            let row: Vec<u8> = row.iter().copied().collect();
+            let (start, pieces) = pieces(&row);
+            for word in 0..wpr {
+                let mine = &pieces[start[word] as usize..start[word + 1] as usize];
+                let mut keep = 0;
+                for &(label, bits) in mine.iter().filter(|(l, _)| *l != 0) {
+                    keep |= bits;
+                    lw.pieces.push((label, bits));
+                }
+                lw.keep.push(keep);
+                lw.piece_start.push(lw.pieces.len() as u32);
+            }
         }
+        lw
+    }
+
+    /// (height, width in words).
+    fn dim_words(&self) -> (usize, usize) {
+        (
+            self.keep.len() / self.words_per_row.max(1),
+            self.words_per_row,
+        )
+    }
+
+    #[inline]
+    fn word(&self, y: usize, word: usize) -> (u64, &[(u8, u64)]) {
+        let i = y * self.words_per_row + word;
+        (
+            self.keep[i],
+            &self.pieces[self.piece_start[i] as usize..self.piece_start[i + 1] as usize],
+        )
     }
 }
 
@@ -425,14 +631,14 @@ pub struct Pass<'a> {
     pub imp: Impl,
     /// Each pixel's zone label (0 = masked: its changes are neither counted nor kept in the
     /// mask, but the background still learns it).
-    pub labels: ArrayView2<'a, u8>,
+    pub labels: &'a LabelWords,
     pub grid: &'a Grid,
     pub params: &'a KernelParams,
 }
 
 impl Pass<'_> {
     /// Runs the kernel over a whole frame: updates `bg`, writes the mask of changed,
-    /// unmasked pixels (0 or 1) to `changed`, and fills `counts`.
+    /// unmasked pixels to `changed`, and fills `counts`.
     ///
     /// All views must be `height x width` with contiguous rows (row strides may differ: a
     /// decoder's padded rows are fine).
@@ -440,7 +646,7 @@ impl Pass<'_> {
         &self,
         frame: ArrayView2<u8>,
         bg: ArrayViewMut2<u16>,
-        changed: ArrayViewMut2<u8>,
+        changed: &mut BitMask,
         counts: &mut FrameCounts,
     ) {
         process(self, frame, bg, changed, counts)
@@ -451,7 +657,7 @@ fn process(
     pass: &Pass,
     frame: ArrayView2<u8>,
     mut bg: ArrayViewMut2<u16>,
-    mut changed: ArrayViewMut2<u8>,
+    changed: &mut BitMask,
     counts: &mut FrameCounts,
 ) {
     let Pass {
@@ -462,7 +668,7 @@ fn process(
     } = *pass;
     let (h, w) = frame.dim();
     assert_eq!(bg.dim(), (h, w));
-    assert_eq!(labels.dim(), (h, w));
+    assert_eq!(labels.dim_words(), (h, words_for(w)));
     assert_eq!(changed.dim(), (h, w));
     assert_eq!((grid.row_cell.len(), grid.col_cell.len()), (h, w));
     counts.clear();
@@ -473,44 +679,27 @@ fn process(
         let b = b
             .as_slice_mut()
             .expect("background rows must be contiguous");
-        let mut c = changed.row_mut(y);
-        let c = c.as_slice_mut().expect("mask rows must be contiguous");
-        let l = labels.row(y);
-        let l = l.as_slice().expect("label rows must be contiguous");
+        let c = changed.row_mut(y);
         if imp.row(f, b, c, p) == 0 {
             continue;
         }
         let cell_row = grid.row_cell[y] as usize * grid.cols;
-        // Sparse: visit runs of changed pixels only, found 8 mask bytes at a time (mask
-        // bytes are 0 or 1). A run whose labels are all one non-masked label is counted
-        // with one addition per label and per grid cell; others pixel by pixel.
-        let mut x = 0;
-        while let Some((x0, x1)) = next_run(c, x) {
-            x = x1;
-            let run = &l[x0..x];
-            let first = run[0];
-            if first != 0 && run.iter().all(|&v| v == first) {
-                let n = (x - x0) as u32;
-                counts.changed += n;
-                counts.labels[first as usize] += n;
-                let mut cx = x0;
-                while cx < x {
-                    let cell = grid.col_cell[cx] as usize;
-                    let end = (grid.cell_end[cell] as usize).min(x);
-                    counts.cells[cell_row + cell] += (end - cx) as u32;
-                    cx = end;
-                }
-            } else {
-                for px in x0..x {
-                    let label = l[px];
-                    if label == 0 {
-                        c[px] = 0;
-                    } else {
-                        counts.changed += 1;
-                        counts.labels[label as usize] += 1;
-                        counts.cells[cell_row + grid.col_cell[px] as usize] += 1;
-                    }
-                }
+        for (i, word) in c.iter_mut().enumerate() {
+            if *word == 0 {
+                continue;
+            }
+            let (keep, labels_here) = labels.word(y, i);
+            let k = *word & keep;
+            *word = k;
+            if k == 0 {
+                continue;
+            }
+            counts.changed += k.count_ones();
+            for &(label, bits) in labels_here {
+                counts.labels[label as usize] += (k & bits).count_ones();
+            }
+            for &(cell, bits) in grid.word_cells(i) {
+                counts.cells[cell_row + cell as usize] += (k & bits).count_ones();
             }
         }
     }
@@ -532,32 +721,70 @@ mod tests {
                     (h, w),
                     |(_, x)| if x < 8 { 0 } else { 1 + (x >= 32) as u8 },
                 );
-            let mut changed = Array2::<u8>::zeros((h, w));
+            let mut changed = BitMask::new(h, w);
             let grid = Grid::new(w, h, 4, 2);
             let mut counts = FrameCounts::new(3, &grid);
             let mut frame = Array2::<u8>::from_elem((h, w), 100);
             // A bright 10x10 square at (40..50, 10..20) and another in the masked strip.
             frame.slice_mut(ndarray::s![10..20, 40..50]).fill(200);
             frame.slice_mut(ndarray::s![0..5, 0..5]).fill(200);
+            let lw = LabelWords::new(labels.view());
             let pass = Pass {
                 imp,
-                labels: labels.view(),
+                labels: &lw,
                 grid: &grid,
                 params: &p,
             };
-            pass.run(frame.view(), bg.view_mut(), changed.view_mut(), &mut counts);
+            pass.run(frame.view(), bg.view_mut(), &mut changed, &mut counts);
             assert_eq!(counts.changed, 100, "{imp:?}");
             assert_eq!(counts.labels, vec![0, 0, 100]);
-            assert_eq!(changed.sum(), 100);
+            assert_eq!(changed.count(), 100);
+            assert!(changed.get(10, 40) && changed.get(19, 49) && !changed.get(0, 0));
             assert_eq!(counts.cells.iter().sum::<u32>(), 100);
             // Cells are 16x18: the square lies in columns 2 (x 40..48) and 3 (48..50), row 0/1.
             assert_eq!(counts.cells[2] + counts.cells[6], 80);
             // A still scene is absorbed: after enough frames nothing changes (88 frames for
             // this step at 2^-6; see the default).
             for _ in 0..120 {
-                pass.run(frame.view(), bg.view_mut(), changed.view_mut(), &mut counts);
+                pass.run(frame.view(), bg.view_mut(), &mut changed, &mut counts);
             }
             assert_eq!(counts.changed, 0, "{imp:?}");
+        }
+    }
+
+    /// `next_run` and `count_range` against a plain bit-by-bit reading, at every width
+    /// around the word boundaries.
+    #[test]
+    fn runs_and_ranges_match_bit_by_bit() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for _ in 0..400 {
+            let w = rng.usize(1..200);
+            let density = rng.f64();
+            let m = BitMask::from_fn(1, w, |_, _| rng.f64() < density);
+            let bit = |x: usize| x < w && m.get(0, x);
+            let mut want = Vec::new();
+            let mut x = 0;
+            while x < w {
+                if bit(x) {
+                    let x0 = x;
+                    while bit(x) {
+                        x += 1;
+                    }
+                    want.push((x0, x));
+                } else {
+                    x += 1;
+                }
+            }
+            let mut got = Vec::new();
+            let mut x = 0;
+            while let Some((x0, x1)) = next_run(m.row(0), x) {
+                got.push((x0, x1));
+                x = x1;
+            }
+            assert_eq!(got, want, "width {w}");
+            let (a, b) = (rng.usize(0..=w), rng.usize(0..=w + 70));
+            let n = (a..b).filter(|&x| bit(x)).count() as u32;
+            assert_eq!(count_range(m.row(0), a, b), n, "[{a}, {b}) of width {w}");
         }
     }
 

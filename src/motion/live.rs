@@ -42,7 +42,8 @@ pub enum MotionMsg {
         motion: bool,
         /// Names of the zones with motion in this frame.
         zones: Vec<Arc<str>>,
-        /// Fraction of each motion-grid cell changed (0..=255), row-major.
+        /// Fraction of each motion-grid cell in kept blobs, after noise filtering
+        /// (0..=255), row-major.
         grid: Arc<[u8]>,
         grid_cols: u16,
         grid_rows: u16,
