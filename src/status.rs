@@ -120,6 +120,9 @@ impl CameraStatus {
 pub struct EventSummary {
     pub start: String,
     pub end: String,
+    /// The event's clip window: `pre_roll` before `start` to `post_roll` after `end`.
+    pub clip_start: String,
+    pub clip_end: String,
     pub zones: Vec<String>,
     pub peak_score: f64,
     pub bbox: [f64; 4],

@@ -45,8 +45,11 @@ fn daemon_detects_crossings_live_with_zones() {
     assert_eq!(s["analysis_errors"], 0, "{s}");
     let ev = &s["last_event"];
     assert_eq!(ev["zones"], serde_json::json!(["left", "right"]), "{s}");
-    let dur = vigil::time_fmt::parse_rfc3339(ev["end"].as_str().unwrap()).unwrap()
-        - vigil::time_fmt::parse_rfc3339(ev["start"].as_str().unwrap()).unwrap();
+    let t = |k: &str| vigil::time_fmt::parse_rfc3339(ev[k].as_str().unwrap()).unwrap();
+    let dur = t("end") - t("start");
+    // The clip keeps pre_roll (default 3 s) before and post_roll (2 s here) after.
+    assert_eq!(t("start") - t("clip_start"), 3_000_000, "{s}");
+    assert_eq!(t("clip_end") - t("end"), 2_000_000, "{s}");
     assert!(
         (3_000_000..=5_000_000).contains(&dur),
         "event of {dur} us (truth: 4 s): {s}"

@@ -149,6 +149,8 @@ pub enum Impl {
     Sse2,
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
 impl Impl {
@@ -160,6 +162,12 @@ impl Impl {
                 return Impl::Avx2;
             }
             Impl::Sse2
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if std::arch::is_aarch64_feature_detected!("neon") {
+                return Impl::Neon;
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         Impl::Scalar
@@ -176,6 +184,10 @@ impl Impl {
                 v.push(Impl::Avx2);
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            v.push(Impl::Neon);
+        }
         v
     }
 
@@ -186,6 +198,8 @@ impl Impl {
             Impl::Sse2 => "sse2",
             #[cfg(target_arch = "x86_64")]
             Impl::Avx2 => "avx2",
+            #[cfg(target_arch = "aarch64")]
+            Impl::Neon => "neon",
         }
     }
 
@@ -205,6 +219,10 @@ impl Impl {
             // `available`); lengths were checked above.
             #[cfg(target_arch = "x86_64")]
             Impl::Avx2 => unsafe { x86::row_avx2(frame, bg, changed, p) },
+            // SAFETY: `Neon` is only constructed after runtime detection; lengths were
+            // checked above.
+            #[cfg(target_arch = "aarch64")]
+            Impl::Neon => unsafe { arm::row_neon(frame, bg, changed, p) },
         }
     }
 }
@@ -417,6 +435,76 @@ mod x86 {
             x += 32;
         }
         count + tail_scalar(frame, bg, changed, x, p)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::{BG_FRAC_BITS, KernelParams, tail_scalar};
+    use std::arch::aarch64::*;
+
+    /// 16 pixels per step. NEON has unsigned absolute difference and compare, a rounding
+    /// narrowing shift (the background's rounding to 8 bits) and a rounding shift by a
+    /// register (the update's rounding shift), so each is one instruction; only the
+    /// movemask must be built (bit weights, then a horizontal add per 8 lanes).
+    #[target_feature(enable = "neon")]
+    pub unsafe fn row_neon(
+        frame: &[u8],
+        bg: &mut [u16],
+        changed: &mut [u64],
+        p: &KernelParams,
+    ) -> u32 {
+        let n = frame.len();
+        changed.fill(0);
+        let mut x = 0;
+        let mut count = 0u32;
+        let thr = vdupq_n_u8(p.threshold);
+        let ss = vdupq_n_s16(-(p.shift_still as i16));
+        let sm = vdupq_n_s16(-(p.shift_moving as i16));
+        const WEIGHTS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+        // SAFETY: a 16-byte load from a 16-byte array.
+        let weights = unsafe { vld1q_u8(WEIGHTS.as_ptr()) };
+        while x + 16 <= n {
+            // SAFETY: x + 16 <= n for `frame` and `bg` (equal lengths); x / 64 < words_for(n).
+            unsafe {
+                let f = vld1q_u8(frame.as_ptr().add(x));
+                let bp = bg.as_mut_ptr().add(x);
+                let b_lo = vld1q_u16(bp);
+                let b_hi = vld1q_u16(bp.add(8));
+                let b8 = vcombine_u8(
+                    vrshrn_n_u16::<{ BG_FRAC_BITS as i32 }>(b_lo),
+                    vrshrn_n_u16::<{ BG_FRAC_BITS as i32 }>(b_hi),
+                );
+                let ch = vcgtq_u8(vabdq_u8(f, b8), thr);
+                let m = vandq_u8(ch, weights);
+                let bits =
+                    vaddv_u8(vget_low_u8(m)) as u64 | (vaddv_u8(vget_high_u8(m)) as u64) << 8;
+                // x is a multiple of 16: the 16 bits never straddle two words.
+                *changed.get_unchecked_mut(x / 64) |= bits << (x % 64);
+                count += bits.count_ones();
+                let nb_lo = upd(b_lo, vget_low_u8(f), vget_low_u8(ch), ss, sm);
+                let nb_hi = upd(b_hi, vget_high_u8(f), vget_high_u8(ch), ss, sm);
+                vst1q_u16(bp, nb_lo);
+                vst1q_u16(bp.add(8), nb_hi);
+            }
+            x += 16;
+        }
+        count + tail_scalar(frame, bg, changed, x, p)
+    }
+
+    /// Background update of 8 pixels: `b += round((f << 6 - b) >> s)`, `s` by mask `ch`
+    /// (vrshlq by a negative amount is exactly that rounding right shift).
+    #[inline]
+    #[target_feature(enable = "neon")]
+    fn upd(b: uint16x8_t, f: uint8x8_t, ch: uint8x8_t, ss: int16x8_t, sm: int16x8_t) -> uint16x8_t {
+        let diff = vsubq_s16(
+            vreinterpretq_s16_u16(vshll_n_u8::<{ BG_FRAC_BITS as i32 }>(f)),
+            vreinterpretq_s16_u16(b),
+        );
+        let us = vrshlq_s16(diff, ss);
+        let um = vrshlq_s16(diff, sm);
+        let m = vreinterpretq_u16_s16(vmovl_s8(vreinterpret_s8_u8(ch)));
+        vreinterpretq_u16_s16(vaddq_s16(vreinterpretq_s16_u16(b), vbslq_s16(m, um, us)))
     }
 }
 
@@ -786,6 +874,21 @@ mod tests {
             let n = (a..b).filter(|&x| bit(x)).count() as u32;
             assert_eq!(count_range(m.row(0), a, b), n, "[{a}, {b}) of width {w}");
         }
+    }
+
+    /// Every aarch64 CPU has NEON: the property tests must be comparing it, not just the
+    /// scalar path with itself.
+    #[test]
+    fn simd_path_is_detected() {
+        let all = Impl::available();
+        #[cfg(target_arch = "aarch64")]
+        assert!(
+            all.contains(&Impl::Neon) && Impl::best() == Impl::Neon,
+            "{all:?}"
+        );
+        #[cfg(target_arch = "x86_64")]
+        assert!(all.contains(&Impl::Sse2), "{all:?}");
+        eprintln!("kernel implementations: {all:?}, best {:?}", Impl::best());
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct LiveEvent {
     pub camera: String,
     pub start_us: i64,
     pub end_us: i64,
+    /// The event's clip: `pre_roll` s before the start to `post_roll` s after the end
+    /// (recording is continuous, so that video is on disk until retention takes it).
+    pub clip_start_us: i64,
+    pub clip_end_us: i64,
     pub zones: Vec<String>,
     pub peak_score: f64,
     pub bbox: [f64; 4],
@@ -228,6 +232,11 @@ impl LiveAnalyzer {
             camera: ev.camera,
             start_us: base_utc + ev.start_ms as i64 * 1000,
             end_us: base_utc + ev.end_ms as i64 * 1000,
+            clip_start_us: base_utc + ev.start_ms as i64 * 1000
+                - (self.camera.motion.pre_roll * 1e6) as i64,
+            clip_end_us: base_utc
+                + ev.end_ms as i64 * 1000
+                + (self.camera.motion.post_roll * 1e6) as i64,
             zones: ev.zones,
             peak_score: ev.peak_score,
             bbox: ev.bbox,
@@ -237,6 +246,8 @@ impl LiveAnalyzer {
         let summary = crate::status::EventSummary {
             start: crate::time_fmt::rfc3339(live.start_us),
             end: crate::time_fmt::rfc3339(live.end_us),
+            clip_start: crate::time_fmt::rfc3339(live.clip_start_us),
+            clip_end: crate::time_fmt::rfc3339(live.clip_end_us),
             zones: live.zones.clone(),
             peak_score: live.peak_score,
             bbox: live.bbox,
