@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::events::Recorder;
 use crate::index::Index;
 use crate::ingest::{IngestTask, Role, tokio_util_shim};
 use crate::motion::live::{AnalysisMsg, LiveAnalyzer, MotionMsg};
@@ -107,11 +108,10 @@ pub async fn run(
         ));
         let analysis = if cam.motion.enabled {
             let (atx, arx) = std::sync::mpsc::sync_channel::<AnalysisMsg>(ANALYSIS_QUEUE);
-            let a = LiveAnalyzer {
-                camera: cam.clone(),
-                status: status.clone(),
-                out: motion_tx.clone(),
-            };
+            let zones: Vec<String> = cam.zones.iter().map(|z| z.name.clone()).collect();
+            let recorder = Recorder::new(index.clone(), &cam.name, &zones)
+                .with_context(|| format!("camera {}: cannot open its timeline", cam.name))?;
+            let a = LiveAnalyzer::new(cam.clone(), status.clone(), motion_tx.clone(), recorder);
             analyzers.push((
                 atx.clone(),
                 std::thread::Builder::new()

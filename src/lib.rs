@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decode;
+pub mod events;
 pub mod fake_camera;
 pub mod index;
 pub mod ingest;

@@ -56,6 +56,8 @@ pub struct CameraStatus {
     /// Frames the analyser skipped because it fell behind (recording is unaffected).
     pub analysis_dropped: u64,
     pub analysis_errors: u64,
+    /// Events or motion history the index refused to store (a full disk, say).
+    pub timeline_errors: u64,
     pub decode_errors: u64,
     /// State of the `detect_url` session, when the camera has one.
     pub detect_state: Option<CameraState>,
@@ -93,6 +95,7 @@ impl CameraStatus {
             analysed_frames: 0,
             analysis_dropped: 0,
             analysis_errors: 0,
+            timeline_errors: 0,
             decode_errors: 0,
             last_event: None,
             detect_state: None,
@@ -118,6 +121,8 @@ impl CameraStatus {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EventSummary {
+    /// Its id in the timeline (`/api/events/{id}`), if it was stored.
+    pub id: Option<u64>,
     pub start: String,
     pub end: String,
     /// The event's clip window: `pre_roll` before `start` to `post_roll` after `end`.

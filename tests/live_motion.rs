@@ -19,18 +19,12 @@ fn daemon_detects_crossings_live_with_zones() {
         &t.join("cam.log"),
     );
     let storage = t.join("storage");
-    // The fixture camera's zones, mask and motion settings, pointed at the fake camera.
-    let zones = std::fs::read_to_string(fixture("motion/zones.toml")).unwrap();
-    let cam_part = &zones[zones.find("[[cameras]]").unwrap()..];
-    let text = format!(
-        "[storage]\ndir = {:?}\nsegment_seconds = 4\n[server]\nlisten = \"127.0.0.1:0\"\n{}",
-        storage.display().to_string(),
-        cam_part.replace(
-            "rtsp://127.0.0.1:8554/fixture",
-            &format!("rtsp://127.0.0.1:{port}/x")
-        )
+    let cfg = fixture_camera_config(
+        &t,
+        &format!("rtsp://127.0.0.1:{port}/x"),
+        "segment_seconds = 4",
+        "",
     );
-    let cfg = t.write("vigil.toml", &text);
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let mut saw_motion = false;
     // The first crossing runs 1.5-5.5 s into the clip and closes 2 s later (post_roll).
@@ -76,19 +70,12 @@ fn detect_url_is_analysed_and_its_loss_does_not_stop_recording() {
         &t.join("sub.log"),
     );
     let storage = t.join("storage");
-    let zones = std::fs::read_to_string(fixture("motion/zones.toml")).unwrap();
-    let cam_part = &zones[zones.find("[[cameras]]").unwrap()..];
-    let cam_part = cam_part.replace(
-        "url = \"rtsp://127.0.0.1:8554/fixture\"",
-        &format!(
-            "url = \"rtsp://127.0.0.1:{main_port}/main\"\ndetect_url = \"rtsp://127.0.0.1:{sub_port}/sub\""
-        ),
+    let cfg = fixture_camera_config(
+        &t,
+        &format!("rtsp://127.0.0.1:{main_port}/main"),
+        "",
+        &format!("detect_url = \"rtsp://127.0.0.1:{sub_port}/sub\""),
     );
-    let text = format!(
-        "[storage]\ndir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n{cam_part}",
-        storage.display().to_string()
-    );
-    let cfg = t.write("vigil.toml", &text);
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let s = wait_for(
         Duration::from_secs(40),

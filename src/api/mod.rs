@@ -1,5 +1,6 @@
 //! HTTP API and the status page (axum). One handler per resource:
-//! `/health`, `/api/cameras`, `/api/recordings`, `/` (status page).
+//! `/health`, `/api/cameras`, `/api/storage`, `/api/recordings`, `/` (status page), and
+//! the timeline's resources in [`events`].
 //!
 //! Bound to loopback only until authentication lands (config validation refuses other
 //! addresses). Bad parameters get a 400 with a JSON `{"error": "..."}` message.
@@ -10,8 +11,10 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+
+mod events;
 
 use crate::index::{Index, SegmentRecord};
 use crate::status::{SharedStatus, now_us};
@@ -32,6 +35,13 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/cameras", get(cameras))
         .route("/api/storage", get(storage))
         .route("/api/recordings", get(recordings))
+        .route("/api/events", get(events::list))
+        .route("/api/events/counts", get(events::counts))
+        .route("/api/events/{id}", get(events::one))
+        .route("/api/events/{id}/thumbnail.jpg", get(events::thumbnail))
+        .route("/api/activity", get(events::activity))
+        .route("/api/timeline", get(events::timeline))
+        .route("/api/search/region", post(events::region))
         .with_state(state)
 }
 
@@ -55,6 +65,15 @@ impl From<crate::index::IndexError> for ApiError {
         tracing::error!("index: {e}");
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, "index error".into())
     }
+}
+
+/// Runs index work on the blocking pool (sled reads block).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 async fn health() -> &'static str {

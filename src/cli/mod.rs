@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod analyze;
 mod check;
 mod demo;
+mod events;
 mod fake_camera;
 mod run;
 
@@ -43,6 +44,8 @@ enum Command {
     FakeCamera(fake_camera::Args),
     /// Find motion events in a video file with a camera's zones, masks and settings.
     Analyze(analyze::Args),
+    /// Search the recorded motion events by time, camera, zone, score and duration.
+    Events(events::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::main(a),
         Command::FakeCamera(a) => fake_camera::main(a),
         Command::Analyze(a) => analyze::main(a),
+        Command::Events(a) => events::main(a),
     };
     match r {
         Ok(code) => code,

@@ -60,6 +60,7 @@ pub struct LumaFrame {
     pub height: usize,
     stride: usize,
     offset: usize,
+    info: gst_video::VideoInfo,
     map: gst::buffer::MappedBuffer<gst::buffer::Readable>,
 }
 
@@ -73,6 +74,37 @@ impl LumaFrame {
             &data[..len],
         )
         .expect("plane fits its buffer")
+    }
+
+    /// The whole frame in colour (grey for a GRAY8 stream), scaled to at most `max_width`
+    /// pixels wide, for thumbnails. GStreamer's `VideoConverter` does the colour
+    /// conversion and scaling in place, without a pipeline; a few hundred µs at 640x360,
+    /// so it is for the occasional frame, not every frame.
+    pub fn rgb(&self, max_width: u32) -> anyhow::Result<image::RgbImage> {
+        let (w0, h0) = (self.info.width(), self.info.height());
+        let w = max_width.clamp(1, w0.max(1));
+        let h = ((h0 as u64 * w as u64 / w0.max(1) as u64) as u32).max(1);
+        let out_info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h)
+            .fps(self.info.fps())
+            .build()?;
+        let conv = gst_video::VideoConverter::new(&self.info, &out_info, None)?;
+        let src = gst_video::VideoFrameRef::from_buffer_ref_readable(self.map.buffer(), &self.info)
+            .map_err(|_| anyhow::anyhow!("cannot map the frame"))?;
+        let mut out = gst::Buffer::with_size(out_info.size())?;
+        let mut img = image::RgbImage::new(w, h);
+        {
+            let out = out.get_mut().expect("a new buffer is writable");
+            let mut dst = gst_video::VideoFrameRef::from_buffer_ref_writable(out, &out_info)
+                .map_err(|_| anyhow::anyhow!("cannot map the thumbnail"))?;
+            conv.frame_ref(&src, &mut dst);
+            let stride = gst_video::prelude::VideoFrameExt::plane_stride(&dst)[0] as usize;
+            let data = dst.plane_data(0)?;
+            let row = w as usize * 3;
+            for (y, dst_row) in img.chunks_exact_mut(row).enumerate() {
+                dst_row.copy_from_slice(&data[y * stride..y * stride + row]);
+            }
+        }
+        Ok(img)
     }
 }
 
@@ -284,6 +316,7 @@ fn luma(sample: &gst::Sample) -> anyhow::Result<LumaFrame> {
         height: info.height() as usize,
         stride,
         offset,
+        info,
         map: buffer
             .into_mapped_buffer_readable()
             .map_err(|_| anyhow::anyhow!("cannot map buffer"))?,

@@ -13,6 +13,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+mod events;
+pub use events::{EventEntry, EventRecord, EventScope, MotionMinute, MotionSecond};
+
 pub const SCHEMA_VERSION: u32 = 1;
 
 const META_SCHEMA: &[u8] = b"schema_version";
@@ -28,6 +31,8 @@ pub enum IndexError {
         "index schema version {found} is not supported (this build reads version {SCHEMA_VERSION})"
     )]
     Schema { found: u32 },
+    #[error("index is corrupt: {0}")]
+    Corrupt(String),
 }
 
 pub type Result<T> = std::result::Result<T, IndexError>;
@@ -161,6 +166,13 @@ pub struct Index {
     segments: sled::Tree,
     garbage: sled::Tree,
     holds: sled::Tree,
+    zones: sled::Tree,
+    events: sled::Tree,
+    ev_time: sled::Tree,
+    ev_camera: sled::Tree,
+    ev_zone: sled::Tree,
+    thumbs: sled::Tree,
+    motion: sled::Tree,
 }
 
 impl Index {
@@ -197,6 +209,13 @@ impl Index {
             segments: db.open_tree("segments")?,
             garbage: db.open_tree("garbage")?,
             holds: db.open_tree("holds")?,
+            zones: db.open_tree("zones")?,
+            events: db.open_tree("events")?,
+            ev_time: db.open_tree("events_by_time")?,
+            ev_camera: db.open_tree("events_by_camera")?,
+            ev_zone: db.open_tree("events_by_zone")?,
+            thumbs: db.open_tree("thumbnails")?,
+            motion: db.open_tree("motion")?,
             meta,
             db,
         })

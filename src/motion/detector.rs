@@ -42,6 +42,8 @@ pub struct FrameResult {
     pub zones: Vec<usize>,
     pub lighting_change: bool,
     pub calibrating: bool,
+    /// This frame is the open event's peak so far (its thumbnail frame).
+    pub peak: bool,
     /// Fraction of each motion-grid cell in kept blobs (0..=255), row-major: after noise
     /// filtering, so that search after the fact finds objects, not compression noise. All
     /// zero while calibrating, on a lighting change, and when nothing qualified.
@@ -272,7 +274,7 @@ impl Detector {
                 }
             }
             if res.motion {
-                self.track(t_ms, &res, bbox);
+                res.peak = self.track(t_ms, &res, bbox);
             }
         }
         if !res.motion {
@@ -282,7 +284,9 @@ impl Detector {
         (res, closed)
     }
 
-    fn track(&mut self, t_ms: u64, res: &FrameResult, bbox: [u32; 4]) {
+    /// Feeds a motion frame to the event state machine; true if it is the open event's
+    /// new peak.
+    fn track(&mut self, t_ms: u64, res: &FrameResult, bbox: [u32; 4]) -> bool {
         if self.consecutive == 0 {
             self.run_start_ms = t_ms;
         }
@@ -292,8 +296,10 @@ impl Detector {
             Some(o) => {
                 o.last_motion_ms = t_ms;
                 o.zones |= zones;
-                o.peak = o.peak.max(res.score);
                 o.bbox = union(o.bbox, bbox);
+                let new_peak = res.score > o.peak;
+                o.peak = o.peak.max(res.score);
+                new_peak
             }
             None if self.consecutive >= self.cfg.min_frames => {
                 self.open = Some(Open {
@@ -303,8 +309,9 @@ impl Detector {
                     peak: res.score,
                     bbox,
                 });
+                true
             }
-            None => {}
+            None => false,
         }
     }
 

@@ -9,12 +9,16 @@ use std::sync::mpsc::Receiver;
 
 use crate::config::CameraConfig;
 use crate::decode::{DecodeOptions, LiveDecoder};
+use crate::events::Recorder;
 use crate::motion::detector::{Detector, Event};
 use crate::record::writer::VideoParams;
 use crate::status::SharedStatus;
 
 /// Nice value of analysis threads (recording threads keep 0).
 pub const ANALYSIS_NICE: libc::c_int = 10;
+
+/// Width of event thumbnails (pixels; never upscaled).
+pub const THUMBNAIL_WIDTH: u32 = 320;
 
 pub struct AnalysisFrame {
     pub pts_90k: i64,
@@ -54,6 +58,8 @@ pub enum MotionMsg {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LiveEvent {
+    /// Its id in the timeline (`None` if it could not be stored).
+    pub id: Option<u64>,
     pub camera: String,
     pub start_us: i64,
     pub end_us: i64,
@@ -67,9 +73,13 @@ pub struct LiveEvent {
 }
 
 pub struct LiveAnalyzer {
-    pub camera: CameraConfig,
-    pub status: SharedStatus,
-    pub out: tokio::sync::broadcast::Sender<MotionMsg>,
+    camera: CameraConfig,
+    status: SharedStatus,
+    out: tokio::sync::broadcast::Sender<MotionMsg>,
+    /// Writes events and motion history to the index.
+    recorder: Recorder,
+    /// The open event's peak frame so far, for its thumbnail.
+    peak: Option<image::RgbImage>,
 }
 
 struct Run {
@@ -80,7 +90,22 @@ struct Run {
 }
 
 impl LiveAnalyzer {
-    pub fn run(self, rx: Receiver<AnalysisMsg>) {
+    pub fn new(
+        camera: CameraConfig,
+        status: SharedStatus,
+        out: tokio::sync::broadcast::Sender<MotionMsg>,
+        recorder: Recorder,
+    ) -> Self {
+        LiveAnalyzer {
+            camera,
+            status,
+            out,
+            recorder,
+            peak: None,
+        }
+    }
+
+    pub fn run(mut self, rx: Receiver<AnalysisMsg>) {
         // Recording comes first: this thread, and every thread it creates (GStreamer's
         // streaming threads, libav's decoder threads inherit a thread's nice value on
         // Linux), runs at lower priority. Failure only means equal priority.
@@ -106,13 +131,9 @@ impl LiveAnalyzer {
             mode: m.decode,
             threads: 1,
         };
+        let camera = self.camera.clone();
         let new_detector = || {
-            let mut d = Detector::new(
-                &self.camera.name,
-                &self.camera.zones,
-                &self.camera.masks,
-                m.clone(),
-            );
+            let mut d = Detector::new(&camera.name, &camera.zones, &camera.masks, m.clone());
             d.set_frame_interval_ms(1000 / m.fps as u64);
             d
         };
@@ -171,7 +192,16 @@ impl LiveAnalyzer {
         self.status.camera(&self.camera.name, |s| s.motion = false);
     }
 
-    fn error(&self, e: String) {
+    /// The index refused a write (a full disk, say): analysis goes on, the status says so.
+    fn timeline_error(&mut self, e: crate::index::IndexError) {
+        tracing::warn!(camera = %self.camera.name, "timeline: {e}");
+        self.status.camera(&self.camera.name, |s| {
+            s.timeline_errors += 1;
+            s.set_error(format!("timeline: {e}"));
+        });
+    }
+
+    fn error(&mut self, e: String) {
         tracing::warn!(camera = %self.camera.name, "motion analysis: {e}");
         self.status.camera(&self.camera.name, |s| {
             s.analysis_errors += 1;
@@ -181,7 +211,7 @@ impl LiveAnalyzer {
 
     /// Analyses every decoded frame that is ready.
     fn drain(
-        &self,
+        &mut self,
         r: &mut Run,
         det: &mut Detector,
         name: &Arc<str>,
@@ -192,6 +222,15 @@ impl LiveAnalyzer {
             let t_ms = frame.pts.map(|p| p.mseconds()).unwrap_or(0);
             let (res, closed) = det.frame(frame.view(), t_ms)?;
             let utc_us = r.base.1 + t_ms as i64 * 1000;
+            if res.peak {
+                match frame.rgb(THUMBNAIL_WIDTH) {
+                    Ok(img) => self.peak = Some(img),
+                    Err(e) => tracing::warn!(camera = %self.camera.name, "thumbnail: {e:#}"),
+                }
+            }
+            if let Err(e) = self.recorder.frame(utc_us, &res) {
+                self.timeline_error(e);
+            }
             let errors = r.decoder.decode_errors;
             self.status.camera(&self.camera.name, |s| {
                 s.motion = res.motion;
@@ -216,7 +255,13 @@ impl LiveAnalyzer {
         Ok(())
     }
 
-    fn end(&self, det: &mut Detector, run: &mut Option<Run>, name: &Arc<str>, zones: &[Arc<str>]) {
+    fn end(
+        &mut self,
+        det: &mut Detector,
+        run: &mut Option<Run>,
+        name: &Arc<str>,
+        zones: &[Arc<str>],
+    ) {
         if let Some(r) = run.as_mut() {
             let _ = self.drain(r, det, name, zones);
         }
@@ -225,10 +270,14 @@ impl LiveAnalyzer {
             self.emit(ev, base);
         }
         *run = None;
+        if let Err(e) = self.recorder.save() {
+            self.timeline_error(e);
+        }
     }
 
-    fn emit(&self, ev: Event, base_utc: i64) {
-        let live = LiveEvent {
+    fn emit(&mut self, ev: Event, base_utc: i64) {
+        let mut live = LiveEvent {
+            id: None,
             camera: ev.camera,
             start_us: base_utc + ev.start_ms as i64 * 1000,
             end_us: base_utc + ev.end_ms as i64 * 1000,
@@ -241,9 +290,21 @@ impl LiveAnalyzer {
             peak_score: ev.peak_score,
             bbox: ev.bbox,
         };
-        tracing::info!(camera = %live.camera, zones = ?live.zones, score = live.peak_score,
+        let thumbnail = self.peak.take().and_then(|img| match jpeg(&img) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                tracing::warn!(camera = %self.camera.name, "thumbnail: {e}");
+                None
+            }
+        });
+        match self.recorder.event(&live, thumbnail) {
+            Ok(id) => live.id = Some(id),
+            Err(e) => self.timeline_error(e),
+        }
+        tracing::info!(camera = %live.camera, id = ?live.id, zones = ?live.zones, score = live.peak_score,
             "motion event {} .. {}", crate::time_fmt::rfc3339(live.start_us), crate::time_fmt::rfc3339(live.end_us));
         let summary = crate::status::EventSummary {
+            id: live.id,
             start: crate::time_fmt::rfc3339(live.start_us),
             end: crate::time_fmt::rfc3339(live.end_us),
             clip_start: crate::time_fmt::rfc3339(live.clip_start_us),
@@ -258,4 +319,11 @@ impl LiveAnalyzer {
         });
         let _ = self.out.send(MotionMsg::Event(live));
     }
+}
+
+/// Encodes a thumbnail as JPEG (quality 80).
+fn jpeg(img: &image::RgbImage) -> image::ImageResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(16 * 1024);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode_image(img)?;
+    Ok(out)
 }

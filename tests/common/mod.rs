@@ -418,3 +418,25 @@ pub fn wait_streaming(base: &str, cam: &str) {
         (camera_status(base, cam)["state"] == "streaming").then_some(())
     });
 }
+
+/// A config for the ground-truth fixture camera `fixture` (zones, mask and motion settings
+/// of `fixtures/motion/zones.toml`) recording into `<t>/storage`, with its stream at
+/// `url` and these extra lines in the camera's table (`detect_url = ...`, say).
+pub fn fixture_camera_config(
+    t: &TestDir,
+    url: &str,
+    storage_extra: &str,
+    camera_extra: &str,
+) -> PathBuf {
+    let zones = std::fs::read_to_string(fixture("motion/zones.toml")).unwrap();
+    let cam_part = &zones[zones.find("[[cameras]]").unwrap()..];
+    let cam_part = cam_part.replace(
+        "url = \"rtsp://127.0.0.1:8554/fixture\"",
+        &format!("url = \"{url}\"\n{camera_extra}"),
+    );
+    let text = format!(
+        "[storage]\ndir = {:?}\n{storage_extra}\n[server]\nlisten = \"127.0.0.1:0\"\n{cam_part}",
+        t.join("storage").display().to_string()
+    );
+    t.write("vigil.toml", &text)
+}

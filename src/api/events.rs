@@ -1,0 +1,298 @@
+//! The investigator's resources: `/api/events` (search, one event, its thumbnail),
+//! `/api/events/counts`, `/api/activity`, `/api/timeline` and `/api/search/region`.
+//! Each is a thin layer over [`crate::events`], run on the blocking pool (sled reads).
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ApiError, AppState, blocking, gaps};
+use crate::events::{self, EventQuery, Order, QueryError};
+use crate::time_fmt::{parse_rfc3339, rfc3339};
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Bad(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            QueryError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
+            QueryError::Index(e) => e.into(),
+        }
+    }
+}
+
+/// Query parameters as (key, value) pairs, keys checked against `allowed` (a typo is an
+/// error, not a silently ignored filter). Repeated keys are allowed (`camera=a&camera=b`).
+pub(super) struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub(super) fn parse(raw: Option<String>, allowed: &[&str]) -> Result<Params, ApiError> {
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        for (k, _) in &pairs {
+            if !allowed.contains(&k.as_str()) {
+                return Err(ApiError::bad(format!(
+                    "unknown parameter {k:?} (expected one of: {})",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(Params(pairs))
+    }
+
+    fn one(&self, key: &str) -> Result<Option<&str>, ApiError> {
+        let mut it = self.0.iter().filter(|(k, _)| k == key);
+        let v = it.next().map(|(_, v)| v.as_str());
+        if it.next().is_some() {
+            return Err(ApiError::bad(format!(
+                "parameter {key} given more than once"
+            )));
+        }
+        Ok(v)
+    }
+
+    /// All values of `key`, each also split at commas.
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| v.split(','))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn required(&self, key: &str) -> Result<&str, ApiError> {
+        self.one(key)?
+            .ok_or_else(|| ApiError::bad(format!("missing parameter: {key}")))
+    }
+
+    fn time(&self, key: &str) -> Result<i64, ApiError> {
+        parse_rfc3339(self.required(key)?).map_err(|e| ApiError::bad(format!("{key}: {e}")))
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, key: &str, what: &str) -> Result<Option<T>, ApiError> {
+        self.one(key)?
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::bad(format!("{key} must be {what}, not {v:?}")))
+            })
+            .transpose()
+    }
+}
+
+fn event_id(s: &str) -> Result<u64, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::bad(format!("event id must be a number, not {s:?}")))
+}
+
+/// `GET /api/events?start=&end=&camera=&zone=&min_score=&min_duration=&order=&limit=&cursor=`
+pub(super) async fn list(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(
+        raw,
+        &[
+            "start",
+            "end",
+            "camera",
+            "zone",
+            "min_score",
+            "min_duration",
+            "order",
+            "limit",
+            "cursor",
+        ],
+    )?;
+    let min_duration: Option<f64> = p.parsed("min_duration", "a number of seconds")?;
+    let q = EventQuery {
+        start_us: p.time("start")?,
+        end_us: p.time("end")?,
+        cameras: p.all("camera"),
+        zones: p.all("zone"),
+        min_score: p.parsed("min_score", "a number")?,
+        min_duration_us: min_duration.map(|s| (s * 1e6) as i64),
+        order: p
+            .one("order")?
+            .map(str::parse)
+            .transpose()?
+            .unwrap_or(Order::Asc),
+        limit: p.parsed("limit", "a whole number")?.unwrap_or(100),
+        cursor: p.one("cursor")?.map(str::to_owned),
+    };
+    let index = st.index.clone();
+    let page = blocking(move || events::search(&index, &q)).await??;
+    Ok(Json(page).into_response())
+}
+
+/// `GET /api/events/counts?start=&end=&camera=&zone=&min_score=&min_duration=`
+pub(super) async fn counts(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(
+        raw,
+        &[
+            "start",
+            "end",
+            "camera",
+            "zone",
+            "min_score",
+            "min_duration",
+        ],
+    )?;
+    let min_duration: Option<f64> = p.parsed("min_duration", "a number of seconds")?;
+    let q = EventQuery {
+        start_us: p.time("start")?,
+        end_us: p.time("end")?,
+        cameras: p.all("camera"),
+        zones: p.all("zone"),
+        min_score: p.parsed("min_score", "a number")?,
+        min_duration_us: min_duration.map(|s| (s * 1e6) as i64),
+        ..Default::default()
+    };
+    let index = st.index.clone();
+    let counts = blocking(move || events::count_by_zone(&index, &q)).await??;
+    Ok(Json(serde_json::json!({ "counts": counts })).into_response())
+}
+
+/// `GET /api/events/{id}`
+pub(super) async fn one(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = event_id(&id)?;
+    let index = st.index.clone();
+    let ev = blocking(move || events::get(&index, id)).await??;
+    Ok(Json(ev).into_response())
+}
+
+/// `GET /api/events/{id}/thumbnail.jpg`
+pub(super) async fn thumbnail(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = event_id(&id)?;
+    let index = st.index.clone();
+    let (exists, jpeg) = blocking(move || -> Result<_, QueryError> {
+        Ok((index.event(id)?.is_some(), index.thumbnail(id)?))
+    })
+    .await??;
+    match jpeg {
+        Some(j) => Ok((
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                // An event's thumbnail never changes.
+                (
+                    header::CACHE_CONTROL,
+                    "private, max-age=31536000, immutable",
+                ),
+            ],
+            j.to_vec(),
+        )
+            .into_response()),
+        None if exists => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("event {id} has no thumbnail"),
+        )),
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no event {id}"))),
+    }
+}
+
+/// `GET /api/activity?camera=&start=&end=&bucket=` (bucket in seconds, whole minutes)
+pub(super) async fn activity(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(raw, &["camera", "start", "end", "bucket"])?;
+    let camera = p.required("camera")?.to_owned();
+    let (t0, t1) = (p.time("start")?, p.time("end")?);
+    let bucket: i64 = p.parsed("bucket", "a number of seconds")?.unwrap_or(3600);
+    let index = st.index.clone();
+    let b = blocking(move || {
+        events::activity(&index, &camera, t0, t1, bucket.saturating_mul(1_000_000))
+    })
+    .await??;
+    Ok(Json(serde_json::json!({ "buckets": b })).into_response())
+}
+
+/// `GET /api/timeline?camera=&start=&end=`: what a timeline view draws for one camera:
+/// recorded segments, the gaps between them, events, and motion intensity in about 300
+/// buckets of whole minutes.
+pub(super) async fn timeline(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(raw, &["camera", "start", "end"])?;
+    let camera = p.required("camera")?.to_owned();
+    let (t0, t1) = (p.time("start")?, p.time("end")?);
+    events::check_range(t0, t1)?;
+    let index = st.index.clone();
+    let now = crate::status::now_us();
+    let out = blocking(move || -> Result<serde_json::Value, QueryError> {
+        let cams = events::Cameras::load(&index)?;
+        let id = cams.id(&camera)?;
+        let segs = index.segments_overlapping(id, t0, t1)?;
+        let bucket = ((t1 - t0) / 300).div_euclid(60_000_000).max(1) * 60_000_000;
+        let activity = events::activity(&index, &camera, t0, t1, bucket)?;
+        let page = events::search(
+            &index,
+            &EventQuery {
+                start_us: t0,
+                end_us: t1,
+                cameras: vec![camera.clone()],
+                limit: events::MAX_LIMIT,
+                ..Default::default()
+            },
+        )?;
+        Ok(serde_json::json!({
+            "camera": camera,
+            "start": rfc3339(t0),
+            "end": rfc3339(t1),
+            "segments": segs.iter().map(|s| serde_json::json!({
+                "start": rfc3339(s.start_us), "end": rfc3339(s.end_us),
+                "start_us": s.start_us, "end_us": s.end_us,
+            })).collect::<Vec<_>>(),
+            "gaps": gaps(&segs, t0, t1.min(now)).iter().map(|g| serde_json::json!({
+                "start": rfc3339(g.start_us), "end": rfc3339(g.end_us),
+                "start_us": g.start_us, "end_us": g.end_us, "reason": g.reason,
+            })).collect::<Vec<_>>(),
+            "events": page.events,
+            "events_total": page.total,
+            "bucket_seconds": bucket / 1_000_000,
+            "motion": activity,
+        }))
+    })
+    .await??;
+    Ok(Json(out).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RegionRequest {
+    #[serde(default)]
+    cameras: Vec<String>,
+    polygon: Vec<[f64; 2]>,
+    start: String,
+    end: String,
+}
+
+/// `POST /api/search/region` with `{"cameras": [...], "polygon": [[x, y], ...], "start":
+/// RFC3339, "end": RFC3339}`: intervals with motion inside the polygon.
+pub(super) async fn region(
+    State(st): State<AppState>,
+    body: Result<Json<RegionRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(r) = body.map_err(|e| ApiError::bad(e.body_text()))?;
+    let t0 = parse_rfc3339(&r.start).map_err(|e| ApiError::bad(format!("start: {e}")))?;
+    let t1 = parse_rfc3339(&r.end).map_err(|e| ApiError::bad(format!("end: {e}")))?;
+    let index = st.index.clone();
+    let intervals =
+        blocking(move || events::region_search(&index, &r.cameras, &r.polygon, t0, t1)).await??;
+    Ok(Json(serde_json::json!({ "intervals": intervals })).into_response())
+}

@@ -1,0 +1,362 @@
+//! The investigator's timeline end to end: the ground-truth crossing clip looped by a real
+//! RTSP server -> the daemon records and analyses it -> events with thumbnails searchable
+//! by zone, time, score and duration (HTTP and `vigil events`), motion history for region
+//! search after the fact, activity and timeline views; bad parameters get a 4xx.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use vigil::time_fmt::{parse_rfc3339, rfc3339};
+
+fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent.post(url).send_json(body).unwrap();
+    (
+        r.status().as_u16(),
+        r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u64> {
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn events_thumbnails_region_search_and_queries() {
+    let t = TestDir::new();
+    let clip = fixture("motion/crossing.mp4");
+    let (_cam, port) = fake_camera(
+        &["x"],
+        0,
+        &["--file", clip.to_str().unwrap()],
+        &t.join("cam.log"),
+    );
+    let cfg = fixture_camera_config(&t, &format!("rtsp://127.0.0.1:{port}/x"), "", "");
+    // A fixed port, so that `vigil events` can find the running daemon from the config.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()));
+    std::fs::write(&cfg, text).unwrap();
+    let t0 = vigil::status::now_us() - 60_000_000;
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let range = |t1: i64| format!("start={}&end={}", rfc3339(t0), rfc3339(t1));
+    let far = vigil::status::now_us() + 3_600_000_000;
+
+    // The clip's first loop: a crossing through "left" and "right" (1.5-5.5 s), then an
+    // object bobbing inside "right" only (11-14 s). Both close 2 s (post_roll) later.
+    let page = wait_for(Duration::from_secs(60), "two stored events", || {
+        let v = get_json(&format!("{base}/api/events?{}", range(far)));
+        (v["total"].as_u64().unwrap() >= 2).then_some(v)
+    });
+    let evs = page["events"].as_array().unwrap();
+    let (a, b) = (&evs[0], &evs[1]);
+    assert_eq!(a["camera"], "fixture");
+    assert_eq!(a["zones"], serde_json::json!(["left", "right"]), "{page}");
+    assert_eq!(b["zones"], serde_json::json!(["right"]), "{page}");
+    let dur =
+        |e: &serde_json::Value| e["end_ms"].as_i64().unwrap() - e["start_ms"].as_i64().unwrap();
+    assert!((3_000..=5_000).contains(&dur(a)), "truth 4 s: {a}");
+    assert!((2_000..=4_000).contains(&dur(b)), "truth 3 s: {b}");
+    // Start to start: 9.5 s in the clip.
+    let gap = b["start_ms"].as_i64().unwrap() - a["start_ms"].as_i64().unwrap();
+    assert!(
+        (8_500..=10_500).contains(&gap),
+        "{gap} ms between starts: {page}"
+    );
+    for e in [a, b] {
+        assert_eq!(e["video"], "available", "{e}");
+        assert_eq!(e["has_thumbnail"], true, "{e}");
+        assert_eq!(
+            parse_rfc3339(e["start"].as_str().unwrap()).unwrap() / 1000,
+            e["start_ms"].as_i64().unwrap()
+        );
+        let start = parse_rfc3339(e["start"].as_str().unwrap()).unwrap();
+        let clip_start = parse_rfc3339(e["clip_start"].as_str().unwrap()).unwrap();
+        assert_eq!(start - clip_start, 3_000_000, "pre_roll: {e}");
+    }
+    let (id_a, id_b) = (a["id"].as_u64().unwrap(), b["id"].as_u64().unwrap());
+    assert_eq!(&get_json(&format!("{base}/api/events/{id_a}")), a);
+    // The status links the last event.
+    let s = camera_status(&base, "fixture");
+    assert!(s["last_event"]["id"].as_u64().unwrap() >= id_b, "{s}");
+
+    // Thumbnails: JPEG of the peak frame, 320 px wide (the 320x180 clip is not upscaled).
+    for id in [id_a, id_b] {
+        let mut r = ureq::get(&format!("{base}/api/events/{id}/thumbnail.jpg"))
+            .call()
+            .unwrap();
+        assert_eq!(r.headers()["content-type"], "image/jpeg");
+        let bytes = r.body_mut().read_to_vec().unwrap();
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((img.width(), img.height()), (320, 180));
+        // The moving object (bright, value 220 on a darker scene) is in the frame.
+        let bright = img.to_luma8().pixels().filter(|p| p.0[0] > 200).count();
+        assert!(
+            bright > 300,
+            "{bright} bright pixels: no object in thumbnail {id}"
+        );
+    }
+
+    // Filters: zone, duration, score, order, pagination.
+    let q = |extra: &str| get_json(&format!("{base}/api/events?{}&{extra}", range(far)));
+    let left = q("zone=left");
+    assert!(
+        ids(&left).contains(&id_a) && !ids(&left).contains(&id_b),
+        "{left}"
+    );
+    let right = q("camera=fixture&zone=right");
+    assert!(ids(&right).contains(&id_a) && ids(&right).contains(&id_b));
+    let long = q(&format!(
+        "min_duration={}",
+        (dur(a) + dur(b)) as f64 / 2000.0
+    ));
+    assert!(
+        ids(&long).contains(&id_a) && !ids(&long).contains(&id_b),
+        "{long}"
+    );
+    assert_eq!(q("min_score=0.99")["total"], 0);
+    let desc = q("order=desc");
+    assert!(ids(&desc).windows(2).all(|w| w[0] > w[1]), "{desc}");
+    let p1 = q("limit=1");
+    assert_eq!(ids(&p1), vec![id_a]);
+    let cursor = p1["next_cursor"].as_str().unwrap();
+    let p2 = q(&format!("limit=1&cursor={cursor}"));
+    assert_eq!(ids(&p2), vec![id_b]);
+    assert_eq!(p1["total"], p2["total"]);
+    let counts = get_json(&format!("{base}/api/events/counts?{}", range(far)));
+    let c = &counts["counts"]["fixture"];
+    assert!(
+        c["left"].as_u64().unwrap() >= 1 && c["right"].as_u64().unwrap() >= 2,
+        "{counts}"
+    );
+    assert!(c[""].as_u64().unwrap() >= 2, "{counts}");
+
+    // `vigil events` while the daemon runs (it holds the index: the CLI asks its API).
+    let cli = |args: &[&str]| {
+        let out = Command::new(VIGIL)
+            .args(["events", "--config", cfg.to_str().unwrap(), "--since"])
+            .arg(rfc3339(t0))
+            .arg("--until")
+            .arg(rfc3339(far))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let via_api = cli(&["--json", "--zone", "left"]);
+    assert_eq!(via_api[0]["id"], id_a);
+    assert_eq!(via_api[0]["zones"], serde_json::json!(["left", "right"]));
+
+    // Region search after the fact, from the motion history (saved every 10 s).
+    let region = |poly: serde_json::Value| {
+        let (code, v) = post_json(
+            &format!("{base}/api/search/region"),
+            &serde_json::json!({
+                "cameras": ["fixture"], "polygon": poly,
+                "start": rfc3339(t0), "end": rfc3339(far),
+            }),
+        );
+        assert_eq!(code, 200, "{v}");
+        v["intervals"].as_array().unwrap().clone()
+    };
+    let within = |iv: &serde_json::Value, e: &serde_json::Value| {
+        let (s, en) = (
+            iv["start_us"].as_i64().unwrap(),
+            iv["end_us"].as_i64().unwrap(),
+        );
+        let (es, ee) = (
+            e["start_ms"].as_i64().unwrap() * 1000,
+            e["end_ms"].as_i64().unwrap() * 1000,
+        );
+        s >= es - 1_000_000 && en <= ee + 1_000_000
+    };
+    // Lower left, where only the first crossing passes.
+    let low_left = serde_json::json!([[0.05, 0.55], [0.3, 0.55], [0.3, 0.8], [0.05, 0.8]]);
+    let iv = wait_for(Duration::from_secs(15), "motion history saved", || {
+        let iv = region(low_left.clone());
+        (!iv.is_empty()).then_some(iv)
+    });
+    assert!(within(&iv[0], a), "{iv:?} vs {a}");
+    assert!(iv.iter().all(|i| !within(i, b)), "{iv:?}");
+    // Upper right, where only the bobbing object goes (its seconds may be in the next
+    // save of the history).
+    let up_right = wait_for(
+        Duration::from_secs(15),
+        "the second event's history",
+        || {
+            let iv = region(serde_json::json!([
+                [0.75, 0.2],
+                [0.9, 0.2],
+                [0.9, 0.35],
+                [0.75, 0.35]
+            ]));
+            iv.iter().any(|i| within(i, b)).then_some(iv)
+        },
+    );
+    assert!(up_right.iter().any(|i| within(i, b)), "{up_right:?}");
+    assert!(up_right.iter().all(|i| !within(i, a)), "{up_right:?}");
+    // Nothing moves at the top in the middle.
+    assert!(region(serde_json::json!([[0.35, 0.0], [0.45, 0.0], [0.45, 0.15]])).is_empty());
+
+    // Activity (scrub bar) and the timeline view.
+    let act = get_json(&format!(
+        "{base}/api/activity?camera=fixture&{}&bucket=60",
+        range(far)
+    ));
+    let buckets = act["buckets"].as_array().unwrap();
+    let secs: u64 = buckets
+        .iter()
+        .map(|b| b["motion_seconds"].as_u64().unwrap())
+        .sum();
+    assert!((5..=60).contains(&secs), "{secs} motion seconds: {act}");
+    assert!(
+        buckets
+            .iter()
+            .any(|b| b["zones"]["left"].as_u64().unwrap_or(0) > 0)
+    );
+    let tl = get_json(&format!(
+        "{base}/api/timeline?camera=fixture&{}",
+        range(far)
+    ));
+    assert!(!tl["segments"].as_array().unwrap().is_empty(), "{tl}");
+    assert!(ids(&tl).contains(&id_a), "{tl}");
+
+    // Bad parameters: a 4xx with a message, never a 500.
+    let now = rfc3339(vigil::status::now_us());
+    let then = rfc3339(t0);
+    for (url, code, msg) in [
+        (
+            format!("/api/events?start={now}&end={then}"),
+            400,
+            "end must be after start",
+        ),
+        (
+            format!("/api/events?end={now}"),
+            400,
+            "missing parameter: start",
+        ),
+        (
+            format!("/api/events?start=yesterday&end={now}"),
+            400,
+            "start:",
+        ),
+        (
+            format!("/api/events?start={then}&end={now}&camera=nope"),
+            404,
+            "unknown camera",
+        ),
+        (
+            format!("/api/events?start={then}&end={now}&zone=attic"),
+            404,
+            "unknown zone",
+        ),
+        (
+            format!("/api/events?start={then}&end={now}&limit=100000"),
+            400,
+            "limit must be",
+        ),
+        (
+            format!("/api/events?start={then}&end={now}&limit=-1"),
+            400,
+            "limit must be",
+        ),
+        (
+            format!("/api/events?start={then}&end={now}&min_score=lots"),
+            400,
+            "min_score",
+        ),
+        (
+            format!("/api/events?start={then}&end={now}&order=up"),
+            400,
+            "order",
+        ),
+        (
+            format!("/api/events?start={then}&end={now}&cursor=xyz"),
+            400,
+            "cursor",
+        ),
+        (
+            format!("/api/events?start={then}&end={now}&cameras=fixture"),
+            400,
+            "unknown parameter",
+        ),
+        ("/api/events/abc".to_string(), 400, "event id"),
+        ("/api/events/999999999".to_string(), 404, "no event"),
+        (
+            "/api/events/999999999/thumbnail.jpg".to_string(),
+            404,
+            "no event",
+        ),
+        (
+            format!("/api/activity?camera=fixture&start={then}&end={now}&bucket=90"),
+            400,
+            "minutes",
+        ),
+        (
+            format!("/api/timeline?start={then}&end={now}"),
+            400,
+            "missing parameter: camera",
+        ),
+    ] {
+        let (got, body) = get_status(&format!("{base}{url}"));
+        assert_eq!(got, code, "{url}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(msg),
+            "{url}: {body}"
+        );
+    }
+    for (body, msg) in [
+        (
+            serde_json::json!({"polygon": [[0.1, 0.1], [0.2, 0.2]], "start": then, "end": now}),
+            "at least 3 points",
+        ),
+        (
+            serde_json::json!({"polygon": [[0.1, 0.1], [2.0, 0.2], [0.1, 0.3]], "start": then, "end": now}),
+            "outside 0..1",
+        ),
+        (
+            serde_json::json!({"polygon": "square", "start": then, "end": now}),
+            "polygon",
+        ),
+        (
+            serde_json::json!({"polygon": [[0.1, 0.1], [0.2, 0.2], [0.1, 0.3]], "start": now, "end": then}),
+            "end must be after start",
+        ),
+        (
+            serde_json::json!({"cameras": ["nope"], "polygon": [[0.1, 0.1], [0.2, 0.2], [0.1, 0.3]], "start": then, "end": now}),
+            "unknown camera",
+        ),
+        (
+            serde_json::json!({"polygon": [[0.1, 0.1], [0.2, 0.2], [0.1, 0.3]], "start": then, "end": now, "color": 1}),
+            "unknown field",
+        ),
+    ] {
+        let (got, v) = post_json(&format!("{base}/api/search/region"), &body);
+        assert!((400..500).contains(&got), "{body}: {got} {v}");
+        assert!(v["error"].as_str().unwrap().contains(msg), "{body}: {v}");
+    }
+
+    // With the daemon stopped, `vigil events` reads the index itself: the same events.
+    assert!(d.stop(Duration::from_secs(20)).success());
+    let direct = cli(&["--json", "--zone", "left"]);
+    assert_eq!(direct[0], via_api[0]);
+}
