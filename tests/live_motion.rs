@@ -77,13 +77,12 @@ fn detect_url_is_analysed_and_its_loss_does_not_stop_recording() {
         &format!("detect_url = \"rtsp://127.0.0.1:{sub_port}/sub\""),
     );
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    let s = wait_for(
+    let s = wait_status(
+        &base,
+        "fixture",
         Duration::from_secs(40),
         "an event from the detect stream",
-        || {
-            let s = camera_status(&base, "fixture");
-            (s["motion_events"].as_u64().unwrap() >= 1).then_some(s)
-        },
+        |s| s["motion_events"].as_u64().unwrap() >= 1,
     );
     assert_eq!(s["detect_state"], "streaming", "{s}");
     assert_eq!(s["state"], "streaming", "{s}");

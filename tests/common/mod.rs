@@ -156,6 +156,29 @@ pub fn get_status(url: &str) -> (u16, serde_json::Value) {
     )
 }
 
+/// Polls camera `cam`'s status until `ok` accepts it; on timeout the panic shows the
+/// last status seen.
+pub fn wait_status(
+    base: &str,
+    cam: &str,
+    timeout: Duration,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = camera_status(base, cam);
+        if ok(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last status: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Polls `f` every 200 ms until it returns Some or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
