@@ -159,6 +159,7 @@ pub async fn run(
         index: index.clone(),
         status: status.clone(),
         cameras: Arc::new(cameras),
+        storage: dir.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await

@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod decode;
 pub mod events;
+pub mod export;
 pub mod fake_camera;
 pub mod index;
 pub mod ingest;

@@ -217,6 +217,33 @@ fn events_thumbnails_region_search_and_queries() {
     // Nothing moves at the top in the middle.
     assert!(region(serde_json::json!([[0.35, 0.0], [0.45, 0.0], [0.45, 0.15]])).is_empty());
 
+    // The second event's clip: pre-roll (3 s) + event + post-roll (2 s), playable.
+    let mut r = ureq::get(&format!("{base}/api/events/{id_b}/clip.mp4"))
+        .call()
+        .unwrap();
+    let clip = t.join("event.mp4");
+    std::fs::write(
+        &clip,
+        r.body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap(),
+    )
+    .unwrap();
+    let (frames, secs) = ffprobe(&clip);
+    let want = (dur(b) + 5_000) as f64 / 1000.0;
+    assert!(
+        (secs - want).abs() < 0.2,
+        "event clip of {secs} s, want {want}"
+    );
+    assert!(
+        (frames as f64 - want * 15.0).abs() <= 3.0,
+        "{frames} frames for {want} s"
+    );
+    let (code, body) = get_status(&format!("{base}/api/events/999999999/clip.mp4"));
+    assert_eq!(code, 404, "{body}");
+
     // Activity (scrub bar) and the timeline view.
     let act = get_json(&format!(
         "{base}/api/activity?camera=fixture&{}&bucket=60",

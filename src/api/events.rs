@@ -44,7 +44,7 @@ impl Params {
         Ok(Params(pairs))
     }
 
-    fn one(&self, key: &str) -> Result<Option<&str>, ApiError> {
+    pub(super) fn one(&self, key: &str) -> Result<Option<&str>, ApiError> {
         let mut it = self.0.iter().filter(|(k, _)| k == key);
         let v = it.next().map(|(_, v)| v.as_str());
         if it.next().is_some() {
@@ -56,7 +56,7 @@ impl Params {
     }
 
     /// All values of `key`, each also split at commas.
-    fn all(&self, key: &str) -> Vec<String> {
+    pub(super) fn all(&self, key: &str) -> Vec<String> {
         self.0
             .iter()
             .filter(|(k, _)| k == key)
@@ -66,16 +66,20 @@ impl Params {
             .collect()
     }
 
-    fn required(&self, key: &str) -> Result<&str, ApiError> {
+    pub(super) fn required(&self, key: &str) -> Result<&str, ApiError> {
         self.one(key)?
             .ok_or_else(|| ApiError::bad(format!("missing parameter: {key}")))
     }
 
-    fn time(&self, key: &str) -> Result<i64, ApiError> {
+    pub(super) fn time(&self, key: &str) -> Result<i64, ApiError> {
         parse_rfc3339(self.required(key)?).map_err(|e| ApiError::bad(format!("{key}: {e}")))
     }
 
-    fn parsed<T: std::str::FromStr>(&self, key: &str, what: &str) -> Result<Option<T>, ApiError> {
+    pub(super) fn parsed<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<T>, ApiError> {
         self.one(key)?
             .map(|v| {
                 v.parse()

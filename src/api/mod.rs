@@ -14,6 +14,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
+mod clips;
 mod events;
 
 use crate::index::{Index, SegmentRecord};
@@ -26,6 +27,8 @@ pub struct AppState {
     pub status: SharedStatus,
     /// Configured cameras as (name, id).
     pub cameras: Arc<Vec<(String, u32)>>,
+    /// The storage dir (segment paths in the index are relative to it).
+    pub storage: std::path::PathBuf,
 }
 
 pub fn router(state: AppState) -> axum::Router {
@@ -42,6 +45,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/activity", get(events::activity))
         .route("/api/timeline", get(events::timeline))
         .route("/api/search/region", post(events::region))
+        .route("/api/clips/{file}", get(clips::clip))
+        .route("/api/events/{id}/clip.mp4", get(clips::event_clip))
         .with_state(state)
 }
 

@@ -9,6 +9,7 @@ mod analyze;
 mod check;
 mod demo;
 mod events;
+mod export;
 mod fake_camera;
 mod run;
 
@@ -46,6 +47,8 @@ enum Command {
     Analyze(analyze::Args),
     /// Search the recorded motion events by time, camera, zone, score and duration.
     Events(events::Args),
+    /// Export a time range of one or more cameras as playable MP4 files.
+    Export(export::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::FakeCamera(a) => fake_camera::main(a),
         Command::Analyze(a) => analyze::main(a),
         Command::Events(a) => events::main(a),
+        Command::Export(a) => export::main(a),
     };
     match r {
         Ok(code) => code,

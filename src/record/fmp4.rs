@@ -85,11 +85,7 @@ pub struct Init {
     pub mehd_duration_offset: u64,
 }
 
-/// Builds `ftyp` + `moov` for one video track.
-///
-/// `sample_entry` is a complete `avc1`/`hvc1` box (retina's `mp4_sample_entry().build()`).
-pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Init {
-    let mut b = BoxBuf::new();
+fn ftyp(b: &mut BoxBuf) {
     b.open(b"ftyp");
     b.bytes(b"isom");
     b.u32(0x200);
@@ -97,13 +93,15 @@ pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Init {
         b.bytes(brand);
     }
     b.close();
+}
 
-    b.open(b"moov");
-    b.open_full(b"mvhd", 0, 0);
-    b.u32(0); // creation_time
-    b.u32(0); // modification_time
+/// `mvhd` with a duration in [`TIMESCALE`] units (0: all in fragments).
+fn mvhd(b: &mut BoxBuf, duration: u64) {
+    b.open_full(b"mvhd", 1, 0);
+    b.u64(0); // creation_time
+    b.u64(0); // modification_time
     b.u32(TIMESCALE);
-    b.u32(0); // duration: all in fragments
+    b.u64(duration);
     b.u32(0x0001_0000); // rate 1.0
     b.u16(0x0100); // volume 1.0
     b.zeros(10);
@@ -111,14 +109,15 @@ pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Init {
     b.zeros(24); // pre_defined
     b.u32(2); // next_track_ID
     b.close();
+}
 
-    b.open(b"trak");
-    b.open_full(b"tkhd", 0, 0x3); // enabled | in_movie
-    b.u32(0);
-    b.u32(0);
+fn tkhd(b: &mut BoxBuf, width: u32, height: u32, duration: u64) {
+    b.open_full(b"tkhd", 1, 0x3); // enabled | in_movie
+    b.u64(0);
+    b.u64(0);
     b.u32(1); // track_ID
     b.u32(0);
-    b.u32(0); // duration
+    b.u64(duration);
     b.zeros(8);
     b.u16(0); // layer
     b.u16(0); // alternate_group
@@ -128,12 +127,17 @@ pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Init {
     b.u32(width << 16);
     b.u32(height << 16);
     b.close();
+}
+
+/// `mdhd`, `hdlr`, and the opening of `minf` up to (not including) `stbl`. Leaves `mdia`
+/// and `minf` open.
+fn media_head(b: &mut BoxBuf, duration: u64) {
     b.open(b"mdia");
-    b.open_full(b"mdhd", 0, 0);
-    b.u32(0);
-    b.u32(0);
+    b.open_full(b"mdhd", 1, 0);
+    b.u64(0);
+    b.u64(0);
     b.u32(TIMESCALE);
-    b.u32(0);
+    b.u64(duration);
     b.u16(0x55c4); // language "und"
     b.u16(0);
     b.close();
@@ -154,6 +158,19 @@ pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Init {
     b.close();
     b.close();
     b.close();
+}
+
+/// Builds `ftyp` + `moov` for one video track.
+///
+/// `sample_entry` is a complete `avc1`/`hvc1` box (retina's `mp4_sample_entry().build()`).
+pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Init {
+    let mut b = BoxBuf::new();
+    ftyp(&mut b);
+    b.open(b"moov");
+    mvhd(&mut b, 0);
+    b.open(b"trak");
+    tkhd(&mut b, width, height, 0);
+    media_head(&mut b, 0);
     b.open(b"stbl");
     b.open_full(b"stsd", 0, 0);
     b.u32(1);
@@ -191,6 +208,137 @@ pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Init {
         bytes: b.buf,
         mehd_duration_offset,
     }
+}
+
+/// A run of consecutive samples stored contiguously (one fragment's, in a clip).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub samples: u32,
+    /// 1-based index into the clip's sample entries.
+    pub entry: u32,
+    /// Bytes of sample data.
+    pub bytes: u64,
+}
+
+/// A clip as one progressive (non-fragmented) MP4: what goes in its `moov`.
+pub struct ClipTrack<'a> {
+    pub width: u32,
+    pub height: u32,
+    /// Distinct sample entries (`avc1`/`hvc1` boxes) in order of first use.
+    pub sample_entries: Vec<&'a [u8]>,
+    pub samples: &'a [Sample],
+    pub chunks: &'a [Chunk],
+    /// The edit: where presentation starts in the media (90 kHz from the first sample,
+    /// which is a keyframe at or before the requested start) and how long it lasts.
+    pub edit_media_time: u64,
+    pub edit_duration: u64,
+}
+
+/// Builds everything of a clip that precedes its sample data: `ftyp`, `moov` (with an
+/// edit list, so players start at the requested time although the data starts at the
+/// keyframe before it) and a 64-bit `mdat` header. The chunks' data follows it, in order.
+pub fn clip_header(t: &ClipTrack) -> Vec<u8> {
+    // The header's length does not depend on the offsets it holds: build it once with
+    // zeros to learn where the data starts, then for real.
+    let len = clip_header_at(t, 0).len() as u64;
+    let out = clip_header_at(t, len);
+    debug_assert_eq!(out.len() as u64, len);
+    out
+}
+
+fn clip_header_at(t: &ClipTrack, data_start: u64) -> Vec<u8> {
+    let media_duration: u64 = t.samples.iter().map(|s| s.duration as u64).sum();
+    let mut b = BoxBuf::new();
+    ftyp(&mut b);
+    b.open(b"moov");
+    mvhd(&mut b, t.edit_duration);
+    b.open(b"trak");
+    tkhd(&mut b, t.width, t.height, t.edit_duration);
+    b.open(b"edts");
+    b.open_full(b"elst", 1, 0);
+    b.u32(1);
+    b.u64(t.edit_duration);
+    b.u64(t.edit_media_time);
+    b.u16(1); // media_rate_integer
+    b.u16(0);
+    b.close();
+    b.close();
+    media_head(&mut b, media_duration);
+    b.open(b"stbl");
+    b.open_full(b"stsd", 0, 0);
+    b.u32(t.sample_entries.len() as u32);
+    for e in &t.sample_entries {
+        b.bytes(e);
+    }
+    b.close();
+    // Decoding times: runs of equal durations.
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for s in t.samples {
+        match runs.last_mut() {
+            Some((n, d)) if *d == s.duration => *n += 1,
+            _ => runs.push((1, s.duration)),
+        }
+    }
+    b.open_full(b"stts", 0, 0);
+    b.u32(runs.len() as u32);
+    for (n, d) in runs {
+        b.u32(n);
+        b.u32(d);
+    }
+    b.close();
+    b.open_full(b"stss", 0, 0);
+    let keys: Vec<u32> = (1..)
+        .zip(t.samples)
+        .filter(|(_, s)| s.is_key)
+        .map(|(i, _)| i)
+        .collect();
+    b.u32(keys.len() as u32);
+    for k in keys {
+        b.u32(k);
+    }
+    b.close();
+    let mut stsc: Vec<(u32, u32, u32)> = Vec::new();
+    for (i, c) in (1..).zip(t.chunks) {
+        if stsc
+            .last()
+            .is_none_or(|l| (l.1, l.2) != (c.samples, c.entry))
+        {
+            stsc.push((i, c.samples, c.entry));
+        }
+    }
+    b.open_full(b"stsc", 0, 0);
+    b.u32(stsc.len() as u32);
+    for (first, n, entry) in stsc {
+        b.u32(first);
+        b.u32(n);
+        b.u32(entry);
+    }
+    b.close();
+    b.open_full(b"stsz", 0, 0);
+    b.u32(0);
+    b.u32(t.samples.len() as u32);
+    for s in t.samples {
+        b.u32(s.size);
+    }
+    b.close();
+    b.open_full(b"co64", 0, 0);
+    b.u32(t.chunks.len() as u32);
+    let mut off = data_start;
+    for c in t.chunks {
+        b.u64(off);
+        off += c.bytes;
+    }
+    b.close();
+    b.close(); // stbl
+    b.close(); // minf
+    b.close(); // mdia
+    b.close(); // trak
+    b.close(); // moov
+    let data: u64 = t.chunks.iter().map(|c| c.bytes).sum();
+    b.u32(1); // size in largesize
+    b.bytes(b"mdat");
+    b.u64(16 + data);
+    b.buf
 }
 
 const TRUN_FLAGS: u32 = 0x000001 | 0x000100 | 0x000200 | 0x000400;

@@ -1,0 +1,289 @@
+//! Clips: any time range of one camera as one playable MP4, remuxed from its segments
+//! without re-encoding.
+//!
+//! A clip is planned, not copied: [`plan`] reads the segments' `moof`s (never their frame
+//! data), picks the samples from the keyframe at or before the start to the last frame
+//! before the end, and describes the clip as a header (`ftyp` + `moov` with an edit list
+//! that starts playback at the requested time + `mdat` header) followed by byte ranges of
+//! the segment files. Its length and ETag are known before the first byte is sent, so
+//! HTTP Range requests are served from the plan ([`ClipPlan::read_at`]).
+
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::index::{Index, IndexError, SegmentRecord};
+use crate::record::fmp4::{self, Chunk, ClipTrack, Sample};
+
+/// Longest clip one request may ask for.
+pub const MAX_CLIP_US: i64 = 24 * 3_600_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}")]
+    Bad(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("reading {path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+}
+
+/// Where a clip's bytes come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    Header(bytes::Bytes),
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl Piece {
+    fn len(&self) -> u64 {
+        match self {
+            Piece::Header(b) => b.len() as u64,
+            Piece::File { len, .. } => *len,
+        }
+    }
+}
+
+/// A clip, ready to be streamed.
+#[derive(Clone, Debug)]
+pub struct ClipPlan {
+    pub pieces: Vec<Piece>,
+    pub len: u64,
+    /// Changes whenever the bytes would (other segments, other lengths, other range).
+    pub etag: String,
+    /// Frames in the file (from the keyframe before the start) and those presented.
+    pub frames: u64,
+    pub presented_frames: u64,
+    /// UTC of the first presented frame and the presented duration.
+    pub start_us: i64,
+    pub duration_us: i64,
+}
+
+struct Picked {
+    path: PathBuf,
+    /// UTC of the sample's start.
+    utc_us: i64,
+    sample: Sample,
+    /// Offset of its data in the file.
+    offset: u64,
+    entry: usize,
+    /// Index of its fragment in the whole clip (a chunk never spans fragments).
+    fragment: usize,
+}
+
+/// Plans the clip of `[start_us, end_us)` of one camera.
+pub fn plan(
+    index: &Index,
+    storage: &Path,
+    camera_id: u32,
+    start_us: i64,
+    end_us: i64,
+) -> Result<ClipPlan, ExportError> {
+    if end_us <= start_us {
+        return Err(ExportError::Bad("end must be after start".into()));
+    }
+    if end_us - start_us > MAX_CLIP_US {
+        return Err(ExportError::Bad(
+            "a clip may be at most 24 hours long".into(),
+        ));
+    }
+    let segs = index.segments_overlapping(camera_id, start_us, end_us)?;
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut picked: Vec<Picked> = Vec::new();
+    let mut dims = (0u32, 0u32);
+    let mut fragment = 0usize;
+    for seg in &segs {
+        let path = storage.join(&seg.file);
+        let scanned = scan_committed(&path, seg)?;
+        let entry = match entries.iter().position(|e| *e == scanned.sample_entry) {
+            Some(i) => i,
+            None => {
+                entries.push(scanned.sample_entry.clone());
+                entries.len() - 1
+            }
+        };
+        dims = (seg.width as u32, seg.height as u32);
+        let first_bdt = scanned.fragments.first().map_or(0, |f| f.base_decode_time);
+        for f in &scanned.fragments {
+            fragment += 1;
+            let frag_utc = f.utc_us.unwrap_or(
+                seg.start_us + ((f.base_decode_time - first_bdt) * 1_000_000 / 90_000) as i64,
+            );
+            let (mut t90, mut off) = (0u64, f.data_offset);
+            for s in &f.samples {
+                let utc = frag_utc + (t90 * 1_000_000 / 90_000) as i64;
+                t90 += s.duration as u64;
+                if utc < end_us {
+                    picked.push(Picked {
+                        path: path.clone(),
+                        utc_us: utc,
+                        sample: *s,
+                        offset: off,
+                        entry,
+                        fragment,
+                    });
+                }
+                off += s.size as u64;
+            }
+        }
+    }
+    // Start at the last keyframe at or before the start (or the first one after it, if
+    // the recording begins later).
+    let first = picked
+        .iter()
+        .rposition(|p| p.sample.is_key && p.utc_us <= start_us)
+        .or_else(|| picked.iter().position(|p| p.sample.is_key))
+        .ok_or_else(|| ExportError::NotFound("no recording of this camera in that range".into()))?;
+    let picked = &picked[first..];
+    // Keep only the samples that end after the start (frames before it are there only to
+    // decode from the keyframe; the edit list hides them).
+    let presented_from = picked
+        .iter()
+        .position(|p| p.utc_us + (p.sample.duration as i64 * 1_000_000 / 90_000) > start_us)
+        .unwrap_or(picked.len());
+    if presented_from == picked.len() {
+        return Err(ExportError::NotFound(
+            "no recording of this camera in that range".into(),
+        ));
+    }
+    let samples: Vec<Sample> = picked.iter().map(|p| p.sample).collect();
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut pieces_data: Vec<Piece> = Vec::new();
+    for (i, p) in picked.iter().enumerate() {
+        let contiguous = i > 0 && {
+            let q = &picked[i - 1];
+            q.fragment == p.fragment && q.offset + q.sample.size as u64 == p.offset
+        };
+        if contiguous {
+            let c = chunks.last_mut().unwrap();
+            c.samples += 1;
+            c.bytes += p.sample.size as u64;
+            if let Some(Piece::File { len, .. }) = pieces_data.last_mut() {
+                *len += p.sample.size as u64;
+            }
+        } else {
+            chunks.push(Chunk {
+                samples: 1,
+                entry: p.entry as u32 + 1,
+                bytes: p.sample.size as u64,
+            });
+            pieces_data.push(Piece::File {
+                path: p.path.clone(),
+                offset: p.offset,
+                len: p.sample.size as u64,
+            });
+        }
+    }
+    // The edit: from the first presented instant to the end of the last sample (or the
+    // requested end), in 90 kHz units of the media timeline that starts at `picked[0]`.
+    let media_t = |utc: i64| ((utc - picked[0].utc_us).max(0) as u64 * 90_000) / 1_000_000;
+    let last = picked.last().unwrap();
+    let last_end = last.utc_us + (last.sample.duration as i64 * 1_000_000 / 90_000);
+    let shown_start = start_us.max(picked[presented_from].utc_us);
+    let shown_end = end_us.min(last_end);
+    let edit_media_time = media_t(shown_start);
+    let edit_duration = media_t(shown_end).saturating_sub(edit_media_time);
+    let header = fmp4::clip_header(&ClipTrack {
+        width: dims.0,
+        height: dims.1,
+        sample_entries: entries.iter().map(|e| e.as_slice()).collect(),
+        samples: &samples,
+        chunks: &chunks,
+        edit_media_time,
+        edit_duration,
+    });
+    let mut pieces = vec![Piece::Header(header.into())];
+    pieces.extend(pieces_data);
+    let len = pieces.iter().map(Piece::len).sum();
+    let mut h = std::hash::DefaultHasher::new();
+    (camera_id, start_us, end_us, len).hash(&mut h);
+    for s in &segs {
+        (&s.file, s.bytes, s.start_us).hash(&mut h);
+    }
+    Ok(ClipPlan {
+        etag: format!("\"{:016x}\"", h.finish()),
+        len,
+        frames: samples.len() as u64,
+        presented_frames: (picked.len() - presented_from) as u64,
+        start_us: shown_start,
+        duration_us: shown_end - shown_start,
+        pieces,
+    })
+}
+
+/// Scans a segment, keeping the fragments within its committed (indexed) length: an open
+/// segment has more bytes on disk than are durable and indexed.
+fn scan_committed(path: &Path, seg: &SegmentRecord) -> Result<fmp4::ScanResult, ExportError> {
+    let io = |err| ExportError::Io {
+        path: path.to_owned(),
+        err,
+    };
+    let f = File::open(path).map_err(io)?;
+    let mut r = fmp4::scan(&mut BufReader::with_capacity(16 * 1024, f)).map_err(io)?;
+    r.fragments.retain(|f| f.end <= seg.bytes);
+    Ok(r)
+}
+
+impl ClipPlan {
+    /// Reads up to `buf.len()` bytes of the clip at `pos`; returns how many (0 at the end).
+    pub fn read_at(&self, mut pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = 0;
+        let mut at = 0u64;
+        for p in &self.pieces {
+            let len = p.len();
+            if filled == buf.len() {
+                break;
+            }
+            if pos >= at + len {
+                at += len;
+                continue;
+            }
+            let within = pos - at;
+            let n = ((len - within) as usize).min(buf.len() - filled);
+            match p {
+                Piece::Header(b) => buf[filled..filled + n]
+                    .copy_from_slice(&b[within as usize..within as usize + n]),
+                Piece::File { path, offset, .. } => {
+                    let mut f = File::open(path)?;
+                    f.seek(SeekFrom::Start(offset + within))?;
+                    f.read_exact(&mut buf[filled..filled + n])?;
+                }
+            }
+            filled += n;
+            pos += n as u64;
+            at += len;
+        }
+        Ok(filled)
+    }
+
+    /// Writes the whole clip (or `[from, to)` of it) to `out`.
+    pub fn write_range(
+        &self,
+        from: u64,
+        to: u64,
+        out: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut pos = from;
+        while pos < to {
+            let want = ((to - pos) as usize).min(buf.len());
+            let n = self.read_at(pos, &mut buf[..want])?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "segment file shorter than indexed",
+                ));
+            }
+            out.write_all(&buf[..n])?;
+            pos += n as u64;
+        }
+        Ok(())
+    }
+}
