@@ -1,0 +1,171 @@
+//! A 1-hour clip of a 1080p, 4 Mbit/s, 15 fps camera (61 segments of 60 s written by the
+//! real segment writer, 1.8 GB) served from the page cache: time to plan it and to the
+//! first byte, and throughput, both through the library (`ClipPlan::write_range` to a
+//! sink) and over HTTP (the daemon's router on 127.0.0.1, read by an HTTP client).
+//!
+//! `VIGIL_BENCH_DIR=/tmp cargo bench --bench clips` (needs about 2 GB of disk there).
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vigil::index::Index;
+use vigil::record::committer::{Committer, RetentionPolicy};
+use vigil::record::writer::{
+    CommitMsg, Frame, SegmentWriter, VideoParams, WriterConfig, WriterMsg,
+};
+
+const FPS: i64 = 15;
+const T0: i64 = 1_700_000_000_000_000;
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let dir = tempfile::tempdir_in(std::env::var("VIGIL_BENCH_DIR").unwrap_or(".".into())).unwrap();
+    let params = Arc::new(VideoParams {
+        codec: "avc1.640028".into(),
+        width: 1920,
+        height: 1080,
+        nominal_duration: Some(6000),
+        encoding: "h264",
+        codec_config: Vec::new(),
+        sample_entry: {
+            let mut e = vec![0, 0, 0, 86, b'a', b'v', b'c', b'1'];
+            e.resize(86, 0);
+            e
+        },
+    });
+    let index = Index::open(&dir.path().join("index.sled")).unwrap();
+    let cam = index.camera_id("cam").unwrap();
+    let status = Arc::new(vigil::status::Status::default());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let committer = Committer::new(
+        index.clone(),
+        status.clone(),
+        RetentionPolicy {
+            dir: dir.path().to_owned(),
+            retain_days: None,
+            max_bytes: None,
+            min_free: None,
+        },
+        Duration::from_millis(500),
+    )
+    .unwrap();
+    let ch = std::thread::spawn(move || committer.run(rx));
+    let mut w = SegmentWriter::new(
+        WriterConfig {
+            camera: "cam".into(),
+            camera_id: cam,
+            storage_dir: dir.path().to_owned(),
+            segment_seconds: 60,
+            commit_interval: Duration::from_millis(1000),
+        },
+        tx.clone(),
+        status.clone(),
+    );
+    let t = Instant::now();
+    let frames = 61 * 60 * FPS;
+    for i in 0..frames {
+        let key = i % 30 == 0;
+        let size = if key {
+            120_000
+        } else {
+            29_500 + (i * 37) as usize % 1000
+        };
+        w.handle(WriterMsg::Frame(Frame {
+            pts_90k: i * 90_000 / FPS,
+            utc_us: T0 + i * 1_000_000 / FPS,
+            is_key: key,
+            data: vec![(i % 251) as u8; size].into(),
+            params: params.clone(),
+            run: 1,
+            discontinuity: false,
+        }));
+    }
+    w.handle(WriterMsg::Shutdown);
+    tx.send(CommitMsg::Shutdown).unwrap();
+    ch.join().unwrap();
+    println!(
+        "wrote 61 min of 1080p 4 Mbit/s in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // A 1-hour clip starting between keyframes.
+    let (start, end) = (T0 + 20_500_000, T0 + 20_500_000 + 3_600_000_000);
+    let plan = || vigil::export::plan(&index, dir.path(), cam, start, end).unwrap();
+    // Warm the page cache (the files were just written, so mostly already there).
+    let p = plan();
+    p.write_range(0, p.len, &mut std::io::sink()).unwrap();
+    let mut first = Vec::new();
+    let mut plans = Vec::new();
+    let mut best_lib = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let p = plan();
+        plans.push(t.elapsed());
+        let mut buf = vec![0u8; 64 * 1024];
+        p.read_at(0, &mut buf).unwrap();
+        first.push(t.elapsed());
+        let t = Instant::now();
+        p.write_range(0, p.len, &mut std::io::sink()).unwrap();
+        best_lib = best_lib.min(t.elapsed().as_secs_f64());
+    }
+    first.sort();
+    plans.sort();
+    println!(
+        "library: 1-hour clip of {:.2} GB ({} frames): plan {:.1} ms, first byte {:.1} ms (median of 5); streamed at {:.2} GB/s (best of 5)",
+        p.len as f64 / 1e9,
+        p.presented_frames,
+        plans[2].as_secs_f64() * 1e3,
+        first[2].as_secs_f64() * 1e3,
+        p.len as f64 / best_lib / 1e9
+    );
+
+    // Over HTTP: the daemon's router on loopback.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = vigil::api::router(vigil::api::AppState {
+        index: index.clone(),
+        status,
+        cameras: Arc::new(vec![("cam".into(), cam)]),
+        storage: dir.path().to_owned(),
+    });
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let url = format!(
+        "http://{addr}/api/clips/cam.mp4?start={}&end={}",
+        vigil::time_fmt::rfc3339(start),
+        vigil::time_fmt::rfc3339(end)
+    );
+    let mut ttfb = Vec::new();
+    let mut best_http = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut r = ureq::get(&url).call().unwrap();
+        let mut reader = r.body_mut().with_config().limit(u64::MAX).reader();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = reader.read(&mut buf).unwrap() as u64;
+        ttfb.push(t.elapsed());
+        loop {
+            let k = reader.read(&mut buf).unwrap();
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        assert_eq!(n, p.len);
+        best_http = best_http.min(t.elapsed().as_secs_f64());
+    }
+    ttfb.sort();
+    println!(
+        "HTTP: first byte {:.1} ms (median of 5); streamed at {:.2} GB/s (best of 5)",
+        ttfb[2].as_secs_f64() * 1e3,
+        p.len as f64 / best_http / 1e9
+    );
+}
