@@ -50,11 +50,8 @@ pub async fn run(
         );
     }
     status.storage(|s| s.orphan_files = report.orphans.clone());
-    let reindexed = index.reindex_tail_events()?;
-    if reindexed > 0 {
-        tracing::warn!("recovery: indexed {reindexed} events whose index entries were lost");
-    }
-    index.recount_newest_event_hours()?;
+    // In case a crash kept an event's record but not its index entries.
+    index.reindex_newest_events()?;
 
     let mut cameras = Vec::new();
     for c in &config.cameras {

@@ -173,7 +173,6 @@ pub struct Index {
     ev_zone: sled::Tree,
     thumbs: sled::Tree,
     motion: sled::Tree,
-    ev_hours: sled::Tree,
 }
 
 impl Index {
@@ -217,11 +216,6 @@ impl Index {
             ev_zone: db.open_tree("events_by_zone")?,
             thumbs: db.open_tree("thumbnails")?,
             motion: db.open_tree("motion")?,
-            ev_hours: {
-                let t = db.open_tree("event_hours")?;
-                t.set_merge_operator(events::add_count);
-                t
-            },
             meta,
             db,
         })
