@@ -132,6 +132,8 @@ fn main() {
         status,
         cameras: Arc::new(vec![("cam".into(), cam)]),
         storage: dir.path().to_owned(),
+        alerts: vigil::alerts::hub(),
+        shutdown: vigil::ingest::tokio_util_shim::new().1,
     });
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

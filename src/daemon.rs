@@ -77,6 +77,7 @@ pub async fn run(
     let (cancel_src, cancel) = tokio_util_shim::new();
     // Typed motion output (frames with grids, closed events) for the timeline.
     let (motion_tx, _) = tokio::sync::broadcast::channel::<MotionMsg>(1024);
+    let alert_hub = crate::alerts::hub();
     let mut analyzers = Vec::new();
     let mut writers = Vec::new();
     let mut tasks = Vec::new();
@@ -113,7 +114,13 @@ pub async fn run(
             let zones: Vec<String> = cam.zones.iter().map(|z| z.name.clone()).collect();
             let recorder = Recorder::new(index.clone(), &cam.name, &zones)
                 .with_context(|| format!("camera {}: cannot open its timeline", cam.name))?;
-            let a = LiveAnalyzer::new(cam.clone(), status.clone(), motion_tx.clone(), recorder);
+            let a = LiveAnalyzer::new(
+                cam.clone(),
+                status.clone(),
+                motion_tx.clone(),
+                recorder,
+                alert_hub.clone(),
+            );
             analyzers.push((
                 atx.clone(),
                 std::thread::Builder::new()
@@ -157,6 +164,8 @@ pub async fn run(
         status: status.clone(),
         cameras: Arc::new(cameras),
         storage: dir.clone(),
+        alerts: alert_hub.clone(),
+        shutdown: cancel.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await

@@ -5,6 +5,7 @@
 //! [`daemon`] wires them together; [`cli`] is the command line; [`fake_camera`] is the
 //! RTSP test source used by the demo and the tests. See ARCHITECTURE.md.
 
+pub mod alerts;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -23,6 +23,34 @@ fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     )
 }
 
+/// Subscribes to an SSE stream of alerts: each `alert` event's JSON arrives on the channel.
+fn sse_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let mut r = ureq::get(&url).call().unwrap();
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        ready_tx.send(()).unwrap();
+        let reader = std::io::BufReader::new(r.body_mut().with_config().limit(u64::MAX).reader());
+        let mut event = String::new();
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if let Some(e) = line.strip_prefix("event: ") {
+                event = e.to_string();
+            } else if let Some(d) = line.strip_prefix("data: ")
+                && event == "alert"
+                && tx.send(serde_json::from_str(d).unwrap()).is_err()
+            {
+                break;
+            }
+        }
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    rx
+}
+
 fn ids(v: &serde_json::Value) -> Vec<u64> {
     v["events"]
         .as_array()
@@ -50,6 +78,7 @@ fn events_thumbnails_region_search_and_queries() {
     let t0 = vigil::status::now_us() - 60_000_000;
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let range = |t1: i64| format!("start={}&end={}", rfc3339(t0), rfc3339(t1));
+    let alerts = sse_alerts(&format!("{base}/api/alerts/stream"));
     let far = vigil::status::now_us() + 3_600_000_000;
 
     // The clip's first loop: a crossing through "left" and "right" (1.5-5.5 s), then an
@@ -85,6 +114,42 @@ fn events_thumbnails_region_search_and_queries() {
         assert_eq!(start - clip_start, 3_000_000, "pre_roll: {e}");
     }
     let (id_a, id_b) = (a["id"].as_u64().unwrap(), b["id"].as_u64().unwrap());
+
+    // Live alerts (SSE): for the second event, motion starts on the camera and in
+    // "right", then ends in "right" and on the camera, with the stored event's id.
+    let got: Vec<serde_json::Value> = alerts.try_iter().collect();
+    let of_b: Vec<(String, Option<String>)> = got
+        .iter()
+        .filter(|a| a["event_id"] == id_b)
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap().to_string(),
+                a["zone"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    let s = |k: &str, z: Option<&str>| (k.to_string(), z.map(str::to_owned));
+    assert_eq!(
+        of_b,
+        vec![
+            s("start", None),
+            s("start", Some("right")),
+            s("end", Some("right")),
+            s("end", None)
+        ],
+        "{got:?}"
+    );
+    let start_b = got.iter().find(|a| a["event_id"] == id_b).unwrap();
+    let lag = start_b["time_us"].as_i64().unwrap() - b["start_ms"].as_i64().unwrap() * 1000;
+    assert!(
+        (0..=500_000).contains(&lag),
+        "start alert {lag} us after the event's start"
+    );
+    assert_eq!(
+        start_b["thumbnail_url"],
+        format!("/api/events/{id_b}/thumbnail.jpg")
+    );
+    assert_eq!(start_b["camera"], "fixture");
     assert_eq!(&get_json(&format!("{base}/api/events/{id_a}")), a);
     // The status links the last event.
     let s = camera_status(&base, "fixture");

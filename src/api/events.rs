@@ -191,11 +191,9 @@ pub(super) async fn thumbnail(
         Some(j) => Ok((
             [
                 (header::CONTENT_TYPE, "image/jpeg"),
-                // An event's thumbnail never changes.
-                (
-                    header::CACHE_CONTROL,
-                    "private, max-age=31536000, immutable",
-                ),
+                // An open event's thumbnail (its first frame) becomes its peak frame when
+                // it closes: revalidate.
+                (header::CACHE_CONTROL, "private, no-cache"),
             ],
             j.to_vec(),
         )

@@ -14,6 +14,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
+mod alerts;
 mod clips;
 mod events;
 
@@ -29,6 +30,11 @@ pub struct AppState {
     pub cameras: Arc<Vec<(String, u32)>>,
     /// The storage dir (segment paths in the index are relative to it).
     pub storage: std::path::PathBuf,
+    /// Live alerts from the analysers.
+    pub alerts: crate::alerts::AlertHub,
+    /// Cancelled when the daemon shuts down: ends long-lived responses (alert streams),
+    /// which graceful shutdown would otherwise wait for forever.
+    pub shutdown: crate::ingest::tokio_util_shim::CancelToken,
 }
 
 pub fn router(state: AppState) -> axum::Router {
@@ -46,6 +52,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/timeline", get(events::timeline))
         .route("/api/search/region", post(events::region))
         .route("/api/clips/{file}", get(clips::clip))
+        .route("/api/alerts/stream", get(alerts::stream))
         .route("/api/events/{id}/clip.mp4", get(clips::event_clip))
         .with_state(state)
 }

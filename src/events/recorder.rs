@@ -110,9 +110,18 @@ impl Recorder {
         Ok(())
     }
 
-    /// Stores a closed event with its JPEG thumbnail; returns its id.
-    pub fn event(&mut self, ev: &LiveEvent, thumbnail: Option<Vec<u8>>) -> Result<u64> {
-        let id = self.index.new_event_id()?;
+    /// An id for an event that just opened (stored when it closes).
+    pub fn new_event_id(&self) -> Result<u64> {
+        self.index.new_event_id()
+    }
+
+    /// Stores a thumbnail ahead of its event (an open event's first frame, for alerts).
+    pub fn put_thumbnail(&self, id: u64, jpeg: &[u8]) -> Result<()> {
+        self.index.put_thumbnail(id, jpeg)
+    }
+
+    /// Stores a closed event under `id` with its JPEG thumbnail.
+    pub fn event(&mut self, id: u64, ev: &LiveEvent, thumbnail: Option<Vec<u8>>) -> Result<()> {
         let mut zone_ids = Vec::with_capacity(ev.zones.len());
         for z in &ev.zones {
             zone_ids.push(match self.zone_names.iter().position(|n| n == z) {
@@ -133,8 +142,7 @@ impl Recorder {
             bbox: ev.bbox.map(|v| v as f32),
             has_thumbnail: thumbnail.is_some(),
         };
-        self.index.put_events(&[(r, thumbnail)])?;
-        Ok(id)
+        self.index.put_events(&[(r, thumbnail)])
     }
 }
 

@@ -300,6 +300,12 @@ impl Index {
         }
     }
 
+    /// Stores (replaces) an event's thumbnail, possibly before its record.
+    pub fn put_thumbnail(&self, id: u64, jpeg: &[u8]) -> Result<()> {
+        self.thumbs.insert(id.to_be_bytes(), jpeg)?;
+        Ok(())
+    }
+
     pub fn thumbnail(&self, id: u64) -> Result<Option<sled::IVec>> {
         Ok(self.thumbs.get(id.to_be_bytes())?)
     }

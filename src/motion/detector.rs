@@ -44,6 +44,11 @@ pub struct FrameResult {
     pub calibrating: bool,
     /// This frame is the open event's peak so far (its thumbnail frame).
     pub peak: bool,
+    /// An event opened with this frame.
+    pub opened: bool,
+    /// Zones (indices) that joined the open event with this frame, all of them when it
+    /// opened.
+    pub new_zones: Vec<usize>,
     /// Fraction of each motion-grid cell in kept blobs (0..=255), row-major: after noise
     /// filtering, so that search after the fact finds objects, not compression noise. All
     /// zero while calibrating, on a lighting change, and when nothing qualified.
@@ -274,7 +279,12 @@ impl Detector {
                 }
             }
             if res.motion {
-                res.peak = self.track(t_ms, &res, bbox);
+                let (peak, opened, new_zones) = self.track(t_ms, &res, bbox);
+                res.peak = peak;
+                res.opened = opened;
+                res.new_zones = (0..self.zone_names.len())
+                    .filter(|z| new_zones & (1 << z) != 0)
+                    .collect();
             }
         }
         if !res.motion {
@@ -284,9 +294,9 @@ impl Detector {
         (res, closed)
     }
 
-    /// Feeds a motion frame to the event state machine; true if it is the open event's
-    /// new peak.
-    fn track(&mut self, t_ms: u64, res: &FrameResult, bbox: [u32; 4]) -> bool {
+    /// Feeds a motion frame to the event state machine: (the open event's new peak, an
+    /// event opened, bits of zones that joined the open event).
+    fn track(&mut self, t_ms: u64, res: &FrameResult, bbox: [u32; 4]) -> (bool, bool, u64) {
         if self.consecutive == 0 {
             self.run_start_ms = t_ms;
         }
@@ -295,11 +305,12 @@ impl Detector {
         match &mut self.open {
             Some(o) => {
                 o.last_motion_ms = t_ms;
+                let joined = zones & !o.zones;
                 o.zones |= zones;
                 o.bbox = union(o.bbox, bbox);
                 let new_peak = res.score > o.peak;
                 o.peak = o.peak.max(res.score);
-                new_peak
+                (new_peak, false, joined)
             }
             None if self.consecutive >= self.cfg.min_frames => {
                 self.open = Some(Open {
@@ -309,9 +320,9 @@ impl Detector {
                     peak: res.score,
                     bbox,
                 });
-                true
+                (true, true, zones)
             }
-            None => false,
+            None => (false, false, 0),
         }
     }
 

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
+use crate::alerts::{Alert, AlertHub, AlertKind};
 use crate::config::CameraConfig;
 use crate::decode::{DecodeOptions, LiveDecoder};
 use crate::events::Recorder;
@@ -80,6 +81,9 @@ pub struct LiveAnalyzer {
     recorder: Recorder,
     /// The open event's peak frame so far, for its thumbnail.
     peak: Option<image::RgbImage>,
+    alerts: AlertHub,
+    /// The open event: its id and the zones that have had motion in it.
+    open: Option<(u64, Vec<String>)>,
 }
 
 struct Run {
@@ -95,6 +99,7 @@ impl LiveAnalyzer {
         status: SharedStatus,
         out: tokio::sync::broadcast::Sender<MotionMsg>,
         recorder: Recorder,
+        alerts: AlertHub,
     ) -> Self {
         LiveAnalyzer {
             camera,
@@ -102,6 +107,8 @@ impl LiveAnalyzer {
             out,
             recorder,
             peak: None,
+            alerts,
+            open: None,
         }
     }
 
@@ -192,6 +199,29 @@ impl LiveAnalyzer {
         self.status.camera(&self.camera.name, |s| s.motion = false);
     }
 
+    /// An event opened: give it its id, store its first frame as a provisional thumbnail
+    /// (so the alert's thumbnail URL works at once) and announce it.
+    fn opened(&mut self, utc_us: i64, score: f32) {
+        let id = match self.recorder.new_event_id() {
+            Ok(id) => id,
+            Err(e) => return self.timeline_error(e),
+        };
+        if let Some(j) = self.peak.as_ref().and_then(|img| jpeg(img).ok())
+            && let Err(e) = self.recorder.put_thumbnail(id, &j)
+        {
+            self.timeline_error(e);
+        }
+        self.open = Some((id, Vec::new()));
+        let _ = self.alerts.send(Alert::new(
+            AlertKind::Start,
+            &self.camera.name,
+            None,
+            id,
+            utc_us,
+            score,
+        ));
+    }
+
     /// The index refused a write (a full disk, say): analysis goes on, the status says so.
     fn timeline_error(&mut self, e: crate::index::IndexError) {
         tracing::warn!(camera = %self.camera.name, "timeline: {e}");
@@ -226,6 +256,24 @@ impl LiveAnalyzer {
                 match frame.rgb(THUMBNAIL_WIDTH) {
                     Ok(img) => self.peak = Some(img),
                     Err(e) => tracing::warn!(camera = %self.camera.name, "thumbnail: {e:#}"),
+                }
+            }
+            if res.opened {
+                self.opened(utc_us, res.score as f32);
+            }
+            for &z in &res.new_zones {
+                let zone = self.camera.zones[z].name.clone();
+                if let Some((id, zones)) = &mut self.open {
+                    let alert = Alert::new(
+                        AlertKind::Start,
+                        &self.camera.name,
+                        Some(&zone),
+                        *id,
+                        utc_us,
+                        res.score as f32,
+                    );
+                    zones.push(zone);
+                    let _ = self.alerts.send(alert);
                 }
             }
             if let Err(e) = self.recorder.frame(utc_us, &res) {
@@ -297,9 +345,31 @@ impl LiveAnalyzer {
                 None
             }
         });
-        match self.recorder.event(&live, thumbnail) {
-            Ok(id) => live.id = Some(id),
-            Err(e) => self.timeline_error(e),
+        let (id, zones) = match self.open.take() {
+            Some(o) => o,
+            None => match self.recorder.new_event_id() {
+                Ok(id) => (id, Vec::new()),
+                Err(e) => {
+                    self.timeline_error(e);
+                    (0, Vec::new())
+                }
+            },
+        };
+        if id != 0 {
+            match self.recorder.event(id, &live, thumbnail) {
+                Ok(()) => live.id = Some(id),
+                Err(e) => self.timeline_error(e),
+            }
+            for zone in zones.iter().map(|z| Some(z.as_str())).chain([None]) {
+                let _ = self.alerts.send(Alert::new(
+                    AlertKind::End,
+                    &self.camera.name,
+                    zone,
+                    id,
+                    live.end_us,
+                    live.peak_score as f32,
+                ));
+            }
         }
         tracing::info!(camera = %live.camera, id = ?live.id, zones = ?live.zones, score = live.peak_score,
             "motion event {} .. {}", crate::time_fmt::rfc3339(live.start_us), crate::time_fmt::rfc3339(live.end_us));
