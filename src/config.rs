@@ -65,7 +65,19 @@ struct RawConfig {
     #[serde(default)]
     motion: Option<RawMotion>,
     #[serde(default)]
+    mqtt: Option<Spanned<RawMqtt>>,
+    #[serde(default)]
     cameras: Vec<Spanned<RawCamera>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    url: Spanned<String>,
+    client_id: Option<String>,
+    username: Option<String>,
+    password_env: Option<Spanned<String>>,
+    topic_prefix: Option<Spanned<String>>,
 }
 
 /// `[motion]` (global defaults) and `[cameras.motion]` (per camera); every key optional.
@@ -150,6 +162,7 @@ struct RawMask {
 pub struct Config {
     pub storage: StorageConfig,
     pub server: ServerConfig,
+    pub mqtt: Option<MqttConfig>,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -169,6 +182,19 @@ pub struct StorageConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+}
+
+/// `[mqtt]`: alerts published to a broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub username: Option<String>,
+    /// Environment variable holding the password (read at start, never logged).
+    pub password_env: Option<String>,
+    /// Topics are `<prefix>/<camera>/motion`, `<prefix>/events`, ...
+    pub topic_prefix: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -410,6 +436,60 @@ impl Config {
             },
         };
 
+        let mqtt =
+            raw.mqtt.map(|m| {
+                let m = m.into_inner();
+                let (mut host, mut port) = (String::new(), 1883);
+                match url::Url::parse(m.url.get_ref()) {
+                    Ok(u) if u.scheme() == "mqtt" && u.host_str().is_some() => {
+                        if !u.username().is_empty() || u.password().is_some() {
+                            errs.push(loc.error(
+                            m.url.span(),
+                            "mqtt.url: credentials in the URL are not allowed; use username \
+                             and password_env"
+                                .into(),
+                        ));
+                        }
+                        host = u.host_str().unwrap().trim_matches(['[', ']']).to_owned();
+                        port = u.port().unwrap_or(1883);
+                    }
+                    _ => errs.push(loc.error(
+                        m.url.span(),
+                        format!(
+                            "mqtt.url {:?}: expected mqtt://host[:port]",
+                            m.url.get_ref()
+                        ),
+                    )),
+                }
+                let topic_prefix =
+                    match m.topic_prefix {
+                        Some(p)
+                            if p.get_ref().is_empty()
+                                || p.get_ref().contains(['#', '+'])
+                                || p.get_ref().starts_with('/')
+                                || p.get_ref().ends_with('/') =>
+                        {
+                            errs.push(loc.error(
+                        p.span(),
+                        "mqtt.topic_prefix: must be non-empty, without wildcards (# +) or \
+                         leading/trailing /"
+                            .into(),
+                    ));
+                            "vigil".to_owned()
+                        }
+                        Some(p) => p.into_inner(),
+                        None => "vigil".to_owned(),
+                    };
+                MqttConfig {
+                    host,
+                    port,
+                    client_id: m.client_id.unwrap_or_else(|| "vigil".into()),
+                    username: m.username,
+                    password_env: m.password_env.map(|p| p.into_inner()),
+                    topic_prefix,
+                }
+            });
+
         let global_motion = raw.motion.unwrap_or_default();
         // Check the global section on its own too, so its errors show once, with its lines.
         let _ = motion_config(&global_motion, None, loc, &mut errs);
@@ -521,6 +601,7 @@ impl Config {
                     commit_interval_ms,
                 },
                 server: ServerConfig { listen },
+                mqtt,
                 cameras,
             })
         } else {

@@ -78,6 +78,18 @@ pub async fn run(
     // Typed motion output (frames with grids, closed events) for the timeline.
     let (motion_tx, _) = tokio::sync::broadcast::channel::<MotionMsg>(1024);
     let alert_hub = crate::alerts::hub();
+    // MQTT stops after the analysers, so that the end alerts of events they close at
+    // shutdown still reach the broker.
+    let (mqtt_stop, mqtt_stop_token) = tokio_util_shim::new();
+    let mqtt = match &config.mqtt {
+        Some(m) => Some(tokio::spawn(crate::alerts::mqtt::run(
+            m.clone(),
+            crate::alerts::mqtt::password(m)?,
+            alert_hub.clone(),
+            mqtt_stop_token,
+        ))),
+        None => None,
+    };
     let mut analyzers = Vec::new();
     let mut writers = Vec::new();
     let mut tasks = Vec::new();
@@ -194,6 +206,10 @@ pub async fn run(
             h.join()
         })
         .await;
+    }
+    mqtt_stop.cancel();
+    if let Some(m) = mqtt {
+        let _ = m.await;
     }
     for (tx, _) in &writers {
         // Blocking send: the writer must see Shutdown even if its queue is full.

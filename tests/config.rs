@@ -158,6 +158,30 @@ fn each_bad_config_class_names_file_line_and_problem() {
             4,
             "motion.width must be even",
         ),
+        (
+            "mqtt url not mqtt://",
+            format!("{storage}[mqtt]\nurl = \"tcp://broker:1883\"\n"),
+            4,
+            "expected mqtt://host",
+        ),
+        (
+            "mqtt credentials in url",
+            format!("{storage}[mqtt]\nurl = \"mqtt://vigil:hunter2@broker\"\n"),
+            4,
+            "credentials in the URL",
+        ),
+        (
+            "mqtt wildcard prefix",
+            format!("{storage}[mqtt]\nurl = \"mqtt://broker\"\ntopic_prefix = \"site/#\"\n"),
+            5,
+            "without wildcards",
+        ),
+        (
+            "mqtt unknown key",
+            format!("{storage}[mqtt]\nurl = \"mqtt://broker\"\nqos = 2\n"),
+            5,
+            "unknown field",
+        ),
     ];
     for (i, (case, text, line, words)) in cases.iter().enumerate() {
         let name = format!("bad{i}.toml");

@@ -5,6 +5,8 @@
 //! subscribers that fall behind lose the oldest alerts (and are told how many), never
 //! slowing analysis.
 
+pub mod mqtt;
+
 use serde::Serialize;
 
 use crate::time_fmt::rfc3339;

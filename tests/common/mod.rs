@@ -77,15 +77,21 @@ pub fn spawn(args: &[&str], log: &Path) -> Proc {
 
 /// [`spawn`] with extra environment variables.
 pub fn spawn_env(args: &[&str], log: &Path, env: &[(&str, &str)]) -> Proc {
-    let mut child = Command::new(VIGIL)
-        .args(args)
+    let mut cmd = Command::new(VIGIL);
+    cmd.args(args)
         .envs(env.iter().copied())
         .env("VIGIL_LOG", "info")
-        .env("NO_COLOR", "1")
+        .env("NO_COLOR", "1");
+    spawn_cmd(cmd, log)
+}
+
+/// Spawns any command, collecting stdout lines; stderr goes to the file `log`.
+pub fn spawn_cmd(mut cmd: Command, log: &Path) -> Proc {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
-        .expect("spawn vigil");
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let out = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
