@@ -67,7 +67,16 @@ struct RawConfig {
     #[serde(default)]
     mqtt: Option<Spanned<RawMqtt>>,
     #[serde(default)]
+    webhooks: Vec<Spanned<RawWebhook>>,
+    #[serde(default)]
     cameras: Vec<Spanned<RawCamera>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Spanned<String>,
+    secret_env: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +172,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub server: ServerConfig,
     pub mqtt: Option<MqttConfig>,
+    pub webhooks: Vec<WebhookConfig>,
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -182,6 +192,14 @@ pub struct StorageConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+}
+
+/// `[[webhooks]]`: alerts POSTed as JSON, signed with HMAC-SHA256.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    pub url: url::Url,
+    /// Environment variable holding the signing secret (never logged).
+    pub secret_env: String,
 }
 
 /// `[mqtt]`: alerts published to a broker.
@@ -490,6 +508,43 @@ impl Config {
                 }
             });
 
+        let mut webhooks = Vec::new();
+        for w in raw.webhooks {
+            let w = w.into_inner();
+            match url::Url::parse(w.url.get_ref()) {
+                Ok(u) if u.scheme() == "http" && u.host_str().is_some() => {
+                    if !u.username().is_empty() || u.password().is_some() {
+                        errs.push(loc.error(
+                            w.url.span(),
+                            "webhooks.url: credentials in the URL are not allowed".into(),
+                        ));
+                    }
+                    if w.secret_env.get_ref().is_empty() {
+                        errs.push(loc.error(w.secret_env.span(), "secret_env is empty".into()));
+                    }
+                    webhooks.push(WebhookConfig {
+                        url: u,
+                        secret_env: w.secret_env.into_inner(),
+                    });
+                }
+                Ok(u) if u.scheme() == "https" => errs.push(
+                    loc.error(
+                        w.url.span(),
+                        "webhooks.url: https is not supported yet (no TLS client is built in); \
+                     use http on a trusted network or a local relay"
+                            .into(),
+                    ),
+                ),
+                _ => errs.push(loc.error(
+                    w.url.span(),
+                    format!(
+                        "webhooks.url {:?}: expected http://host[:port]/path",
+                        w.url.get_ref()
+                    ),
+                )),
+            }
+        }
+
         let global_motion = raw.motion.unwrap_or_default();
         // Check the global section on its own too, so its errors show once, with its lines.
         let _ = motion_config(&global_motion, None, loc, &mut errs);
@@ -602,6 +657,7 @@ impl Config {
                 },
                 server: ServerConfig { listen },
                 mqtt,
+                webhooks,
                 cameras,
             })
         } else {

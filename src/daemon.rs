@@ -78,18 +78,27 @@ pub async fn run(
     // Typed motion output (frames with grids, closed events) for the timeline.
     let (motion_tx, _) = tokio::sync::broadcast::channel::<MotionMsg>(1024);
     let alert_hub = crate::alerts::hub();
-    // MQTT stops after the analysers, so that the end alerts of events they close at
-    // shutdown still reach the broker.
-    let (mqtt_stop, mqtt_stop_token) = tokio_util_shim::new();
+    // The alert sinks (MQTT, webhooks) stop after the analysers, so that the end alerts of
+    // events they close at shutdown still go out.
+    let (sinks_stop, sinks_stop_token) = tokio_util_shim::new();
     let mqtt = match &config.mqtt {
         Some(m) => Some(tokio::spawn(crate::alerts::mqtt::run(
             m.clone(),
             crate::alerts::mqtt::password(m)?,
             alert_hub.clone(),
-            mqtt_stop_token,
+            sinks_stop_token,
         ))),
         None => None,
     };
+    let mut webhooks = Vec::new();
+    for w in &config.webhooks {
+        webhooks.push(tokio::spawn(crate::alerts::webhook::run(
+            w.clone(),
+            crate::alerts::webhook::secret(w)?,
+            alert_hub.clone(),
+            sinks_stop.token(),
+        )));
+    }
     let mut analyzers = Vec::new();
     let mut writers = Vec::new();
     let mut tasks = Vec::new();
@@ -207,9 +216,12 @@ pub async fn run(
         })
         .await;
     }
-    mqtt_stop.cancel();
+    sinks_stop.cancel();
     if let Some(m) = mqtt {
         let _ = m.await;
+    }
+    for w in webhooks {
+        let _ = w.await;
     }
     for (tx, _) in &writers {
         // Blocking send: the writer must see Shutdown even if its queue is full.

@@ -177,6 +177,18 @@ fn each_bad_config_class_names_file_line_and_problem() {
             "without wildcards",
         ),
         (
+            "https webhook",
+            format!("{storage}[[webhooks]]\nurl = \"https://example.com/h\"\nsecret_env = \"S\"\n"),
+            4,
+            "https is not supported yet",
+        ),
+        (
+            "webhook without secret",
+            format!("{storage}[[webhooks]]\nurl = \"http://127.0.0.1/h\"\n"),
+            3,
+            "missing field `secret_env`",
+        ),
+        (
             "mqtt unknown key",
             format!("{storage}[mqtt]\nurl = \"mqtt://broker\"\nqos = 2\n"),
             5,

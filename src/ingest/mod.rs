@@ -37,6 +37,10 @@ pub mod tokio_util_shim {
         pub fn cancel(&self) {
             let _ = self.0.send(true);
         }
+        /// Another token of this source.
+        pub fn token(&self) -> CancelToken {
+            CancelToken(self.0.subscribe())
+        }
     }
     impl CancelToken {
         pub fn is_cancelled(&self) -> bool {
