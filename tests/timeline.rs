@@ -51,6 +51,22 @@ fn sse_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
     rx
 }
 
+/// Subscribes to the WebSocket variant: each text message's JSON arrives on the channel.
+fn ws_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (mut socket, _) = tungstenite::connect(url).unwrap();
+    std::thread::spawn(move || {
+        while let Ok(m) = socket.read() {
+            if let tungstenite::Message::Text(t) = m
+                && tx.send(serde_json::from_str(&t).unwrap()).is_err()
+            {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn ids(v: &serde_json::Value) -> Vec<u64> {
     v["events"]
         .as_array()
@@ -79,6 +95,7 @@ fn events_thumbnails_region_search_and_queries() {
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let range = |t1: i64| format!("start={}&end={}", rfc3339(t0), rfc3339(t1));
     let alerts = sse_alerts(&format!("{base}/api/alerts/stream"));
+    let ws = ws_alerts(&format!("{}/api/alerts/ws", base.replacen("http", "ws", 1)));
     let far = vigil::status::now_us() + 3_600_000_000;
 
     // The clip's first loop: a crossing through "left" and "right" (1.5-5.5 s), then an
@@ -150,6 +167,11 @@ fn events_thumbnails_region_search_and_queries() {
         format!("/api/events/{id_b}/thumbnail.jpg")
     );
     assert_eq!(start_b["camera"], "fixture");
+    // The WebSocket variant delivered the same alerts.
+    let via_ws: Vec<serde_json::Value> = ws.try_iter().collect();
+    let b_ws: Vec<&serde_json::Value> = via_ws.iter().filter(|a| a["event_id"] == id_b).collect();
+    let b_sse: Vec<&serde_json::Value> = got.iter().filter(|a| a["event_id"] == id_b).collect();
+    assert_eq!(b_ws, b_sse);
     assert_eq!(&get_json(&format!("{base}/api/events/{id_a}")), a);
     // The status links the last event.
     let s = camera_status(&base, "fixture");

@@ -1,13 +1,20 @@
-//! `GET /api/alerts/stream`: live alerts as Server-Sent Events. Each alert is an event
-//! named `alert` whose data is the JSON of [`crate::alerts::Alert`]; a subscriber that
-//! falls behind gets an event named `lagged` with how many alerts it missed. A comment
-//! every 15 s keeps proxies from closing an idle stream. The stream ends when the daemon
-//! shuts down.
+//! Live alerts for operators' pages:
+//!
+//! - `GET /api/alerts/stream`: Server-Sent Events. Each alert is an event named `alert`
+//!   whose data is the JSON of [`crate::alerts::Alert`]; a subscriber that falls behind
+//!   gets an event named `lagged` with how many alerts it missed. A comment every 15 s
+//!   keeps proxies from closing an idle stream.
+//! - `GET /api/alerts/ws`: the same as a WebSocket: one text message per alert (its JSON),
+//!   `{"lagged": N}` when behind, pings every 15 s.
+//!
+//! Both end when the daemon shuts down.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
@@ -34,4 +41,37 @@ pub(super) async fn stream(
         Some((Ok(ev), (rx, stop)))
     });
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+pub(super) async fn websocket(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| forward(socket, st))
+}
+
+async fn forward(mut socket: WebSocket, st: AppState) {
+    let mut rx = st.alerts.subscribe();
+    let mut stop = st.shutdown;
+    let mut ping = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        let msg = tokio::select! {
+            r = rx.recv() => match r {
+                Ok(a) => match serde_json::to_string(&a) {
+                    Ok(j) => Message::Text(j.into()),
+                    Err(_) => continue,
+                },
+                Err(RecvError::Lagged(n)) => Message::Text(format!("{{\"lagged\":{n}}}").into()),
+                Err(RecvError::Closed) => break,
+            },
+            _ = ping.tick() => Message::Ping(Vec::new().into()),
+            incoming = socket.recv() => match incoming {
+                // The client closed or went away; anything else it sends is ignored.
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => continue,
+            },
+            () = stop.cancelled() => break,
+        };
+        if socket.send(msg).await.is_err() {
+            break;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
 }

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/search/region", post(events::region))
         .route("/api/clips/{file}", get(clips::clip))
         .route("/api/alerts/stream", get(alerts::stream))
+        .route("/api/alerts/ws", get(alerts::websocket))
         .route("/api/events/{id}/clip.mp4", get(clips::event_clip))
         .with_state(state)
 }
