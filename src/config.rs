@@ -69,7 +69,15 @@ struct RawConfig {
     #[serde(default)]
     webhooks: Vec<Spanned<RawWebhook>>,
     #[serde(default)]
+    metrics: Option<RawMetrics>,
+    #[serde(default)]
     cameras: Vec<Spanned<RawCamera>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +200,8 @@ pub struct StorageConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// `[metrics] listen`: Prometheus `/metrics` on its own address (none by default).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `[[webhooks]]`: alerts POSTed as JSON, signed with HMAC-SHA256.
@@ -508,6 +518,32 @@ impl Config {
                 }
             });
 
+        let metrics_listen =
+            raw.metrics
+                .and_then(|m| match m.listen.get_ref().parse::<SocketAddr>() {
+                    Ok(a) if a.ip().is_loopback() => Some(a),
+                    Ok(_) => {
+                        errs.push(
+                            loc.error(
+                                m.listen.span(),
+                                "metrics.listen: only loopback addresses are allowed until \
+                     authentication is configured"
+                                    .into(),
+                            ),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        errs.push(loc.error(
+                            m.listen.span(),
+                            format!(
+                                "metrics.listen {:?}: {e} (expected e.g. \"127.0.0.1:9100\")",
+                                m.listen.get_ref()
+                            ),
+                        ));
+                        None
+                    }
+                });
         let mut webhooks = Vec::new();
         for w in raw.webhooks {
             let w = w.into_inner();
@@ -655,7 +691,10 @@ impl Config {
                     segment_seconds,
                     commit_interval_ms,
                 },
-                server: ServerConfig { listen },
+                server: ServerConfig {
+                    listen,
+                    metrics_listen,
+                },
                 mqtt,
                 webhooks,
                 cameras,

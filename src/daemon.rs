@@ -194,6 +194,22 @@ pub async fn run(
     let addr = listener.local_addr()?;
     tracing::info!("HTTP on http://{addr}/");
     on_listen(addr);
+    let metrics = match config.server.metrics_listen {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (metrics.listen)"))?;
+            tracing::info!("metrics on http://{}/metrics", l.local_addr()?);
+            let app = api::metrics::router(status.clone());
+            let mut stop = cancel.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            }))
+        }
+        None => None,
+    };
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -235,6 +251,9 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || committer.join()).await;
     let _ = http_stop_tx.send(());
     let _ = http.await;
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -59,6 +59,8 @@ pub struct CameraStatus {
     /// Events or motion history the index refused to store (a full disk, say).
     pub timeline_errors: u64,
     pub decode_errors: u64,
+    /// Time spent in the motion detector (kernel, blobs, zones), seconds.
+    pub motion_seconds: f64,
     /// State of the `detect_url` session, when the camera has one.
     pub detect_state: Option<CameraState>,
     pub detect_error: Option<String>,
@@ -97,6 +99,7 @@ impl CameraStatus {
             analysis_errors: 0,
             timeline_errors: 0,
             decode_errors: 0,
+            motion_seconds: 0.0,
             last_event: None,
             detect_state: None,
             detect_error: None,

@@ -43,11 +43,12 @@ fn header<'a>(h: &'a [(String, String)], k: &str) -> &'a str {
 #[test]
 fn clips_match_the_requested_range() {
     let t = TestDir::new();
+    let metrics_port = free_port();
     let r = rig(
         &t,
         &[("cam", "a"), ("cam2", "b")],
         &["--gop-seconds", "1"],
-        "segment_seconds = 3",
+        &format!("segment_seconds = 3\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\""),
     );
     // Wait for 10 s of indexed recording.
     let segs = wait_for(Duration::from_secs(40), "10 s recorded", || {
@@ -62,6 +63,27 @@ fn clips_match_the_requested_range() {
         let last = segs.last()?["end_us"].as_i64()?;
         (last - first > 10_500_000).then_some(segs)
     });
+    // Prometheus metrics on their own address (and not on the API's).
+    let text = ureq::get(&format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {series} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("vigil_camera_up{camera=\"cam\"}"), 1.0);
+    assert!(value("vigil_camera_frames_total{camera=\"cam2\"}") > 100.0);
+    assert!(value("vigil_camera_fps{camera=\"cam\"}") > 10.0);
+    assert!(value("vigil_camera_segments_written_total{camera=\"cam\"}") >= 3.0);
+    assert!(value("vigil_storage_bytes") > 0.0);
+    assert_eq!(get_status(&format!("{}/metrics", r.base)).0, 404);
+
     // 6 s from 1.3 s in: not on a keyframe (1 s GOP), across a segment boundary (3 s).
     let start = segs[0]["start_us"].as_i64().unwrap() + 1_300_000;
     let end = start + 6_000_000;

@@ -189,6 +189,12 @@ fn each_bad_config_class_names_file_line_and_problem() {
             "missing field `secret_env`",
         ),
         (
+            "metrics beyond loopback",
+            format!("{storage}[metrics]\nlisten = \"0.0.0.0:9100\"\n"),
+            4,
+            "only loopback",
+        ),
+        (
             "mqtt unknown key",
             format!("{storage}[mqtt]\nurl = \"mqtt://broker\"\nqos = 2\n"),
             5,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 mod alerts;
 mod clips;
 mod events;
+pub mod metrics;
 
 use crate::index::{Index, SegmentRecord};
 use crate::status::{SharedStatus, now_us};

@@ -250,7 +250,9 @@ impl LiveAnalyzer {
         r.decoder.poll_bus()?;
         while let Some(frame) = r.decoder.pull()? {
             let t_ms = frame.pts.map(|p| p.mseconds()).unwrap_or(0);
+            let t = std::time::Instant::now();
             let (res, closed) = det.frame(frame.view(), t_ms)?;
+            let detector_time = t.elapsed().as_secs_f64();
             let utc_us = r.base.1 + t_ms as i64 * 1000;
             if res.peak {
                 match frame.rgb(THUMBNAIL_WIDTH) {
@@ -284,6 +286,7 @@ impl LiveAnalyzer {
                 s.motion = res.motion;
                 s.motion_score = res.score;
                 s.analysed_frames += 1;
+                s.motion_seconds += detector_time;
                 s.decode_errors = errors;
             });
             let _ = self.out.send(MotionMsg::Frame {

@@ -1,0 +1,219 @@
+//! `GET /metrics`: Prometheus text exposition of the cameras' and the storage's status,
+//! served on its own address (`[metrics] listen`), never on the main API's.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use crate::status::{CameraState, SharedStatus};
+
+/// The router of the metrics listener.
+pub fn router(status: SharedStatus) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .with_state(status)
+}
+
+async fn metrics(State(status): State<SharedStatus>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&status),
+    )
+}
+
+/// The exposition text.
+pub fn render(status: &SharedStatus) -> String {
+    let cams = status.cameras();
+    let mut out = String::new();
+    type Get = fn(&crate::status::CameraStatus) -> f64;
+    let camera_metrics: [(&str, &str, &str, Get); 16] = [
+        (
+            "vigil_camera_up",
+            "gauge",
+            "1 while the camera streams",
+            |c| (c.state == CameraState::Streaming) as u8 as f64,
+        ),
+        (
+            "vigil_camera_fps",
+            "gauge",
+            "frames per second received",
+            |c| c.fps,
+        ),
+        (
+            "vigil_camera_bitrate_bits_per_second",
+            "gauge",
+            "bitrate received",
+            |c| c.bitrate_bps,
+        ),
+        (
+            "vigil_camera_frames_total",
+            "counter",
+            "frames received",
+            |c| c.frames as f64,
+        ),
+        (
+            "vigil_camera_bytes_total",
+            "counter",
+            "video bytes received",
+            |c| c.bytes as f64,
+        ),
+        (
+            "vigil_camera_reconnects_total",
+            "counter",
+            "RTSP reconnections",
+            |c| c.reconnects as f64,
+        ),
+        (
+            "vigil_camera_dropped_frames_total",
+            "counter",
+            "frames the recorder dropped",
+            |c| c.dropped_frames as f64,
+        ),
+        (
+            "vigil_camera_segments_written_total",
+            "counter",
+            "segments written",
+            |c| c.segments_written as f64,
+        ),
+        (
+            "vigil_camera_write_errors_total",
+            "counter",
+            "segment write errors",
+            |c| c.write_errors as f64,
+        ),
+        (
+            "vigil_camera_analysed_frames_total",
+            "counter",
+            "frames analysed for motion",
+            |c| c.analysed_frames as f64,
+        ),
+        (
+            "vigil_camera_analysis_dropped_total",
+            "counter",
+            "frames the analyser skipped",
+            |c| c.analysis_dropped as f64,
+        ),
+        (
+            "vigil_camera_decode_errors_total",
+            "counter",
+            "decoder errors",
+            |c| c.decode_errors as f64,
+        ),
+        (
+            "vigil_camera_motion_seconds_total",
+            "counter",
+            "time in the motion detector (kernel, blobs, zones)",
+            |c| c.motion_seconds,
+        ),
+        (
+            "vigil_camera_motion",
+            "gauge",
+            "1 while motion is seen",
+            |c| c.motion as u8 as f64,
+        ),
+        (
+            "vigil_camera_motion_score",
+            "gauge",
+            "moving fraction of the image",
+            |c| c.motion_score,
+        ),
+        (
+            "vigil_camera_motion_events_total",
+            "counter",
+            "motion events",
+            |c| c.motion_events as f64,
+        ),
+    ];
+    for (name, kind, help, get) in camera_metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for c in &cams {
+            let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", escape(&c.name), get(c));
+        }
+    }
+    let s = status.storage(|s| s.clone());
+    let storage: [(&str, &str, &str, f64); 7] = [
+        (
+            "vigil_storage_bytes",
+            "gauge",
+            "bytes of recordings kept",
+            s.total_bytes as f64,
+        ),
+        (
+            "vigil_storage_segments",
+            "gauge",
+            "segments kept",
+            s.segments as f64,
+        ),
+        (
+            "vigil_storage_free_bytes",
+            "gauge",
+            "free bytes on the storage filesystem",
+            s.free_bytes.unwrap_or(0) as f64,
+        ),
+        (
+            "vigil_retention_deleted_segments_total",
+            "counter",
+            "segments deleted by retention",
+            s.deleted_segments as f64,
+        ),
+        (
+            "vigil_retention_deleted_bytes_total",
+            "counter",
+            "bytes deleted by retention",
+            s.deleted_bytes as f64,
+        ),
+        (
+            "vigil_disk_full_total",
+            "counter",
+            "writes that failed for lack of space",
+            s.disk_full_events as f64,
+        ),
+        (
+            "vigil_index_bytes",
+            "gauge",
+            "size of the sled index on disk",
+            s.index_bytes as f64,
+        ),
+    ];
+    for (name, kind, help, v) in storage {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    }
+    out
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_format() {
+        let st: SharedStatus = Default::default();
+        st.camera("front", |c| {
+            c.frames = 42;
+            c.fps = 15.0;
+        });
+        st.storage(|s| s.total_bytes = 1000);
+        let text = render(&st);
+        assert!(text.contains("# TYPE vigil_camera_frames_total counter\nvigil_camera_frames_total{camera=\"front\"} 42\n"), "{text}");
+        assert!(text.contains("vigil_camera_fps{camera=\"front\"} 15\n"));
+        assert!(text.contains("vigil_storage_bytes 1000\n"));
+        // Every sample line is `name{labels} value` or `name value` with a number.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let v = l.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "{l}");
+        }
+        assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}
