@@ -134,6 +134,7 @@ fn main() {
         storage: dir.path().to_owned(),
         alerts: vigil::alerts::hub(),
         shutdown: vigil::ingest::tokio_util_shim::new().1,
+        audit: vigil::audit::AuditLog::new(dir.path()),
     });
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

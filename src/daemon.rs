@@ -187,6 +187,7 @@ pub async fn run(
         storage: dir.clone(),
         alerts: alert_hub.clone(),
         shutdown: cancel.clone(),
+        audit: crate::audit::AuditLog::new(dir),
     });
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -212,11 +213,14 @@ pub async fn run(
     };
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = http_stop_rx.await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = http_stop_rx.await;
+        })
+        .await
     });
 
     shutdown.await;

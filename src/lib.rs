@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod daemon;

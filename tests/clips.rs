@@ -182,6 +182,47 @@ fn clips_match_the_requested_range() {
         assert!(body["error"].is_string(), "{u}: {body}");
     }
 
+    // The audit log recorded the clip views (once per view, not per byte range), with the
+    // client's address and the range asked for.
+    let audit = get_json(&format!(
+        "{}/api/audit?start={}&end={}",
+        r.base,
+        rfc3339(vigil::status::now_us() - 600_000_000),
+        rfc3339(vigil::status::now_us() + 60_000_000)
+    ));
+    let views: Vec<&serde_json::Value> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["action"] == "clip.view"
+                && r["params"]["path"] == "/api/clips/cam.mp4"
+                && r["params"]["query"]["end"] == rfc3339(end)
+        })
+        .collect();
+    // The first GET, "bytes=0-99" (other ranges are the same view), the 304, the repeat.
+    let codes: Vec<u64> = views
+        .iter()
+        .map(|v| v["params"]["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(codes, vec![200, 206, 304, 200], "{audit}");
+    // Refused requests are recorded too.
+    assert!(
+        audit["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["params"]["path"] == "/api/clips/nope.mp4" && r["params"]["status"] == 404)
+    );
+    assert!(
+        views[0]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert_eq!(views[0]["params"]["query"]["start"], rfc3339(start));
+    assert_eq!(views[0]["params"]["status"], 200);
+
     // `vigil export`: from the index once the daemon is stopped.
     let export = |out: &std::path::Path| {
         Command::new(VIGIL)
@@ -241,4 +282,31 @@ fn clips_match_the_requested_range() {
             "{name}: {frames} frames, {secs} s"
         );
     }
+
+    // Every view and export is in the hash-chained audit log; tampering is found.
+    let verify = || {
+        Command::new(VIGIL)
+            .args(["audit", "verify", "--config", r.cfg.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let o = verify();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("chain intact"), "{out}");
+    let log = r.storage.join("audit.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("\"clip.export\"").count(),
+        3,
+        "one per exported file"
+    );
+    let mut lines: Vec<&str> = text.lines().collect();
+    let edited = lines[1].replace("127.0.0.1", "10.0.0.9");
+    lines[1] = &edited;
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let o = verify();
+    assert_eq!(o.status.code(), Some(3));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("line 3: does not follow line 2"), "{out}");
 }

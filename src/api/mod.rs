@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 mod alerts;
+mod audit;
 mod clips;
 mod events;
 pub mod metrics;
@@ -33,12 +34,15 @@ pub struct AppState {
     pub storage: std::path::PathBuf,
     /// Live alerts from the analysers.
     pub alerts: crate::alerts::AlertHub,
+    /// The hash-chained audit log of who searched, viewed and exported what.
+    pub audit: crate::audit::AuditLog,
     /// Cancelled when the daemon shuts down: ends long-lived responses (alert streams),
     /// which graceful shutdown would otherwise wait for forever.
     pub shutdown: crate::ingest::tokio_util_shim::CancelToken,
 }
 
 pub fn router(state: AppState) -> axum::Router {
+    let audited = axum::middleware::from_fn_with_state(state.clone(), audit::middleware);
     axum::Router::new()
         .route("/", get(status_page))
         .route("/health", get(health))
@@ -55,6 +59,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/clips/{file}", get(clips::clip))
         .route("/api/alerts/stream", get(alerts::stream))
         .route("/api/alerts/ws", get(alerts::websocket))
+        .route("/api/audit", get(audit::list))
+        .layer(audited)
         .route("/api/events/{id}/clip.mp4", get(clips::event_clip))
         .with_state(state)
 }

@@ -67,6 +67,18 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
                     .and_then(|()| f.flush())
                     .with_context(|| format!("writing {}", out.display()))?;
                 report(camera, out, plan.presented_frames, plan.duration_us);
+                crate::audit::AuditLog::new(storage).append(
+                    &std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+                    "cli",
+                    "clip.export",
+                    serde_json::json!({
+                        "camera": camera,
+                        "start": rfc3339(a.start),
+                        "end": rfc3339(a.end),
+                        "file": out.display().to_string(),
+                        "bytes": plan.len,
+                    }),
+                )?;
             }
         }
         Err(e) => {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod analyze;
+mod audit;
 mod check;
 mod demo;
 mod events;
@@ -49,6 +50,9 @@ enum Command {
     Events(events::Args),
     /// Export a time range of one or more cameras as playable MP4 files.
     Export(export::Args),
+    /// The audit log of who searched, viewed and exported what.
+    #[command(subcommand)]
+    Audit(audit::Command),
 }
 
 pub fn main() -> ExitCode {
@@ -63,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Analyze(a) => analyze::main(a),
         Command::Events(a) => events::main(a),
         Command::Export(a) => export::main(a),
+        Command::Audit(c) => audit::main(c),
     };
     match r {
         Ok(code) => code,

@@ -1,0 +1,113 @@
+//! Auditing the API: a middleware that appends one record per audited request (searches,
+//! views of events, thumbnails and clips, timelines, the audit itself) to the hash-chained
+//! [`crate::audit::AuditLog`], and `GET /api/audit` to read it.
+//!
+//! A player fetches a clip as many byte ranges: only the request for the whole clip or
+//! its first bytes is recorded. Until authentication lands every user is `local`.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::events::Params;
+use super::{ApiError, AppState, blocking};
+
+/// The audit action of a request, if it is audited.
+fn action(method: &str, path: &str) -> Option<&'static str> {
+    let p: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    Some(match (method, p.as_slice()) {
+        ("GET", ["api", "events"]) => "events.search",
+        ("GET", ["api", "events", "counts"]) => "events.count",
+        ("GET", ["api", "events", _]) => "event.view",
+        ("GET", ["api", "events", _, "thumbnail.jpg"]) => "event.thumbnail",
+        ("GET", ["api", "events", _, "clip.mp4"]) => "clip.view",
+        ("GET", ["api", "clips", _]) => "clip.view",
+        ("GET", ["api", "timeline"]) => "timeline.view",
+        ("GET", ["api", "activity"]) => "activity.view",
+        ("GET", ["api", "recordings"]) => "recordings.list",
+        ("POST", ["api", "search", "region"]) => "search.region",
+        ("GET", ["api", "audit"]) => "audit.view",
+        _ => return None,
+    })
+}
+
+pub(super) async fn middleware(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let Some(action) = action(&method, &path) else {
+        return next.run(req).await;
+    };
+    let partial = req
+        .headers()
+        .get(axum::http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|r| !r.trim().starts_with("bytes=0-"));
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let query: serde_json::Map<String, serde_json::Value> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect();
+    // A POST's (small, JSON) body is part of what was asked.
+    let (req, body) = if method == "POST" {
+        let (parts, b) = req.into_parts();
+        let bytes = axum::body::to_bytes(b, 64 * 1024).await.unwrap_or_default();
+        let body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+        (Request::from_parts(parts, Body::from(bytes)), body)
+    } else {
+        (req, None)
+    };
+    let resp = next.run(req).await;
+    if partial {
+        return resp;
+    }
+    let params = serde_json::json!({
+        "path": path,
+        "query": query,
+        "body": body,
+        "status": resp.status().as_u16(),
+    });
+    let log = st.audit.clone();
+    // Fail closed: what cannot be recorded is not shown.
+    match blocking(move || log.append("local", &source, action, params)).await {
+        Ok(Ok(_)) => resp,
+        Ok(Err(e)) => {
+            tracing::error!("audit log: {e}");
+            ApiError(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "the audit log cannot be written; nothing is shown until it can".into(),
+            )
+            .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/audit?start=&end=&limit=`: records in the range, oldest first (at most
+/// `limit`, default 1000).
+pub(super) async fn list(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(raw, &["start", "end", "limit"])?;
+    let (t0, t1) = (p.time("start")?, p.time("end")?);
+    crate::events::check_range(t0, t1)?;
+    let limit: usize = p.parsed("limit", "a whole number")?.unwrap_or(1000);
+    let log = st.audit.clone();
+    let records = blocking(move || log.records())
+        .await?
+        .map_err(|e| ApiError(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let out: Vec<_> = records
+        .into_iter()
+        .filter(|r| crate::time_fmt::parse_rfc3339(&r.time).is_ok_and(|t| t >= t0 && t < t1))
+        .take(limit)
+        .collect();
+    Ok(Json(serde_json::json!({ "records": out })).into_response())
+}
