@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
         .route("/", get(status_page))
         .route("/health", get(health))
+        .route("/api/openapi.json", get(openapi))
         .route("/api/cameras", get(cameras))
         .route("/api/storage", get(storage))
         .route("/api/recordings", get(recordings))
@@ -94,6 +95,14 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// The API described in OpenAPI 3 (kept true by `tests/api.rs`).
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }
 
 async fn health() -> &'static str {
