@@ -177,6 +177,55 @@ fn events_thumbnails_region_search_and_queries() {
     let s = camera_status(&base, "fixture");
     assert!(s["last_event"]["id"].as_u64().unwrap() >= id_b, "{s}");
 
+    // An operator acknowledges the first event: once (409 after), visible on the event,
+    // announced to alert subscribers.
+    let ack_url = format!("{base}/api/events/{id_a}/ack");
+    let (code, v) = post_json(&ack_url, &serde_json::json!({"note": "checked: a visitor"}));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["by"].as_str(), v["note"].as_str()),
+        (Some("local"), Some("checked: a visitor"))
+    );
+    let (code, v) = post_json(&ack_url, &serde_json::json!({}));
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("already acknowledged by local")
+    );
+    let e = get_json(&format!("{base}/api/events/{id_a}"));
+    assert_eq!(e["acknowledged"]["note"], "checked: a visitor");
+    for (body, code, msg) in [
+        (
+            serde_json::json!({"note": "x".repeat(501)}),
+            400,
+            "longer than 500",
+        ),
+        (
+            serde_json::json!({"note": "a\u{7}b"}),
+            400,
+            "control characters",
+        ),
+        (serde_json::json!({"nope": 1}), 400, "unknown field"),
+    ] {
+        let (got, v) = post_json(&format!("{base}/api/events/{id_b}/ack"), &body);
+        assert_eq!(got, code, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(msg), "{v}");
+    }
+    let (code, _) = post_json(
+        &format!("{base}/api/events/999999999/ack"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(code, 404);
+    let acked = wait_for(Duration::from_secs(5), "the ack alert", || {
+        alerts.try_iter().find(|a| a["kind"] == "ack")
+    });
+    assert_eq!(
+        (acked["event_id"].as_u64(), acked["camera"].as_str()),
+        (Some(id_a), Some("fixture"))
+    );
+
     // Thumbnails: JPEG of the peak frame, 320 px wide (the 320x180 clip is not upscaled).
     for id in [id_a, id_b] {
         let mut r = ureq::get(&format!("{base}/api/events/{id}/thumbnail.jpg"))

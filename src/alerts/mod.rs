@@ -20,6 +20,8 @@ pub const BACKLOG: usize = 1024;
 pub enum AlertKind {
     Start,
     End,
+    /// An operator acknowledged the event (`zone` absent, `score` 0).
+    Ack,
 }
 
 /// Motion starting or ending on a camera (`zone` absent) or in one of its zones.

@@ -30,6 +30,13 @@ pub fn messages(prefix: &str, a: &Alert) -> Vec<(String, Vec<u8>, bool)> {
     let state = match a.kind {
         AlertKind::Start => "ON",
         AlertKind::End => "OFF",
+        AlertKind::Ack => {
+            return vec![(
+                format!("{prefix}/events"),
+                serde_json::to_vec(a).unwrap_or_default(),
+                false,
+            )];
+        }
     };
     let cam = level(&a.camera);
     match &a.zone {

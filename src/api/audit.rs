@@ -30,6 +30,7 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("GET", ["api", "activity"]) => "activity.view",
         ("GET", ["api", "recordings"]) => "recordings.list",
         ("POST", ["api", "search", "region"]) => "search.region",
+        ("POST", ["api", "events", _, "ack"]) => "alert.ack",
         ("GET", ["api", "audit"]) => "audit.view",
         _ => return None,
     })

@@ -298,3 +298,71 @@ pub(super) async fn region(
         blocking(move || events::region_search(&index, &r.cameras, &r.polygon, t0, t1)).await??;
     Ok(Json(serde_json::json!({ "intervals": intervals })).into_response())
 }
+
+/// `POST /api/events/{id}/ack` with an optional `{"note": "..."}`: an operator acknowledges
+/// an event's alert (also while it is still open). 409 if it was already acknowledged;
+/// the acknowledgement goes out to alert subscribers as an `ack` alert.
+pub(super) async fn acknowledge(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct AckRequest {
+        #[serde(default)]
+        note: String,
+    }
+    let id = event_id(&id)?;
+    let req: AckRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        AckRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("body: {e}")))?
+    };
+    if req.note.chars().count() > 500 {
+        return Err(ApiError::bad("note is longer than 500 characters"));
+    }
+    if req.note.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ApiError::bad("note contains control characters"));
+    }
+    let index = st.index.clone();
+    let now = crate::status::now_us();
+    let (result, camera) = blocking(move || -> Result<_, QueryError> {
+        let record = index.event(id)?;
+        if record.is_none() && index.thumbnail(id)?.is_none() {
+            return Err(QueryError::NotFound(format!("no event {id}")));
+        }
+        let camera = match &record {
+            Some(r) => events::Cameras::load(&index)?.name(r.camera_id),
+            None => String::new(), // still open: its record is written when it closes
+        };
+        let ack = crate::index::Ack {
+            user: "local".into(),
+            time_us: now,
+            note: req.note,
+        };
+        Ok((index.acknowledge(id, &ack)?.map(|()| ack), camera))
+    })
+    .await??;
+    match result {
+        Ok(ack) => {
+            let _ = st.alerts.send(crate::alerts::Alert::new(
+                crate::alerts::AlertKind::Ack,
+                &camera,
+                None,
+                id,
+                now,
+                0.0,
+            ));
+            Ok(Json(events::AckView::from(ack)).into_response())
+        }
+        Err(first) => Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "event {id} was already acknowledged by {} at {}",
+                first.user,
+                rfc3339(first.time_us)
+            ),
+        )),
+    }
+}

@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/activity", get(events::activity))
         .route("/api/timeline", get(events::timeline))
         .route("/api/search/region", post(events::region))
+        .route("/api/events/{id}/ack", post(events::acknowledge))
         .route("/api/clips/{file}", get(clips::clip))
         .route("/api/alerts/stream", get(alerts::stream))
         .route("/api/alerts/ws", get(alerts::websocket))

@@ -102,6 +102,26 @@ pub struct EventView {
     /// Whether the event's video is still on disk: `available`, `partial` (retention
     /// deleted its beginning) or `deleted`.
     pub video: String,
+    /// The operator's acknowledgement, if any.
+    #[serde(default)]
+    pub acknowledged: Option<AckView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AckView {
+    pub by: String,
+    pub at: String,
+    pub note: String,
+}
+
+impl From<crate::index::Ack> for AckView {
+    fn from(a: crate::index::Ack) -> Self {
+        AckView {
+            by: a.user,
+            at: rfc3339(a.time_us),
+            note: a.note,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -326,6 +346,7 @@ fn view(
         clip_end: rfc3339(r.clip_end_us),
         has_thumbnail: r.has_thumbnail,
         video: video_state(index, r, oldest)?.to_string(),
+        acknowledged: index.ack(r.id)?.map(AckView::from),
     })
 }
 

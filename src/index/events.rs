@@ -51,6 +51,14 @@ pub struct EventRecord {
     pub has_thumbnail: bool,
 }
 
+/// An operator's acknowledgement of an event's alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub user: String,
+    pub time_us: i64,
+    pub note: String,
+}
+
 /// An index entry: enough to filter and count without reading the record.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EventEntry {
@@ -295,6 +303,28 @@ impl Index {
 
     pub fn event(&self, id: u64) -> Result<Option<EventRecord>> {
         match self.events.get(id.to_be_bytes())? {
+            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the first acknowledgement of an event; returns the existing one if it was
+    /// already acknowledged (atomic: two operators cannot both be first).
+    pub fn acknowledge(&self, id: u64, ack: &Ack) -> Result<std::result::Result<(), Ack>> {
+        let v = postcard::to_stdvec(ack)?;
+        match self
+            .acks
+            .compare_and_swap(id.to_be_bytes(), None as Option<&[u8]>, Some(v))?
+        {
+            Ok(()) => Ok(Ok(())),
+            Err(e) => Ok(Err(postcard::from_bytes(
+                e.current.as_deref().unwrap_or_default(),
+            )?)),
+        }
+    }
+
+    pub fn ack(&self, id: u64) -> Result<Option<Ack>> {
+        match self.acks.get(id.to_be_bytes())? {
             Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
             None => Ok(None),
         }

@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 mod events;
-pub use events::{EventEntry, EventRecord, EventScope, MotionMinute, MotionSecond};
+pub use events::{Ack, EventEntry, EventRecord, EventScope, MotionMinute, MotionSecond};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -173,6 +173,7 @@ pub struct Index {
     ev_zone: sled::Tree,
     thumbs: sled::Tree,
     motion: sled::Tree,
+    acks: sled::Tree,
 }
 
 impl Index {
@@ -216,6 +217,7 @@ impl Index {
             ev_zone: db.open_tree("events_by_zone")?,
             thumbs: db.open_tree("thumbnails")?,
             motion: db.open_tree("motion")?,
+            acks: db.open_tree("acks")?,
             meta,
             db,
         })
