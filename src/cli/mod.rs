@@ -13,6 +13,7 @@ mod events;
 mod export;
 mod fake_camera;
 mod run;
+mod users;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +54,12 @@ enum Command {
     /// The audit log of who searched, viewed and exported what.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Users and their roles (the first admin comes from here).
+    #[command(subcommand)]
+    User(users::UserCommand),
+    /// API tokens for integrations.
+    #[command(subcommand)]
+    Token(users::TokenCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -68,6 +75,8 @@ pub fn main() -> ExitCode {
         Command::Events(a) => events::main(a),
         Command::Export(a) => export::main(a),
         Command::Audit(c) => audit::main(c),
+        Command::User(c) => users::user(c),
+        Command::Token(c) => users::token(c),
     };
     match r {
         Ok(code) => code,
