@@ -115,6 +115,7 @@ struct RawMotion {
     calibration_frames: Option<Spanned<i64>>,
     min_frames: Option<Spanned<i64>>,
     post_roll: Option<Spanned<f64>>,
+    max_event_seconds: Option<Spanned<f64>>,
     pre_roll: Option<Spanned<f64>>,
 }
 
@@ -296,6 +297,9 @@ pub struct MotionConfig {
     pub min_frames: u32,
     /// Seconds without motion that close an event.
     pub post_roll: f64,
+    /// An event still going after this long is closed and a new one opens, so that
+    /// continuous motion (a busy street) still yields searchable events and clips.
+    pub max_event_seconds: f64,
     /// Seconds of video kept before an event's start for its clip.
     pub pre_roll: f64,
 }
@@ -319,6 +323,7 @@ impl Default for MotionConfig {
             calibration_frames: 5,
             min_frames: 2,
             post_roll: 5.0,
+            max_event_seconds: 120.0,
             pre_roll: 3.0,
         }
     }
@@ -926,6 +931,17 @@ fn motion_config(
         }
         if let Some(x) = frac(&r.lighting_fraction, "lighting_fraction", errs) {
             m.lighting_fraction = x;
+        }
+        if let Some(v) = &r.max_event_seconds {
+            let x = *v.get_ref();
+            if (10.0..=3600.0).contains(&x) {
+                m.max_event_seconds = x;
+            } else {
+                errs.push(loc.error(
+                    v.span(),
+                    format!("motion.max_event_seconds must be 10..=3600, not {x}"),
+                ));
+            }
         }
         for (v, key, dst) in [
             (&r.post_roll, "post_roll", &mut m.post_roll),

@@ -195,6 +195,12 @@ fn each_bad_config_class_names_file_line_and_problem() {
             "only loopback",
         ),
         (
+            "max event too short",
+            format!("{storage}[motion]\nmax_event_seconds = 1\n"),
+            4,
+            "max_event_seconds must be 10..=3600",
+        ),
+        (
             "mqtt unknown key",
             format!("{storage}[mqtt]\nurl = \"mqtt://broker\"\nqos = 2\n"),
             5,

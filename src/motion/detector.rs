@@ -328,6 +328,12 @@ impl Detector {
 
     fn maybe_close(&mut self, t_ms: u64, motion: bool) -> Option<Event> {
         let o = self.open.as_ref()?;
+        if motion && t_ms >= o.start_ms + (self.cfg.max_event_seconds * 1000.0) as u64 {
+            // Long enough: close it; the motion goes on as a new event from the next
+            // motion frame (the run of motion frames already counts as confirmed).
+            self.run_start_ms = t_ms + self.frame_ms;
+            return self.finish();
+        }
         if motion || t_ms < o.last_motion_ms + (self.cfg.post_roll * 1000.0) as u64 {
             return None;
         }
@@ -739,6 +745,42 @@ mod tests {
                 let want = (xs * ys * 255 / 100) as u8;
                 assert_eq!(res.grid[cy * 32 + cx], want, "cell ({cx}, {cy})");
             }
+        }
+    }
+
+    /// Motion that never stops is cut into events of `max_event_seconds`, back to back.
+    #[test]
+    fn continuous_motion_is_split_at_the_maximum_length() {
+        let (h, w) = (180, 320);
+        let zone = Zone {
+            name: "all".into(),
+            polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+            min_area: None,
+            min_fraction: None,
+        };
+        let cfg = MotionConfig {
+            max_event_seconds: 10.0,
+            ..MotionConfig::default()
+        };
+        let mut d = Detector::new("c", &[zone], &[], cfg);
+        let mut events = Vec::new();
+        for i in 0..150u64 {
+            // A 30x40 block sweeping right 5 px a frame (5 fps: 30 s), wrapping.
+            let x0 = (i as usize * 5) % (w - 30);
+            let mut f = Array2::<u8>::from_elem((h, w), 100);
+            if i >= 10 {
+                f.slice_mut(ndarray::s![60..100, x0..x0 + 30]).fill(220);
+            }
+            let (_, closed) = d.frame(f.view(), i * 200).unwrap();
+            events.extend(closed);
+        }
+        events.extend(d.finish());
+        assert!(events.len() >= 2, "{events:?}");
+        for e in &events[..events.len() - 1] {
+            assert!((9_800..=10_400).contains(&(e.end_ms - e.start_ms)), "{e:?}");
+        }
+        for pair in events.windows(2) {
+            assert!(pair[1].start_ms - pair[0].end_ms <= 200, "gap: {events:?}");
         }
     }
 
