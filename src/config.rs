@@ -443,31 +443,11 @@ impl Config {
         };
         let _ = storage_span;
 
-        let listen = match raw.server.and_then(|s| s.listen) {
-            None => DEFAULT_LISTEN.parse().unwrap(),
-            Some(l) => match l.get_ref().parse::<SocketAddr>() {
-                Ok(a) if a.ip().is_loopback() => a,
-                Ok(_) => {
-                    errs.push(loc.error(
-                        l.span(),
-                        "server.listen: only loopback addresses (127.0.0.1, [::1]) are allowed \
-                         until authentication is configured"
-                            .into(),
-                    ));
-                    DEFAULT_LISTEN.parse().unwrap()
-                }
-                Err(e) => {
-                    errs.push(loc.error(
-                        l.span(),
-                        format!(
-                            "server.listen {:?}: {e} (expected e.g. \"127.0.0.1:8080\")",
-                            l.get_ref()
-                        ),
-                    ));
-                    DEFAULT_LISTEN.parse().unwrap()
-                }
-            },
-        };
+        let listen = raw
+            .server
+            .and_then(|s| s.listen)
+            .and_then(|l| loopback_addr(&l, "server.listen", DEFAULT_LISTEN, loc, &mut errs))
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().unwrap());
 
         let mqtt =
             raw.mqtt.map(|m| {
@@ -523,32 +503,15 @@ impl Config {
                 }
             });
 
-        let metrics_listen =
-            raw.metrics
-                .and_then(|m| match m.listen.get_ref().parse::<SocketAddr>() {
-                    Ok(a) if a.ip().is_loopback() => Some(a),
-                    Ok(_) => {
-                        errs.push(
-                            loc.error(
-                                m.listen.span(),
-                                "metrics.listen: only loopback addresses are allowed until \
-                     authentication is configured"
-                                    .into(),
-                            ),
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        errs.push(loc.error(
-                            m.listen.span(),
-                            format!(
-                                "metrics.listen {:?}: {e} (expected e.g. \"127.0.0.1:9100\")",
-                                m.listen.get_ref()
-                            ),
-                        ));
-                        None
-                    }
-                });
+        let metrics_listen = raw.metrics.and_then(|m| {
+            loopback_addr(
+                &m.listen,
+                "metrics.listen",
+                "127.0.0.1:9100",
+                loc,
+                &mut errs,
+            )
+        });
         let mut webhooks = Vec::new();
         for w in raw.webhooks {
             let w = w.into_inner();
@@ -706,6 +669,37 @@ impl Config {
             })
         } else {
             Err(ConfigErrors(errs))
+        }
+    }
+}
+
+/// A listen address, loopback only until authentication is enforced; `None` after an
+/// error (pushed to `errs`).
+fn loopback_addr(
+    v: &Spanned<String>,
+    key: &str,
+    example: &str,
+    loc: &Locator,
+    errs: &mut Vec<ConfigError>,
+) -> Option<SocketAddr> {
+    match v.get_ref().parse::<SocketAddr>() {
+        Ok(a) if a.ip().is_loopback() => Some(a),
+        Ok(_) => {
+            errs.push(loc.error(
+                v.span(),
+                format!(
+                    "{key}: only loopback addresses (127.0.0.1, [::1]) are allowed until \
+                     authentication is configured"
+                ),
+            ));
+            None
+        }
+        Err(e) => {
+            errs.push(loc.error(
+                v.span(),
+                format!("{key} {:?}: {e} (expected e.g. \"{example}\")", v.get_ref()),
+            ));
+            None
         }
     }
 }

@@ -94,6 +94,21 @@ fn event_id(s: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::bad(format!("event id must be a number, not {s:?}")))
 }
 
+/// The range and filters shared by the event queries: `start`, `end`, `camera`, `zone`,
+/// `min_score`, `min_duration` (seconds).
+fn filters(p: &Params) -> Result<EventQuery, ApiError> {
+    let min_duration: Option<f64> = p.parsed("min_duration", "a number of seconds")?;
+    Ok(EventQuery {
+        start_us: p.time("start")?,
+        end_us: p.time("end")?,
+        cameras: p.all("camera"),
+        zones: p.all("zone"),
+        min_score: p.parsed("min_score", "a number")?,
+        min_duration_us: min_duration.map(|s| (s * 1e6) as i64),
+        ..Default::default()
+    })
+}
+
 /// `GET /api/events?start=&end=&camera=&zone=&min_score=&min_duration=&order=&limit=&cursor=`
 pub(super) async fn list(
     State(st): State<AppState>,
@@ -113,14 +128,7 @@ pub(super) async fn list(
             "cursor",
         ],
     )?;
-    let min_duration: Option<f64> = p.parsed("min_duration", "a number of seconds")?;
     let q = EventQuery {
-        start_us: p.time("start")?,
-        end_us: p.time("end")?,
-        cameras: p.all("camera"),
-        zones: p.all("zone"),
-        min_score: p.parsed("min_score", "a number")?,
-        min_duration_us: min_duration.map(|s| (s * 1e6) as i64),
         order: p
             .one("order")?
             .map(str::parse)
@@ -128,6 +136,7 @@ pub(super) async fn list(
             .unwrap_or(Order::Asc),
         limit: p.parsed("limit", "a whole number")?.unwrap_or(100),
         cursor: p.one("cursor")?.map(str::to_owned),
+        ..filters(&p)?
     };
     let index = st.index.clone();
     let page = blocking(move || events::search(&index, &q)).await??;
@@ -150,16 +159,7 @@ pub(super) async fn counts(
             "min_duration",
         ],
     )?;
-    let min_duration: Option<f64> = p.parsed("min_duration", "a number of seconds")?;
-    let q = EventQuery {
-        start_us: p.time("start")?,
-        end_us: p.time("end")?,
-        cameras: p.all("camera"),
-        zones: p.all("zone"),
-        min_score: p.parsed("min_score", "a number")?,
-        min_duration_us: min_duration.map(|s| (s * 1e6) as i64),
-        ..Default::default()
-    };
+    let q = filters(&p)?;
     let index = st.index.clone();
     let counts = blocking(move || events::count_by_zone(&index, &q)).await??;
     Ok(Json(serde_json::json!({ "counts": counts })).into_response())

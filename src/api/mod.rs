@@ -211,9 +211,7 @@ async fn recordings(
         return Err(ApiError::bad("range is longer than 366 days"));
     }
     let index = st.index.clone();
-    let segs = tokio::task::spawn_blocking(move || index.segments_overlapping(id, t0, t1))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let segs = blocking(move || index.segments_overlapping(id, t0, t1)).await??;
     let gaps: Vec<serde_json::Value> = gaps(&segs, t0, t1.min(now))
         .into_iter()
         .map(|g| {

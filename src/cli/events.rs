@@ -82,14 +82,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         Ok(index) => Box::new(move |q| Ok(events::search(&index, q)?)),
         // Locked by the running daemon: ask it.
         Err(e) => {
-            if config.server.listen.port() == 0 {
-                anyhow::bail!(
-                    "cannot open index {} ({e}), and the daemon's HTTP port is chosen at \
-                     start (listen port 0), so it cannot be asked either",
-                    path.display()
-                );
-            }
-            let base = format!("http://{}", config.server.listen);
+            let base = super::daemon_base(&config, &path, e)?;
             Box::new(move |q| via_http(&base, q))
         }
     };

@@ -82,21 +82,9 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Err(e) => {
-            if config.server.listen.port() == 0 {
-                anyhow::bail!(
-                    "cannot open index {} ({e}), and the daemon's HTTP port is chosen at \
-                     start (listen port 0), so it cannot be asked either",
-                    path.display()
-                );
-            }
+            let base = super::daemon_base(&config, &path, e)?;
             for (camera, out) in &targets {
-                download(
-                    &format!("http://{}", config.server.listen),
-                    camera,
-                    a.start,
-                    a.end,
-                    out,
-                )?;
+                download(&base, camera, a.start, a.end, out)?;
                 eprintln!("{camera}: {}", out.display());
             }
         }

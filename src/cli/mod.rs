@@ -101,6 +101,23 @@ fn load_config(file: &std::path::Path) -> anyhow::Result<crate::config::Config> 
     crate::config::Config::load(file).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))
 }
 
+/// The running daemon's API base URL, for commands that found the index locked (the
+/// daemon holds it) and ask the daemon instead. `err` is why the index did not open.
+fn daemon_base(
+    config: &crate::config::Config,
+    index: &std::path::Path,
+    err: impl std::fmt::Display,
+) -> anyhow::Result<String> {
+    if config.server.listen.port() == 0 {
+        anyhow::bail!(
+            "cannot open index {} ({err}), and the daemon's HTTP port is chosen at start \
+             (listen port 0), so it cannot be asked either",
+            index.display()
+        );
+    }
+    Ok(format!("http://{}", config.server.listen))
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()

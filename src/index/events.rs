@@ -194,27 +194,7 @@ impl Index {
     pub fn zone_id(&self, camera_id: u32, name: &str) -> Result<u32> {
         let mut key = camera_id.to_be_bytes().to_vec();
         key.extend_from_slice(name.as_bytes());
-        if let Some(v) = self.zones.get(&key)? {
-            return Ok(u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])));
-        }
-        let id = self
-            .meta
-            .update_and_fetch(META_NEXT_ZONE, |old| {
-                let n = old
-                    .map(|o| u32::from_be_bytes(o.try_into().unwrap_or([0; 4])))
-                    .unwrap_or(0)
-                    + 1;
-                Some(n.to_be_bytes().to_vec())
-            })?
-            .map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap()))
-            .unwrap_or(1);
-        match self
-            .zones
-            .compare_and_swap(&key, None as Option<&[u8]>, Some(&id.to_be_bytes()))?
-        {
-            Ok(()) => Ok(id),
-            Err(_) => self.zone_id(camera_id, name),
-        }
+        Ok(self.assign_id(&self.zones, &key, META_NEXT_ZONE)?.0)
     }
 
     /// Every zone id ever assigned to one camera, as (name, id).

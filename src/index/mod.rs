@@ -225,29 +225,31 @@ impl Index {
 
     /// The stable id of a camera name, assigned on first use.
     pub fn camera_id(&self, name: &str) -> Result<u32> {
-        if let Some(v) = self.cameras.get(name)? {
-            return Ok(u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])));
+        let (id, new) = self.assign_id(&self.cameras, name.as_bytes(), META_NEXT_CAMERA)?;
+        if new {
+            self.db.flush()?;
+        }
+        Ok(id)
+    }
+
+    /// The u32 BE id stored under `key` in `tree`, or a new one from the `meta` counter
+    /// `counter` (race-free: compare-and-swap). Returns (id, whether it is new).
+    fn assign_id(&self, tree: &sled::Tree, key: &[u8], counter: &[u8]) -> Result<(u32, bool)> {
+        let get = |v: &[u8]| u32::from_be_bytes(v.try_into().unwrap_or([0; 4]));
+        if let Some(v) = tree.get(key)? {
+            return Ok((get(&v), false));
         }
         let id = self
             .meta
-            .update_and_fetch(META_NEXT_CAMERA, |old| {
-                let n = old
-                    .map(|o| u32::from_be_bytes(o.try_into().unwrap_or([0; 4])))
-                    .unwrap_or(0)
-                    + 1;
-                Some(n.to_be_bytes().to_vec())
+            .update_and_fetch(counter, |old| {
+                Some((old.map(get).unwrap_or(0) + 1).to_be_bytes().to_vec())
             })?
-            .map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap()))
+            .map(|v| get(&v))
             .unwrap_or(1);
-        match self
-            .cameras
-            .compare_and_swap(name, None as Option<&[u8]>, Some(&id.to_be_bytes()))?
-        {
-            Ok(()) => {
-                self.db.flush()?;
-                Ok(id)
-            }
-            Err(_) => self.camera_id(name),
+        match tree.compare_and_swap(key, None as Option<&[u8]>, Some(&id.to_be_bytes()))? {
+            Ok(()) => Ok((id, true)),
+            // Another thread assigned it first: use theirs (our counter value is skipped).
+            Err(_) => self.assign_id(tree, key, counter),
         }
     }
 
