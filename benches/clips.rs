@@ -127,6 +127,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // Every API request is authenticated: an investigator's token, as an integration has.
+    let users = vigil::auth::AuthStore::new(dir.path());
+    users
+        .add_user("bench", vigil::auth::Role::Investigator, "bench password 1")
+        .unwrap();
+    let (token, _) = users.create_token("bench", "bench").unwrap();
     let app = vigil::api::router(vigil::api::AppState {
         index: index.clone(),
         status,
@@ -135,6 +141,11 @@ fn main() {
         alerts: vigil::alerts::hub(),
         shutdown: vigil::ingest::tokio_util_shim::new().1,
         audit: vigil::audit::AuditLog::new(dir.path()),
+        gate: Arc::new(vigil::api::auth::Gate::new(
+            dir.path(),
+            &vigil::config::ServerConfig::default(),
+            false,
+        )),
     });
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -150,7 +161,10 @@ fn main() {
     let mut best_http = f64::MAX;
     for _ in 0..5 {
         let t = Instant::now();
-        let mut r = ureq::get(&url).call().unwrap();
+        let mut r = ureq::get(&url)
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap();
         let mut reader = r.body_mut().with_config().limit(u64::MAX).reader();
         let mut buf = vec![0u8; 1 << 20];
         let mut n = reader.read(&mut buf).unwrap() as u64;

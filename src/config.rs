@@ -10,8 +10,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
+
+use crate::alerts::schedule::Schedule;
 use toml::Spanned;
 
 /// One problem in a config file, located by line and column (1-based).
@@ -71,7 +74,19 @@ struct RawConfig {
     #[serde(default)]
     metrics: Option<RawMetrics>,
     #[serde(default)]
+    schedules: Vec<Spanned<RawSchedule>>,
+    #[serde(default)]
     cameras: Vec<Spanned<RawCamera>>,
+}
+
+/// `[[schedules]]`: when alerts are armed (see [`crate::alerts::schedule`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    name: Spanned<String>,
+    timezone: Option<Spanned<String>>,
+    armed: Option<Spanned<Vec<String>>>,
+    disarmed: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +100,7 @@ struct RawMetrics {
 struct RawWebhook {
     url: Spanned<String>,
     secret_env: Spanned<String>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -130,10 +146,18 @@ struct RawStorage {
     commit_interval_ms: Option<Spanned<i64>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_insecure_remote: bool,
+    session_idle_minutes: Option<Spanned<f64>>,
+    session_max_hours: Option<Spanned<f64>>,
+    login_max_failures: Option<Spanned<i64>>,
+    lockout_minutes: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +178,7 @@ struct RawCamera {
     masks: Vec<Spanned<RawMask>>,
     #[serde(default)]
     motion: Option<RawMotion>,
+    arm: Option<Spanned<String>>,
 }
 
 fn default_true() -> bool {
@@ -167,6 +192,7 @@ struct RawZone {
     polygon: Spanned<Vec<[f64; 2]>>,
     min_area: Option<Spanned<f64>>,
     min_fraction: Option<Spanned<f64>>,
+    arm: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -178,6 +204,10 @@ struct RawMask {
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The file it came from and the SHA-256 (hex) of its text: the daemon records both
+    /// in the audit log at start, so configuration changes show there.
+    pub file: PathBuf,
+    pub sha256: String,
     pub storage: StorageConfig,
     pub server: ServerConfig,
     pub mqtt: Option<MqttConfig>,
@@ -203,6 +233,42 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `[metrics] listen`: Prometheus `/metrics` on its own address (none by default).
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the API over HTTPS with this certificate chain and key (PEM).
+    pub tls: Option<TlsConfig>,
+    /// Plain HTTP beyond loopback was asked for explicitly (the daemon warns at start).
+    pub allow_insecure_remote: bool,
+    /// A browser session ends after this long unused...
+    pub session_idle: std::time::Duration,
+    /// ... and after this long in all.
+    pub session_max: std::time::Duration,
+    /// Failed logins (per user name, and per client address) within `lockout` that lock
+    /// them out for `lockout`.
+    pub login_max_failures: u32,
+    pub lockout: std::time::Duration,
+}
+
+/// `server.tls_cert` and `server.tls_key`, resolved against the config file's directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for ServerConfig {
+    /// The defaults of an empty `[server]` section.
+    fn default() -> Self {
+        use std::time::Duration;
+        ServerConfig {
+            listen: DEFAULT_LISTEN.parse().unwrap(),
+            metrics_listen: None,
+            tls: None,
+            allow_insecure_remote: false,
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
+            login_max_failures: 5,
+            lockout: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 /// `[[webhooks]]`: alerts POSTed as JSON, signed with HMAC-SHA256.
@@ -211,6 +277,9 @@ pub struct WebhookConfig {
     pub url: url::Url,
     /// Environment variable holding the signing secret (never logged).
     pub secret_env: String,
+    /// For https: trust only the certificates in this PEM file (a private CA or the
+    /// receiver's self-signed certificate) instead of the public web roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[mqtt]`: alerts published to a broker.
@@ -253,6 +322,8 @@ pub struct CameraConfig {
     pub zones: Vec<Zone>,
     pub masks: Vec<Polygon>,
     pub motion: MotionConfig,
+    /// When motion on the camera as a whole raises alerts (always if None).
+    pub arm: Option<Arc<Schedule>>,
 }
 
 /// A polygon in normalised image coordinates (x, y in 0..=1, origin top left).
@@ -266,6 +337,8 @@ pub struct Zone {
     pub min_area: Option<f64>,
     /// ... and at least this fraction of the zone (overrides `zone_min_fraction`).
     pub min_fraction: Option<f64>,
+    /// When motion in this zone raises alerts (always if None).
+    pub arm: Option<Arc<Schedule>>,
 }
 
 /// Motion-detection settings (`[motion]` defaults, `[cameras.motion]` per camera).
@@ -443,11 +516,113 @@ impl Config {
         };
         let _ = storage_span;
 
-        let listen = raw
-            .server
-            .and_then(|s| s.listen)
-            .and_then(|l| loopback_addr(&l, "server.listen", DEFAULT_LISTEN, loc, &mut errs))
-            .unwrap_or_else(|| DEFAULT_LISTEN.parse().unwrap());
+        let server = raw.server.unwrap_or_default();
+        let tls = match (&server.tls_cert, &server.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let mut file = |v: &Spanned<String>, key: &str| {
+                    let p = base.join(v.get_ref());
+                    if let Err(e) = std::fs::metadata(&p) {
+                        errs.push(loc.error(
+                            v.span(),
+                            format!("server.{key}: cannot read {}: {e}", p.display()),
+                        ));
+                    }
+                    p
+                };
+                Some(TlsConfig {
+                    cert: file(cert, "tls_cert"),
+                    key: file(key, "tls_key"),
+                })
+            }
+            (Some(v), None) | (None, Some(v)) => {
+                errs.push(loc.error(
+                    v.span(),
+                    "server.tls_cert and server.tls_key go together: set both or neither".into(),
+                ));
+                None
+            }
+        };
+        let listen = match &server.listen {
+            None => DEFAULT_LISTEN.parse().unwrap(),
+            Some(l) => match l.get_ref().parse::<SocketAddr>() {
+                Ok(a) if a.ip().is_loopback() || tls.is_some() || server.allow_insecure_remote => a,
+                Ok(a) => {
+                    errs.push(loc.error(
+                        l.span(),
+                        format!(
+                            "server.listen {a}: beyond loopback the API needs TLS \
+                             (server.tls_cert and server.tls_key); to serve plain HTTP anyway \
+                             (behind a TLS proxy on the same host, say) set \
+                             server.allow_insecure_remote = true"
+                        ),
+                    ));
+                    DEFAULT_LISTEN.parse().unwrap()
+                }
+                Err(e) => {
+                    errs.push(loc.error(
+                        l.span(),
+                        format!(
+                            "server.listen {:?}: {e} (expected e.g. \"{DEFAULT_LISTEN}\")",
+                            l.get_ref()
+                        ),
+                    ));
+                    DEFAULT_LISTEN.parse().unwrap()
+                }
+            },
+        };
+        let allow_insecure_remote = server.allow_insecure_remote;
+        let defaults = ServerConfig::default();
+        let mut seconds = |v: &Option<Spanned<f64>>, key: &str, unit: f64, max: f64, default| {
+            let Some(v) = v else {
+                return default;
+            };
+            let x = *v.get_ref();
+            if x > 0.0 && x <= max {
+                std::time::Duration::from_secs_f64(x * unit)
+            } else {
+                errs.push(loc.error(
+                    v.span(),
+                    format!("server.{key} must be more than 0 and at most {max}, not {x}"),
+                ));
+                default
+            }
+        };
+        let session_idle = seconds(
+            &server.session_idle_minutes,
+            "session_idle_minutes",
+            60.0,
+            1440.0,
+            defaults.session_idle,
+        );
+        let session_max = seconds(
+            &server.session_max_hours,
+            "session_max_hours",
+            3600.0,
+            720.0,
+            defaults.session_max,
+        );
+        let lockout = seconds(
+            &server.lockout_minutes,
+            "lockout_minutes",
+            60.0,
+            1440.0,
+            defaults.lockout,
+        );
+        let login_max_failures = match &server.login_max_failures {
+            None => defaults.login_max_failures,
+            Some(v) if (1..=100).contains(v.get_ref()) => *v.get_ref() as u32,
+            Some(v) => {
+                errs.push(loc.error(
+                    v.span(),
+                    format!(
+                        "server.login_max_failures must be 1..=100, not {}",
+                        v.get_ref()
+                    ),
+                ));
+                defaults.login_max_failures
+            }
+        };
 
         let mqtt =
             raw.mqtt.map(|m| {
@@ -516,7 +691,7 @@ impl Config {
         for w in raw.webhooks {
             let w = w.into_inner();
             match url::Url::parse(w.url.get_ref()) {
-                Ok(u) if u.scheme() == "http" && u.host_str().is_some() => {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
                     if !u.username().is_empty() || u.password().is_some() {
                         errs.push(loc.error(
                             w.url.span(),
@@ -526,28 +701,86 @@ impl Config {
                     if w.secret_env.get_ref().is_empty() {
                         errs.push(loc.error(w.secret_env.span(), "secret_env is empty".into()));
                     }
+                    let ca_file = w.ca_file.map(|f| {
+                        let p = base.join(f.get_ref());
+                        if u.scheme() != "https" {
+                            errs.push(
+                                loc.error(f.span(), "webhooks.ca_file is for https URLs".into()),
+                            );
+                        } else if let Err(e) = std::fs::metadata(&p) {
+                            errs.push(loc.error(
+                                f.span(),
+                                format!("webhooks.ca_file: cannot read {}: {e}", p.display()),
+                            ));
+                        }
+                        p
+                    });
                     webhooks.push(WebhookConfig {
                         url: u,
                         secret_env: w.secret_env.into_inner(),
+                        ca_file,
                     });
                 }
-                Ok(u) if u.scheme() == "https" => errs.push(
-                    loc.error(
-                        w.url.span(),
-                        "webhooks.url: https is not supported yet (no TLS client is built in); \
-                     use http on a trusted network or a local relay"
-                            .into(),
-                    ),
-                ),
                 _ => errs.push(loc.error(
                     w.url.span(),
                     format!(
-                        "webhooks.url {:?}: expected http://host[:port]/path",
+                        "webhooks.url {:?}: expected http(s)://host[:port]/path",
                         w.url.get_ref()
                     ),
                 )),
             }
         }
+
+        let mut schedules: Vec<Arc<Schedule>> = Vec::new();
+        for s in raw.schedules {
+            let s = s.into_inner();
+            let sname = s.name.get_ref();
+            if !valid_name(sname) {
+                errs.push(loc.error(
+                    s.name.span(),
+                    format!("schedule name {sname:?} must be 1-64 characters of [a-z0-9_-]"),
+                ));
+            } else if schedules.iter().any(|o| &o.name == sname) {
+                errs.push(loc.error(s.name.span(), format!("duplicate schedule {sname:?}")));
+            }
+            let (windows, invert) = match (&s.armed, &s.disarmed) {
+                (Some(w), None) => (w, false),
+                (None, Some(w)) => (w, true),
+                _ => {
+                    errs.push(loc.error(
+                        s.name.span(),
+                        format!("schedule {sname:?}: set exactly one of armed or disarmed"),
+                    ));
+                    continue;
+                }
+            };
+            if let Some(tz) = &s.timezone
+                && let Err(e) = Schedule::parse(sname, Some(tz.get_ref()), &[], false)
+            {
+                errs.push(loc.error(tz.span(), format!("schedule {sname:?}: {e}")));
+                continue;
+            }
+            match Schedule::parse(
+                sname,
+                s.timezone.as_ref().map(|t| t.get_ref().as_str()),
+                windows.get_ref(),
+                invert,
+            ) {
+                Ok(sch) => schedules.push(Arc::new(sch)),
+                Err(e) => errs.push(loc.error(windows.span(), format!("schedule {sname:?}: {e}"))),
+            }
+        }
+        let arm = |a: &Option<Spanned<String>>, errs: &mut Vec<ConfigError>| {
+            let a = a.as_ref()?;
+            let found = schedules.iter().find(|s| &s.name == a.get_ref()).cloned();
+            if found.is_none() {
+                errs.push(loc.error(
+                    a.span(),
+                    format!("arm: no schedule named {:?} ([[schedules]])", a.get_ref()),
+                ));
+            }
+            found
+        };
 
         let global_motion = raw.motion.unwrap_or_default();
         // Check the global section on its own too, so its errors show once, with its lines.
@@ -625,6 +858,7 @@ impl Config {
                     polygon: z.polygon.into_inner(),
                     min_area,
                     min_fraction,
+                    arm: arm(&z.arm, &mut errs),
                 });
             }
             let mut masks = Vec::new();
@@ -646,11 +880,15 @@ impl Config {
                 zones,
                 masks,
                 motion,
+                arm: arm(&cam.arm, &mut errs),
             });
         }
 
         if errs.is_empty() {
+            use sha2::Digest;
             Ok(Config {
+                file: loc.file.to_owned(),
+                sha256: crate::auth::hex(&sha2::Sha256::digest(loc.text.as_bytes())),
                 storage: StorageConfig {
                     dir,
                     retain_days,
@@ -662,6 +900,12 @@ impl Config {
                 server: ServerConfig {
                     listen,
                     metrics_listen,
+                    tls,
+                    allow_insecure_remote,
+                    session_idle,
+                    session_max,
+                    login_max_failures,
+                    lockout,
                 },
                 mqtt,
                 webhooks,
@@ -673,7 +917,7 @@ impl Config {
     }
 }
 
-/// A listen address, loopback only until authentication is enforced; `None` after an
+/// A listen address for an unauthenticated listener (metrics): loopback only; `None` after an
 /// error (pushed to `errs`).
 fn loopback_addr(
     v: &Spanned<String>,
@@ -688,8 +932,8 @@ fn loopback_addr(
             errs.push(loc.error(
                 v.span(),
                 format!(
-                    "{key}: only loopback addresses (127.0.0.1, [::1]) are allowed until \
-                     authentication is configured"
+                    "{key}: only loopback addresses (127.0.0.1, [::1]) are allowed, as it has no \
+                     authentication (scrape /metrics on the API with a token instead)"
                 ),
             ));
             None

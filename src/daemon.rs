@@ -53,6 +53,33 @@ pub async fn run(
     // In case a crash kept an event's record but not its index entries.
     index.reindex_newest_events()?;
 
+    let audit = crate::audit::AuditLog::new(dir);
+    audit
+        .append(
+            "daemon",
+            "local",
+            "daemon.start",
+            serde_json::json!({
+                "config": config.file.display().to_string(),
+                "config_sha256": config.sha256,
+                "version": env!("CARGO_PKG_VERSION"),
+            }),
+        )
+        .context("cannot write the audit log")?;
+    let gate = Arc::new(api::auth::Gate::new(
+        dir,
+        &config.server,
+        config.server.tls.is_some(),
+    ));
+    match gate.store.data() {
+        Ok(d) if d.users.is_empty() => tracing::warn!(
+            "no users yet: nobody can use the API or the web page; add an admin with \
+             `vigil user add --config <file> <name> --role admin`"
+        ),
+        Ok(_) => {}
+        Err(e) => anyhow::bail!("{e}"),
+    }
+
     let mut cameras = Vec::new();
     for c in &config.cameras {
         cameras.push((c.name.clone(), index.camera_id(&c.name)?));
@@ -94,6 +121,7 @@ pub async fn run(
     for w in &config.webhooks {
         webhooks.push(tokio::spawn(crate::alerts::webhook::run(
             w.clone(),
+            crate::alerts::webhook::agent(w)?,
             crate::alerts::webhook::secret(w)?,
             alert_hub.clone(),
             sinks_stop.token(),
@@ -187,13 +215,41 @@ pub async fn run(
         storage: dir.clone(),
         alerts: alert_hub.clone(),
         shutdown: cancel.clone(),
-        audit: crate::audit::AuditLog::new(dir),
+        audit,
+        gate,
     });
+    let tls = match &config.server.tls {
+        Some(t) => {
+            // ring: no OpenSSL or cmake needed to build. Installing twice is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot use TLS certificate {} with key {}",
+                            t.cert.display(),
+                            t.key.display()
+                        )
+                    })?,
+            )
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!("HTTP on http://{addr}/");
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on {addr} beyond loopback (server.allow_insecure_remote): \
+             passwords, session cookies, tokens and video cross the network in clear"
+        );
+    }
+    tracing::info!(
+        "HTTP on {}://{addr}/",
+        if tls.is_some() { "https" } else { "http" }
+    );
     on_listen(addr);
     let metrics = match config.server.metrics_listen {
         Some(a) => {
@@ -212,16 +268,27 @@ pub async fn run(
         None => None,
     };
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = http_stop_rx.await;
-        })
-        .await
-    });
+    let make_service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let http = match tls {
+        Some(tls) => {
+            // axum-server does the TLS handshakes; its handle stops it gracefully.
+            let handle = axum_server::Handle::new();
+            let server =
+                axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle.clone());
+            tokio::spawn(async move {
+                let _ = http_stop_rx.await;
+                handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            tokio::spawn(async move { server.serve(make_service).await })
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, make_service)
+                .with_graceful_shutdown(async {
+                    let _ = http_stop_rx.await;
+                })
+                .await
+        }),
+    };
 
     shutdown.await;
     tracing::info!("shutting down: finishing open segments");

@@ -22,3 +22,4 @@ pub mod motion;
 pub mod record;
 pub mod status;
 pub mod time_fmt;
+pub mod tls;

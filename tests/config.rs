@@ -109,10 +109,34 @@ fn each_bad_config_class_names_file_line_and_problem() {
             "max_bytes",
         ),
         (
-            "non-loopback listen",
+            "non-loopback listen without TLS",
             format!("{storage}[server]\nlisten = \"0.0.0.0:8080\"\n"),
             4,
-            "loopback",
+            "beyond loopback the API needs TLS",
+        ),
+        (
+            "TLS cert without key",
+            format!("{storage}[server]\ntls_cert = \"cert.pem\"\n"),
+            4,
+            "set both or neither",
+        ),
+        (
+            "TLS files missing",
+            format!("{storage}[server]\ntls_cert = \"nope.pem\"\ntls_key = \"nope.key\"\n"),
+            4,
+            "server.tls_cert: cannot read",
+        ),
+        (
+            "session idle",
+            format!("{storage}[server]\nsession_idle_minutes = 0\n"),
+            4,
+            "server.session_idle_minutes must be more than 0",
+        ),
+        (
+            "login failures",
+            format!("{storage}[server]\nlogin_max_failures = 1000\n"),
+            4,
+            "server.login_max_failures must be 1..=100",
         ),
         (
             "bad transport",
@@ -177,10 +201,18 @@ fn each_bad_config_class_names_file_line_and_problem() {
             "without wildcards",
         ),
         (
-            "https webhook",
-            format!("{storage}[[webhooks]]\nurl = \"https://example.com/h\"\nsecret_env = \"S\"\n"),
+            "webhook CA for http",
+            format!(
+                "{storage}[[webhooks]]\nurl = \"http://example.com/h\"\nsecret_env = \"S\"\nca_file = \"ca.pem\"\n"
+            ),
+            6,
+            "ca_file is for https URLs",
+        ),
+        (
+            "webhook scheme",
+            format!("{storage}[[webhooks]]\nurl = \"ftp://example.com/h\"\nsecret_env = \"S\"\n"),
             4,
-            "https is not supported yet",
+            "expected http(s)://host",
         ),
         (
             "webhook without secret",

@@ -12,11 +12,7 @@ use common::*;
 use vigil::time_fmt::{parse_rfc3339, rfc3339};
 
 fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut r = agent.post(url).send_json(body).unwrap();
+    let mut r = post(url).send_json(body).unwrap();
     (
         r.status().as_u16(),
         r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
@@ -30,7 +26,7 @@ fn sse_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let url = url.to_string();
     std::thread::spawn(move || {
-        let mut r = ureq::get(&url).call().unwrap();
+        let mut r = get(&url).call().unwrap();
         assert_eq!(r.headers()["content-type"], "text/event-stream");
         ready_tx.send(()).unwrap();
         let reader = std::io::BufReader::new(r.body_mut().with_config().limit(u64::MAX).reader());
@@ -54,7 +50,12 @@ fn sse_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
 /// Subscribes to the WebSocket variant: each text message's JSON arrives on the channel.
 fn ws_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let (mut socket, _) = tungstenite::connect(url).unwrap();
+    use tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().unwrap();
+    let token = token_for(&url.replacen("ws://", "http://", 1)).unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut socket, _) = tungstenite::connect(req).unwrap();
     std::thread::spawn(move || {
         while let Ok(m) = socket.read() {
             if let tungstenite::Message::Text(t) = m
@@ -184,7 +185,7 @@ fn events_thumbnails_region_search_and_queries() {
     assert_eq!(code, 200, "{v}");
     assert_eq!(
         (v["by"].as_str(), v["note"].as_str()),
-        (Some("local"), Some("checked: a visitor"))
+        (Some("admin"), Some("checked: a visitor"))
     );
     let (code, v) = post_json(&ack_url, &serde_json::json!({}));
     assert_eq!(code, 409, "{v}");
@@ -192,7 +193,7 @@ fn events_thumbnails_region_search_and_queries() {
         v["error"]
             .as_str()
             .unwrap()
-            .contains("already acknowledged by local")
+            .contains("already acknowledged by admin")
     );
     let e = get_json(&format!("{base}/api/events/{id_a}"));
     assert_eq!(e["acknowledged"]["note"], "checked: a visitor");
@@ -228,7 +229,7 @@ fn events_thumbnails_region_search_and_queries() {
 
     // Thumbnails: JPEG of the peak frame, 320 px wide (the 320x180 clip is not upscaled).
     for id in [id_a, id_b] {
-        let mut r = ureq::get(&format!("{base}/api/events/{id}/thumbnail.jpg"))
+        let mut r = get(&format!("{base}/api/events/{id}/thumbnail.jpg"))
             .call()
             .unwrap();
         assert_eq!(r.headers()["content-type"], "image/jpeg");
@@ -278,8 +279,22 @@ fn events_thumbnails_region_search_and_queries() {
     assert!(c[""].as_u64().unwrap() >= 2, "{counts}");
 
     // `vigil events` while the daemon runs (it holds the index: the CLI asks its API).
+    // Without a token it says how to give one.
+    let out = Command::new(VIGIL)
+        .args(["events", "--config", cfg.to_str().unwrap()])
+        .args(["--since", &rfc3339(t0), "--until", &rfc3339(far)])
+        .env_remove("VIGIL_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("VIGIL_TOKEN"),
+        "{out:?}"
+    );
+    let token = token_for(&base).unwrap();
     let cli = |args: &[&str]| {
         let out = Command::new(VIGIL)
+            .env("VIGIL_TOKEN", &token)
             .args(["events", "--config", cfg.to_str().unwrap(), "--since"])
             .arg(rfc3339(t0))
             .arg("--until")
@@ -354,7 +369,7 @@ fn events_thumbnails_region_search_and_queries() {
     assert!(region(serde_json::json!([[0.35, 0.0], [0.45, 0.0], [0.45, 0.15]])).is_empty());
 
     // The second event's clip: pre-roll (3 s) + event + post-roll (2 s), playable.
-    let mut r = ureq::get(&format!("{base}/api/events/{id_b}/clip.mp4"))
+    let mut r = get(&format!("{base}/api/events/{id_b}/clip.mp4"))
         .call()
         .unwrap();
     let clip = t.join("event.mp4");

@@ -9,41 +9,122 @@ use std::time::Duration;
 
 use common::*;
 
-/// Renders `url` in headless Chromium after its scripts ran; returns the DOM, and leaves a
-/// screenshot beside it for people debugging a failure.
-fn chromium_dom(url: &str, t: &TestDir) -> String {
-    let profile = t.join("chromium-profile");
-    let common_flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--virtual-time-budget=5000",
-    ];
-    let run = |extra: &[String]| {
-        let out = Command::new("chromium")
-            .args(common_flags)
+/// Headless Chromium (Debian's) driven over the DevTools protocol, as a person would use
+/// the page: navigate, type into the form, click. Killed on drop.
+struct Browser {
+    child: std::process::Child,
+    socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    next_id: u64,
+}
+
+impl Browser {
+    fn start(t: &TestDir) -> Browser {
+        let profile = t.join("chromium-profile");
+        let child = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1400,500",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
             .arg(format!("--user-data-dir={}", profile.display()))
-            .args(extra)
-            .arg(url)
-            .output()
+            .arg("about:blank")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(t.join("chromium.log")).unwrap())
+            .spawn()
             .expect("chromium (apt install chromium; scripts/test installs it)");
-        assert!(
-            out.status.success(),
-            "chromium: {}",
-            String::from_utf8_lossy(&out.stderr)
+        // Chromium writes the port it chose into the profile.
+        let port: u16 = wait_for(Duration::from_secs(30), "chromium's DevTools port", || {
+            std::fs::read_to_string(profile.join("DevToolsActivePort"))
+                .ok()?
+                .lines()
+                .next()?
+                .parse()
+                .ok()
+        });
+        let ws = wait_for(Duration::from_secs(30), "chromium's page target", || {
+            let list: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{port}/json/list"))
+                .call()
+                .ok()?
+                .body_mut()
+                .read_json()
+                .ok()?;
+            list.as_array()?
+                .iter()
+                .find(|t| t["type"] == "page")
+                .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(String::from))
+        });
+        let (socket, _) = tungstenite::connect(ws).unwrap();
+        Browser {
+            child,
+            socket,
+            next_id: 1,
+        }
+    }
+
+    /// Sends a DevTools command and returns its result.
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let msg = serde_json::json!({ "id": id, "method": method, "params": params });
+        self.socket
+            .send(tungstenite::Message::Text(msg.to_string().into()))
+            .unwrap();
+        loop {
+            let m = self.socket.read().unwrap();
+            let tungstenite::Message::Text(text) = m else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if v["id"] == id {
+                assert!(v["error"].is_null(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates JavaScript in the page (awaiting promises) and returns its value.
+    fn eval(&mut self, js: &str) -> serde_json::Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            serde_json::json!({ "expression": js, "returnByValue": true, "awaitPromise": true }),
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let _ = run(&[
-        format!("--screenshot={}", t.join("status.png").display()),
-        "--window-size=1400,500".into(),
-    ]);
-    run(&["--dump-dom".into()])
+        r["result"]["value"].clone()
+    }
+
+    /// Polls `js` until it is true.
+    fn wait(&mut self, js: &str, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.eval(js) != serde_json::Value::Bool(true) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; page: {}",
+                self.eval("document.documentElement.outerHTML")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn screenshot(&mut self, path: &std::path::Path) {
+        use base64ct::Encoding;
+        let r = self.call("Page.captureScreenshot", serde_json::json!({}));
+        let png = base64ct::Base64::decode_vec(r["data"].as_str().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
@@ -60,6 +141,9 @@ fn demo_status_page_shows_cameras_in_chromium() {
     let url = page.split_whitespace().nth(2).unwrap().to_string();
     assert_eq!(url, format!("http://{listen}/"));
     let base = url.trim_end_matches('/');
+    let creds = demo.wait_line("log in as:", Duration::from_secs(5));
+    let password = creds.split_whitespace().nth(4).unwrap().to_string();
+    use_session(base, "demo", &password);
     wait_for(
         Duration::from_secs(30),
         "both demo cameras recording",
@@ -72,7 +156,42 @@ fn demo_status_page_shows_cameras_in_chromium() {
         },
     );
 
-    let dom = chromium_dom(&url, &t);
+    // Not logged in, the page sends the browser to the login form; a wrong password is
+    // refused on the form; the right one leads to the status page.
+    let mut b = Browser::start(&t);
+    b.call("Page.navigate", serde_json::json!({ "url": url }));
+    b.wait(
+        "location.pathname === '/login' && !!document.getElementById('password')",
+        "the login page",
+    );
+    let login = |b: &mut Browser, password: &str| {
+        b.eval(&format!(
+            "document.getElementById('user').value = 'demo'; \
+             document.getElementById('password').value = {password:?}; \
+             document.querySelector('button[type=submit]').click(); true"
+        ));
+    };
+    login(&mut b, "not the password");
+    b.wait(
+        "document.getElementById('error').textContent.includes('wrong user name or password')",
+        "the login error",
+    );
+    login(&mut b, &password);
+    b.wait(
+        "location.pathname === '/' && document.getElementById('cams').textContent.includes('front-door')",
+        "the status page with cameras",
+    );
+    b.wait(
+        "document.getElementById('storage').textContent.includes('segments')",
+        "the storage line",
+    );
+    b.screenshot(&t.join("status.png"));
+    let dom = b
+        .eval("document.documentElement.outerHTML")
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(dom.contains("demo (admin)"), "no user shown:\n{dom}");
     // Only what the page's script rendered, not the script's own text.
     let rendered = |id: &str| -> String {
         let start = dom
@@ -97,7 +216,20 @@ fn demo_status_page_shows_cameras_in_chromium() {
         storage.contains("Storage <code>") && storage.contains("segments"),
         "{storage}"
     );
-    assert!(t.join("status.png").exists());
+    assert!(std::fs::metadata(t.join("status.png")).unwrap().len() > 1000);
+
+    // Logging out ends the session: the page is refused and the API says why.
+    b.eval("document.getElementById('logout').click(); true");
+    b.wait(
+        "location.pathname === '/login'",
+        "the login page after logout",
+    );
+    b.call("Page.navigate", serde_json::json!({ "url": url }));
+    b.wait(
+        "location.pathname === '/login'",
+        "a redirect to the login page",
+    );
+    drop(b);
 
     let mut demo = demo;
     demo.signal(libc::SIGINT);

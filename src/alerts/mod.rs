@@ -6,6 +6,7 @@
 //! slowing analysis.
 
 pub mod mqtt;
+pub mod schedule;
 pub mod webhook;
 
 use serde::Serialize;

@@ -46,17 +46,18 @@ pub fn secret(cfg: &WebhookConfig) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// The client of one webhook (https trusting `ca_file`, or the public roots).
+pub fn agent(cfg: &WebhookConfig) -> anyhow::Result<ureq::Agent> {
+    crate::tls::agent(cfg.ca_file.as_deref(), Some(Duration::from_secs(10)))
+        .map_err(|e| anyhow::anyhow!("webhook {}: {e:#}", cfg.url))
+}
+
 /// One delivery attempt: Ok on a 2xx answer.
-fn post(url: &str, secret: &[u8], body: &[u8]) -> Result<(), String> {
+fn post(agent: &ureq::Agent, url: &str, secret: &[u8], body: &[u8]) -> Result<(), String> {
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
     let r = agent
         .post(url)
         .header("Content-Type", "application/json")
@@ -72,7 +73,13 @@ fn post(url: &str, secret: &[u8], body: &[u8]) -> Result<(), String> {
 }
 
 /// Delivers alerts until `stop`.
-pub async fn run(cfg: WebhookConfig, secret: Vec<u8>, hub: AlertHub, mut stop: CancelToken) {
+pub async fn run(
+    cfg: WebhookConfig,
+    agent: ureq::Agent,
+    secret: Vec<u8>,
+    hub: AlertHub,
+    mut stop: CancelToken,
+) {
     let url = cfg.url.to_string();
     let mut rx = hub.subscribe();
     loop {
@@ -90,8 +97,8 @@ pub async fn run(cfg: WebhookConfig, secret: Vec<u8>, hub: AlertHub, mut stop: C
         };
         let body = serde_json::to_vec(&alert).unwrap_or_default();
         for attempt in 1..=ATTEMPTS {
-            let (u, s, b) = (url.clone(), secret.clone(), body.clone());
-            let r = tokio::task::spawn_blocking(move || post(&u, &s, &b))
+            let (a, u, s, b) = (agent.clone(), url.clone(), secret.clone(), body.clone());
+            let r = tokio::task::spawn_blocking(move || post(&a, &u, &s, &b))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
             match r {

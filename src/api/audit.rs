@@ -3,16 +3,18 @@
 //! [`crate::audit::AuditLog`], and `GET /api/audit` to read it.
 //!
 //! A player fetches a clip as many byte ranges: only the request for the whole clip or
-//! its first bytes is recorded. Until authentication lands every user is `local`.
-
-use std::net::SocketAddr;
+//! its first bytes is recorded. Requests refused for want of credentials (401) are not
+//! recorded (logins and bad tokens are, by [`super::auth`]); refusals for want of a role
+//! or a CSRF token (403) are, on any route, as `access.denied` when the route is not
+//! audited anyway.
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::auth::Principal;
 use super::events::Params;
 use super::{ApiError, AppState, blocking};
 
@@ -39,19 +41,24 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
 pub(super) async fn middleware(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
-    let Some(action) = action(&method, &path) else {
+    let Some(user) = req.extensions().get::<Principal>().map(|p| p.user.clone()) else {
         return next.run(req).await;
+    };
+    let Some(action) = action(&method, &path) else {
+        let source = super::auth::source(&req);
+        let resp = next.run(req).await;
+        if resp.status() == axum::http::StatusCode::FORBIDDEN {
+            let params = serde_json::json!({ "method": method, "path": path, "status": 403 });
+            super::auth::audit(&st, &user, &source, "access.denied", params).await;
+        }
+        return resp;
     };
     let partial = req
         .headers()
         .get(axum::http::header::RANGE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|r| !r.trim().starts_with("bytes=0-"));
-    let source = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let source = super::auth::source(&req);
     let query: serde_json::Map<String, serde_json::Value> =
         url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
@@ -77,7 +84,7 @@ pub(super) async fn middleware(State(st): State<AppState>, req: Request, next: N
     });
     let log = st.audit.clone();
     // Fail closed: what cannot be recorded is not shown.
-    match blocking(move || log.append("local", &source, action, params)).await {
+    match blocking(move || log.append(&user, &source, action, params)).await {
         Ok(Ok(_)) => resp,
         Ok(Err(e)) => {
             tracing::error!("audit log: {e}");

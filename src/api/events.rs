@@ -305,6 +305,7 @@ pub(super) async fn region(
 pub(super) async fn acknowledge(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    axum::Extension(who): axum::Extension<super::auth::Principal>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     #[derive(Deserialize, Default)]
@@ -337,7 +338,7 @@ pub(super) async fn acknowledge(
             None => String::new(), // still open: its record is written when it closes
         };
         let ack = crate::index::Ack {
-            user: "local".into(),
+            user: who.user,
             time_us: now,
             note: req.note,
         };

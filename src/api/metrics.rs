@@ -1,5 +1,6 @@
 //! `GET /metrics`: Prometheus text exposition of the cameras' and the storage's status,
-//! served on its own address (`[metrics] listen`), never on the main API's.
+//! served on its own loopback address without authentication (`[metrics] listen`), and on
+//! the main API for any authenticated user (a viewer's token is enough for a scraper).
 
 use std::fmt::Write;
 
@@ -14,6 +15,11 @@ pub fn router(status: SharedStatus) -> axum::Router {
     axum::Router::new()
         .route("/metrics", axum::routing::get(metrics))
         .with_state(status)
+}
+
+/// `GET /metrics` on the main API.
+pub(super) async fn api(State(st): State<super::AppState>) -> impl IntoResponse {
+    metrics(State(st.status)).await
 }
 
 async fn metrics(State(status): State<SharedStatus>) -> impl IntoResponse {

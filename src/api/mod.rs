@@ -2,20 +2,22 @@
 //! `/health`, `/api/cameras`, `/api/storage`, `/api/recordings`, `/` (status page), and
 //! the timeline's resources in [`events`].
 //!
-//! Bound to loopback only until authentication lands (config validation refuses other
-//! addresses). Bad parameters get a 400 with a JSON `{"error": "..."}` message.
+//! Routes are grouped by the least role that may use them (see [`router`]); [`auth`]
+//! says who is asking and enforces the role, [`audit`] records what they asked.
+//! Bad parameters get a 4xx with a JSON `{"error": "..."}` message.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 mod alerts;
 mod audit;
+pub mod auth;
 mod clips;
 mod events;
 pub mod metrics;
@@ -36,34 +38,67 @@ pub struct AppState {
     pub alerts: crate::alerts::AlertHub,
     /// The hash-chained audit log of who searched, viewed and exported what.
     pub audit: crate::audit::AuditLog,
+    /// Users, tokens, sessions and the login lockout.
+    pub gate: Arc<auth::Gate>,
     /// Cancelled when the daemon shuts down: ends long-lived responses (alert streams),
     /// which graceful shutdown would otherwise wait for forever.
     pub shutdown: crate::ingest::tokio_util_shim::CancelToken,
 }
 
+/// The API. Each group of routes is open to its role and the ones above it
+/// (viewer < operator < investigator < admin); only the public group is open to anyone.
+/// The OpenAPI document gives each operation's role (`x-vigil-role`), and the
+/// authorisation matrix test (tests/auth.rs) checks every route against it.
 pub fn router(state: AppState) -> axum::Router {
-    let audited = axum::middleware::from_fn_with_state(state.clone(), audit::middleware);
-    axum::Router::new()
-        .route("/", get(status_page))
+    use crate::auth::Role;
+    let need = |r: Role| axum::middleware::from_fn_with_state(r, auth::require);
+    let public = axum::Router::new()
+        .route("/", get(auth::status_page))
         .route("/health", get(health))
+        .route("/login", get(auth::login_page))
+        .route("/api/login", post(auth::login));
+    let viewer = axum::Router::new()
+        .route("/api/session", get(auth::current))
+        .route("/api/logout", post(auth::logout))
         .route("/api/openapi.json", get(openapi))
         .route("/api/cameras", get(cameras))
         .route("/api/storage", get(storage))
+        .route("/metrics", get(metrics::api))
+        .route_layer(need(Role::Viewer));
+    let operator = axum::Router::new()
+        .route("/api/alerts/stream", get(alerts::stream))
+        .route("/api/alerts/ws", get(alerts::websocket))
+        .route("/api/events/{id}", get(events::one))
+        .route("/api/events/{id}/thumbnail.jpg", get(events::thumbnail))
+        .route("/api/events/{id}/ack", post(events::acknowledge))
+        .route_layer(need(Role::Operator));
+    let investigator = axum::Router::new()
         .route("/api/recordings", get(recordings))
         .route("/api/events", get(events::list))
         .route("/api/events/counts", get(events::counts))
-        .route("/api/events/{id}", get(events::one))
-        .route("/api/events/{id}/thumbnail.jpg", get(events::thumbnail))
         .route("/api/activity", get(events::activity))
         .route("/api/timeline", get(events::timeline))
         .route("/api/search/region", post(events::region))
-        .route("/api/events/{id}/ack", post(events::acknowledge))
         .route("/api/clips/{file}", get(clips::clip))
-        .route("/api/alerts/stream", get(alerts::stream))
-        .route("/api/alerts/ws", get(alerts::websocket))
-        .route("/api/audit", get(audit::list))
-        .layer(audited)
         .route("/api/events/{id}/clip.mp4", get(clips::event_clip))
+        .route_layer(need(Role::Investigator));
+    let admin = axum::Router::new()
+        .route("/api/audit", get(audit::list))
+        .route_layer(need(Role::Admin));
+    axum::Router::new()
+        .merge(public)
+        .merge(viewer)
+        .merge(operator)
+        .merge(investigator)
+        .merge(admin)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
 }
 
@@ -248,13 +283,6 @@ async fn recordings(
         "gaps": gaps,
     }))
     .into_response())
-}
-
-async fn status_page() -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(include_str!("status.html")),
-    )
 }
 
 #[cfg(test)]

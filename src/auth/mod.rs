@@ -7,10 +7,16 @@
 //! rename it over the old one, so readers always see a whole file. Passwords and token
 //! secrets are never stored or logged in clear: a token is shown once, when created.
 //!
-//! Not wired into the HTTP API yet (see README "Status").
+//! The daemon reads it through [`CachedAuth`] (reloaded when the file changes, so a token
+//! revoked from the CLI stops working at once); [`session`] and [`limiter`] hold the
+//! browser sessions and the login lockout, in memory.
+
+pub mod limiter;
+pub mod session;
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -84,7 +90,7 @@ fn now() -> String {
     crate::time_fmt::rfc3339(crate::status::now_us())
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -287,19 +293,86 @@ impl AuthStore {
 
     /// The user a bearer token belongs to, if it is valid and not revoked.
     pub fn check_token(&self, token: &str) -> Result<Option<User>, AuthError> {
-        let Some((id, secret)) = token.strip_prefix("vgl_").and_then(|t| t.split_once('_')) else {
-            return Ok(None);
-        };
+        Ok(self.load()?.token_user(token).cloned())
+    }
+}
+
+impl AuthData {
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// The user a bearer token (`vgl_<id>_<secret>`) belongs to, if it is valid and not
+    /// revoked.
+    pub fn token_user(&self, token: &str) -> Option<&User> {
+        let (id, secret) = token.strip_prefix("vgl_")?.split_once('_')?;
         let digest = hex(&Sha256::digest(secret.as_bytes()));
-        let d = self.load()?;
-        let Some(t) = d
-            .tokens
-            .iter()
-            .find(|t| t.id == id && !t.revoked && t.secret_sha256 == digest)
-        else {
-            return Ok(None);
+        let t = self.tokens.iter().find(|t| {
+            t.id == id && !t.revoked && session::same_secret(&t.secret_sha256, &digest)
+        })?;
+        self.user(&t.user)
+    }
+
+    /// The public id of a token string, for logs and the audit (never the secret).
+    pub fn token_id(token: &str) -> &str {
+        token
+            .strip_prefix("vgl_")
+            .and_then(|t| t.split_once('_'))
+            .map_or("malformed", |(id, _)| id)
+    }
+}
+
+/// Verifies a login. An unknown user costs as much as a wrong password (a hash is
+/// verified either way), so timing does not tell which user names exist.
+pub fn verify_login(data: &AuthData, name: &str, password: &str) -> Option<User> {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    match data.user(name) {
+        Some(u) => verify_password(&u.password_hash, password).then(|| u.clone()),
+        None => {
+            let _ = verify_password(
+                DUMMY.get_or_init(|| hash_password("not a real password")),
+                password,
+            );
+            None
+        }
+    }
+}
+
+/// The auth store as the daemon reads it: kept in memory and reloaded when the file
+/// changes (its inode, size or modification time), which costs one `stat` per request.
+pub struct CachedAuth {
+    store: AuthStore,
+    cur: Mutex<(Option<FileStamp>, Arc<AuthData>)>,
+}
+
+/// Inode, mtime (s, ns) and size: any write (a rename) changes it.
+type FileStamp = (u64, i64, i64, u64);
+
+impl CachedAuth {
+    pub fn new(store: AuthStore) -> CachedAuth {
+        CachedAuth {
+            store,
+            cur: Mutex::new((None, Arc::new(AuthData::default()))),
+        }
+    }
+
+    pub fn store(&self) -> &AuthStore {
+        &self.store
+    }
+
+    /// The current data (blocking: a `stat`, and a read when it changed).
+    pub fn data(&self) -> Result<Arc<AuthData>, AuthError> {
+        use std::os::unix::fs::MetadataExt;
+        let stamp = match std::fs::metadata(&self.store.path) {
+            Ok(m) => Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(self.store.io(e)),
         };
-        Ok(d.users.into_iter().find(|u| u.name == t.user))
+        let mut cur = self.cur.lock().unwrap();
+        if cur.0 != stamp {
+            *cur = (stamp, Arc::new(self.store.load()?));
+        }
+        Ok(cur.1.clone())
     }
 }
 

@@ -29,6 +29,19 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         ),
     };
     std::fs::create_dir_all(&dir)?;
+    // The web page needs a login: an admin `demo` with a fresh random password each run.
+    let password = {
+        use argon2::password_hash::rand_core::{OsRng, RngCore};
+        let mut b = [0u8; 12];
+        OsRng.fill_bytes(&mut b);
+        crate::auth::hex(&b)
+    };
+    let users = crate::auth::AuthStore::new(&dir);
+    if users.load()?.user("demo").is_some() {
+        users.set_password("demo", &password)?;
+    } else {
+        users.add_user("demo", crate::auth::Role::Admin, &password)?;
+    }
     let cam = crate::fake_camera::start(crate::fake_camera::Options {
         port: a.rtsp_port,
         paths: vec!["front-door".into(), "yard".into()],
@@ -57,6 +70,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         crate::daemon::shutdown_signal(),
         |addr| {
             println!("status page: http://{addr}/   (Ctrl-C to stop)");
+            println!("log in as: demo {password}");
         },
     ));
     cam.stop();

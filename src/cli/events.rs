@@ -82,8 +82,8 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         Ok(index) => Box::new(move |q| Ok(events::search(&index, q)?)),
         // Locked by the running daemon: ask it.
         Err(e) => {
-            let base = super::daemon_base(&config, &path, e)?;
-            Box::new(move |q| via_http(&base, q))
+            let api = super::DaemonApi::new(&config, &path, e)?;
+            Box::new(move |q| via_http(&api, q))
         }
     };
     let want = a.limit.unwrap_or(usize::MAX);
@@ -132,9 +132,9 @@ fn print_event(out: &mut impl std::io::Write, e: &EventView, json: bool) -> anyh
 }
 
 /// The same query through the running daemon's `/api/events`.
-fn via_http(base: &str, q: &EventQuery) -> anyhow::Result<EventPage> {
+fn via_http(api: &super::DaemonApi, q: &EventQuery) -> anyhow::Result<EventPage> {
     use crate::time_fmt::rfc3339;
-    let mut url = url::Url::parse(&format!("{base}/api/events"))?;
+    let mut url = url::Url::parse(&format!("{}/api/events", api.base))?;
     {
         let mut p = url.query_pairs_mut();
         p.append_pair("start", &rfc3339(q.start_us));
@@ -164,22 +164,6 @@ fn via_http(base: &str, q: &EventQuery) -> anyhow::Result<EventPage> {
             p.append_pair("cursor", c);
         }
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut r = agent.get(url.as_str()).call().map_err(|e| {
-        anyhow::anyhow!("the index is locked (daemon running?) and {base} does not answer: {e}")
-    })?;
-    let status = r.status();
-    let body: serde_json::Value = r.body_mut().read_json()?;
-    if !status.is_success() {
-        anyhow::bail!(
-            "{}",
-            body["error"]
-                .as_str()
-                .unwrap_or("the daemon refused the query")
-        );
-    }
+    let body: serde_json::Value = api.get(url.as_str())?.body_mut().read_json()?;
     Ok(serde_json::from_value(body)?)
 }

@@ -82,9 +82,9 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Err(e) => {
-            let base = super::daemon_base(&config, &path, e)?;
+            let api = super::DaemonApi::new(&config, &path, e)?;
             for (camera, out) in &targets {
-                download(&base, camera, a.start, a.end, out)?;
+                download(&api, camera, a.start, a.end, out)?;
                 eprintln!("{camera}: {}", out.display());
             }
         }
@@ -105,27 +105,21 @@ fn report(camera: &str, out: &Path, frames: u64, duration_us: i64) {
 }
 
 /// The same clip from the running daemon.
-fn download(base: &str, camera: &str, start: i64, end: i64, out: &Path) -> anyhow::Result<()> {
-    let mut url = url::Url::parse(&format!("{base}/api/clips/"))?.join(&format!("{camera}.mp4"))?;
+fn download(
+    api: &super::DaemonApi,
+    camera: &str,
+    start: i64,
+    end: i64,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let mut url =
+        url::Url::parse(&format!("{}/api/clips/", api.base))?.join(&format!("{camera}.mp4"))?;
     url.query_pairs_mut()
         .append_pair("start", &rfc3339(start))
         .append_pair("end", &rfc3339(end));
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut r = agent.get(url.as_str()).call().map_err(|e| {
-        anyhow::anyhow!("the index is locked (daemon running?) and {base} does not answer: {e}")
-    })?;
-    if !r.status().is_success() {
-        let body: serde_json::Value = r.body_mut().read_json().unwrap_or_default();
-        anyhow::bail!(
-            "camera {camera}: {}",
-            body["error"]
-                .as_str()
-                .unwrap_or("the daemon refused the export")
-        );
-    }
+    let mut r = api
+        .get(url.as_str())
+        .with_context(|| format!("camera {camera}"))?;
     let mut f = std::io::BufWriter::new(create(out)?);
     std::io::copy(
         &mut r.body_mut().with_config().limit(u64::MAX).reader(),

@@ -101,21 +101,79 @@ fn load_config(file: &std::path::Path) -> anyhow::Result<crate::config::Config> 
     crate::config::Config::load(file).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))
 }
 
-/// The running daemon's API base URL, for commands that found the index locked (the
-/// daemon holds it) and ask the daemon instead. `err` is why the index did not open.
-fn daemon_base(
-    config: &crate::config::Config,
-    index: &std::path::Path,
-    err: impl std::fmt::Display,
-) -> anyhow::Result<String> {
-    if config.server.listen.port() == 0 {
-        anyhow::bail!(
-            "cannot open index {} ({err}), and the daemon's HTTP port is chosen at start \
-             (listen port 0), so it cannot be asked either",
-            index.display()
-        );
+/// The running daemon's API, for commands that found the index locked (the daemon holds
+/// it) and ask the daemon instead, with the API token in `VIGIL_TOKEN`.
+pub(crate) struct DaemonApi {
+    pub base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+/// Where the token for [`DaemonApi`] comes from (never a command-line argument, which
+/// other users could read in `ps`).
+pub const TOKEN_ENV: &str = "VIGIL_TOKEN";
+
+impl DaemonApi {
+    /// `err` is why the index did not open.
+    fn new(
+        config: &crate::config::Config,
+        index: &std::path::Path,
+        err: impl std::fmt::Display,
+    ) -> anyhow::Result<DaemonApi> {
+        if config.server.listen.port() == 0 {
+            anyhow::bail!(
+                "cannot open index {} ({err}), and the daemon's HTTP port is chosen at start \
+                 (listen port 0), so it cannot be asked either",
+                index.display()
+            );
+        }
+        let Ok(token) = std::env::var(TOKEN_ENV) else {
+            anyhow::bail!(
+                "cannot open index {} ({err}): the daemon is probably running; to ask it \
+                 instead, put an API token in {TOKEN_ENV} (`vigil token create`)",
+                index.display()
+            );
+        };
+        // A daemon listening on all addresses is asked on loopback.
+        let mut addr = config.server.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        // Over HTTPS, trust exactly the daemon's own certificate (often self-signed).
+        let tls = config.server.tls.as_ref();
+        Ok(DaemonApi {
+            base: format!("{}://{addr}", if tls.is_some() { "https" } else { "http" }),
+            token: token.trim().to_owned(),
+            agent: crate::tls::agent(tls.map(|t| t.cert.as_path()), None)?,
+        })
     }
-    Ok(format!("http://{}", config.server.listen))
+
+    /// GETs `url` (under `base`); a refusal becomes an error with the daemon's message.
+    fn get(&self, url: &str) -> anyhow::Result<ureq::http::Response<ureq::Body>> {
+        let mut r = self
+            .agent
+            .get(url)
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "the index is locked (daemon running?) and {} does not answer: {e}",
+                    self.base
+                )
+            })?;
+        if !r.status().is_success() {
+            let body: serde_json::Value = r.body_mut().read_json().unwrap_or_default();
+            let msg = body["error"].as_str().unwrap_or("no message").to_owned();
+            match r.status().as_u16() {
+                401 => anyhow::bail!("the daemon refused the token in {TOKEN_ENV}: {msg}"),
+                code => anyhow::bail!("the daemon answered {code}: {msg}"),
+            }
+        }
+        Ok(r)
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

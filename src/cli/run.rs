@@ -12,10 +12,15 @@ pub struct Args {
 
 pub fn main(a: Args) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&a.config)?;
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     super::runtime()?.block_on(crate::daemon::run(
         config,
         crate::daemon::shutdown_signal(),
-        |addr| println!("listening on http://{addr}/"),
+        |addr| println!("listening on {scheme}://{addr}/"),
     ))?;
     Ok(ExitCode::SUCCESS)
 }

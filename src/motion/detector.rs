@@ -714,6 +714,7 @@ mod tests {
             polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
             min_area: None,
             min_fraction: None,
+            arm: None,
         };
         let mut d = Detector::new("c", &[zone], &[], MotionConfig::default());
         let grey = Array2::<u8>::from_elem((h, w), 100);
@@ -757,6 +758,7 @@ mod tests {
             polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
             min_area: None,
             min_fraction: None,
+            arm: None,
         };
         let cfg = MotionConfig {
             max_event_seconds: 10.0,

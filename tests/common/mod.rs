@@ -130,31 +130,184 @@ pub fn daemon(config: &Path, log: &Path) -> (Proc, String) {
     daemon_env(config, log, &[])
 }
 
-/// [`daemon`] with extra environment variables.
+/// [`daemon`] with extra environment variables. Before starting it, makes sure the
+/// storage has an admin with an API token (see [`admin_token`]); requests made through
+/// [`get`], [`post`], [`get_json`] and [`get_status`] to the returned base URL carry it.
 pub fn daemon_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> (Proc, String) {
+    let token = admin_token(config);
     let p = spawn_env(&["run", "--config", config.to_str().unwrap()], log, env);
     let line = p.wait_line("listening on", Duration::from_secs(30));
     let url = line
         .trim_start_matches("listening on ")
         .trim_end_matches('/')
         .to_string();
+    if let Some(t) = token {
+        CREDENTIALS
+            .lock()
+            .unwrap()
+            .push((url.clone(), "Authorization", format!("Bearer {t}")));
+    }
     (p, url)
 }
 
+/// The credentials (a header) of the daemons started by tests, by base URL.
+static CREDENTIALS: std::sync::Mutex<Vec<(String, &'static str, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Logs in with `POST /api/login`; returns the session cookie (`name=value`) and the
+/// CSRF token, or the refusal's status and message.
+pub fn login(base: &str, user: &str, password: &str) -> Result<(String, String), (u16, String)> {
+    let mut r = lenient()
+        .post(&format!("{base}/api/login"))
+        .send_json(serde_json::json!({ "user": user, "password": password }))
+        .unwrap();
+    let code = r.status().as_u16();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+    let body: serde_json::Value = r.body_mut().read_json().unwrap_or_default();
+    match (code, cookie) {
+        (200, Some(c)) => Ok((c, body["csrf"].as_str().unwrap().to_owned())),
+        _ => Err((code, body["error"].as_str().unwrap_or("").to_owned())),
+    }
+}
+
+/// Logs in and makes [`get`] and friends use that session for `base`.
+pub fn use_session(base: &str, user: &str, password: &str) {
+    let (cookie, _) = login(base, user, password).unwrap();
+    CREDENTIALS
+        .lock()
+        .unwrap()
+        .push((base.to_owned(), "Cookie", cookie));
+}
+
+/// The password of the admin every test daemon has.
+pub const ADMIN_PASSWORD: &str = "test admin password";
+
+/// Adds the user `admin` (role admin) to the config's storage if it is not there, and
+/// returns an API token for it (one per config file); None if the CLI could not (a test
+/// of an unusable storage dir).
+pub fn admin_token(config: &Path) -> Option<String> {
+    static BY_CONFIG: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    if let Some((_, t)) = BY_CONFIG.lock().unwrap().iter().find(|(c, _)| c == config) {
+        return Some(t.clone());
+    }
+    let (ok, _, err) = vigil_cli(
+        &[
+            "user",
+            "add",
+            "--config",
+            config.to_str()?,
+            "admin",
+            "--role",
+            "admin",
+        ],
+        &format!("{ADMIN_PASSWORD}\n"),
+    );
+    if !ok && !err.contains("already exists") {
+        return None;
+    }
+    let (ok, out, _) = vigil_cli(
+        &[
+            "token",
+            "create",
+            "--config",
+            config.to_str()?,
+            "--user",
+            "admin",
+            "--label",
+            "tests",
+        ],
+        "",
+    );
+    let token = out.trim().to_owned();
+    if !ok || !token.starts_with("vgl_") {
+        return None;
+    }
+    BY_CONFIG
+        .lock()
+        .unwrap()
+        .push((config.to_owned(), token.clone()));
+    Some(token)
+}
+
+/// Runs the `vigil` CLI with `stdin`; returns (success, stdout, stderr).
+pub fn vigil_cli(args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(VIGIL)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn credential(url: &str) -> Option<(&'static str, String)> {
+    CREDENTIALS
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|(base, _, _)| url.starts_with(base.as_str()))
+        .map(|(_, h, v)| (*h, v.clone()))
+}
+
+/// The admin's API token of the test daemon serving `url`, if any.
+pub fn token_for(url: &str) -> Option<String> {
+    match credential(url)? {
+        ("Authorization", v) => Some(v.trim_start_matches("Bearer ").to_owned()),
+        _ => None,
+    }
+}
+
+/// Adds the credentials of the daemon serving `url` to a request.
+pub fn bearer<B>(r: ureq::RequestBuilder<B>, url: &str) -> ureq::RequestBuilder<B> {
+    match credential(url) {
+        Some((h, v)) => r.header(h, v),
+        None => r,
+    }
+}
+
+/// An authenticated GET (4xx/5xx are errors).
+pub fn get(url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+    bearer(ureq::get(url), url)
+}
+
+/// An agent that returns 4xx/5xx responses instead of failing on them.
+pub fn lenient() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// An authenticated POST that returns 4xx/5xx responses.
+pub fn post(url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+    bearer(lenient().post(url), url)
+}
+
 pub fn get_json(url: &str) -> serde_json::Value {
-    let mut r = ureq::get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let mut r = get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
     r.body_mut().read_json().unwrap()
 }
 
 /// GET that returns (status, body JSON) without failing on 4xx.
 pub fn get_status(url: &str) -> (u16, serde_json::Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut r = agent.get(url).call().unwrap();
+    let mut r = bearer(lenient().get(url), url).call().unwrap();
     let code = r.status().as_u16();
     (
         code,

@@ -1,0 +1,415 @@
+//! Authentication and authorisation of the HTTP API, against the running daemon.
+//!
+//! The authorisation matrix takes every operation from the OpenAPI document (which
+//! tests/api.rs keeps equal to the router) with its least role (`x-vigil-role`), and
+//! checks it with no credentials, a bad token, a revoked token, an ended session, and a
+//! token and a session of each role. Then CSRF, logout, password changes, the login
+//! lockout, malformed bodies, and what the audit log recorded.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const ROLES: [&str; 4] = ["viewer", "operator", "investigator", "admin"];
+
+fn rank(role: &str) -> usize {
+    ROLES.iter().position(|r| *r == role).unwrap()
+}
+
+struct Answer {
+    code: u16,
+    body: String,
+    location: Option<String>,
+}
+
+/// One request with optional headers; the body of a stream is not read.
+fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut r = if method == "get" {
+        let mut q = agent.get(url);
+        for (k, v) in headers {
+            q = q.header(*k, *v);
+        }
+        q.call().unwrap()
+    } else {
+        let mut q = agent.post(url).header("content-type", "application/json");
+        for (k, v) in headers {
+            q = q.header(*k, *v);
+        }
+        q.send(body.unwrap_or("{}")).unwrap()
+    };
+    let code = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let streaming = r
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    let body = if streaming {
+        String::new()
+    } else {
+        r.body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .unwrap_or_default()
+    };
+    Answer {
+        code,
+        body,
+        location,
+    }
+}
+
+/// Every documented operation: (method, path with placeholders filled, least role).
+fn operations(base: &str) -> Vec<(String, String, String)> {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../src/api/openapi.json")).unwrap();
+    let mut out = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let role = op["x-vigil-role"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no x-vigil-role"))
+                .to_owned();
+            let p = path.replace("{id}", "1").replace("{file}", "cam.mp4");
+            out.push((method.clone(), format!("{base}{p}"), role));
+        }
+    }
+    assert!(out.len() >= 20, "{out:?}");
+    out
+}
+
+fn cli(cfg: &std::path::Path, args: &[&str], stdin: &str) -> String {
+    let mut full = vec![args[0], args[1], "--config", cfg.to_str().unwrap()];
+    full.extend_from_slice(&args[2..]);
+    let (ok, out, err) = vigil_cli(&full, stdin);
+    assert!(ok, "{args:?}: {err}");
+    out
+}
+
+/// Whether an answer is a refusal for want of credentials or role.
+fn refused(a: &Answer) -> bool {
+    matches!(a.code, 401 | 403) || (a.code == 303 && a.location.as_deref() == Some("/login"))
+}
+
+#[test]
+fn authorisation_matrix_sessions_csrf_and_lockout() {
+    let t = TestDir::new();
+    let port = free_port();
+    let storage = t.join("storage");
+    let cfg = t.write(
+        "vigil.toml",
+        &config(
+            &storage,
+            &[("cam", format!("rtsp://127.0.0.1:{port}/x"))],
+            "",
+        )
+        .replace(
+            "[server]\n",
+            "[server]\nsession_idle_minutes = 0.05\nlogin_max_failures = 3\nlockout_minutes = 0.1\n",
+        ),
+    );
+    // A user and a token per role (the harness adds `admin` when the daemon starts).
+    let mut tokens = Vec::new();
+    for role in ROLES {
+        let name = format!("{role}-user");
+        cli(
+            &cfg,
+            &["user", "add", &name, "--role", role],
+            &format!("password of {name}\n"),
+        );
+        let token = cli(&cfg, &["token", "create", "--user", &name], "");
+        tokens.push((role, name, token.trim().to_owned()));
+    }
+    let revoked = cli(&cfg, &["token", "create", "--user", "admin-user"], "");
+    let revoked = revoked.trim().to_owned();
+    let revoked_id = revoked.split('_').nth(1).unwrap().to_owned();
+    cli(&cfg, &["token", "revoke", &revoked_id], "");
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+
+    let ops = operations(&base);
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    // Anonymous: only the public operations answer; `/` sends browsers to the login page.
+    for (method, url, role) in &ops {
+        let a = call(method, url, &[], None);
+        if role == "public" {
+            assert!(
+                !refused(&a),
+                "{method} {url} is public: {} {}",
+                a.code,
+                a.body
+            );
+        } else if url == &format!("{base}/") {
+            assert_eq!(
+                (a.code, a.location.as_deref()),
+                (303, Some("/login")),
+                "{method} {url}"
+            );
+        } else {
+            assert_eq!(
+                a.code, 401,
+                "{method} {url} without credentials: {}",
+                a.body
+            );
+            assert!(a.body.contains("authentication required"), "{}", a.body);
+        }
+    }
+    // Bad and revoked tokens are refused everywhere but the public operations.
+    for (method, url, role) in ops.iter().filter(|o| o.2 != "public") {
+        for tok in ["vgl_0000_nonsense", "not-even-a-token", revoked.as_str()] {
+            let a = call(method, url, &[("authorization", &bearer(tok))], None);
+            assert_eq!(
+                a.code, 401,
+                "{method} {url} ({role}) with token {tok}: {}",
+                a.body
+            );
+            assert!(a.body.contains("invalid or revoked"), "{}", a.body);
+        }
+    }
+    // Each role's token and session: allowed exactly where its role suffices.
+    let mut sessions = Vec::new();
+    for (role, name, token) in &tokens {
+        let password = format!("password of {name}");
+        let (mut cookie, mut csrf) = login(&base, name, &password).unwrap();
+        for (method, url, need) in ops.iter().filter(|o| o.2 != "public") {
+            let allowed = rank(role) >= rank(need);
+            let by_token = call(method, url, &[("authorization", &bearer(token))], None);
+            let by_session = call(
+                method,
+                url,
+                &[("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())],
+                None,
+            );
+            for (how, a) in [("token", &by_token), ("session", &by_session)] {
+                if allowed {
+                    assert!(
+                        !refused(a) && a.code < 500,
+                        "{role} by {how} may {method} {url} (needs {need}): {} {}",
+                        a.code,
+                        a.body
+                    );
+                } else {
+                    assert_eq!(
+                        a.code, 403,
+                        "{role} by {how} may not {method} {url} (needs {need}): {}",
+                        a.body
+                    );
+                    assert!(
+                        a.body.contains(&format!("needs the {need} role")),
+                        "{}",
+                        a.body
+                    );
+                }
+            }
+            if url.ends_with("/api/logout") {
+                // That ended the session: start another.
+                (cookie, csrf) = login(&base, name, &password).unwrap();
+            }
+        }
+        sessions.push((*role, cookie, csrf));
+    }
+
+    // CSRF: a session's POST without (or with a wrong) X-CSRF-Token is refused; a token
+    // needs none (browsers never send it by themselves).
+    let (_, op_cookie, op_csrf) = sessions[1].clone();
+    let ack = format!("{base}/api/events/1/ack");
+    let no_csrf = [("cookie", op_cookie.as_str())];
+    let bad_csrf = [("cookie", op_cookie.as_str()), ("x-csrf-token", "0123")];
+    for headers in [&no_csrf[..], &bad_csrf[..]] {
+        let a = call("post", &ack, headers, None);
+        assert_eq!(a.code, 403, "{}", a.body);
+        assert!(a.body.contains("X-CSRF-Token"), "{}", a.body);
+    }
+    let a = call(
+        "post",
+        &ack,
+        &[("cookie", &op_cookie), ("x-csrf-token", &op_csrf)],
+        None,
+    );
+    assert_eq!(a.code, 404, "{}", a.body); // allowed; there is no event 1
+    let a = call(
+        "post",
+        &ack,
+        &[("authorization", &bearer(&tokens[1].2))],
+        None,
+    );
+    assert_eq!(a.code, 404, "{}", a.body);
+    // GET /api/session tells a page its user, role and CSRF token.
+    let a = call(
+        "get",
+        &format!("{base}/api/session"),
+        &[("cookie", &op_cookie)],
+        None,
+    );
+    let s: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(
+        (s["user"].as_str(), s["role"].as_str(), s["csrf"].as_str()),
+        (Some("operator-user"), Some("operator"), Some(&op_csrf[..]))
+    );
+
+    // Logout ends the session (and needs its CSRF token too).
+    let (_, inv_cookie, inv_csrf) = sessions[2].clone();
+    let logout = format!("{base}/api/logout");
+    assert_eq!(
+        call("post", &logout, &[("cookie", &inv_cookie)], None).code,
+        403
+    );
+    let a = call(
+        "post",
+        &logout,
+        &[("cookie", &inv_cookie), ("x-csrf-token", &inv_csrf)],
+        None,
+    );
+    assert_eq!(a.code, 204, "{}", a.body);
+    let a = call(
+        "get",
+        &format!("{base}/api/events?start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z"),
+        &[("cookie", &inv_cookie)],
+        None,
+    );
+    assert_eq!(a.code, 401);
+    assert!(a.body.contains("session has ended"), "{}", a.body);
+
+    // A password change ends the user's sessions at once.
+    let (_, admin_cookie, _) = sessions[3].clone();
+    let cameras = format!("{base}/api/cameras");
+    assert_eq!(
+        call("get", &cameras, &[("cookie", &admin_cookie)], None).code,
+        200
+    );
+    cli(
+        &cfg,
+        &["user", "passwd", "admin-user"],
+        "a brand new password\n",
+    );
+    assert_eq!(
+        call("get", &cameras, &[("cookie", &admin_cookie)], None).code,
+        401
+    );
+    // So does deleting the user, for tokens too.
+    let viewer_token = tokens[0].2.clone();
+    assert_eq!(
+        call(
+            "get",
+            &cameras,
+            &[("authorization", &bearer(&viewer_token))],
+            None
+        )
+        .code,
+        200
+    );
+    cli(&cfg, &["user", "del", "viewer-user"], "");
+    assert_eq!(
+        call(
+            "get",
+            &cameras,
+            &[("authorization", &bearer(&viewer_token))],
+            None
+        )
+        .code,
+        401
+    );
+
+    // Idle sessions end (session_idle_minutes = 0.05: 3 s): every operation then refuses.
+    let (_, op_cookie, op_csrf) = sessions[1].clone();
+    std::thread::sleep(Duration::from_millis(3500));
+    for (method, url, _) in ops.iter().filter(|o| o.2 != "public") {
+        let a = call(
+            method,
+            url,
+            &[("cookie", &op_cookie), ("x-csrf-token", &op_csrf)],
+            None,
+        );
+        assert!(
+            refused(&a),
+            "{method} {url} with an ended session: {}",
+            a.code
+        );
+        if a.code == 401 {
+            assert!(a.body.contains("session has ended"), "{}", a.body);
+        }
+    }
+
+    // Malformed login bodies get a 400 with a message.
+    for body in [
+        "",
+        "{",
+        "{\"user\": 1}",
+        "{\"user\": \"a\"}",
+        "[]",
+        "{\"user\":\"a\",\"password\":\"b\",\"x\":1}",
+    ] {
+        let a = call("post", &format!("{base}/api/login"), &[], Some(body));
+        assert_eq!(a.code, 400, "{body:?}: {}", a.body);
+        assert!(a.body.contains("\"error\""), "{}", a.body);
+    }
+    // Lockout: three wrong passwords lock the user name (login_max_failures = 3), even
+    // for the right password, for lockout_minutes (6 s); other users are not affected.
+    for _ in 0..3 {
+        assert_eq!(
+            login(&base, "operator-user", "wrong password")
+                .unwrap_err()
+                .0,
+            401
+        );
+    }
+    let a = call(
+        "post",
+        &format!("{base}/api/login"),
+        &[],
+        Some(r#"{"user":"operator-user","password":"password of operator-user"}"#),
+    );
+    assert_eq!(a.code, 429, "{}", a.body);
+    assert!(a.body.contains("try again in"), "{}", a.body);
+    assert!(login(&base, "investigator-user", "password of investigator-user").is_ok());
+    std::thread::sleep(Duration::from_millis(6500));
+    assert!(login(&base, "operator-user", "password of operator-user").is_ok());
+
+    // The audit log has the logins, failures, refusals and bad tokens, with users, and
+    // never a password or a token's secret.
+    assert!(d.stop(Duration::from_secs(20)).success());
+    let log = std::fs::read_to_string(storage.join("audit.log")).unwrap();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |action: &str, user: &str| {
+        records
+            .iter()
+            .any(|r| r["action"] == action && r["user"] == user)
+    };
+    assert!(has("login", "operator-user"));
+    assert!(has("logout", "investigator-user"));
+    assert!(has("access.denied", "viewer-user"));
+    assert!(has("daemon.start", "daemon"));
+    assert!(records.iter().any(|r| r["action"] == "login.fail"
+        && r["params"]["user"] == "operator-user"
+        && r["params"]["locked"] == true));
+    assert!(records.iter().any(|r| r["action"] == "login.refused"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "auth.fail" && r["params"]["token"] == revoked_id.as_str())
+    );
+    for secret in [
+        "password of",
+        "wrong password",
+        revoked.rsplit('_').next().unwrap(),
+        tokens[3].2.rsplit('_').next().unwrap(),
+    ] {
+        assert!(!log.contains(secret), "the audit log contains {secret:?}");
+    }
+    let daemon_log = std::fs::read_to_string(t.join("daemon.log")).unwrap();
+    assert!(!daemon_log.contains("password of"), "{daemon_log}");
+    assert!(!daemon_log.contains(tokens[3].2.rsplit('_').next().unwrap()));
+}
