@@ -51,6 +51,10 @@ pub struct CameraStatus {
     pub motion: bool,
     /// Fraction of the unmasked image moving in the last analysed frame.
     pub motion_score: f64,
+    /// Whether motion on the camera raises alerts now (its arming schedule), and the
+    /// zones whose schedules hold their alerts back now.
+    pub armed: bool,
+    pub disarmed_zones: Vec<String>,
     pub motion_events: u64,
     pub analysed_frames: u64,
     /// Frames the analyser skipped because it fell behind (recording is unaffected).
@@ -93,6 +97,8 @@ impl CameraStatus {
             motion_enabled: false,
             motion: false,
             motion_score: 0.0,
+            armed: true,
+            disarmed_zones: Vec::new(),
             motion_events: 0,
             analysed_frames: 0,
             analysis_dropped: 0,

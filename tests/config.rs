@@ -209,6 +209,30 @@ fn each_bad_config_class_names_file_line_and_problem() {
             "ca_file is for https URLs",
         ),
         (
+            "schedule window",
+            format!("{storage}[[schedules]]\nname = \"night\"\narmed = [\"Mon-Fry 18:00-08:00\"]\n"),
+            5,
+            "schedule \"night\": \"Fry\" is not a day",
+        ),
+        (
+            "schedule time zone",
+            format!("{storage}[[schedules]]\nname = \"night\"\ntimezone = \"Mars/Base\"\narmed = []\n"),
+            5,
+            "time zone \"Mars/Base\"",
+        ),
+        (
+            "schedule armed and disarmed",
+            format!("{storage}[[schedules]]\nname = \"night\"\narmed = []\ndisarmed = []\n"),
+            4,
+            "set exactly one of armed or disarmed",
+        ),
+        (
+            "unknown schedule",
+            format!("{storage}{CAM}arm = \"nights\"\n"),
+            6,
+            "no schedule named \"nights\"",
+        ),
+        (
             "webhook scheme",
             format!("{storage}[[webhooks]]\nurl = \"ftp://example.com/h\"\nsecret_env = \"S\"\n"),
             4,

@@ -19,34 +19,6 @@ fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     )
 }
 
-/// Subscribes to an SSE stream of alerts: each `alert` event's JSON arrives on the channel.
-fn sse_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
-    use std::io::BufRead;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let url = url.to_string();
-    std::thread::spawn(move || {
-        let mut r = get(&url).call().unwrap();
-        assert_eq!(r.headers()["content-type"], "text/event-stream");
-        ready_tx.send(()).unwrap();
-        let reader = std::io::BufReader::new(r.body_mut().with_config().limit(u64::MAX).reader());
-        let mut event = String::new();
-        for line in reader.lines() {
-            let Ok(line) = line else { break };
-            if let Some(e) = line.strip_prefix("event: ") {
-                event = e.to_string();
-            } else if let Some(d) = line.strip_prefix("data: ")
-                && event == "alert"
-                && tx.send(serde_json::from_str(d).unwrap()).is_err()
-            {
-                break;
-            }
-        }
-    });
-    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    rx
-}
-
 /// Subscribes to the WebSocket variant: each text message's JSON arrives on the channel.
 fn ws_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
     let (tx, rx) = std::sync::mpsc::channel();

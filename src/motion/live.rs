@@ -73,6 +73,18 @@ pub struct LiveEvent {
     pub bbox: [f64; 4],
 }
 
+/// What an open event's start alerts went out for.
+#[derive(Default)]
+struct Announced {
+    camera: bool,
+    zones: Vec<String>,
+}
+
+/// Whether alerts are armed now under an optional schedule (None: always).
+fn armed(arm: &Option<Arc<crate::alerts::schedule::Schedule>>, utc_us: i64) -> bool {
+    arm.as_ref().is_none_or(|s| s.armed(utc_us))
+}
+
 pub struct LiveAnalyzer {
     camera: CameraConfig,
     status: SharedStatus,
@@ -82,8 +94,10 @@ pub struct LiveAnalyzer {
     /// The open event's peak frame so far, for its thumbnail.
     peak: Option<image::RgbImage>,
     alerts: AlertHub,
-    /// The open event: its id and the zones that have had motion in it.
-    open: Option<(u64, Vec<String>)>,
+    /// The open event: its id, and what its start was announced for (the zones, and
+    /// the camera as a whole), so that exactly those get an end alert. What was disarmed
+    /// when its motion began is not announced (see [`crate::alerts::schedule`]).
+    open: Option<(u64, Announced)>,
 }
 
 struct Run {
@@ -211,15 +225,24 @@ impl LiveAnalyzer {
         {
             self.timeline_error(e);
         }
-        self.open = Some((id, Vec::new()));
-        let _ = self.alerts.send(Alert::new(
-            AlertKind::Start,
-            &self.camera.name,
-            None,
+        let camera = armed(&self.camera.arm, utc_us);
+        self.open = Some((
             id,
-            utc_us,
-            score,
+            Announced {
+                camera,
+                zones: Vec::new(),
+            },
         ));
+        if camera {
+            let _ = self.alerts.send(Alert::new(
+                AlertKind::Start,
+                &self.camera.name,
+                None,
+                id,
+                utc_us,
+                score,
+            ));
+        }
     }
 
     /// The index refused a write (a full disk, say): analysis goes on, the status says so.
@@ -265,7 +288,10 @@ impl LiveAnalyzer {
             }
             for &z in &res.new_zones {
                 let zone = self.camera.zones[z].name.clone();
-                if let Some((id, zones)) = &mut self.open {
+                if !armed(&self.camera.zones[z].arm, utc_us) {
+                    continue;
+                }
+                if let Some((id, Announced { zones, .. })) = &mut self.open {
                     let alert = Alert::new(
                         AlertKind::Start,
                         &self.camera.name,
@@ -282,9 +308,16 @@ impl LiveAnalyzer {
                 self.timeline_error(e);
             }
             let errors = r.decoder.decode_errors;
+            let camera_armed = armed(&self.camera.arm, utc_us);
+            let disarmed: Vec<String> = (self.camera.zones.iter())
+                .filter(|z| !armed(&z.arm, utc_us))
+                .map(|z| z.name.clone())
+                .collect();
             self.status.camera(&self.camera.name, |s| {
                 s.motion = res.motion;
                 s.motion_score = res.score;
+                s.armed = camera_armed;
+                s.disarmed_zones = disarmed;
                 s.analysed_frames += 1;
                 s.motion_seconds += detector_time;
                 s.decode_errors = errors;
@@ -348,13 +381,13 @@ impl LiveAnalyzer {
                 None
             }
         });
-        let (id, zones) = match self.open.take() {
+        let (id, announced) = match self.open.take() {
             Some(o) => o,
             None => match self.recorder.new_event_id() {
-                Ok(id) => (id, Vec::new()),
+                Ok(id) => (id, Announced::default()),
                 Err(e) => {
                     self.timeline_error(e);
-                    (0, Vec::new())
+                    (0, Announced::default())
                 }
             },
         };
@@ -363,7 +396,13 @@ impl LiveAnalyzer {
                 Ok(()) => live.id = Some(id),
                 Err(e) => self.timeline_error(e),
             }
-            for zone in zones.iter().map(|z| Some(z.as_str())).chain([None]) {
+            let camera = announced.camera.then_some(None);
+            for zone in announced
+                .zones
+                .iter()
+                .map(|z| Some(z.as_str()))
+                .chain(camera)
+            {
                 let _ = self.alerts.send(Alert::new(
                     AlertKind::End,
                     &self.camera.name,

@@ -1,0 +1,85 @@
+//! Arming schedules in the running daemon: a zone whose schedule is disarmed raises no
+//! alerts, while its motion is still detected and stored in the timeline; an armed zone
+//! (in another time zone) and the camera alert as usual; the camera status says which
+//! zones are disarmed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use vigil::time_fmt::rfc3339;
+
+#[test]
+fn disarmed_zones_are_recorded_but_raise_no_alerts() {
+    let t = TestDir::new();
+    let clip = fixture("motion/crossing.mp4");
+    let (_cam, port) = fake_camera(
+        &["x"],
+        0,
+        &["--file", clip.to_str().unwrap()],
+        &t.join("cam.log"),
+    );
+    let cfg = fixture_camera_config(&t, &format!("rtsp://127.0.0.1:{port}/x"), "", "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("name = \"left\"\n") && text.contains("name = \"right\"\n"));
+    let text = text
+        .replace("name = \"left\"\n", "name = \"left\"\narm = \"never\"\n")
+        .replace("name = \"right\"\n", "name = \"right\"\narm = \"always\"\n")
+        + "\n[[schedules]]\nname = \"never\"\narmed = []\n\
+           \n[[schedules]]\nname = \"always\"\ntimezone = \"Pacific/Auckland\"\ndisarmed = []\n";
+    std::fs::write(&cfg, text).unwrap();
+    let t0 = vigil::status::now_us() - 60_000_000;
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let alerts = sse_alerts(&format!("{base}/api/alerts/stream"));
+
+    // The clip's first crossing goes through "left" and "right"; collect its alerts up to
+    // the camera's end alert.
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let a = alerts
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no camera end alert; got {got:?}"));
+        let done = a["kind"] == "end" && a["zone"].is_null();
+        got.push((
+            a["kind"].as_str().unwrap().to_owned(),
+            a["zone"].as_str().map(String::from),
+            a["event_id"].as_u64().unwrap(),
+        ));
+        if done {
+            break;
+        }
+    }
+    let id = got[0].2;
+    let first: Vec<_> = got.iter().filter(|g| g.2 == id).cloned().collect();
+    let k = |kind: &str, zone: Option<&str>| (kind.to_owned(), zone.map(String::from), id);
+    assert_eq!(
+        first,
+        vec![
+            k("start", None),
+            k("start", Some("right")),
+            k("end", Some("right")),
+            k("end", None),
+        ],
+        "no alert for the disarmed zone: {got:?}"
+    );
+    // The event itself has both zones: disarming holds back alerts, not the record.
+    let far = vigil::status::now_us() + 3_600_000_000;
+    let ev = wait_for(Duration::from_secs(20), "the stored event", || {
+        let (code, v) = get_status(&format!("{base}/api/events/{id}"));
+        (code == 200).then_some(v)
+    });
+    assert_eq!(ev["zones"], serde_json::json!(["left", "right"]), "{ev}");
+    let list = get_json(&format!(
+        "{base}/api/events?start={}&end={}&zone=left",
+        rfc3339(t0),
+        rfc3339(far)
+    ));
+    assert!(list["total"].as_u64().unwrap() >= 1, "{list}");
+    let s = camera_status(&base, "fixture");
+    assert_eq!(s["armed"], true, "{s}");
+    assert_eq!(s["disarmed_zones"], serde_json::json!(["left"]), "{s}");
+    assert!(d.stop(Duration::from_secs(20)).success());
+}
