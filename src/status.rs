@@ -65,6 +65,8 @@ pub struct CameraStatus {
     pub decode_errors: u64,
     /// Time spent in the motion detector (kernel, blobs, zones), seconds.
     pub motion_seconds: f64,
+    /// CPU time of the analysis pipeline's GStreamer threads (decoding, scaling), seconds.
+    pub decode_seconds: f64,
     /// State of the `detect_url` session, when the camera has one.
     pub detect_state: Option<CameraState>,
     pub detect_error: Option<String>,
@@ -106,6 +108,7 @@ impl CameraStatus {
             timeline_errors: 0,
             decode_errors: 0,
             motion_seconds: 0.0,
+            decode_seconds: 0.0,
             last_event: None,
             detect_state: None,
             detect_error: None,

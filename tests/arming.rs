@@ -81,5 +81,7 @@ fn disarmed_zones_are_recorded_but_raise_no_alerts() {
     let s = camera_status(&base, "fixture");
     assert_eq!(s["armed"], true, "{s}");
     assert_eq!(s["disarmed_zones"], serde_json::json!(["left"]), "{s}");
+    // The analysis pipeline's decoding threads were found and their CPU time counted.
+    assert!(s["decode_seconds"].as_f64().unwrap() > 0.0, "{s}");
     assert!(d.stop(Duration::from_secs(20)).success());
 }

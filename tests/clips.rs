@@ -59,7 +59,7 @@ fn clips_match_the_requested_range() {
         let last = segs.last()?["end_us"].as_i64()?;
         (last - first > 10_500_000).then_some(segs)
     });
-    // Prometheus metrics on their own address (and not on the API's).
+    // Prometheus metrics on their own address, without authentication.
     let text = ureq::get(&format!("http://127.0.0.1:{metrics_port}/metrics"))
         .call()
         .unwrap()
@@ -78,7 +78,19 @@ fn clips_match_the_requested_range() {
     assert!(value("vigil_camera_fps{camera=\"cam\"}") > 10.0);
     assert!(value("vigil_camera_segments_written_total{camera=\"cam\"}") >= 3.0);
     assert!(value("vigil_storage_bytes") > 0.0);
-    assert_eq!(get_status(&format!("{}/metrics", r.base)).0, 404);
+    // And on the API's, with a token only.
+    let api = get(&format!("{}/metrics", r.base))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(api.contains("vigil_camera_up{camera=\"cam\"} 1"), "{api}");
+    let anonymous = lenient()
+        .get(&format!("{}/metrics", r.base))
+        .call()
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
 
     // 6 s from 1.3 s in: not on a keyframe (1 s GOP), across a segment boundary (3 s).
     let start = segs[0]["start_us"].as_i64().unwrap() + 1_300_000;

@@ -210,13 +210,17 @@ fn each_bad_config_class_names_file_line_and_problem() {
         ),
         (
             "schedule window",
-            format!("{storage}[[schedules]]\nname = \"night\"\narmed = [\"Mon-Fry 18:00-08:00\"]\n"),
+            format!(
+                "{storage}[[schedules]]\nname = \"night\"\narmed = [\"Mon-Fry 18:00-08:00\"]\n"
+            ),
             5,
             "schedule \"night\": \"Fry\" is not a day",
         ),
         (
             "schedule time zone",
-            format!("{storage}[[schedules]]\nname = \"night\"\ntimezone = \"Mars/Base\"\narmed = []\n"),
+            format!(
+                "{storage}[[schedules]]\nname = \"night\"\ntimezone = \"Mars/Base\"\narmed = []\n"
+            ),
             5,
             "time zone \"Mars/Base\"",
         ),

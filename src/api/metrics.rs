@@ -34,7 +34,7 @@ pub fn render(status: &SharedStatus) -> String {
     let cams = status.cameras();
     let mut out = String::new();
     type Get = fn(&crate::status::CameraStatus) -> f64;
-    let camera_metrics: [(&str, &str, &str, Get); 16] = [
+    let camera_metrics: [(&str, &str, &str, Get); 17] = [
         (
             "vigil_camera_up",
             "gauge",
@@ -112,6 +112,12 @@ pub fn render(status: &SharedStatus) -> String {
             "counter",
             "time in the motion detector (kernel, blobs, zones)",
             |c| c.motion_seconds,
+        ),
+        (
+            "vigil_camera_decode_seconds_total",
+            "counter",
+            "CPU time of the analysis pipeline's decoding and scaling threads",
+            |c| c.decode_seconds,
         ),
         (
             "vigil_camera_motion",

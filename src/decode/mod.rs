@@ -332,6 +332,59 @@ pub struct LiveDecoder {
     sink: gst_app::AppSink,
     /// Decoder warnings seen (corrupt data concealed).
     pub decode_errors: u64,
+    cpu: ThreadCpu,
+}
+
+/// CPU time of one pipeline's threads, found by name in `/proc/self/task`.
+///
+/// The pipeline has no queue, so parsing, decoding and scaling run in the appsrc's
+/// streaming thread, which GStreamer names after the element and pad (`vd<N>:src`), and
+/// in libav's worker threads, which it starts and which inherit that name. Summing their
+/// user + system time gives the decode cost per camera, whatever the codec does with
+/// threads. Threads are sampled, so the time of a thread that ended since the last
+/// sample is lost (a pipeline restart); the resolution is the kernel's clock tick.
+struct ThreadCpu {
+    prefix: String,
+    /// Ticks seen per thread id at the last sample.
+    seen: std::collections::HashMap<u32, u64>,
+}
+
+impl ThreadCpu {
+    /// Seconds of CPU since the last call.
+    fn sample(&mut self) -> f64 {
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+            return 0.0;
+        };
+        let mut delta = 0u64;
+        let mut now = std::collections::HashMap::new();
+        for e in dir.flatten() {
+            let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let p = e.path();
+            let named = std::fs::read_to_string(p.join("comm"))
+                .is_ok_and(|c| c.trim_end().starts_with(&self.prefix));
+            if !named {
+                continue;
+            }
+            let Ok(stat) = std::fs::read_to_string(p.join("stat")) else {
+                continue;
+            };
+            // Fields after the parenthesised name: state is 3rd, utime 14th, stime 15th.
+            let Some(rest) = stat.rsplit_once(") ").map(|r| r.1) else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+                + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            delta += ticks.saturating_sub(self.seen.get(&tid).copied().unwrap_or(0));
+            now.insert(tid, ticks);
+        }
+        self.seen = now;
+        delta as f64 / hz
+    }
 }
 
 impl LiveDecoder {
@@ -350,7 +403,15 @@ impl LiveDecoder {
             .field("codec_data", gst::Buffer::from_slice(codec_config.to_vec()))
             .build();
         let pipeline = gst::Pipeline::new();
+        // A short unique name: its streaming thread is named `<name>:src` (15 bytes at
+        // most on Linux), which is how its CPU time is found.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "vd{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 100_000
+        );
         let src = gst_app::AppSrc::builder()
+            .name(&name)
             .caps(&caps)
             .format(gst::Format::Time)
             .is_live(false)
@@ -369,7 +430,17 @@ impl LiveDecoder {
             src,
             sink,
             decode_errors: 0,
+            cpu: ThreadCpu {
+                prefix: format!("{name}:"),
+                seen: Default::default(),
+            },
         })
+    }
+
+    /// CPU seconds the pipeline's threads (decoding and scaling) used since the last
+    /// call. Reads `/proc`: call it about once a second, not per frame.
+    pub fn cpu_seconds(&mut self) -> f64 {
+        self.cpu.sample()
     }
 
     /// Queues one frame (presentation time in ns from the start of its session).

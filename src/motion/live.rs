@@ -105,6 +105,8 @@ struct Run {
     params: Arc<VideoParams>,
     /// (pts, utc) of the run's first frame: the detector's clock starts there.
     base: (i64, i64),
+    /// When the decoder's CPU time was last added to the status.
+    cpu_sampled: std::time::Instant,
 }
 
 impl LiveAnalyzer {
@@ -182,6 +184,7 @@ impl LiveAnalyzer {
                                     decoder,
                                     params: f.params.clone(),
                                     base: (f.pts_90k, f.utc_us),
+                                    cpu_sampled: std::time::Instant::now(),
                                 })
                             }
                             Err(e) => {
@@ -335,6 +338,12 @@ impl LiveAnalyzer {
             if let Some(ev) = closed {
                 self.emit(ev, r.base.1);
             }
+        }
+        if r.cpu_sampled.elapsed() >= std::time::Duration::from_secs(1) {
+            r.cpu_sampled = std::time::Instant::now();
+            let cpu = r.decoder.cpu_seconds();
+            self.status
+                .camera(&self.camera.name, |s| s.decode_seconds += cpu);
         }
         Ok(())
     }
