@@ -31,8 +31,12 @@ fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -
         .max_redirects(0)
         .build()
         .into();
-    let mut r = if method == "get" {
-        let mut q = agent.get(url);
+    let mut r = if method == "get" || method == "delete" {
+        let mut q = if method == "get" {
+            agent.get(url)
+        } else {
+            agent.delete(url)
+        };
         for (k, v) in headers {
             q = q.header(*k, *v);
         }

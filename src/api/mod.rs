@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 
 mod alerts;
@@ -20,6 +20,7 @@ mod audit;
 pub mod auth;
 mod clips;
 mod events;
+mod holds;
 pub mod metrics;
 
 use crate::index::{Index, SegmentRecord};
@@ -81,9 +82,12 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/search/region", post(events::region))
         .route("/api/clips/{file}", get(clips::clip))
         .route("/api/events/{id}/clip.mp4", get(clips::event_clip))
+        .route("/api/holds", get(holds::list))
+        .route("/api/holds", post(holds::create))
         .route_layer(need(Role::Investigator));
     let admin = axum::Router::new()
         .route("/api/audit", get(audit::list))
+        .route("/api/holds/{id}", delete(holds::release))
         .route_layer(need(Role::Admin));
     axum::Router::new()
         .merge(public)

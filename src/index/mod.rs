@@ -14,7 +14,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 mod events;
+mod holds;
 pub use events::{Ack, EventEntry, EventRecord, EventScope, MotionMinute, MotionSecond};
+pub use holds::Hold;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -369,22 +371,6 @@ impl Index {
             out.push(String::from_utf8_lossy(&kv?.0).into_owned());
         }
         Ok(out)
-    }
-
-    /// Whether any part of `[start, end)` on this camera is under legal hold.
-    ///
-    /// The `holds` tree (key: camera id ++ start µs, value: end µs) is empty until holds
-    /// are implemented; retention already asks this before deleting anything.
-    pub fn is_held(&self, camera_id: u32, start_us: i64, end_us: i64) -> Result<bool> {
-        let lo = segment_key(camera_id, i64::MIN);
-        for kv in self.holds.range(lo..segment_key(camera_id, end_us)) {
-            let (_, v) = kv?;
-            let hold_end = i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]));
-            if hold_end > start_us {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     /// Bytes sled uses on disk.
