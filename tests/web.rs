@@ -242,3 +242,79 @@ fn demo_status_page_shows_cameras_in_chromium() {
         "the demo's temporary dir {dir} was not removed"
     );
 }
+
+/// An operator on shift: logs in, sees live alerts arrive on the page (the crossing
+/// fixture looped by a real RTSP server: camera and zones, with the event's picture) and
+/// acknowledges one with the page's button; the acknowledgement is recorded with their name.
+#[test]
+fn operator_sees_and_acknowledges_live_alerts_in_chromium() {
+    let t = TestDir::new();
+    let clip = fixture("motion/crossing.mp4");
+    let (_cam, port) = fake_camera(
+        &["x"],
+        0,
+        &["--file", clip.to_str().unwrap()],
+        &t.join("cam.log"),
+    );
+    let cfg = fixture_camera_config(&t, &format!("rtsp://127.0.0.1:{port}/x"), "", "");
+    let (ok, _, err) = vigil_cli(
+        &[
+            "user",
+            "add",
+            "--config",
+            cfg.to_str().unwrap(),
+            "olga",
+            "--role",
+            "operator",
+        ],
+        "olga's long password\n",
+    );
+    assert!(ok, "{err}");
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+
+    let mut b = Browser::start(&t);
+    b.call(
+        "Page.navigate",
+        serde_json::json!({ "url": format!("{base}/") }),
+    );
+    b.wait("!!document.getElementById('password')", "the login page");
+    b.eval(
+        "document.getElementById('user').value = 'olga'; \
+         document.getElementById('password').value = \"olga's long password\"; \
+         document.querySelector('button[type=submit]').click(); true",
+    );
+    b.wait(
+        "location.pathname === '/' && !!document.getElementById('alert-rows')",
+        "the status page",
+    );
+    // An alert row for the crossing: camera, both zones, a picture that loaded.
+    b.wait(
+        "[...document.querySelectorAll('#alert-rows tr')].some(r => \
+           r.children[1].textContent === 'fixture' && \
+           r.querySelector('.zones').textContent.includes('left') && \
+           r.querySelector('img').naturalWidth > 0)",
+        "a live alert row with zones and picture",
+    );
+    let id = b.eval(
+        "(() => { const r = [...document.querySelectorAll('#alert-rows tr')].find(r => \
+           r.querySelector('.zones').textContent.includes('left')); \
+           r.querySelector('button.ack').click(); return r.dataset.event; })()",
+    );
+    let id = id.as_str().unwrap().to_owned();
+    b.wait(
+        &format!(
+            "document.querySelector('#alert-rows tr[data-event=\"{id}\"]').textContent.includes('acknowledged by olga')"
+        ),
+        "the acknowledgement on the page",
+    );
+    b.screenshot(&t.join("alerts.png"));
+    drop(b);
+    assert!(d.stop(Duration::from_secs(20)).success());
+    let audit = std::fs::read_to_string(t.join("storage/audit.log")).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("\"alert.ack\"")
+            && l.contains("\"user\":\"olga\"")
+            && l.contains(&format!("/api/events/{id}/ack"))),
+        "{audit}"
+    );
+}

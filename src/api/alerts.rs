@@ -43,7 +43,26 @@ pub(super) async fn stream(
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-pub(super) async fn websocket(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// A browser's WebSocket handshake carries its page's `Origin`: one from another site is
+/// refused (cookies are SameSite=Strict already; this covers older browsers too).
+pub(super) async fn websocket(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    use axum::response::IntoResponse;
+    let host = headers.get("host").and_then(|v| v.to_str().ok());
+    let origin = headers.get("origin").and_then(|v| v.to_str().ok());
+    if let Some(origin) = origin {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+        if Some(origin_host) != host {
+            return super::ApiError(
+                axum::http::StatusCode::FORBIDDEN,
+                format!("WebSocket from another origin ({origin}) refused"),
+            )
+            .into_response();
+        }
+    }
     ws.on_upgrade(move |socket| forward(socket, st))
 }
 

@@ -9,11 +9,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 mod alerts;
 mod audit;
@@ -157,13 +157,6 @@ async fn storage(State(st): State<AppState>) -> impl IntoResponse {
     Json(st.status.storage(|s| s.clone()))
 }
 
-#[derive(Deserialize)]
-struct RecordingsQuery {
-    camera: Option<String>,
-    start: Option<String>,
-    end: Option<String>,
-}
-
 #[derive(Serialize)]
 struct SegmentOut {
     start: String,
@@ -223,11 +216,10 @@ pub fn gaps(segs: &[SegmentRecord], t0: i64, t1: i64) -> Vec<Gap> {
 
 async fn recordings(
     State(st): State<AppState>,
-    Query(q): Query<RecordingsQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let camera = q
-        .camera
-        .ok_or_else(|| ApiError::bad("missing parameter: camera"))?;
+    let q = events::Params::parse(raw, &["camera", "start", "end"])?;
+    let camera = q.required("camera")?.to_owned();
     let id = st
         .cameras
         .iter()
@@ -235,12 +227,12 @@ async fn recordings(
         .map(|(_, id)| *id)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown camera {camera:?}")))?;
     let now = now_us();
-    let t0 = match q.start {
-        Some(s) => parse_rfc3339(&s).map_err(|e| ApiError::bad(format!("start: {e}")))?,
+    let t0 = match q.one("start")? {
+        Some(s) => parse_rfc3339(s).map_err(|e| ApiError::bad(format!("start: {e}")))?,
         None => now - 3_600_000_000,
     };
-    let t1 = match q.end {
-        Some(s) => parse_rfc3339(&s).map_err(|e| ApiError::bad(format!("end: {e}")))?,
+    let t1 = match q.one("end")? {
+        Some(s) => parse_rfc3339(s).map_err(|e| ApiError::bad(format!("end: {e}")))?,
         None => now,
     };
     if t1 <= t0 {
