@@ -22,14 +22,7 @@ fn main() {
         return;
     }
     let t = TestDir::new();
-    let clip = fixture("motion/crossing.mp4");
-    let (_cam, port) = fake_camera(
-        &["x"],
-        0,
-        &["--file", clip.to_str().unwrap()],
-        &t.join("cam.log"),
-    );
-    let cfg = fixture_camera_config(&t, &format!("rtsp://127.0.0.1:{port}/x"), "", "");
+    let (_cam, cfg) = crossing_camera(&t, "");
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let mut r = ureq::get(&format!("{base}/api/alerts/stream"))
         .call()

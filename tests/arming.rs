@@ -13,14 +13,7 @@ use vigil::time_fmt::rfc3339;
 #[test]
 fn disarmed_zones_are_recorded_but_raise_no_alerts() {
     let t = TestDir::new();
-    let clip = fixture("motion/crossing.mp4");
-    let (_cam, port) = fake_camera(
-        &["x"],
-        0,
-        &["--file", clip.to_str().unwrap()],
-        &t.join("cam.log"),
-    );
-    let cfg = fixture_camera_config(&t, &format!("rtsp://127.0.0.1:{port}/x"), "", "");
+    let (_cam, cfg) = crossing_camera(&t, "");
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(text.contains("name = \"left\"\n") && text.contains("name = \"right\"\n"));
     let text = text

@@ -93,9 +93,7 @@ fn operations(base: &str) -> Vec<(String, String, String)> {
 }
 
 fn cli(cfg: &std::path::Path, args: &[&str], stdin: &str) -> String {
-    let mut full = vec![args[0], args[1], "--config", cfg.to_str().unwrap()];
-    full.extend_from_slice(&args[2..]);
-    let (ok, out, err) = vigil_cli(&full, stdin);
+    let (ok, out, err) = vigil_config(cfg, args, stdin);
     assert!(ok, "{args:?}: {err}");
     out
 }

@@ -11,20 +11,8 @@ use common::*;
 #[test]
 fn daemon_detects_crossings_live_with_zones() {
     let t = TestDir::new();
-    let clip = fixture("motion/crossing.mp4");
-    let (_cam, port) = fake_camera(
-        &["x"],
-        0,
-        &["--file", clip.to_str().unwrap()],
-        &t.join("cam.log"),
-    );
+    let (_cam, cfg) = crossing_camera(&t, "segment_seconds = 4");
     let storage = t.join("storage");
-    let cfg = fixture_camera_config(
-        &t,
-        &format!("rtsp://127.0.0.1:{port}/x"),
-        "segment_seconds = 4",
-        "",
-    );
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let mut saw_motion = false;
     // The first crossing runs 1.5-5.5 s into the clip and closes 2 s later (post_roll).

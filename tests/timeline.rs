@@ -52,14 +52,7 @@ fn ids(v: &serde_json::Value) -> Vec<u64> {
 #[test]
 fn events_thumbnails_region_search_and_queries() {
     let t = TestDir::new();
-    let clip = fixture("motion/crossing.mp4");
-    let (_cam, port) = fake_camera(
-        &["x"],
-        0,
-        &["--file", clip.to_str().unwrap()],
-        &t.join("cam.log"),
-    );
-    let cfg = fixture_camera_config(&t, &format!("rtsp://127.0.0.1:{port}/x"), "", "");
+    let (_cam, cfg) = crossing_camera(&t, "");
     // A fixed port, so that `vigil events` can find the running daemon from the config.
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = text.replace("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()));

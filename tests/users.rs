@@ -3,35 +3,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
-
-fn vigil(cfg: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let (cmd, rest) = args.split_at(2);
-    let mut child = Command::new(VIGIL)
-        .args(cmd)
-        .args(["--config", cfg.to_str().unwrap()])
-        .args(rest)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn users_and_tokens_from_the_cli() {
@@ -39,7 +11,7 @@ fn users_and_tokens_from_the_cli() {
     let storage = t.join("storage");
     let cfg = t.write("vigil.toml", &config(&storage, &[], ""));
     let ok = |args: &[&str], stdin: &str| {
-        let (ok, out, err) = vigil(&cfg, args, stdin);
+        let (ok, out, err) = vigil_config(&cfg, args, stdin);
         assert!(ok, "{args:?}: {err}");
         out
     };
@@ -51,13 +23,13 @@ fn users_and_tokens_from_the_cli() {
         &["user", "add", "bob", "--role", "investigator"],
         "another long secret\n",
     );
-    let (good, _, err) = vigil(
+    let (good, _, err) = vigil_config(
         &cfg,
         &["user", "add", "carol", "--role", "viewer"],
         "short\n",
     );
     assert!(!good && err.contains("at least 12 characters"), "{err}");
-    let (good, _, err) = vigil(
+    let (good, _, err) = vigil_config(
         &cfg,
         &["user", "add", "bob", "--role", "viewer"],
         "yet another secret\n",
@@ -83,7 +55,7 @@ fn users_and_tokens_from_the_cli() {
     assert!(ok(&["token", "list"], "").contains("revoked"));
 
     ok(&["user", "passwd", "bob"], "a brand new secret\n");
-    let (good, _, err) = vigil(&cfg, &["user", "del", "alice"], "");
+    let (good, _, err) = vigil_config(&cfg, &["user", "del", "alice"], "");
     assert!(!good && err.contains("last admin"), "{err}");
     ok(&["user", "del", "bob"], "");
     assert!(!ok(&["user", "list"], "").contains("bob"));
@@ -105,6 +77,6 @@ fn users_and_tokens_from_the_cli() {
         );
     }
     assert!(!audit.contains("correct horse") && !audit.contains("brand new"));
-    let (good, out, _) = vigil(&cfg, &["audit", "verify"], "");
+    let (good, out, _) = vigil_config(&cfg, &["audit", "verify"], "");
     assert!(good && out.contains("chain intact"), "{out}");
 }

@@ -249,14 +249,7 @@ fn demo_status_page_shows_cameras_in_chromium() {
 #[test]
 fn operator_sees_and_acknowledges_live_alerts_in_chromium() {
     let t = TestDir::new();
-    let clip = fixture("motion/crossing.mp4");
-    let (_cam, port) = fake_camera(
-        &["x"],
-        0,
-        &["--file", clip.to_str().unwrap()],
-        &t.join("cam.log"),
-    );
-    let cfg = fixture_camera_config(&t, &format!("rtsp://127.0.0.1:{port}/x"), "", "");
+    let (_cam, cfg) = crossing_camera(&t, "");
     let (ok, _, err) = vigil_cli(
         &[
             "user",

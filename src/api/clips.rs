@@ -77,6 +77,20 @@ pub(super) async fn event_clip(
         let ev = index
             .event(id)?
             .ok_or_else(|| QueryError::NotFound(format!("no event {id}")))?;
+        // Asked for just after the event closed (an operator following its end alert),
+        // the post-roll may still be on its way to the index (committed every
+        // commit_interval_ms): wait for the recording to reach it, a few seconds at most.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        while std::time::Instant::now() < deadline {
+            let segs =
+                index.segments_overlapping(ev.camera_id, ev.clip_start_us, ev.clip_end_us)?;
+            match segs.last() {
+                Some(s) if s.is_open() && s.end_us < ev.clip_end_us => {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                _ => break,
+            }
+        }
         let camera = events::Cameras::load(&index)?.name(ev.camera_id);
         let plan = export::plan(
             &index,

@@ -232,6 +232,15 @@ pub fn admin_token(config: &Path) -> Option<String> {
     Some(token)
 }
 
+/// `vigil <cmd> <sub> --config CFG <rest...>` with `stdin`: (success, stdout, stderr).
+pub fn vigil_config(cfg: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let (cmd, rest) = args.split_at(2);
+    let mut full = cmd.to_vec();
+    full.extend(["--config", cfg.to_str().unwrap()]);
+    full.extend_from_slice(rest);
+    vigil_cli(&full, stdin)
+}
+
 /// Runs the `vigil` CLI with `stdin`; returns (success, stdout, stderr).
 pub fn vigil_cli(args: &[&str], stdin: &str) -> (bool, String, String) {
     use std::io::Write;
@@ -604,6 +613,20 @@ pub fn wait_streaming(base: &str, cam: &str) {
 /// A config for the ground-truth fixture camera `fixture` (zones, mask and motion settings
 /// of `fixtures/motion/zones.toml`) recording into `<t>/storage`, with its stream at
 /// `url` and these extra lines in the camera's table (`detect_url = ...`, say).
+/// The ground-truth crossing clip looped by a fake camera, and a daemon config for it
+/// (the fixture's zones and mask) with `storage_extra` in `[storage]`.
+pub fn crossing_camera(t: &TestDir, storage_extra: &str) -> (Proc, PathBuf) {
+    let clip = fixture("motion/crossing.mp4");
+    let (cam, port) = fake_camera(
+        &["x"],
+        0,
+        &["--file", clip.to_str().unwrap()],
+        &t.join("cam.log"),
+    );
+    let url = format!("rtsp://127.0.0.1:{port}/x");
+    (cam, fixture_camera_config(t, &url, storage_extra, ""))
+}
+
 pub fn fixture_camera_config(
     t: &TestDir,
     url: &str,
