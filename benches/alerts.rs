@@ -24,7 +24,7 @@ fn main() {
     let t = TestDir::new();
     let (_cam, cfg) = crossing_camera(&t, "");
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    let mut r = ureq::get(&format!("{base}/api/alerts/stream"))
+    let mut r = get(&format!("{base}/api/alerts/stream"))
         .call()
         .unwrap();
     let reader = std::io::BufReader::new(r.body_mut().with_config().limit(u64::MAX).reader());
