@@ -167,11 +167,24 @@ pub struct StorageStatus {
 pub struct Status {
     cameras: Mutex<BTreeMap<String, CameraStatus>>,
     storage: Mutex<StorageStatus>,
+    /// The latest picture of each analysed camera: (frame UTC µs, JPEG).
+    snapshots: Mutex<BTreeMap<String, (i64, bytes::Bytes)>>,
 }
 
 pub type SharedStatus = Arc<Status>;
 
 impl Status {
+    pub fn set_snapshot(&self, camera: &str, utc_us: i64, jpeg: bytes::Bytes) {
+        self.snapshots
+            .lock()
+            .unwrap()
+            .insert(camera.to_owned(), (utc_us, jpeg));
+    }
+
+    pub fn snapshot(&self, camera: &str) -> Option<(i64, bytes::Bytes)> {
+        self.snapshots.lock().unwrap().get(camera).cloned()
+    }
+
     pub fn camera<R>(&self, name: &str, f: impl FnOnce(&mut CameraStatus) -> R) -> R {
         let mut l = self.cameras.lock().unwrap();
         let s = l

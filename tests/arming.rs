@@ -74,6 +74,16 @@ fn disarmed_zones_are_recorded_but_raise_no_alerts() {
     let s = camera_status(&base, "fixture");
     assert_eq!(s["armed"], true, "{s}");
     assert_eq!(s["disarmed_zones"], serde_json::json!(["left"]), "{s}");
+    // The latest picture, for live view: a JPEG of the camera's 320x180 image.
+    let mut r = get(&format!("{base}/api/cameras/fixture/snapshot.jpg"))
+        .call()
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert!(r.headers().contains_key("x-vigil-time"));
+    let img = image::load_from_memory(&r.body_mut().read_to_vec().unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), (320, 180));
+    let (code, body) = get_status(&format!("{base}/api/cameras/nope/snapshot.jpg"));
+    assert_eq!(code, 404, "{body}");
     // The analysis pipeline's decoding threads were found and their CPU time counted.
     assert!(s["decode_seconds"].as_f64().unwrap() > 0.0, "{s}");
     assert!(d.stop(Duration::from_secs(20)).success());

@@ -84,7 +84,10 @@ fn operations(base: &str) -> Vec<(String, String, String)> {
                 .as_str()
                 .unwrap_or_else(|| panic!("{method} {path} has no x-vigil-role"))
                 .to_owned();
-            let p = path.replace("{id}", "1").replace("{file}", "cam.mp4");
+            let p = path
+                .replace("{id}", "1")
+                .replace("{file}", "cam.mp4")
+                .replace("{name}", "cam");
             out.push((method.clone(), format!("{base}{p}"), role));
         }
     }
@@ -497,7 +500,10 @@ fn malformed_parameters_and_bodies_get_4xx_everywhere() {
                 let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!("{base}{p}?{}", q.join("&"))
             };
-            let filled = path.replace("{id}", "1").replace("{file}", "cam.mp4");
+            let filled = path
+                .replace("{id}", "1")
+                .replace("{file}", "cam.mp4")
+                .replace("{name}", "cam");
             // Path ids that are not ids.
             if path.contains("{id}") {
                 for bad in ["abc", "-1", "99999999999999999999999", "1.5"] {

@@ -185,6 +185,12 @@ fn demo_status_page_shows_cameras_in_chromium() {
         "document.getElementById('storage').textContent.includes('segments')",
         "the storage line",
     );
+    // Each camera's live picture shows (the viewer's "live").
+    b.wait(
+        "[...document.querySelectorAll('img.live')].length === 2 && \
+         [...document.querySelectorAll('img.live')].every(i => i.complete && i.naturalWidth === 640)",
+        "both cameras' live pictures",
+    );
     b.screenshot(&t.join("status.png"));
     let dom = b
         .eval("document.documentElement.outerHTML")

@@ -20,6 +20,9 @@ pub const ANALYSIS_NICE: libc::c_int = 10;
 
 /// Width of event thumbnails (pixels; never upscaled).
 pub const THUMBNAIL_WIDTH: u32 = 320;
+/// Width (at most) and period of the live snapshot (`/api/cameras/{name}/snapshot.jpg`).
+pub const SNAPSHOT_WIDTH: u32 = 640;
+const SNAPSHOT_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct AnalysisFrame {
     pub pts_90k: i64,
@@ -107,6 +110,8 @@ struct Run {
     base: (i64, i64),
     /// When the decoder's CPU time was last added to the status.
     cpu_sampled: std::time::Instant,
+    /// When the last live snapshot was taken (None: not yet in this run).
+    snapshot_at: Option<std::time::Instant>,
 }
 
 impl LiveAnalyzer {
@@ -185,6 +190,7 @@ impl LiveAnalyzer {
                                     params: f.params.clone(),
                                     base: (f.pts_90k, f.utc_us),
                                     cpu_sampled: std::time::Instant::now(),
+                                    snapshot_at: None,
                                 })
                             }
                             Err(e) => {
@@ -280,6 +286,19 @@ impl LiveAnalyzer {
             let (res, closed) = det.frame(frame.view(), t_ms)?;
             let detector_time = t.elapsed().as_secs_f64();
             let utc_us = r.base.1 + t_ms as i64 * 1000;
+            if r.snapshot_at.is_none_or(|t| t.elapsed() >= SNAPSHOT_PERIOD) {
+                r.snapshot_at = Some(std::time::Instant::now());
+                match frame
+                    .rgb(SNAPSHOT_WIDTH)
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|img| jpeg(&img).map_err(|e| e.to_string()))
+                {
+                    Ok(j) => self
+                        .status
+                        .set_snapshot(&self.camera.name, utc_us, j.into()),
+                    Err(e) => tracing::warn!(camera = %self.camera.name, "snapshot: {e}"),
+                }
+            }
             if res.peak {
                 match frame.rgb(THUMBNAIL_WIDTH) {
                     Ok(img) => self.peak = Some(img),
