@@ -279,6 +279,38 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
         (Some("operator-user"), Some("operator"), Some(&op_csrf[..]))
     );
 
+    // Admins see users and tokens, never a hash or a secret.
+    let a = call(
+        "get",
+        &format!("{base}/api/users"),
+        &[("authorization", &bearer(&tokens[3].2))],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    let names: Vec<&str> = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"operator-user") && names.contains(&"admin"),
+        "{v}"
+    );
+    assert!(
+        v["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == revoked_id.as_str() && t["revoked"] == true),
+        "{v}"
+    );
+    assert!(
+        !a.body.contains("argon2") && !a.body.contains("sha256"),
+        "{v}"
+    );
+    assert!(!a.body.contains(tokens[3].2.rsplit('_').next().unwrap()));
+
     // Logout ends the session (and needs its CSRF token too).
     let (_, inv_cookie, inv_csrf) = sessions[2].clone();
     let logout = format!("{base}/api/logout");

@@ -34,6 +34,7 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("POST", ["api", "search", "region"]) => "search.region",
         ("POST", ["api", "events", _, "ack"]) => "alert.ack",
         ("GET", ["api", "audit"]) => "audit.view",
+        ("GET", ["api", "users"]) => "users.view",
         ("GET", ["api", "holds"]) => "holds.list",
         ("POST", ["api", "holds"]) => "hold.create",
         ("DELETE", ["api", "holds", _]) => "hold.release",

@@ -414,6 +414,28 @@ pub(super) async fn current(req: Request) -> Response {
     }
 }
 
+/// `GET /api/users` (admin): users with their roles, and tokens (ids, owners, labels,
+/// revoked or not); never a hash or a secret. Changes are made with `vigil user` and
+/// `vigil token`.
+pub(super) async fn users(State(st): State<AppState>) -> Response {
+    let data = match auth_data(&st).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let users: Vec<_> = (data.users.iter())
+        .map(|u| serde_json::json!({ "name": u.name, "role": role_name(u.role), "created": u.created }))
+        .collect();
+    let tokens: Vec<_> = (data.tokens.iter())
+        .map(|t| {
+            serde_json::json!({
+                "id": t.id, "user": t.user, "label": t.label,
+                "created": t.created, "revoked": t.revoked,
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "users": users, "tokens": tokens })).into_response()
+}
+
 /// `GET /login`: the login page (static; it holds no data).
 pub(super) async fn login_page() -> impl IntoResponse {
     (
