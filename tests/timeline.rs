@@ -133,10 +133,19 @@ fn events_thumbnails_region_search_and_queries() {
         format!("/api/events/{id_b}/thumbnail.jpg")
     );
     assert_eq!(start_b["camera"], "fixture");
-    // The WebSocket variant delivered the same alerts.
-    let via_ws: Vec<serde_json::Value> = ws.try_iter().collect();
-    let b_ws: Vec<&serde_json::Value> = via_ws.iter().filter(|a| a["event_id"] == id_b).collect();
+    // The WebSocket variant delivered the same alerts (its own connection: the last one
+    // may arrive a moment after the SSE stream's).
     let b_sse: Vec<&serde_json::Value> = got.iter().filter(|a| a["event_id"] == id_b).collect();
+    let mut via_ws: Vec<serde_json::Value> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while via_ws.iter().filter(|a| a["event_id"] == id_b).count() < b_sse.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match ws.recv_timeout(left) {
+            Ok(a) => via_ws.push(a),
+            Err(_) => break,
+        }
+    }
+    let b_ws: Vec<&serde_json::Value> = via_ws.iter().filter(|a| a["event_id"] == id_b).collect();
     assert_eq!(b_ws, b_sse);
     assert_eq!(&get_json(&format!("{base}/api/events/{id_a}")), a);
     // The status links the last event.
