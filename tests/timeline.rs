@@ -100,7 +100,19 @@ fn events_thumbnails_region_search_and_queries() {
 
     // Live alerts (SSE): for the second event, motion starts on the camera and in
     // "right", then ends in "right" and on the camera, with the stored event's id.
-    let got: Vec<serde_json::Value> = alerts.try_iter().collect();
+    // (The record is stored just before the end alerts go out: wait for the last one.)
+    let mut got: Vec<serde_json::Value> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !got
+        .iter()
+        .any(|a| a["event_id"] == id_b && a["kind"] == "end" && a["zone"].is_null())
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match alerts.recv_timeout(left) {
+            Ok(a) => got.push(a),
+            Err(_) => break,
+        }
+    }
     let of_b: Vec<(String, Option<String>)> = got
         .iter()
         .filter(|a| a["event_id"] == id_b)
