@@ -7,16 +7,7 @@ use common::*;
 #[test]
 fn bad_recordings_parameters_get_4xx_with_message() {
     let t = TestDir::new();
-    let storage = t.join("storage");
-    let port = free_port(); // no camera there: the API still answers
-    let cfg = t.write(
-        "vigil.toml",
-        &config(
-            &storage,
-            &[("cam", format!("rtsp://127.0.0.1:{port}/x"))],
-            "",
-        ),
-    );
+    let cfg = idle_camera_config(&t, "");
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     // The first request after the listener opens already lists every configured camera
     // (even one that never connects), so clients never see a partial list.
@@ -91,25 +82,14 @@ fn openapi_document_matches_the_routes() {
     assert_eq!(routed, documented, "router vs openapi.json");
 
     let t = TestDir::new();
-    let port = free_port();
-    let cfg = t.write(
-        "vigil.toml",
-        &config(
-            &t.join("storage"),
-            &[("cam", format!("rtsp://127.0.0.1:{port}/x"))],
-            "",
-        ),
-    );
+    let cfg = idle_camera_config(&t, "");
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     assert_eq!(get_json(&format!("{base}/api/openapi.json")), doc);
     for (path, method) in &documented {
         if method != "get" || path == "/api/alerts/stream" {
             continue; // POST is tested elsewhere; the stream never ends
         }
-        let url = format!(
-            "{base}{}",
-            path.replace("{id}", "1").replace("{file}", "cam.mp4")
-        );
+        let url = format!("{base}{}", fill_path(path));
         let mut r = bearer(lenient().get(&url), &url).call().unwrap();
         let code = r.status().as_u16();
         let body = r.body_mut().read_to_string().unwrap_or_default();

@@ -84,11 +84,7 @@ fn operations(base: &str) -> Vec<(String, String, String)> {
                 .as_str()
                 .unwrap_or_else(|| panic!("{method} {path} has no x-vigil-role"))
                 .to_owned();
-            let p = path
-                .replace("{id}", "1")
-                .replace("{file}", "cam.mp4")
-                .replace("{name}", "cam");
-            out.push((method.clone(), format!("{base}{p}"), role));
+            out.push((method.clone(), format!("{base}{}", fill_path(path)), role));
         }
     }
     assert!(out.len() >= 20, "{out:?}");
@@ -109,19 +105,10 @@ fn refused(a: &Answer) -> bool {
 #[test]
 fn authorisation_matrix_sessions_csrf_and_lockout() {
     let t = TestDir::new();
-    let port = free_port();
     let storage = t.join("storage");
-    let cfg = t.write(
-        "vigil.toml",
-        &config(
-            &storage,
-            &[("cam", format!("rtsp://127.0.0.1:{port}/x"))],
-            "",
-        )
-        .replace(
-            "[server]\n",
-            "[server]\nsession_idle_minutes = 0.05\nlogin_max_failures = 3\nlockout_minutes = 0.1\n",
-        ),
+    let cfg = idle_camera_config(
+        &t,
+        "session_idle_minutes = 0.05\nlogin_max_failures = 3\nlockout_minutes = 0.1\n",
     );
     // A user and a token per role (the harness adds `admin` when the daemon starts).
     let mut tokens = Vec::new();
@@ -475,15 +462,7 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
 #[test]
 fn malformed_parameters_and_bodies_get_4xx_everywhere() {
     let t = TestDir::new();
-    let port = free_port();
-    let cfg = t.write(
-        "vigil.toml",
-        &config(
-            &t.join("storage"),
-            &[("cam", format!("rtsp://127.0.0.1:{port}/x"))],
-            "",
-        ),
-    );
+    let cfg = idle_camera_config(&t, "");
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let token = format!("Bearer {}", token_for(&base).unwrap());
     let auth = [("authorization", token.as_str())];
@@ -532,10 +511,7 @@ fn malformed_parameters_and_bodies_get_4xx_everywhere() {
                 let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!("{base}{p}?{}", q.join("&"))
             };
-            let filled = path
-                .replace("{id}", "1")
-                .replace("{file}", "cam.mp4")
-                .replace("{name}", "cam");
+            let filled = fill_path(path);
             // Path ids that are not ids.
             if path.contains("{id}") {
                 for bad in ["abc", "-1", "99999999999999999999999", "1.5"] {

@@ -613,6 +613,26 @@ pub fn wait_streaming(base: &str, cam: &str) {
 /// A config for the ground-truth fixture camera `fixture` (zones, mask and motion settings
 /// of `fixtures/motion/zones.toml`) recording into `<t>/storage`, with its stream at
 /// `url` and these extra lines in the camera's table (`detect_url = ...`, say).
+/// A config with one camera `cam` that nobody serves (the API answers regardless), in
+/// `t`'s `storage` dir; `server_extra` goes into `[server]`.
+pub fn idle_camera_config(t: &TestDir, server_extra: &str) -> PathBuf {
+    let port = free_port();
+    let text = config(
+        &t.join("storage"),
+        &[("cam", format!("rtsp://127.0.0.1:{port}/x"))],
+        "",
+    )
+    .replace("[server]\n", &format!("[server]\n{server_extra}"));
+    t.write("vigil.toml", &text)
+}
+
+/// A documented path with its placeholders filled for the camera `cam` and id 1.
+pub fn fill_path(path: &str) -> String {
+    path.replace("{id}", "1")
+        .replace("{file}", "cam.mp4")
+        .replace("{name}", "cam")
+}
+
 /// The ground-truth crossing clip looped by a fake camera, and a daemon config for it
 /// (the fixture's zones and mask) with `storage_extra` in `[storage]`.
 pub fn crossing_camera(t: &TestDir, storage_extra: &str) -> (Proc, PathBuf) {
