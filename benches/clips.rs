@@ -74,13 +74,14 @@ fn main() {
             29_500 + (i * 37) as usize % 1000
         };
         w.handle(WriterMsg::Frame(Frame {
-            pts_90k: i * 90_000 / FPS,
+            dts_90k: i * 90_000 / FPS,
+            cts_90k: 0,
             utc_us: T0 + i * 1_000_000 / FPS,
             is_key: key,
             data: vec![(i % 251) as u8; size].into(),
             params: params.clone(),
             run: 1,
-            discontinuity: false,
+            discontinuity: None,
         }));
     }
     w.handle(WriterMsg::Shutdown);

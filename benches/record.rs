@@ -28,13 +28,14 @@ fn frames(params: &Arc<VideoParams>, t0_us: i64) -> Vec<Frame> {
                 29_500 + (i * 37) % 1000
             };
             Frame {
-                pts_90k: i as i64 * 90_000 / FPS,
+                dts_90k: i as i64 * 90_000 / FPS,
+                cts_90k: 0,
                 utc_us: t0_us + i as i64 * 1_000_000 / FPS,
                 is_key: key,
                 data: vec![(i % 251) as u8; size].into(),
                 params: params.clone(),
                 run: 1,
-                discontinuity: false,
+                discontinuity: None,
             }
         })
         .collect()

@@ -170,6 +170,7 @@ struct RawCamera {
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     transport: Option<Spanned<String>>,
+    timeout_seconds: Option<Spanned<f64>>,
     #[serde(default = "default_true")]
     enabled: bool,
     #[serde(default)]
@@ -318,6 +319,10 @@ pub struct CameraConfig {
     pub username: Option<String>,
     pub password: PasswordSource,
     pub transport: TransportKind,
+    /// Deadline for each RTSP step (connect and DESCRIBE, SETUP, PLAY, the first
+    /// picture), and the longest a playing session may go without a picture before it is
+    /// dead and reconnected (`timeout_seconds`, default 10 s).
+    pub timeout: std::time::Duration,
     pub enabled: bool,
     pub zones: Vec<Zone>,
     pub masks: Vec<Polygon>,
@@ -325,6 +330,9 @@ pub struct CameraConfig {
     /// When motion on the camera as a whole raises alerts (always if None).
     pub arm: Option<Arc<Schedule>>,
 }
+
+/// Default [`CameraConfig::timeout`].
+pub const DEFAULT_CAMERA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A polygon in normalised image coordinates (x, y in 0..=1, origin top left).
 pub type Polygon = Vec<[f64; 2]>;
@@ -835,6 +843,19 @@ impl Config {
                     TransportKind::Tcp
                 }
             };
+            let timeout = match &cam.timeout_seconds {
+                None => DEFAULT_CAMERA_TIMEOUT,
+                Some(v) if (1.0..=300.0).contains(v.get_ref()) => {
+                    std::time::Duration::from_secs_f64(*v.get_ref())
+                }
+                Some(v) => {
+                    errs.push(loc.error(
+                        v.span(),
+                        format!("timeout_seconds must be from 1 to 300, not {}", v.get_ref()),
+                    ));
+                    DEFAULT_CAMERA_TIMEOUT
+                }
+            };
             let mut zones: Vec<Zone> = Vec::new();
             for z in cam.zones {
                 let z = z.into_inner();
@@ -876,6 +897,7 @@ impl Config {
                 username: cam.username,
                 password,
                 transport,
+                timeout,
                 enabled: cam.enabled,
                 zones,
                 masks,

@@ -38,7 +38,32 @@ pub struct CameraStatus {
     pub frames: u64,
     pub bytes: u64,
     pub reconnects: u64,
+    /// The RTSP step under way while `connecting`: "describe" (TCP connect and
+    /// DESCRIBE), "setup", "play" or "first-picture".
+    pub connect_step: Option<&'static str>,
+    /// RTSP steps and playing sessions that missed their deadline (`timeout_seconds`).
+    pub timeouts: u64,
+    /// Frames the writer could not take (it fell behind); it skips to the next keyframe.
     pub dropped_frames: u64,
+    /// RTP packets the camera sent that never arrived (sequence-number gaps).
+    pub lost_packets: u64,
+    /// Packets that could not be depacketized (a fragment without its start, a corrupt
+    /// NAL unit, a wrong SSRC): dropped, and the session goes on.
+    pub packet_errors: u64,
+    /// Pictures dropped after loss or a packet error, up to the next keyframe (they
+    /// would reference pictures that never arrived).
+    pub dropped_pictures: u64,
+    /// Times the camera's timestamps broke the timeline (step back, jump forward, clock
+    /// out of bounds): each closed a segment with end reason `timestamp-jump`.
+    pub timestamp_jumps: u64,
+    /// The camera clock's rate against the recorder's as applied (1.0 = exact; 0.833 for a
+    /// camera whose clock runs 1.2x fast), including any phase slew.
+    pub clock_rate: f64,
+    /// How far the stamps trail the arrival times (earliest picture of the last second),
+    /// ms; negative = ahead.
+    pub clock_lag_ms: Option<f64>,
+    /// Pictures the stream may reorder (B-frames): declared by the SPS or learnt.
+    pub reorder_depth: u32,
     pub codec: Option<String>,
     pub width: u32,
     pub height: u32,
@@ -89,7 +114,16 @@ impl CameraStatus {
             frames: 0,
             bytes: 0,
             reconnects: 0,
+            connect_step: None,
+            timeouts: 0,
             dropped_frames: 0,
+            lost_packets: 0,
+            packet_errors: 0,
+            dropped_pictures: 0,
+            timestamp_jumps: 0,
+            clock_rate: 1.0,
+            clock_lag_ms: None,
+            reorder_depth: 0,
             codec: None,
             width: 0,
             height: 0,

@@ -443,12 +443,20 @@ impl LiveDecoder {
         self.cpu.sample()
     }
 
-    /// Queues one frame (presentation time in ns from the start of its session).
-    pub fn push(&self, data: bytes::Bytes, pts_ns: u64, is_key: bool) -> anyhow::Result<()> {
+    /// Queues one frame, in decode order, with its presentation and decode times (ns
+    /// from the decoder's time zero).
+    pub fn push(
+        &self,
+        data: bytes::Bytes,
+        pts_ns: u64,
+        dts_ns: u64,
+        is_key: bool,
+    ) -> anyhow::Result<()> {
         let mut buf = gst::Buffer::from_slice(data);
         {
             let b = buf.get_mut().unwrap();
             b.set_pts(gst::ClockTime::from_nseconds(pts_ns));
+            b.set_dts(gst::ClockTime::from_nseconds(dts_ns));
             if !is_key {
                 b.set_flags(gst::BufferFlags::DELTA_UNIT);
             }

@@ -62,7 +62,8 @@ pub enum EndReason {
     ParamsChange,
     /// The camera connection was lost.
     Disconnect,
-    /// Frames were dropped (the writer fell behind).
+    /// Frames were dropped (the writer fell behind, or packet loss dropped pictures for
+    /// longer than a still picture may stand in for them).
     Dropped,
     /// The daemon shut down cleanly.
     Shutdown,
@@ -70,6 +71,10 @@ pub enum EndReason {
     Recovered,
     /// A write failed (for example, the disk is full).
     WriteError,
+    /// The camera's timestamps broke the timeline (a step back, a jump forward, or a
+    /// clock that left the drift bound); the next segment starts on a new timeline.
+    /// Added after schema 1's first release: appended, so older records still decode.
+    TimestampJump,
 }
 
 impl EndReason {
@@ -83,6 +88,7 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
             EndReason::Recovered => "recovered",
             EndReason::WriteError => "write-error",
+            EndReason::TimestampJump => "timestamp-jump",
         }
     }
 }

@@ -2,11 +2,15 @@
 //! video frames into [`Frame`]s for the camera's writer thread, and reconnects with
 //! exponential backoff and jitter (1 s to 60 s) when the camera goes away.
 //!
+//! Every RTSP step has a deadline (`timeout_seconds`); a packet that cannot be
+//! depacketized, or lost packets, drop pictures up to the next keyframe and the session
+//! goes on; NAL units under one RTP timestamp are one picture; timestamps go through the
+//! timing model (`timing`), which never ends a session.
+//!
 //! Nothing here decodes video. Before each new session the task waits out stale sessions
 //! of the previous one (retina's `SessionGroup`), which some servers (live555) keep
 //! streaming into a reused connection otherwise.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::{Duration, Instant};
@@ -15,13 +19,18 @@ use futures_util::StreamExt;
 use retina::client::{
     Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions, TeardownPolicy, Transport,
 };
-use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
+use timing::{CameraClock, Jump, Output, Timed, Timing};
 use tokio_util_shim::CancelToken;
 
 use crate::config::{CameraConfig, TransportKind};
+use crate::index::EndReason;
 use crate::motion::live::{AnalysisFrame, AnalysisMsg};
 use crate::record::writer::{Frame, VideoParams, WriterMsg};
 use crate::status::{CameraState, SharedStatus, now_us};
+
+pub mod sps;
+pub mod timing;
 
 pub mod tokio_util_shim {
     //! A minimal cancellation token on top of `tokio::sync::watch`.
@@ -56,8 +65,6 @@ pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A session that streamed this long resets the backoff.
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
-/// No frame for this long means the session is dead.
-const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Delay before reconnect attempt `failures` (1-based): 1 s doubling to 60 s, with up to
 /// 25% random jitter so that many cameras behind one failed switch do not reconnect in
@@ -89,12 +96,162 @@ pub struct IngestTask {
     pub cancel: CancelToken,
 }
 
+/// Whether a retina error concerns one packet (the session can go on: the depacketizer
+/// has discarded the damaged access unit) rather than the connection. retina's errors are
+/// opaque; its packet-level ones (`RtpPacketError`, `PacketError`) are the only ones whose
+/// message carries the packet context (`pkt: `).
+fn is_packet_error(e: &retina::Error) -> bool {
+    e.to_string().contains("\npkt: ")
+}
+
+/// One picture as assembled from retina's frames (all NAL units of one RTP timestamp).
+struct Picture {
+    is_key: bool,
+    data: Vec<u8>,
+    params: Arc<VideoParams>,
+}
+
+/// A session's output side: where pictures go, what is dropped, and the counters.
+struct Outlet<'a> {
+    task: &'a IngestTask,
+    /// Writer: skipping to the next keyframe since a frame could not be queued.
+    writer_dropping: bool,
+    analysis_dropping: bool,
+    /// The next frame to the writer ends what is open, for this reason.
+    pending_break: Option<EndReason>,
+}
+
+impl Outlet<'_> {
+    fn emit(&mut self, out: Vec<Output<Picture>>) -> anyhow::Result<()> {
+        for o in out {
+            match o {
+                Output::Picture(p) => self.picture(p)?,
+                Output::Discontinuity { kind, delta_us } => self.discontinuity(kind, delta_us),
+            }
+        }
+        Ok(())
+    }
+
+    fn discontinuity(&mut self, kind: Jump, delta_us: i64) {
+        let cam = &self.task.camera.name;
+        let what = match kind {
+            Jump::Backward => "stepped back",
+            Jump::Forward => "jumped forward",
+            Jump::Clock => "drifted out of bounds",
+        };
+        tracing::warn!(
+            camera = %cam,
+            "the camera's clock {what} by {:.3} s: segment closed, timeline re-anchored to the recorder's clock",
+            delta_us as f64 / 1e6
+        );
+        self.task.status.camera(cam, |s| s.timestamp_jumps += 1);
+        self.pending_break = Some(EndReason::TimestampJump);
+        if let Some(a) = &self.task.analysis {
+            let _ = a.try_send(AnalysisMsg::EndRun);
+        }
+    }
+
+    fn picture(&mut self, p: Timed<Picture>) -> anyhow::Result<()> {
+        let cam = &self.task.camera.name;
+        let data = bytes::Bytes::from(p.payload.data);
+        let is_key = p.payload.is_key;
+        if let Some(a) = &self.task.analysis {
+            if self.analysis_dropping && !is_key {
+                self.task.status.camera(cam, |s| s.analysis_dropped += 1);
+            } else {
+                let m = AnalysisMsg::Frame(AnalysisFrame {
+                    dts_90k: p.dts_90k,
+                    cts_90k: p.cts_90k,
+                    utc_us: p.utc_us,
+                    is_key,
+                    data: data.clone(),
+                    params: p.payload.params.clone(),
+                });
+                match a.try_send(m) {
+                    Ok(()) => self.analysis_dropping = false,
+                    Err(TrySendError::Full(_)) => {
+                        // Analysis is behind: skip to the next keyframe; recording goes on.
+                        self.analysis_dropping = true;
+                        self.task.status.camera(cam, |s| s.analysis_dropped += 1);
+                    }
+                    Err(TrySendError::Disconnected(_)) => {}
+                }
+            }
+        }
+        let Some(writer) = &self.task.writer else {
+            return Ok(()); // a detect-only session
+        };
+        if self.writer_dropping && !is_key {
+            self.task.status.camera(cam, |s| s.dropped_frames += 1);
+            return Ok(());
+        }
+        let msg = WriterMsg::Frame(Frame {
+            dts_90k: p.dts_90k,
+            cts_90k: p.cts_90k,
+            utc_us: p.utc_us,
+            is_key,
+            data,
+            params: p.payload.params,
+            run: p.timeline,
+            discontinuity: if self.writer_dropping {
+                Some(EndReason::Dropped)
+            } else {
+                self.pending_break
+            },
+        });
+        match writer.try_send(msg) {
+            Ok(()) => {
+                self.writer_dropping = false;
+                self.pending_break = None;
+            }
+            Err(TrySendError::Full(_)) => {
+                // The writer fell behind: skip to the next keyframe rather than write a
+                // broken GOP.
+                self.writer_dropping = true;
+                self.task.status.camera(cam, |s| s.dropped_frames += 1);
+            }
+            Err(TrySendError::Disconnected(_)) => anyhow::bail!("writer stopped"),
+        }
+        Ok(())
+    }
+}
+
+/// Runs `fut` as RTSP step `step` under the camera's deadline.
+async fn step<T, E: Into<anyhow::Error>>(
+    task: &IngestTask,
+    step: &'static str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    task.set_step(Some(step));
+    let t = task.camera.timeout;
+    match tokio::time::timeout(t, fut).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => {
+            task.status.camera(&task.camera.name, |s| s.timeouts += 1);
+            anyhow::bail!(
+                "no answer to {} within {} s from {}",
+                step.to_uppercase(),
+                t.as_secs_f64(),
+                task.server()
+            )
+        }
+    }
+}
+
 impl IngestTask {
     fn set_state(&self, st: CameraState) {
         let name = &self.camera.name;
         match self.role {
             Role::Record => self.status.camera(name, |s| s.set_state(st)),
             Role::Detect => self.status.camera(name, |s| s.detect_state = Some(st)),
+        }
+    }
+
+    /// Which RTSP step is under way (shown with the `connecting` state).
+    fn set_step(&self, step: Option<&'static str>) {
+        if self.role == Role::Record {
+            self.status
+                .camera(&self.camera.name, |s| s.connect_step = step);
         }
     }
 
@@ -105,12 +262,23 @@ impl IngestTask {
         }
     }
 
+    /// The server's address as `host:port`, for messages (never the credentials).
+    fn server(&self) -> String {
+        let u = self.url();
+        format!(
+            "{}:{}",
+            u.host_str().unwrap_or("?"),
+            u.port_or_known_default().unwrap_or(554)
+        )
+    }
+
     pub async fn run(self) {
         let name = self.camera.name.clone();
         let mut cancel = self.cancel.clone();
         let group = Arc::new(SessionGroup::default().named(name.clone()));
         let mut failures = 0u32;
-        let mut run = 0u64;
+        // What the camera's sessions learn about its clock outlives each of them.
+        let mut clock = CameraClock::default();
         loop {
             if cancel.is_cancelled() {
                 break;
@@ -126,12 +294,12 @@ impl IngestTask {
                 }
             }
             self.set_state(CameraState::Connecting);
-            run += 1;
             let started = Instant::now();
             let result = tokio::select! {
-                r = self.session(group.clone(), run) => r,
+                r = self.session(group.clone(), &mut clock) => r,
                 _ = cancel.cancelled() => Ok(()),
             };
+            self.set_step(None);
             if cancel.is_cancelled() {
                 break; // the writer gets Shutdown and closes with that reason
             }
@@ -150,7 +318,7 @@ impl IngestTask {
                 Err(e) => format!("{e:#}"),
             };
             let delay = backoff(failures);
-            tracing::warn!(camera = %name, role = ?self.role, "{msg}; reconnecting in {:.1} s", delay.as_secs_f64());
+            tracing::warn!(camera = %name, role = ?self.role, server = %self.server(), "{msg}; reconnecting in {:.1} s", delay.as_secs_f64());
             match self.role {
                 Role::Record => self.status.camera(&name, |s| {
                     s.set_state(CameraState::Backoff);
@@ -172,7 +340,33 @@ impl IngestTask {
         self.set_state(CameraState::Stopped);
     }
 
-    async fn session(&self, group: Arc<SessionGroup>, run: u64) -> anyhow::Result<()> {
+    /// One RTSP session: connect, DESCRIBE, SETUP, PLAY, then pictures until the stream
+    /// ends, fails, or stays silent for `timeout`. Pending pictures are released on
+    /// every way out, so nothing received is lost.
+    async fn session(
+        &self,
+        group: Arc<SessionGroup>,
+        clock: &mut CameraClock,
+    ) -> anyhow::Result<()> {
+        let mut timing = Timing::new(clock.clone());
+        let mut outlet = Outlet {
+            task: self,
+            writer_dropping: false,
+            analysis_dropping: false,
+            pending_break: None,
+        };
+        let r = self.stream(group, &mut timing, &mut outlet).await;
+        let flushed = outlet.emit(timing.flush());
+        *clock = timing.clock.clone();
+        r.and(flushed)
+    }
+
+    async fn stream(
+        &self,
+        group: Arc<SessionGroup>,
+        timing: &mut Timing<Picture>,
+        outlet: &mut Outlet<'_>,
+    ) -> anyhow::Result<()> {
         let cam = &self.camera;
         let creds = match (&cam.username, cam.read_password()?) {
             (Some(u), p) => Some(Credentials {
@@ -181,13 +375,17 @@ impl IngestTask {
             }),
             (None, _) => None,
         };
-        let mut session = retina::client::Session::describe(
-            self.url().clone(),
-            SessionOptions::default()
-                .creds(creds)
-                .session_group(group)
-                .teardown(TeardownPolicy::Auto)
-                .user_agent(format!("Vigil/{}", env!("CARGO_PKG_VERSION"))),
+        let mut session = step(
+            self,
+            "describe",
+            retina::client::Session::describe(
+                self.url().clone(),
+                SessionOptions::default()
+                    .creds(creds)
+                    .session_group(group)
+                    .teardown(TeardownPolicy::Auto)
+                    .user_agent(format!("Vigil/{}", env!("CARGO_PKG_VERSION"))),
+            ),
         )
         .await?;
         let stream_i = session
@@ -199,136 +397,188 @@ impl IngestTask {
             TransportKind::Tcp => Transport::default(),
             TransportKind::Udp => "udp".parse().expect("valid transport"),
         };
-        session
-            .setup(
+        step(
+            self,
+            "setup",
+            session.setup(
                 stream_i,
                 SetupOptions::default()
                     .transport(transport)
                     .frame_format(FrameFormat::MP4),
-            )
-            .await?;
-        let mut demuxed = session
-            .play(
-                PlayOptions::default()
-                    .enforce_timestamps_with_max_jump_secs(NonZeroU32::new(10).unwrap()),
-            )
-            .await?
-            .demuxed()?;
-        self.set_state(CameraState::Streaming);
-        tracing::info!(camera = %cam.name, role = ?self.role, "streaming");
+            ),
+        )
+        .await?;
+        // No timestamp policy in retina: the timing model judges timestamps and never
+        // ends a session for them.
+        let playing = step(self, "play", session.play(PlayOptions::default())).await?;
+        let mut demuxed = playing.demuxed()?;
+        self.set_step(Some("first-picture"));
+        tracing::info!(camera = %cam.name, role = ?self.role, server = %self.server(), "playing");
 
+        let timeout = cam.timeout;
         let mut params: Option<Arc<VideoParams>> = None;
-        let mut base: Option<(i64, i64)> = None; // (pts, utc) of the first frame
-        let mut dropping = false;
-        let mut analysis_dropping = false;
+        // The picture being assembled: (RTP time, arrival UTC, picture).
+        let mut held: Option<(i64, i64, Picture)> = None;
+        // Pictures are dropped up to the next keyframe after loss or a packet error.
+        let mut need_key = false;
+        let mut last_picture = Instant::now();
+        let mut streaming = false;
+        let mut last_packet_error: Option<String> = None;
         let mut window = RateWindow::new();
         loop {
-            let item = match tokio::time::timeout(FRAME_TIMEOUT, demuxed.next()).await {
-                Err(_) => anyhow::bail!("no data for {} s", FRAME_TIMEOUT.as_secs()),
+            let left = timeout.saturating_sub(last_picture.elapsed());
+            let item = match tokio::time::timeout(left, demuxed.next()).await {
+                Err(_) => {
+                    self.status.camera(&cam.name, |s| s.timeouts += 1);
+                    let what = if streaming {
+                        "no picture"
+                    } else {
+                        "no first picture"
+                    };
+                    let why = last_packet_error
+                        .map(|e| {
+                            format!(" (last packet error: {})", e.lines().next().unwrap_or(""))
+                        })
+                        .unwrap_or_default();
+                    anyhow::bail!(
+                        "{what} for {} s from {}{why}",
+                        timeout.as_secs_f64(),
+                        self.server()
+                    );
+                }
                 Ok(None) => return Ok(()),
+                Ok(Some(Err(e))) if is_packet_error(&e) => {
+                    // The depacketizer dropped the damaged access unit; carry on from the
+                    // next keyframe.
+                    let first = last_packet_error.is_none();
+                    self.status.camera(&cam.name, |s| s.packet_errors += 1);
+                    if first {
+                        tracing::warn!(camera = %cam.name, "packet error (dropping to the next keyframe; further ones are counted, not logged): {}", e.to_string().lines().next().unwrap_or(""));
+                    }
+                    last_packet_error = Some(e.to_string());
+                    need_key = true;
+                    continue;
+                }
                 Ok(Some(Err(e))) => return Err(e.into()),
                 Ok(Some(Ok(item))) => item,
             };
             let CodecItem::VideoFrame(f) = item else {
                 continue;
             };
+            let arrival = now_us();
             if (f.has_new_parameters() || params.is_none())
                 && let Some(ParametersRef::Video(v)) = demuxed.streams()[stream_i].parameters()
             {
-                let mut b = v.mp4_sample_entry();
-                if let Some((h, vv)) = v.pixel_aspect_ratio()
-                    && let (Ok(h), Ok(vv)) = (u16::try_from(h), u16::try_from(vv))
-                {
-                    b = b.with_aspect_ratio((h, vv));
+                let encoding = if demuxed.streams()[stream_i].encoding_name() == "h265" {
+                    "h265"
+                } else {
+                    "h264"
+                };
+                params = Some(Arc::new(video_params(v, encoding)?));
+                let sps = match v.codec_params() {
+                    VideoParametersCodec::H264 { sps, .. } => Some(sps.clone()),
+                    VideoParametersCodec::H265 { sps, .. } => Some(sps.clone()),
+                    _ => None,
+                };
+                if let Some(d) = sps.and_then(|s| sps::reorder_depth(encoding, &s)) {
+                    timing.declare_reorder(d);
                 }
-                let (width, height) = v.pixel_dimensions();
-                params = Some(Arc::new(VideoParams {
-                    codec: v.rfc6381_codec().to_owned(),
-                    width,
-                    height,
-                    // frame_rate() is (seconds numerator, denominator) per frame.
-                    nominal_duration: v
-                        .frame_rate()
-                        .filter(|&(n, d)| n > 0 && d > 0)
-                        .map(|(n, d)| (90_000u64 * n as u64 / d as u64) as u32)
-                        .filter(|&t| t > 0 && t <= 90_000),
-                    sample_entry: b.build()?,
-                    encoding: if demuxed.streams()[stream_i].encoding_name() == "h265" {
-                        "h265"
-                    } else {
-                        "h264"
-                    },
-                    codec_config: v.extra_data().to_vec(),
-                }));
             }
             let Some(p) = params.clone() else {
                 continue; // no parameters yet: nothing can be written
             };
             let pts = f.timestamp().elapsed();
-            let (pts0, utc0) = *base.get_or_insert((pts, now_us()));
-            let utc = utc0 + (pts - pts0) * 100 / 9;
-            let is_key = f.is_random_access_point();
-            let lost = f.loss() > 0;
-            let data = bytes::Bytes::from(f.into_data());
-            window.add(data.len());
-            if let Some(a) = &self.analysis {
-                if analysis_dropping && !is_key {
-                    self.status.camera(&cam.name, |s| s.analysis_dropped += 1);
-                } else {
-                    let m = AnalysisMsg::Frame(AnalysisFrame {
-                        pts_90k: pts,
-                        utc_us: utc,
-                        is_key,
-                        data: data.clone(),
-                        params: p.clone(),
-                    });
-                    match a.try_send(m) {
-                        Ok(()) => analysis_dropping = false,
-                        Err(TrySendError::Full(_)) => {
-                            // Analysis is behind: skip to the next keyframe; recording goes on.
-                            analysis_dropping = true;
-                            self.status.camera(&cam.name, |s| s.analysis_dropped += 1);
-                        }
-                        Err(TrySendError::Disconnected(_)) => {}
-                    }
-                }
+            let loss = f.loss();
+            if loss > 0 {
+                self.status
+                    .camera(&cam.name, |s| s.lost_packets += loss as u64);
             }
-            let Some(writer) = &self.writer else {
-                continue; // a detect-only session
-            };
-            if dropping && !is_key {
-                self.status.camera(&cam.name, |s| s.dropped_frames += 1);
+            let is_key = f.is_random_access_point();
+            let data = f.into_data();
+            last_picture = Instant::now();
+            window.add(data.len());
+            // Slices of one picture (several NAL units under one RTP timestamp, even
+            // with a marker bit after each) are one picture.
+            if let Some((t, _, h)) = held.as_mut()
+                && *t == pts
+            {
+                if loss > 0 {
+                    // A slice of this picture was lost: the picture is incomplete.
+                    held = None;
+                    need_key = true;
+                    self.status.camera(&cam.name, |s| s.dropped_pictures += 1);
+                } else {
+                    h.data.extend_from_slice(&data);
+                    h.is_key |= is_key;
+                }
                 continue;
             }
-            let msg = WriterMsg::Frame(Frame {
-                pts_90k: pts,
-                utc_us: utc,
-                is_key,
-                data,
-                params: p,
-                run,
-                discontinuity: dropping || lost,
-            });
-            match writer.try_send(msg) {
-                Ok(()) => dropping = false,
-                Err(TrySendError::Full(_)) => {
-                    // The writer fell behind: skip to the next keyframe rather than write a
-                    // broken GOP.
-                    dropping = true;
-                    self.status.camera(&cam.name, |s| s.dropped_frames += 1);
-                }
-                Err(TrySendError::Disconnected(_)) => anyhow::bail!("writer stopped"),
+            if loss > 0 && !is_key {
+                need_key = true;
             }
-            if let Some((fps, bps, bytes, frames)) = window.rate() {
+            if let Some((t, a, h)) = held.take() {
+                outlet.emit(timing.push(t, a, h))?;
+            }
+            if need_key && !is_key {
+                self.status.camera(&cam.name, |s| s.dropped_pictures += 1);
+                continue;
+            }
+            need_key = false;
+            if !streaming {
+                streaming = true;
+                self.set_step(None);
+                self.set_state(CameraState::Streaming);
+            }
+            held = Some((
+                pts,
+                arrival,
+                Picture {
+                    is_key,
+                    data,
+                    params: p,
+                },
+            ));
+            if let Some((fps, bps, bytes, _)) = window.rate() {
+                let (rate, lag, depth) = (timing.rate(), timing.lag_us(), timing.clock.reorder);
                 self.status.camera(&cam.name, |s| {
                     s.fps = fps;
                     s.bitrate_bps = bps;
                     s.bytes += bytes;
-                    let _ = frames;
+                    s.clock_rate = rate;
+                    s.clock_lag_ms = lag.map(|l| l as f64 / 1000.0);
+                    s.reorder_depth = depth as u32;
                 });
             }
         }
     }
+}
+
+/// The recorder's view of retina's video parameters.
+fn video_params(
+    v: &retina::codec::VideoParameters,
+    encoding: &'static str,
+) -> anyhow::Result<VideoParams> {
+    let mut b = v.mp4_sample_entry();
+    if let Some((h, vv)) = v.pixel_aspect_ratio()
+        && let (Ok(h), Ok(vv)) = (u16::try_from(h), u16::try_from(vv))
+    {
+        b = b.with_aspect_ratio((h, vv));
+    }
+    let (width, height) = v.pixel_dimensions();
+    Ok(VideoParams {
+        codec: v.rfc6381_codec().to_owned(),
+        width,
+        height,
+        // frame_rate() is (seconds numerator, denominator) per frame.
+        nominal_duration: v
+            .frame_rate()
+            .filter(|&(n, d)| n > 0 && d > 0)
+            .map(|(n, d)| (90_000u64 * n as u64 / d as u64) as u32)
+            .filter(|&t| t > 0 && t <= 90_000),
+        sample_entry: b.build()?,
+        encoding,
+        codec_config: v.extra_data().to_vec(),
+    })
 }
 
 /// Frame and byte rates over ~2 s windows.

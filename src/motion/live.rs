@@ -24,8 +24,13 @@ pub const THUMBNAIL_WIDTH: u32 = 320;
 pub const SNAPSHOT_WIDTH: u32 = 640;
 const SNAPSHOT_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// One picture for analysis, on the recorder's timeline (see `ingest::timing`).
 pub struct AnalysisFrame {
-    pub pts_90k: i64,
+    /// Decode time, 90 kHz, strictly increasing within a session's timeline.
+    pub dts_90k: i64,
+    /// Presentation minus decode time, 90 kHz (B-frames).
+    pub cts_90k: i32,
+    /// UTC of the picture's presentation, µs.
     pub utc_us: i64,
     pub is_key: bool,
     pub data: bytes::Bytes,
@@ -188,7 +193,14 @@ impl LiveAnalyzer {
                                 run = Some(Run {
                                     decoder,
                                     params: f.params.clone(),
-                                    base: (f.pts_90k, f.utc_us),
+                                    // Time zero of the decoder: a second before the
+                                    // first decode time, so that pictures displayed
+                                    // before it (open GOPs) still have positive times.
+                                    base: {
+                                        let zero = f.dts_90k - 90_000;
+                                        let pts = f.dts_90k + f.cts_90k as i64;
+                                        (zero, f.utc_us - (pts - zero) * 100 / 9)
+                                    },
                                     cpu_sampled: std::time::Instant::now(),
                                     snapshot_at: None,
                                 })
@@ -200,10 +212,12 @@ impl LiveAnalyzer {
                         }
                     }
                     let r = run.as_mut().unwrap();
-                    let pts_ns = ((f.pts_90k - r.base.0).max(0) as u64) * 100_000 / 9;
+                    let ns = |t: i64| ((t - r.base.0).max(0) as u64) * 100_000 / 9;
+                    let pts_ns = ns(f.dts_90k + f.cts_90k as i64);
+                    let dts_ns = ns(f.dts_90k);
                     let res = r
                         .decoder
-                        .push(f.data, pts_ns, f.is_key)
+                        .push(f.data, pts_ns, dts_ns, f.is_key)
                         .and_then(|()| self.drain(r, &mut det, &name, &zone_names));
                     if let Err(e) = res {
                         // Restart the decoder at the next keyframe; keep the detector.

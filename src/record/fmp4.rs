@@ -28,6 +28,9 @@ pub struct Sample {
     /// Size of the frame data in bytes (length-prefixed NAL units).
     pub size: u32,
     pub is_key: bool,
+    /// Composition offset: presentation minus decode time, 90 kHz (signed; non-zero only
+    /// for streams with B-frames). Written in `trun` (version 1) and `ctts` (version 1).
+    pub cts_offset: i32,
 }
 
 struct BoxBuf {
@@ -286,6 +289,23 @@ fn clip_header_at(t: &ClipTrack, data_start: u64) -> Vec<u8> {
         b.u32(d);
     }
     b.close();
+    if t.samples.iter().any(|s| s.cts_offset != 0) {
+        // Composition offsets, version 1 (signed), in runs.
+        let mut runs: Vec<(u32, i32)> = Vec::new();
+        for s in t.samples {
+            match runs.last_mut() {
+                Some((n, o)) if *o == s.cts_offset => *n += 1,
+                _ => runs.push((1, s.cts_offset)),
+            }
+        }
+        b.open_full(b"ctts", 1, 0);
+        b.u32(runs.len() as u32);
+        for (n, o) in runs {
+            b.u32(n);
+            b.u32(o as u32);
+        }
+        b.close();
+    }
     b.open_full(b"stss", 0, 0);
     let keys: Vec<u32> = (1..)
         .zip(t.samples)
@@ -341,7 +361,11 @@ fn clip_header_at(t: &ClipTrack, data_start: u64) -> Vec<u8> {
     b.buf
 }
 
+/// `trun` flags: data offset, per-sample duration, size and flags present.
 const TRUN_FLAGS: u32 = 0x000001 | 0x000100 | 0x000200 | 0x000400;
+/// ... and per-sample composition time offsets (ISO/IEC 14496-12 §8.8.8), written only
+/// when a fragment has a non-zero one.
+const TRUN_CTS: u32 = 0x000800;
 const KEY_FLAGS: u32 = 0x0200_0000;
 const NON_KEY_FLAGS: u32 = 0x0101_0000;
 
@@ -371,7 +395,13 @@ pub fn fragment_header(
     b.open_full(b"tfdt", 1, 0);
     b.u64(base_decode_time);
     b.close();
-    b.open_full(b"trun", 0, TRUN_FLAGS);
+    let cts = samples.iter().any(|s| s.cts_offset != 0);
+    if cts {
+        // Version 1: signed offsets (B-frames displayed before their decode time).
+        b.open_full(b"trun", 1, TRUN_FLAGS | TRUN_CTS);
+    } else {
+        b.open_full(b"trun", 0, TRUN_FLAGS);
+    }
     b.u32(samples.len() as u32);
     let data_offset_pos = b.buf.len();
     b.u32(0); // data_offset, patched below
@@ -379,6 +409,9 @@ pub fn fragment_header(
         b.u32(s.duration);
         b.u32(s.size);
         b.u32(if s.is_key { KEY_FLAGS } else { NON_KEY_FLAGS });
+        if cts {
+            b.u32(s.cts_offset as u32);
+        }
     }
     b.close();
     b.close(); // traf
@@ -499,21 +532,29 @@ fn parse_moof(moof: &[u8]) -> Result<(u64, i64, Vec<Sample>), String> {
     };
     let trun = find(traf, &[b"trun"]).ok_or("traf without trun")?.0;
     let flags = rd_u32(trun, 0).ok_or("short trun")? & 0xff_ffff;
-    if flags != TRUN_FLAGS {
+    if flags != TRUN_FLAGS && flags != TRUN_FLAGS | TRUN_CTS {
         return Err(format!("unexpected trun flags {flags:#x}"));
     }
+    let cts = flags & TRUN_CTS != 0;
+    let stride = if cts { 16 } else { 12 };
     let n = rd_u32(trun, 4).ok_or("short trun")? as usize;
     let data_offset = rd_u32(trun, 8).ok_or("short trun")? as i32 as i64;
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
-        let at = 12 + i * 12;
+        let at = 12 + i * stride;
         let duration = rd_u32(trun, at).ok_or("short trun")?;
         let size = rd_u32(trun, at + 4).ok_or("short trun")?;
         let sflags = rd_u32(trun, at + 8).ok_or("short trun")?;
+        let cts_offset = if cts {
+            rd_u32(trun, at + 12).ok_or("short trun")? as i32
+        } else {
+            0
+        };
         samples.push(Sample {
             duration,
             size,
             is_key: sflags & 0x0001_0000 == 0,
+            cts_offset,
         });
     }
     Ok((base, data_offset, samples))
@@ -682,6 +723,7 @@ mod tests {
             duration: d,
             size,
             is_key: k,
+            cts_offset: 0,
         }
     }
 
@@ -701,6 +743,20 @@ mod tests {
         assert_eq!(r.fragments[1].utc_us, Some(1_700_000_000_000_000 + 12000));
         assert_eq!(r.sample_entry, fake_entry());
         assert_eq!(r.frames(), 3);
+    }
+
+    #[test]
+    fn composition_offsets_round_trip() {
+        let mut b = s(6000, 40, false);
+        b.cts_offset = -6000;
+        let mut p = s(6000, 60, false);
+        p.cts_offset = 12000;
+        let frags = vec![vec![s(6000, 100, true), p, b, b], vec![s(6000, 70, true)]];
+        let f = build(&frags);
+        let r = scan(&mut Cursor::new(&f)).unwrap();
+        assert_eq!(r.problem, None);
+        assert_eq!(r.fragments[0].samples, frags[0]);
+        assert_eq!(r.fragments[1].samples, frags[1]);
     }
 
     #[test]

@@ -37,20 +37,26 @@ pub struct VideoParams {
     pub codec_config: Vec<u8>,
 }
 
-/// One encoded frame (length-prefixed NAL units, as MP4 stores them).
+/// One encoded picture (length-prefixed NAL units, as MP4 stores them), on the recorder's
+/// timeline (see `ingest::timing`).
 pub struct Frame {
-    /// Presentation time in 90 kHz units, relative to the RTSP session.
-    pub pts_90k: i64,
-    /// UTC of this frame, µs since the epoch.
+    /// Decode time in 90 kHz units on the recorder's clock, from the start of its
+    /// timeline; strictly increasing within a timeline.
+    pub dts_90k: i64,
+    /// Presentation minus decode time, 90 kHz (non-zero only with B-frames).
+    pub cts_90k: i32,
+    /// UTC of this picture's presentation, µs since the epoch.
     pub utc_us: i64,
     pub is_key: bool,
     /// Shared with the motion analyser without copying.
     pub data: bytes::Bytes,
     pub params: Arc<VideoParams>,
-    /// RTSP session counter; a new value means a new, unrelated timeline.
+    /// Timeline counter: a new value means a new, unrelated timeline (a new RTSP session,
+    /// or a discontinuity in the camera's timestamps).
     pub run: u64,
-    /// Frames were lost just before this one.
-    pub discontinuity: bool,
+    /// Why whatever is open must end before this picture: pictures were dropped
+    /// (`Dropped`) or the camera's clock broke the timeline (`TimestampJump`).
+    pub discontinuity: Option<EndReason>,
 }
 
 pub enum WriterMsg {
@@ -81,6 +87,10 @@ pub struct WriterConfig {
 
 /// Longest a fragment may buffer before it is written out.
 const MAX_FRAGMENT_90K: i64 = 90_000;
+/// Pictures dropped within a timeline (to the next keyframe after packet loss) leave the
+/// last picture before them on screen for the gap, up to this long (90 kHz, 5 s); a
+/// longer gap ends the segment, so it shows as a gap in the recordings.
+const MAX_SAMPLE_90K: i64 = 5 * 90_000;
 /// Used for the last frame of a run, whose successor never comes, when neither an earlier
 /// frame of the run nor the stream's timing info tells its duration.
 const DEFAULT_DURATION: u32 = 3_000;
@@ -92,7 +102,8 @@ struct OpenSegment {
     /// What the index has (durable).
     committed: SegmentRecord,
     seq: u32,
-    start_pts: i64,
+    /// Decode time (recorder timeline) of the segment's first sample.
+    start_dts: i64,
     params: Arc<VideoParams>,
     last_sync: Instant,
 }
@@ -109,7 +120,8 @@ pub struct SegmentWriter {
     pending: Option<Pending>,
     /// The current fragment: samples with known durations, and their data.
     frag: Vec<(Sample, bytes::Bytes)>,
-    frag_start: Option<(i64, i64)>,
+    /// Decode time of the current fragment's first sample.
+    frag_start: Option<i64>,
     last_duration: u32,
     /// Whether `last_duration` was measured in the current run.
     seen_duration: bool,
@@ -158,28 +170,26 @@ impl SegmentWriter {
     }
 
     fn frame(&mut self, f: Frame) {
-        // A new run or lost frames: whatever is open ends here.
-        let breaks = f.discontinuity
-            || self.pending.as_ref().is_some_and(|p| p.frame.run != f.run)
-            || self.seg.as_ref().is_some_and(|s| s.rec.run != f.run);
-        if breaks {
-            self.end_run(if f.discontinuity {
-                EndReason::Dropped
-            } else {
-                EndReason::Disconnect
-            });
+        // Lost pictures, a broken timeline or a new session: whatever is open ends here.
+        if let Some(reason) = f.discontinuity {
+            self.end_run(reason);
+        } else if self.pending.as_ref().is_some_and(|p| p.frame.run != f.run)
+            || self.seg.as_ref().is_some_and(|s| s.rec.run != f.run)
+        {
+            self.end_run(EndReason::Disconnect);
         }
-        // Give the held-back frame its duration, now that its successor is here.
+        // Give the held-back picture its duration, now that its successor is here.
         if let Some(p) = self.pending.take() {
-            let d = f.pts_90k - p.frame.pts_90k;
-            let d = if d > 0 && d < 10 * 90_000 {
-                d as u32
+            let d = f.dts_90k - p.frame.dts_90k;
+            if d > 0 && d <= MAX_SAMPLE_90K {
+                self.last_duration = d as u32;
+                self.seen_duration = true;
+                self.push_sample(p.frame, d as u32);
             } else {
-                self.last_duration
-            };
-            self.last_duration = d;
-            self.seen_duration = true;
-            self.push_sample(p.frame, d);
+                // Pictures were dropped for longer than a still picture may stand in.
+                self.pending = Some(p);
+                self.end_run(EndReason::Dropped);
+            }
         }
         if self.seg.is_none() || self.waiting_for_key {
             if !f.is_key {
@@ -202,7 +212,7 @@ impl SegmentWriter {
         } else if f.is_key {
             let seg = self.seg.as_ref().unwrap();
             let params_changed = !Arc::ptr_eq(&seg.params, &f.params);
-            let long_enough = f.pts_90k - seg.start_pts >= self.cfg.segment_seconds as i64 * 90_000;
+            let long_enough = f.dts_90k - seg.start_dts >= self.cfg.segment_seconds as i64 * 90_000;
             if params_changed || long_enough {
                 self.close_segment(if params_changed {
                     EndReason::ParamsChange
@@ -216,8 +226,8 @@ impl SegmentWriter {
             } else {
                 self.flush_fragment();
             }
-        } else if let Some((start_pts, _)) = self.frag_start
-            && f.pts_90k - start_pts >= MAX_FRAGMENT_90K
+        } else if let Some(start) = self.frag_start
+            && f.dts_90k - start >= MAX_FRAGMENT_90K
         {
             self.flush_fragment();
         }
@@ -231,13 +241,14 @@ impl SegmentWriter {
             return;
         }
         if self.frag.is_empty() {
-            self.frag_start = Some((f.pts_90k, f.utc_us));
+            self.frag_start = Some(f.dts_90k);
         }
         self.frag.push((
             Sample {
                 duration,
                 size: f.data.len() as u32,
                 is_key: f.is_key,
+                cts_offset: f.cts_90k,
             },
             f.data,
         ));
@@ -286,11 +297,13 @@ impl SegmentWriter {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
+        // The segment starts at its first sample's decode time.
+        let start_us = f.utc_us - f.cts_90k as i64 * 100 / 9;
         let rec = SegmentRecord {
             camera_id: self.cfg.camera_id,
             file: rel,
-            start_us: f.utc_us,
-            end_us: f.utc_us,
+            start_us,
+            end_us: start_us,
             duration_90k: 0,
             bytes: init.bytes.len() as u64,
             frames: 0,
@@ -316,7 +329,7 @@ impl SegmentWriter {
             committed: rec.clone(),
             rec,
             seq: 0,
-            start_pts: f.pts_90k,
+            start_dts: f.dts_90k,
             params: f.params.clone(),
             last_sync: Instant::now(),
         });
@@ -347,11 +360,12 @@ impl SegmentWriter {
         if self.frag.is_empty() {
             return Ok(());
         }
-        let (start_pts, start_utc) = self.frag_start.take().unwrap();
+        let start = self.frag_start.take().unwrap();
         let samples: Vec<Sample> = self.frag.iter().map(|(s, _)| *s).collect();
         seg.seq += 1;
-        let base = (start_pts - seg.start_pts) as u64;
-        let mut buf = fmp4::fragment_header(seg.seq, base, start_utc, &samples);
+        let base = (start - seg.start_dts) as u64;
+        let utc = seg.rec.start_us + base as i64 * 100 / 9;
+        let mut buf = fmp4::fragment_header(seg.seq, base, utc, &samples);
         let offset = seg.rec.bytes;
         for (_, d) in &self.frag {
             buf.extend_from_slice(d);

@@ -1,0 +1,144 @@
+//! How many pictures a stream may reorder, read from its sequence parameter set: the
+//! depth the timing model's decode-time assignment waits for (`ingest::timing`).
+//!
+//! H.264 (ISO/IEC 14496-10 §E.2.1): `max_num_reorder_frames` of the VUI's bitstream
+//! restrictions, parsed by `h264-reader`; without them, 0 for the Baseline profile (no
+//! B slices, §A.2.1) and for a stream with at most one reference frame (a B picture
+//! needs a past and a future reference), otherwise unknown (learnt from the stream).
+//! H.265 (ISO/IEC 23008-2 §7.3.2.2.1): `sps_max_num_reorder_pics` of the highest
+//! sub-layer, always present; read here with `h264-reader`'s Exp-Golomb bit reader
+//! because retina's H.265 SPS parser is private and no maintained crate parses it alone.
+
+use h264_reader::rbsp::{BitRead, BitReader, decode_nal};
+
+/// The declared reorder depth, if the SPS tells it. `sps` is the whole NAL unit (with
+/// its header, with emulation prevention bytes), as retina gives it.
+pub fn reorder_depth(encoding: &str, sps: &[u8]) -> Option<usize> {
+    match encoding {
+        "h264" => h264(sps),
+        "h265" => h265(sps).ok(),
+        _ => None,
+    }
+}
+
+fn h264(sps: &[u8]) -> Option<usize> {
+    if sps.len() < 4 {
+        return None;
+    }
+    // decode_nal skips the one-byte H.264 NAL header itself.
+    let rbsp = decode_nal(sps).ok()?;
+    let sps = h264_reader::nal::sps::SeqParameterSet::from_bits(BitReader::new(&rbsp[..])).ok()?;
+    if let Some(b) = sps
+        .vui_parameters
+        .as_ref()
+        .and_then(|v| v.bitstream_restrictions.as_ref())
+    {
+        return Some(b.max_num_reorder_frames as usize);
+    }
+    if u8::from(sps.profile_idc) == 66 || sps.max_num_ref_frames <= 1 {
+        return Some(0);
+    }
+    None
+}
+
+fn h265(nal: &[u8]) -> Result<usize, h264_reader::rbsp::BitReaderError> {
+    if nal.len() < 4 {
+        return Err(h264_reader::rbsp::BitReaderError::ExpGolombTooLarge(
+            "short SPS",
+        ));
+    }
+    // H.265's NAL header is two bytes; decode_nal skips one.
+    let rbsp = decode_nal(&nal[1..])
+        .map_err(|e| h264_reader::rbsp::BitReaderError::ReaderErrorFor("rbsp", e))?;
+    let mut r = BitReader::new(&rbsp[..]);
+    let _vps_id: u8 = r.read(4, "sps_video_parameter_set_id")?;
+    let max_sub_layers_minus1: u8 = r.read(3, "sps_max_sub_layers_minus1")?;
+    let _nesting = r.read_bool("sps_temporal_id_nesting_flag")?;
+    // profile_tier_level(1, sps_max_sub_layers_minus1), §7.3.3.
+    skip(&mut r, 96)?; // general profile (88 bits) + general_level_idc (8)
+    let mut present = Vec::new();
+    for _ in 0..max_sub_layers_minus1 {
+        let profile = r.read_bool("sub_layer_profile_present_flag")?;
+        let level = r.read_bool("sub_layer_level_present_flag")?;
+        present.push((profile, level));
+    }
+    if max_sub_layers_minus1 > 0 {
+        skip(&mut r, 2 * (8 - max_sub_layers_minus1 as u32))?; // reserved_zero_2bits
+    }
+    for (profile, level) in present {
+        skip(
+            &mut r,
+            if profile { 88 } else { 0 } + if level { 8 } else { 0 },
+        )?;
+    }
+    r.read_ue("sps_seq_parameter_set_id")?;
+    if r.read_ue("chroma_format_idc")? == 3 {
+        r.read_bool("separate_colour_plane_flag")?;
+    }
+    r.read_ue("pic_width_in_luma_samples")?;
+    r.read_ue("pic_height_in_luma_samples")?;
+    if r.read_bool("conformance_window_flag")? {
+        for _ in 0..4 {
+            r.read_ue("conf_win_offset")?;
+        }
+    }
+    r.read_ue("bit_depth_luma_minus8")?;
+    r.read_ue("bit_depth_chroma_minus8")?;
+    r.read_ue("log2_max_pic_order_cnt_lsb_minus4")?;
+    let all = r.read_bool("sps_sub_layer_ordering_info_present_flag")?;
+    let mut reorder = 0;
+    for _ in (if all { 0 } else { max_sub_layers_minus1 })..=max_sub_layers_minus1 {
+        r.read_ue("sps_max_dec_pic_buffering_minus1")?;
+        reorder = r.read_ue("sps_max_num_reorder_pics")?;
+        r.read_ue("sps_max_latency_increase_plus1")?;
+    }
+    Ok(reorder as usize)
+}
+
+fn skip<R: BitRead>(r: &mut R, mut bits: u32) -> Result<(), h264_reader::rbsp::BitReaderError> {
+    while bits > 0 {
+        let n = bits.min(32);
+        let _: u32 = r.read(n, "profile_tier_level")?;
+        bits -= n;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn h264_bitstream_restrictions() {
+        // x264, High profile, 2 B-frames (`-bf 2`): max_num_reorder_frames = 2.
+        let sps = hex(X264_BF2_SPS);
+        assert_eq!(reorder_depth("h264", &sps), Some(2));
+    }
+
+    #[test]
+    fn h265_reorder_pics() {
+        // x265, `bframes=2`: sps_max_num_reorder_pics = 2.
+        let sps = hex(X265_BF2_SPS);
+        assert_eq!(reorder_depth("h265", &sps), Some(2));
+    }
+
+    #[test]
+    fn garbage_is_unknown() {
+        assert_eq!(reorder_depth("h264", &[0x67]), None);
+        assert_eq!(reorder_depth("h265", &[0x42, 0x01]), None);
+        assert_eq!(reorder_depth("mjpeg", &[1, 2, 3]), None);
+    }
+
+    // Captured from `ffmpeg -f lavfi -i testsrc2=size=640x360:rate=15 -c:v libx264 -bf 2`
+    // and `-c:v libx265 -x265-params bframes=2` (ffmpeg 5.1, Debian 12).
+    const X264_BF2_SPS: &str = "67640016acd940a02ff970110000030001000003001e0f162d96";
+    const X265_BF2_SPS: &str =
+        "42010101600000030090000003000003003fa0050201696595924932bc05a020000003002000000301e1";
+}

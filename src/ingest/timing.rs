@@ -1,0 +1,720 @@
+//! The timing model: from a camera's RTP presentation times to the recorder's decode
+//! timeline, composition offsets and UTC. Pure computation (no I/O, no clock reads: the
+//! caller passes each picture's arrival time), so every rule here is unit-tested.
+//!
+//! What a camera gives: per picture, an RTP timestamp (90 kHz, RFC 6184 §5.1 / RFC 7798
+//! §4.1: the *presentation* time), pictures sent in *decode* order (so B-frames make
+//! the timestamps go back and forth), on the camera's own clock, which may run fast or
+//! slow, step, or jump. What a recorder needs: a strictly increasing decode time (DTS)
+//! per sample, a composition offset (PTS − DTS, signed: ISO/IEC 14496-12 `trun` version
+//! 1 and `ctts` version 1), and the UTC of every picture, true to the recorder's clock.
+//!
+//! 1. **Discontinuities.** A picture whose presentation time is more than
+//!    [`REORDER_LIMIT_90K`] (1 s) behind the newest one seen, or that jumps forward more
+//!    than [`MAX_FORWARD_JUMP_US`] (3 s) beyond the wall-clock time that passed, breaks the
+//!    timeline: everything pending is released, [`Output::Discontinuity`] is returned,
+//!    and a new timeline starts at that picture, anchored to its arrival time. The
+//!    recorder closes the segment there (end reason `timestamp-jump`) and starts the next
+//!    one at the next keyframe. Nothing is fatal.
+//! 2. **Decode times.** With a reorder depth `D` (pictures that may be displayed before
+//!    one already received: the SPS's `max_num_reorder_frames`, or learnt from the
+//!    stream), each picture waits until `D` later pictures have arrived; its DTS is then
+//!    the smallest presentation time not yet used (the i-th picture in decode order gets
+//!    the i-th smallest PTS), as FFmpeg's `pts_buffer` does for streams without DTS. So
+//!    DTS is strictly increasing, equals PTS for streams without B-frames (`D = 0`, no
+//!    delay), and sample durations are the display intervals. A picture displayed
+//!    earlier than one already given a DTS shows that `D` was too small: `D` grows (up
+//!    to 16) and the picture gets the next tick.
+//! 3. **Camera clock to recorder clock.** The recorder timeline advances by the camera's
+//!    RTP time times a rate `k`: exactly 1 while the camera's clock is within
+//!    [`RATE_TOLERANCE`] (500 ppm) of the recorder's, otherwise the measured rate, plus a
+//!    slew of at most [`MAX_SLEW`] (1%) that pulls the stamps back towards the arrival
+//!    times when they differ by more than [`PHASE_DEADBAND_US`] (100 ms). The rate is
+//!    measured once a second from the earliest-arriving picture of each second (the one
+//!    least delayed by the network) against the first such picture of the timeline.
+//! 4. **The bound.** A picture's UTC is never more than 1 s ahead of the recorder's clock
+//!    at its arrival ([`MAX_AHEAD_US`]; pictures cannot arrive before they are taken),
+//!    and never more than 2 s behind it for 3 s in a row ([`MAX_BEHIND_US`]); either
+//!    breaks the timeline as in 1 (`Clock` kind), which re-anchors it. A new timeline
+//!    never starts before the end of the previous one (`floor_us`), so a camera's
+//!    recordings never overlap and a reconnect always leaves a gap.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// A backward step in presentation time larger than this is a clock step, not B-frame
+/// reordering (90 kHz: 1 s; GOP reordering spans a few frames).
+pub const REORDER_LIMIT_90K: i64 = 90_000;
+/// A forward jump of presentation time this much beyond the wall-clock time that passed
+/// is a clock jump (µs).
+pub const MAX_FORWARD_JUMP_US: i64 = 3_000_000;
+/// Camera clocks within this of the recorder's are taken as exact (rate 1).
+pub const RATE_TOLERANCE: f64 = 500e-6;
+/// Largest extra rate applied to pull the stamps back to the arrival times.
+pub const MAX_SLEW: f64 = 0.01;
+/// Phase errors below this are left alone (µs).
+pub const PHASE_DEADBAND_US: i64 = 100_000;
+/// Stamps this far ahead of the arrival time break the timeline (µs).
+pub const MAX_AHEAD_US: i64 = 1_000_000;
+/// Stamps this far behind the arrival time for [`BEHIND_BLOCKS`] seconds in a row break
+/// the timeline (µs).
+pub const MAX_BEHIND_US: i64 = 2_000_000;
+const BEHIND_BLOCKS: u32 = 3;
+/// Deepest reordering accepted (H.264's DPB holds at most 16 frames).
+pub const MAX_REORDER: usize = 16;
+const BLOCK_US: i64 = 1_000_000;
+
+/// Why a timeline broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Jump {
+    /// Presentation time went back more than [`REORDER_LIMIT_90K`].
+    Backward,
+    /// Presentation time leapt ahead of the wall clock by more than
+    /// [`MAX_FORWARD_JUMP_US`].
+    Forward,
+    /// The camera's clock left the bound of the recorder's (see the module docs, 4).
+    Clock,
+}
+
+/// A picture on the recorder's timeline.
+#[derive(Debug)]
+pub struct Timed<T> {
+    /// Decode time, 90 kHz, on the recorder's clock, from the start of the timeline;
+    /// strictly increasing within one.
+    pub dts_90k: i64,
+    /// Presentation minus decode time, 90 kHz (negative for pictures displayed before
+    /// their decode time on this timeline, as with B-frames).
+    pub cts_90k: i32,
+    /// UTC of the picture's presentation, µs since the epoch.
+    pub utc_us: i64,
+    /// Timeline counter (see [`CameraClock::timeline`]).
+    pub timeline: u64,
+    pub payload: T,
+}
+
+/// What [`Timing::push`] and [`Timing::flush`] give back, in order.
+#[derive(Debug)]
+pub enum Output<T> {
+    Picture(Timed<T>),
+    /// The timeline broke before the next picture: `delta_us` is the size of the step
+    /// that broke it (camera time minus recorder time, µs; negative = backward).
+    Discontinuity {
+        kind: Jump,
+        delta_us: i64,
+    },
+}
+
+/// What outlives one RTSP session: the camera's clock rate, its reorder depth, the end of
+/// its last timeline and the timeline counter.
+#[derive(Clone, Debug)]
+pub struct CameraClock {
+    /// Recorder µs per camera µs (1.0 unless the camera's clock is off by more than
+    /// [`RATE_TOLERANCE`]).
+    pub rate: f64,
+    /// Reorder depth `D`.
+    pub reorder: usize,
+    /// UTC (µs) just past the last picture of the previous timeline: a new one starts no
+    /// earlier.
+    pub floor_us: i64,
+    /// Incremented for each new timeline (each session and each discontinuity).
+    pub timeline: u64,
+}
+
+impl Default for CameraClock {
+    fn default() -> Self {
+        CameraClock {
+            rate: 1.0,
+            reorder: 0,
+            floor_us: i64::MIN,
+            timeline: 0,
+        }
+    }
+}
+
+struct Pending<T> {
+    pts: i64,
+    arrival_us: i64,
+    payload: T,
+}
+
+/// The linear map from camera time (RTP ticks) to recorder time (90 kHz ticks) in use.
+#[derive(Clone, Copy, Debug)]
+struct Map {
+    /// Camera ticks at the anchor.
+    raw: i64,
+    /// Recorder ticks (fractional) at the anchor.
+    out: f64,
+    k: f64,
+}
+
+impl Map {
+    fn at(&self, raw: i64) -> f64 {
+        self.out + (raw - self.raw) as f64 * self.k
+    }
+}
+
+/// One second's earliest arrival relative to its stamp.
+struct Block {
+    start_us: i64,
+    /// Smallest (arrival − stamp) of the block, µs, with that picture's (camera decode
+    /// time, arrival).
+    min_lag: i64,
+    at: (i64, i64),
+}
+
+/// One timeline in progress.
+struct Line {
+    /// UTC at recorder tick 0 (known once anchored).
+    utc0: i64,
+    /// While anchoring: the first picture's arrival.
+    anchoring: Option<i64>,
+    /// How far ahead of the arrivals the floor forced the anchor (µs): tolerated on top
+    /// of [`MAX_AHEAD_US`] while the slew pulls it back.
+    allowance_us: i64,
+    map: Map,
+    max_pts: i64,
+    max_pts_arrival: i64,
+    last_dts: Option<i64>,
+    /// The last emitted picture's recorder decode tick, to keep ticks strictly increasing.
+    last_out: Option<i64>,
+    /// Rate reference: the first block's earliest picture (camera decode time, arrival).
+    first: Option<(i64, i64)>,
+    block: Option<Block>,
+    behind_blocks: u32,
+    /// The clock left its bound: the timeline breaks before the next picture.
+    broken: Option<i64>,
+}
+
+/// The timing state of one session. See the module docs.
+pub struct Timing<T> {
+    pub clock: CameraClock,
+    line: Option<Line>,
+    queue: VecDeque<Pending<T>>,
+    heap: BinaryHeap<Reverse<i64>>,
+    /// Pictures given a DTS later than their order allowed (the reorder depth grew).
+    pub reorder_violations: u64,
+}
+
+fn ticks_to_us(t: f64) -> f64 {
+    t * 100.0 / 9.0
+}
+
+/// How long a new timeline collects pictures before it is anchored (µs): long enough to
+/// see past a burst of buffered pictures that some servers send right after PLAY.
+const ANCHOR_US: i64 = 1_000_000;
+
+impl<T> Timing<T> {
+    /// Starts a session's timing with what the camera's earlier sessions learnt.
+    pub fn new(clock: CameraClock) -> Self {
+        Timing {
+            clock,
+            line: None,
+            queue: VecDeque::new(),
+            heap: BinaryHeap::new(),
+            reorder_violations: 0,
+        }
+    }
+
+    /// Sets the reorder depth the stream declares (never lowers a learnt one).
+    pub fn declare_reorder(&mut self, d: usize) {
+        self.clock.reorder = self.clock.reorder.max(d.min(MAX_REORDER));
+    }
+
+    /// Current rate (recorder µs per camera µs), including the phase slew.
+    pub fn rate(&self) -> f64 {
+        self.line
+            .as_ref()
+            .map(|l| l.map.k)
+            .unwrap_or(self.clock.rate)
+    }
+
+    /// Last measured (arrival − stamp) of the earliest picture of a second, µs: how far
+    /// behind the recorder's clock the stamps run (negative: ahead).
+    pub fn lag_us(&self) -> Option<i64> {
+        self.line.as_ref()?.block.as_ref().map(|b| b.min_lag)
+    }
+
+    /// Feeds one picture: `pts` is its RTP presentation time (90 kHz, unwrapped; as
+    /// retina's `Timestamp::elapsed`), `arrival_us` the recorder's UTC when it arrived.
+    /// Returns the pictures whose decode times are now known, and any discontinuity, in
+    /// order. A new timeline holds its first second of pictures to anchor it.
+    pub fn push(&mut self, pts: i64, arrival_us: i64, payload: T) -> Vec<Output<T>> {
+        let mut out = Vec::new();
+        let jump = self.check_jump(pts, arrival_us);
+        let broken = self.line.as_mut().and_then(|l| l.broken.take());
+        if let Some((kind, delta_us)) = jump.or(broken.map(|d| (Jump::Clock, d))) {
+            self.drain(&mut out);
+            self.end_line();
+            out.push(Output::Discontinuity { kind, delta_us });
+        }
+        if self.line.is_none() {
+            self.start_line(pts, arrival_us);
+        }
+        let l = self.line.as_mut().unwrap();
+        if pts > l.max_pts {
+            l.max_pts = pts;
+            l.max_pts_arrival = arrival_us;
+        }
+        if let Some(d) = l.last_dts
+            && pts <= d
+        {
+            // Displayed before a picture that already has its decode time: deeper
+            // reordering than assumed.
+            self.clock.reorder = (self.clock.reorder + 1).min(MAX_REORDER);
+        }
+        if let Some(a0) = l.anchoring {
+            let done = arrival_us - a0 >= ANCHOR_US;
+            self.queue.push_back(Pending {
+                pts,
+                arrival_us,
+                payload,
+            });
+            self.heap.push(Reverse(pts));
+            if !done {
+                return out;
+            }
+            self.anchor();
+        } else {
+            self.queue.push_back(Pending {
+                pts,
+                arrival_us,
+                payload,
+            });
+            self.heap.push(Reverse(pts));
+        }
+        while self.queue.len() > self.clock.reorder {
+            self.emit_one(&mut out);
+        }
+        out
+    }
+
+    /// Releases every pending picture (end of session or of a timeline).
+    pub fn flush(&mut self) -> Vec<Output<T>> {
+        let mut out = Vec::new();
+        self.drain(&mut out);
+        self.end_line();
+        out
+    }
+
+    fn drain(&mut self, out: &mut Vec<Output<T>>) {
+        if self.line.as_ref().is_some_and(|l| l.anchoring.is_some()) {
+            self.anchor();
+        }
+        while !self.queue.is_empty() {
+            self.emit_one(out);
+        }
+    }
+
+    fn end_line(&mut self) {
+        self.line = None;
+        self.heap.clear();
+    }
+
+    fn start_line(&mut self, pts: i64, arrival_us: i64) {
+        self.clock.timeline += 1;
+        self.line = Some(Line {
+            utc0: arrival_us,
+            anchoring: Some(arrival_us),
+            allowance_us: 0,
+            map: Map {
+                raw: pts,
+                out: 0.0,
+                k: self.clock.rate,
+            },
+            max_pts: pts,
+            max_pts_arrival: arrival_us,
+            last_dts: None,
+            last_out: None,
+            first: None,
+            block: None,
+            behind_blocks: 0,
+            broken: None,
+        });
+    }
+
+    /// Fixes the timeline's UTC: the latest at which no picture collected so far is
+    /// stamped after its arrival, and never before the end of the previous timeline.
+    fn anchor(&mut self) {
+        let l = self.line.as_mut().unwrap();
+        if l.anchoring.take().is_none() {
+            return;
+        }
+        // Judge each picture by the decode time it will get (the i-th in decode order
+        // gets the i-th smallest presentation time): B-frames arrive after pictures
+        // displayed later, so their presentation times would bias the anchor.
+        let mut sorted: Vec<i64> = self.queue.iter().map(|p| p.pts).collect();
+        sorted.sort_unstable();
+        let latest = self
+            .queue
+            .iter()
+            .zip(&sorted)
+            .map(|(p, &dts)| p.arrival_us - ticks_to_us(l.map.at(dts)) as i64)
+            .min()
+            .unwrap_or(l.utc0);
+        l.utc0 = latest.max(self.clock.floor_us);
+        l.allowance_us = l.utc0 - latest;
+    }
+
+    fn check_jump(&self, pts: i64, arrival_us: i64) -> Option<(Jump, i64)> {
+        let l = self.line.as_ref()?;
+        let wall_ticks = (arrival_us - l.max_pts_arrival).max(0) as f64 * 0.09 / self.clock.rate;
+        let delta_us = ticks_to_us((pts - l.max_pts) as f64 - wall_ticks) as i64;
+        if pts < l.max_pts - REORDER_LIMIT_90K {
+            return Some((Jump::Backward, delta_us));
+        }
+        if delta_us > MAX_FORWARD_JUMP_US {
+            return Some((Jump::Forward, delta_us));
+        }
+        None
+    }
+
+    fn emit_one(&mut self, out: &mut Vec<Output<T>>) {
+        let p = self.queue.pop_front().unwrap();
+        let l = self.line.as_mut().unwrap();
+        let mut dts = self.heap.pop().map(|Reverse(v)| v).unwrap_or(p.pts);
+        if let Some(last) = l.last_dts
+            && dts <= last
+        {
+            dts = last + 1;
+            self.reorder_violations += 1;
+        }
+        l.last_dts = Some(dts);
+        let mut dts_out = l.map.at(dts).round() as i64;
+        if let Some(last) = l.last_out
+            && dts_out <= last
+        {
+            dts_out = last + 1;
+        }
+        l.last_out = Some(dts_out);
+        let pts_out = l.map.at(p.pts).round() as i64;
+        let cts = (pts_out - dts_out).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        let dts_utc = l.utc0 + ticks_to_us(dts_out as f64).round() as i64;
+        let utc_us = l.utc0 + ticks_to_us((dts_out + cts as i64) as f64).round() as i64;
+        self.clock.floor_us = self.clock.floor_us.max(dts_utc + 1).max(utc_us + 1);
+        self.observe(dts, dts_utc, p.arrival_us);
+        out.push(Output::Picture(Timed {
+            dts_90k: dts_out,
+            cts_90k: cts,
+            utc_us,
+            timeline: self.clock.timeline,
+            payload: p.payload,
+        }));
+    }
+
+    /// Clock control, per picture in decode order (its decode time `dts` in camera ticks,
+    /// stamped `stamp_us`, arrived at `arrival_us`): once a second, adjusts the rate and
+    /// judges the bound; a break takes effect before the next picture.
+    fn observe(&mut self, dts: i64, stamp_us: i64, arrival_us: i64) {
+        let l = self.line.as_mut().unwrap();
+        let lag = arrival_us - stamp_us;
+        let block = l.block.get_or_insert(Block {
+            start_us: arrival_us,
+            min_lag: lag,
+            at: (dts, arrival_us),
+        });
+        if arrival_us - block.start_us < BLOCK_US {
+            if lag < block.min_lag {
+                block.min_lag = lag;
+                block.at = (dts, arrival_us);
+            }
+            return;
+        }
+        // A second has passed: judge it, then start the next block with this picture.
+        let (min_lag, at) = (block.min_lag, block.at);
+        l.block = Some(Block {
+            start_us: arrival_us,
+            min_lag: lag,
+            at: (dts, arrival_us),
+        });
+        let first = *l.first.get_or_insert(at);
+        let cam_us = ticks_to_us((at.0 - first.0) as f64);
+        let wall_us = (at.1 - first.1) as f64;
+        if wall_us >= 2e6 && cam_us > 0.0 {
+            let r = (wall_us / cam_us).clamp(0.25, 4.0);
+            // Gross errors are acted on at once; fine ones once the span makes them
+            // measurable above the network's jitter.
+            if (r - 1.0).abs() > 0.02 || wall_us >= 10e6 {
+                self.clock.rate = if (r - 1.0).abs() <= RATE_TOLERANCE {
+                    1.0
+                } else {
+                    r
+                };
+            }
+        }
+        let slew = if min_lag.abs() > PHASE_DEADBAND_US {
+            1.0 + (min_lag as f64 / 20e6).clamp(-MAX_SLEW, MAX_SLEW)
+        } else {
+            1.0
+        };
+        let k = self.clock.rate * slew;
+        if k != l.map.k {
+            // Re-base at this decode time so the timeline stays continuous.
+            l.map = Map {
+                raw: dts,
+                out: l.map.at(dts),
+                k,
+            };
+        }
+        l.allowance_us = l.allowance_us.min((-min_lag).max(0));
+        l.behind_blocks = if min_lag > MAX_BEHIND_US {
+            l.behind_blocks + 1
+        } else {
+            0
+        };
+        if min_lag < -(MAX_AHEAD_US + l.allowance_us) || l.behind_blocks >= BEHIND_BLOCKS {
+            l.broken = Some(-min_lag);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000_000;
+
+    /// Feeds `n` pictures at `fps` in decode order with presentation offsets (in frames)
+    /// from `pattern` (repeating), the camera clock running `rate` times the real one,
+    /// arrivals with a deterministic jitter of up to `jitter_us`.
+    fn run(
+        t: &mut Timing<usize>,
+        n: usize,
+        fps: f64,
+        pattern: &[i64],
+        rate: f64,
+        jitter_us: i64,
+    ) -> Vec<Output<usize>> {
+        let mut out = Vec::new();
+        let frame_us = 1e6 / fps;
+        for i in 0..n {
+            let pos = (i as i64 / pattern.len() as i64) * pattern.len() as i64
+                + pattern[i % pattern.len()];
+            let pts = 1_000 + (pos as f64 * frame_us * 0.09 * rate).round() as i64;
+            let arrival = T0 + (i as f64 * frame_us) as i64 + (i as i64 * 7919) % (jitter_us + 1);
+            out.extend(t.push(pts, arrival, i));
+        }
+        out.extend(t.flush());
+        out
+    }
+
+    fn pictures(o: &[Output<usize>]) -> Vec<&Timed<usize>> {
+        o.iter()
+            .filter_map(|x| match x {
+                Output::Picture(p) => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn jumps(o: &[Output<usize>]) -> Vec<Jump> {
+        o.iter()
+            .filter_map(|x| match x {
+                Output::Discontinuity { kind, .. } => Some(*kind),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn healthy_camera_keeps_exact_rtp_durations() {
+        let mut t = Timing::new(CameraClock::default());
+        let o = run(&mut t, 25 * 120, 25.0, &[0], 1.0, 20_000);
+        let p = pictures(&o);
+        assert_eq!(p.len(), 25 * 120);
+        assert!(jumps(&o).is_empty());
+        for w in p.windows(2) {
+            assert_eq!(w[1].dts_90k - w[0].dts_90k, 3600);
+            assert_eq!(w[0].cts_90k, 0);
+        }
+        assert_eq!(t.clock.rate, 1.0);
+    }
+
+    #[test]
+    fn b_frames_get_increasing_dts_and_signed_offsets() {
+        // Decode order I0 P3 B1 B2, P6 B4 B5, ...: presentation offsets in frames.
+        let mut t = Timing::new(CameraClock::default());
+        t.declare_reorder(2);
+        let pattern = [0, 3, 1, 2, 6, 4, 5, 9, 7, 8, 12, 10, 11];
+        let o = run(&mut t, 130, 15.0, &pattern, 1.0, 0);
+        let p = pictures(&o);
+        assert_eq!(p.len(), 130);
+        assert_eq!(t.reorder_violations, 0);
+        for w in p.windows(2) {
+            assert_eq!(w[1].dts_90k - w[0].dts_90k, 6000, "display interval");
+        }
+        // Presentation times are the input's, in the input's order.
+        let pts: Vec<i64> = p.iter().map(|x| x.dts_90k + x.cts_90k as i64).collect();
+        assert_eq!(pts[..4], [0, 18000, 6000, 12000]);
+        assert!(p.iter().any(|x| x.cts_90k < 0));
+        // Anchored so that no picture is stamped after its arrival.
+        assert!(p[0].utc_us <= T0 && p[0].utc_us > T0 - 100_000);
+    }
+
+    #[test]
+    fn undeclared_b_frames_are_learnt() {
+        let mut t = Timing::new(CameraClock::default());
+        let pattern = [0, 3, 1, 2, 6, 4, 5, 9, 7, 8, 12, 10, 11];
+        let o = run(&mut t, 130, 15.0, &pattern, 1.0, 0);
+        let p = pictures(&o);
+        assert_eq!(p.len(), 130);
+        // I P B B needs one picture of look-ahead for decode times.
+        assert!(t.clock.reorder >= 1);
+        for w in p.windows(2) {
+            assert!(w[1].dts_90k > w[0].dts_90k);
+        }
+        // Once learnt, durations are exact again.
+        for w in p[20..].windows(2) {
+            assert_eq!(w[1].dts_90k - w[0].dts_90k, 6000);
+        }
+    }
+
+    #[test]
+    fn a_backward_step_breaks_the_timeline_once_and_loses_nothing() {
+        let mut t = Timing::new(CameraClock::default());
+        let mut o = Vec::new();
+        for i in 0..300i64 {
+            let mut pts = i * 6000;
+            if i >= 150 {
+                pts -= 2 * 90_000;
+            }
+            o.extend(t.push(pts, T0 + i * 66_667, i as usize));
+        }
+        o.extend(t.flush());
+        assert_eq!(jumps(&o), [Jump::Backward]);
+        let p = pictures(&o);
+        assert_eq!(p.len(), 300);
+        // The new timeline continues from the arrival time: no overlap, no lie.
+        let before = p[149];
+        let after = p[150];
+        assert!(after.timeline > before.timeline);
+        assert!(after.utc_us > before.utc_us);
+        assert!((after.utc_us - (T0 + 150 * 66_667)).abs() < 10_000);
+    }
+
+    #[test]
+    fn a_forward_jump_breaks_the_timeline() {
+        let mut t = Timing::new(CameraClock::default());
+        let mut o = Vec::new();
+        for i in 0..100i64 {
+            let pts = i * 6000 + if i >= 50 { 3600 * 90_000 } else { 0 };
+            o.extend(t.push(pts, T0 + i * 66_667, i as usize));
+        }
+        o.extend(t.flush());
+        assert_eq!(jumps(&o), [Jump::Forward]);
+        let p = pictures(&o);
+        assert!((p[99].utc_us - (T0 + 99 * 66_667)).abs() < 10_000);
+    }
+
+    #[test]
+    fn rtp_gap_matching_the_wall_clock_is_no_jump() {
+        // Packets lost for 5 s (UDP): presentation and wall clock advance together.
+        let mut t = Timing::new(CameraClock::default());
+        let mut o = Vec::new();
+        for i in (0..50i64).chain(125..200) {
+            o.extend(t.push(i * 6000, T0 + i * 66_667, i as usize));
+        }
+        o.extend(t.flush());
+        assert!(jumps(&o).is_empty());
+    }
+
+    #[test]
+    fn fast_and_slow_clocks_stay_within_the_bound() {
+        for rate in [1.2, 0.8, 1.0004, 1.003] {
+            let mut t = Timing::new(CameraClock::default());
+            let fps = 15.0;
+            let n = (fps * 600.0) as usize; // ten minutes
+            let o = run(&mut t, n, fps, &[0], rate, 30_000);
+            assert!(jumps(&o).is_empty(), "rate {rate}: {:?}", jumps(&o));
+            let p = pictures(&o);
+            let frame_us = 1e6 / fps;
+            let mut worst = 0i64;
+            for (i, x) in p.iter().enumerate() {
+                let arrival = T0 + (i as f64 * frame_us) as i64;
+                let err = x.utc_us - arrival;
+                assert!(err < MAX_AHEAD_US, "rate {rate}: {err} µs ahead at {i}");
+                assert!(-err < MAX_BEHIND_US, "rate {rate}: {err} µs behind at {i}");
+                if i > n / 2 {
+                    worst = worst.max(err.abs());
+                }
+            }
+            // After settling, within the phase deadband plus the jitter.
+            assert!(worst < 150_000, "rate {rate}: settled error {worst} µs");
+            // Ten minutes of recorder time for ten minutes of video.
+            let span_us = ticks_to_us((p[n - 1].dts_90k - p[0].dts_90k) as f64);
+            let wall_us = (n - 1) as f64 * frame_us;
+            assert!(
+                (span_us - wall_us).abs() < 300_000.0,
+                "rate {rate}: {span_us} vs {wall_us}"
+            );
+            if (rate - 1.0f64).abs() < RATE_TOLERANCE {
+                assert_eq!(t.clock.rate, 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_burst_of_old_pictures_is_stamped_in_the_past() {
+        // A server that sends 3 s of buffered pictures at once after PLAY, then live
+        // ones: anchoring on the first picture would stamp the live ones 3 s ahead.
+        let mut t = Timing::new(CameraClock::default());
+        let mut o = Vec::new();
+        for i in 0..300i64 {
+            let arrival = if i < 45 { T0 } else { T0 + (i - 45) * 66_667 };
+            o.extend(t.push(i * 6000, arrival, i as usize));
+        }
+        o.extend(t.flush());
+        assert!(jumps(&o).is_empty());
+        let p = pictures(&o);
+        assert!(
+            (p[0].utc_us - (T0 - 45 * 66_667)).abs() < 1_000,
+            "{}",
+            p[0].utc_us - T0
+        );
+        assert!((p[299].utc_us - (T0 + 254 * 66_667)).abs() < 1_000);
+    }
+
+    #[test]
+    fn a_clock_that_changes_pace_is_reanchored_and_bounded() {
+        // Healthy for a minute, then the camera's clock suddenly runs at 0.3x.
+        let mut t = Timing::new(CameraClock::default());
+        let mut o = Vec::new();
+        let mut pts = 0f64;
+        let n = 15 * 240;
+        for i in 0..n as i64 {
+            pts += if i < 15 * 60 { 6000.0 } else { 1800.0 };
+            o.extend(t.push(pts as i64, T0 + i * 66_667, i as usize));
+        }
+        o.extend(t.flush());
+        assert!(jumps(&o).contains(&Jump::Clock), "{:?}", jumps(&o));
+        let p = pictures(&o);
+        assert_eq!(p.len(), n);
+        for (i, x) in p.iter().enumerate() {
+            let err = x.utc_us - (T0 + i as i64 * 66_667);
+            assert!(
+                err < MAX_AHEAD_US && -err < MAX_BEHIND_US + 3_000_000,
+                "{err} at {i}"
+            );
+        }
+        let last = p.last().unwrap().utc_us - (T0 + (n as i64 - 1) * 66_667);
+        assert!(last.abs() < 150_000, "{last}");
+    }
+
+    #[test]
+    fn a_new_timeline_never_starts_before_the_previous_end() {
+        let mut clock = CameraClock::default();
+        let mut t = Timing::new(clock.clone());
+        let mut o = Vec::new();
+        for i in 0..30i64 {
+            o.extend(t.push(i * 6000, T0 + i * 66_667, 0));
+        }
+        o.extend(t.flush());
+        let end = pictures(&o).last().unwrap().utc_us;
+        clock = t.clock.clone();
+        // Reconnected, and the first picture arrives "before" the old end (a clock
+        // that ran ahead).
+        let mut t = Timing::new(clock);
+        let mut o2 = t.push(0, end - 500_000, 0);
+        o2.extend(t.flush());
+        assert!(pictures(&o2)[0].utc_us > end);
+    }
+}
