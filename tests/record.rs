@@ -125,8 +125,60 @@ fn camera_restart_leaves_gap_and_recording_resumes() {
         last["start_us"].as_i64() >= gaps[0]["end_us"].as_i64(),
         "{rec}"
     );
+    // A clip across the gap tells the truth: the gap is an empty edit, so the clip lasts
+    // the requested wall-clock time, the video after the gap keeps its position, and the
+    // gap is named in X-Vigil-Gaps.
+    let (g0, g1) = (
+        gaps[0]["start_us"].as_i64().unwrap(),
+        gaps[0]["end_us"].as_i64().unwrap(),
+    );
+    let (c0, c1) = (g0 - 3_000_000, g1 + 3_000_000);
+    let url = format!(
+        "{base}/api/clips/door.mp4?start={}&end={}",
+        vigil::time_fmt::rfc3339(c0),
+        vigil::time_fmt::rfc3339(c1)
+    );
+    let mut resp = get(&url).call().unwrap();
+    let header = resp
+        .headers()
+        .get("x-vigil-gaps")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .expect("X-Vigil-Gaps");
+    assert_eq!(header.split(", ").count(), 1, "{header}");
+    let clip = t.join("across-gap.mp4");
+    std::fs::write(&clip, resp.body_mut().read_to_vec().unwrap()).unwrap();
+    let (frames, dur) = ffprobe(&clip);
+    assert!(
+        (dur - (c1 - c0) as f64 / 1e6).abs() < 0.2,
+        "declared {dur} s for a {} s range",
+        (c1 - c0) as f64 / 1e6
+    );
+    let times = frame_times(&clip);
+    assert_eq!(times.len() as u64, frames);
+    // The first picture after the gap is shown at the gap's end, not right after the
+    // last one before it.
+    let jump = times.windows(2).map(|w| w[1] - w[0]).fold(0.0f64, f64::max);
+    let gap_s = (g1 - g0) as f64 / 1e6;
+    assert!(
+        (jump - gap_s).abs() < 0.3,
+        "largest step {jump} s, gap {gap_s} s"
+    );
     assert!(d.stop(Duration::from_secs(20)).success());
     assert_segments_play(&storage, &indexed_segments(&storage));
+}
+
+/// Presentation times (s) of a file's decoded video frames, as ffprobe shows them.
+fn frame_times(path: &std::path::Path) -> Vec<f64> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["frame=best_effort_timestamp_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
 }
 
 /// SIGKILL mid-segment: on restart the interrupted segment is repaired and indexed up to

@@ -161,6 +161,7 @@ fn range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
 fn serve(plan: ClipPlan, headers: &HeaderMap, filename: &str) -> Response {
     let len = plan.len;
     let etag = plan.etag.clone();
+    let gaps = gaps_header(&plan.gaps);
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -219,6 +220,9 @@ fn serve(plan: ClipPlan, headers: &HeaderMap, filename: &str) -> Response {
     if let Ok(v) = format!("inline; filename=\"{filename}\"").parse() {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
+    if let Some(g) = gaps.and_then(|g| g.parse().ok()) {
+        h.insert("x-vigil-gaps", g);
+    }
     if status == StatusCode::PARTIAL_CONTENT {
         h.insert(
             header::CONTENT_RANGE,
@@ -226,6 +230,25 @@ fn serve(plan: ClipPlan, headers: &HeaderMap, filename: &str) -> Response {
         );
     }
     resp
+}
+
+/// `X-Vigil-Gaps`: the recording gaps inside the clip as RFC 3339 intervals
+/// `start/end`, comma-separated (absent when there are none). In the file the last
+/// picture before a gap is held until it ends, so players keep the video after a gap at
+/// its wall-clock position.
+fn gaps_header(gaps: &[(i64, i64)]) -> Option<String> {
+    (!gaps.is_empty()).then(|| {
+        gaps.iter()
+            .map(|&(a, b)| {
+                format!(
+                    "{}/{}",
+                    crate::time_fmt::rfc3339(a),
+                    crate::time_fmt::rfc3339(b)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 #[cfg(test)]

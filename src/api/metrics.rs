@@ -34,7 +34,7 @@ pub fn render(status: &SharedStatus) -> String {
     let cams = status.cameras();
     let mut out = String::new();
     type Get = fn(&crate::status::CameraStatus) -> f64;
-    let camera_metrics: [(&str, &str, &str, Get); 17] = [
+    let camera_metrics: [(&str, &str, &str, Get); 23] = [
         (
             "vigil_camera_up",
             "gauge",
@@ -76,6 +76,42 @@ pub fn render(status: &SharedStatus) -> String {
             "counter",
             "frames the recorder dropped",
             |c| c.dropped_frames as f64,
+        ),
+        (
+            "vigil_camera_lost_packets_total",
+            "counter",
+            "RTP packets lost on the way (sequence-number gaps)",
+            |c| c.lost_packets as f64,
+        ),
+        (
+            "vigil_camera_packet_errors_total",
+            "counter",
+            "packets that could not be depacketized (dropped; the session goes on)",
+            |c| c.packet_errors as f64,
+        ),
+        (
+            "vigil_camera_dropped_pictures_total",
+            "counter",
+            "pictures dropped after loss or a packet error, up to the next keyframe",
+            |c| c.dropped_pictures as f64,
+        ),
+        (
+            "vigil_camera_timestamp_jumps_total",
+            "counter",
+            "times the camera's timestamps broke the timeline (segment closed, re-anchored)",
+            |c| c.timestamp_jumps as f64,
+        ),
+        (
+            "vigil_camera_timeouts_total",
+            "counter",
+            "RTSP steps and sessions that missed their deadline",
+            |c| c.timeouts as f64,
+        ),
+        (
+            "vigil_camera_clock_rate",
+            "gauge",
+            "camera clock rate applied to the recorder's (1 = exact)",
+            |c| c.clock_rate,
         ),
         (
             "vigil_camera_segments_written_total",

@@ -67,6 +67,14 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
                     .and_then(|()| f.flush())
                     .with_context(|| format!("writing {}", out.display()))?;
                 report(camera, out, plan.presented_frames, plan.duration_us);
+                for (g0, g1) in &plan.gaps {
+                    eprintln!(
+                        "{camera}: no recording from {} to {} ({:.3} s; the last picture before it is held)",
+                        rfc3339(*g0),
+                        rfc3339(*g1),
+                        (g1 - g0) as f64 / 1e6
+                    );
+                }
                 crate::audit::AuditLog::new(storage).append(
                     &std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
                     "cli",

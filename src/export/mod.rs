@@ -6,7 +6,10 @@
 //! before the end, and describes the clip as a header (`ftyp` + `moov` with an edit list
 //! that starts playback at the requested time + `mdat` header) followed by byte ranges of
 //! the segment files. Its length and ETag are known before the first byte is sent, so
-//! HTTP Range requests are served from the plan ([`ClipPlan::read_at`]).
+//! HTTP Range requests are served from the plan ([`ClipPlan::read_at`]). Across a
+//! recording gap the last picture before it is held until the gap ends, so a clip's
+//! media time is wall-clock time and its declared duration is its media's; the gaps are
+//! listed in [`ClipPlan::gaps`].
 
 use std::fs::File;
 use std::hash::{Hash, Hasher};
@@ -61,10 +64,18 @@ pub struct ClipPlan {
     /// Frames in the file (from the keyframe before the start) and those presented.
     pub frames: u64,
     pub presented_frames: u64,
-    /// UTC of the first presented frame and the presented duration.
+    /// UTC of the first presented frame and the presented duration (wall clock, gaps
+    /// included).
     pub start_us: i64,
     pub duration_us: i64,
+    /// Recording gaps inside the clip, UTC µs `[start, end)`. The last picture before a
+    /// gap lasts until its end, so the video after it keeps its wall-clock position.
+    pub gaps: Vec<(i64, i64)>,
 }
+
+/// Samples further apart than this (after the previous one's duration) are separated
+/// by a recording gap, µs. Within a run, segments follow each other to the microsecond.
+const GAP_US: i64 = 50_000;
 
 struct Picked {
     path: PathBuf,
@@ -181,15 +192,30 @@ pub fn plan(
             });
         }
     }
+    // Gaps between runs of samples: the last sample before each lasts until its end, so
+    // that media time is wall-clock time from `picked[0]` (players keep the video after a
+    // gap at its position; an edit list with empty edits would say the same, but FFmpeg,
+    // and so Chromium, ignore empty edits after the first).
+    let end_of = |p: &Picked| p.utc_us + (p.sample.duration as i64 * 1_000_000 / 90_000);
+    let mut samples = samples;
+    let mut gaps = Vec::new();
+    for i in 1..picked.len() {
+        let (prev_end, next) = (end_of(&picked[i - 1]), picked[i].utc_us);
+        if next - prev_end > GAP_US {
+            let stretched = (next - picked[i - 1].utc_us) as u64 * 90_000 / 1_000_000;
+            samples[i - 1].duration = stretched.min(u32::MAX as u64) as u32;
+            gaps.push((prev_end, next));
+        }
+    }
     // The edit: from the first presented instant to the end of the last sample (or the
     // requested end), in 90 kHz units of the media timeline that starts at `picked[0]`.
     let media_t = |utc: i64| ((utc - picked[0].utc_us).max(0) as u64 * 90_000) / 1_000_000;
-    let last = picked.last().unwrap();
-    let last_end = last.utc_us + (last.sample.duration as i64 * 1_000_000 / 90_000);
+    let last_end = end_of(picked.last().unwrap());
     let shown_start = start_us.max(picked[presented_from].utc_us);
     let shown_end = end_us.min(last_end);
     let edit_media_time = media_t(shown_start);
     let edit_duration = media_t(shown_end).saturating_sub(edit_media_time);
+    gaps.retain(|&(a, b)| b > shown_start && a < shown_end);
     let header = fmp4::clip_header(&ClipTrack {
         width: dims.0,
         height: dims.1,
@@ -214,6 +240,7 @@ pub fn plan(
         presented_frames: (picked.len() - presented_from) as u64,
         start_us: shown_start,
         duration_us: shown_end - shown_start,
+        gaps,
         pieces,
     })
 }
