@@ -2,130 +2,14 @@
 //! loaded in headless Chromium (Debian's), and the rendered DOM checked for the cameras and
 //! their state. Ctrl-C (SIGINT) then stops the demo cleanly and removes its temporary dir.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
+use browser::Browser;
 use common::*;
-
-/// Headless Chromium (Debian's) driven over the DevTools protocol, as a person would use
-/// the page: navigate, type into the form, click. Killed on drop.
-struct Browser {
-    child: std::process::Child,
-    socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
-    next_id: u64,
-}
-
-impl Browser {
-    fn start(t: &TestDir) -> Browser {
-        let profile = t.join("chromium-profile");
-        let child = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1400,500",
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("about:blank")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(t.join("chromium.log")).unwrap())
-            .spawn()
-            .expect("chromium (apt install chromium; scripts/test installs it)");
-        // Chromium writes the port it chose into the profile.
-        let port: u16 = wait_for(Duration::from_secs(30), "chromium's DevTools port", || {
-            std::fs::read_to_string(profile.join("DevToolsActivePort"))
-                .ok()?
-                .lines()
-                .next()?
-                .parse()
-                .ok()
-        });
-        let ws = wait_for(Duration::from_secs(30), "chromium's page target", || {
-            let list: serde_json::Value = ureq::get(&format!("http://127.0.0.1:{port}/json/list"))
-                .call()
-                .ok()?
-                .body_mut()
-                .read_json()
-                .ok()?;
-            list.as_array()?
-                .iter()
-                .find(|t| t["type"] == "page")
-                .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(String::from))
-        });
-        let (socket, _) = tungstenite::connect(ws).unwrap();
-        Browser {
-            child,
-            socket,
-            next_id: 1,
-        }
-    }
-
-    /// Sends a DevTools command and returns its result.
-    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = serde_json::json!({ "id": id, "method": method, "params": params });
-        self.socket
-            .send(tungstenite::Message::Text(msg.to_string().into()))
-            .unwrap();
-        loop {
-            let m = self.socket.read().unwrap();
-            let tungstenite::Message::Text(text) = m else {
-                continue;
-            };
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-            if v["id"] == id {
-                assert!(v["error"].is_null(), "{method}: {v}");
-                return v["result"].clone();
-            }
-        }
-    }
-
-    /// Evaluates JavaScript in the page (awaiting promises) and returns its value.
-    fn eval(&mut self, js: &str) -> serde_json::Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            serde_json::json!({ "expression": js, "returnByValue": true, "awaitPromise": true }),
-        );
-        r["result"]["value"].clone()
-    }
-
-    /// Polls `js` until it is true.
-    fn wait(&mut self, js: &str, what: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while self.eval(js) != serde_json::Value::Bool(true) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}; page: {}",
-                self.eval("document.documentElement.outerHTML")
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn screenshot(&mut self, path: &std::path::Path) {
-        use base64ct::Encoding;
-        let r = self.call("Page.captureScreenshot", serde_json::json!({}));
-        let png = base64ct::Base64::decode_vec(r["data"].as_str().unwrap()).unwrap();
-        std::fs::write(path, png).unwrap();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn demo_status_page_shows_cameras_in_chromium() {

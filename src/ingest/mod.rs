@@ -29,7 +29,7 @@ use crate::motion::live::{AnalysisFrame, AnalysisMsg};
 use crate::record::writer::{Frame, VideoParams, WriterMsg};
 use crate::status::{CameraState, SharedStatus, now_us};
 
-pub mod sps;
+pub mod h26x;
 pub mod timing;
 
 pub mod tokio_util_shim {
@@ -155,6 +155,7 @@ impl Outlet<'_> {
         let cam = &self.task.camera.name;
         let data = bytes::Bytes::from(p.payload.data);
         let is_key = p.payload.is_key;
+        tracing::trace!(camera = %cam, dts = p.dts_90k, cts = p.cts_90k, key = is_key, timeline = p.timeline, "picture");
         if let Some(a) = &self.task.analysis {
             if self.analysis_dropping && !is_key {
                 self.task.status.camera(cam, |s| s.analysis_dropped += 1);
@@ -163,6 +164,7 @@ impl Outlet<'_> {
                     dts_90k: p.dts_90k,
                     cts_90k: p.cts_90k,
                     utc_us: p.utc_us,
+                    timeline: p.timeline,
                     is_key,
                     data: data.clone(),
                     params: p.payload.params.clone(),
@@ -424,6 +426,7 @@ impl IngestTask {
         let mut last_picture = Instant::now();
         let mut streaming = false;
         let mut last_packet_error: Option<String> = None;
+        let mut duplicate_logged = false;
         let mut window = RateWindow::new();
         loop {
             let left = timeout.saturating_sub(last_picture.elapsed());
@@ -480,7 +483,7 @@ impl IngestTask {
                     VideoParametersCodec::H265 { sps, .. } => Some(sps.clone()),
                     _ => None,
                 };
-                if let Some(d) = sps.and_then(|s| sps::reorder_depth(encoding, &s)) {
+                if let Some(d) = sps.and_then(|s| h26x::reorder_depth(encoding, &s)) {
                     timing.declare_reorder(d);
                 }
             }
@@ -494,15 +497,25 @@ impl IngestTask {
                     .camera(&cam.name, |s| s.lost_packets += loss as u64);
             }
             let is_key = f.is_random_access_point();
+            tracing::trace!(camera = %cam.name, pts, key = is_key, loss, "frame");
             let data = f.into_data();
             last_picture = Instant::now();
             window.add(data.len());
             // Slices of one picture (several NAL units under one RTP timestamp, even
-            // with a marker bit after each) are one picture.
+            // with a marker bit after each) are one picture. A new picture under the
+            // timestamp of the previous one (VLC's first pictures of a stream) has no
+            // time of its own: dropped, with what depends on it.
             if let Some((t, _, h)) = held.as_mut()
                 && *t == pts
             {
-                if loss > 0 {
+                if h26x::starts_picture(p.encoding, &data) {
+                    if !duplicate_logged {
+                        duplicate_logged = true;
+                        tracing::warn!(camera = %cam.name, "pictures with the timestamp of the previous one: dropped to the next keyframe (further ones are counted, not logged)");
+                    }
+                    need_key = true;
+                    self.status.camera(&cam.name, |s| s.dropped_pictures += 1);
+                } else if loss > 0 {
                     // A slice of this picture was lost: the picture is incomplete.
                     held = None;
                     need_key = true;

@@ -177,6 +177,8 @@ struct Line {
     last_dts: Option<i64>,
     /// The last emitted picture's recorder decode tick, to keep ticks strictly increasing.
     last_out: Option<i64>,
+    /// The interval before it (recorder ticks).
+    last_interval: Option<i64>,
     /// Rate reference: the first block's earliest picture (camera decode time, arrival).
     first: Option<(i64, i64)>,
     block: Option<Block>,
@@ -325,6 +327,7 @@ impl<T> Timing<T> {
             max_pts_arrival: arrival_us,
             last_dts: None,
             last_out: None,
+            last_interval: None,
             first: None,
             block: None,
             behind_blocks: 0,
@@ -380,17 +383,25 @@ impl<T> Timing<T> {
         }
         l.last_dts = Some(dts);
         let mut dts_out = l.map.at(dts).round() as i64;
-        if let Some(last) = l.last_out
-            && dts_out <= last
-        {
-            dts_out = last + 1;
+        if let Some(last) = l.last_out {
+            if dts_out <= last {
+                dts_out = last + 1;
+            }
+            l.last_interval = Some(dts_out - last);
         }
         l.last_out = Some(dts_out);
         let pts_out = l.map.at(p.pts).round() as i64;
         let cts = (pts_out - dts_out).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
         let dts_utc = l.utc0 + ticks_to_us(dts_out as f64).round() as i64;
         let utc_us = l.utc0 + ticks_to_us((dts_out + cts as i64) as f64).round() as i64;
-        self.clock.floor_us = self.clock.floor_us.max(dts_utc + 1).max(utc_us + 1);
+        // The recording of this picture ends one frame interval later (the writer gives
+        // the last picture of a run the previous one's duration).
+        let interval = l.last_interval.unwrap_or(0);
+        self.clock.floor_us = self
+            .clock
+            .floor_us
+            .max(dts_utc + ticks_to_us(interval as f64).ceil() as i64 + 1)
+            .max(utc_us + 1);
         self.observe(dts, dts_utc, p.arrival_us);
         out.push(Output::Picture(Timed {
             dts_90k: dts_out,

@@ -32,6 +32,8 @@ pub struct AnalysisFrame {
     pub cts_90k: i32,
     /// UTC of the picture's presentation, µs.
     pub utc_us: i64,
+    /// Timeline counter (`ingest::timing`): times on different timelines are unrelated.
+    pub timeline: u64,
     pub is_key: bool,
     pub data: bytes::Bytes,
     pub params: Arc<VideoParams>,
@@ -111,7 +113,9 @@ pub struct LiveAnalyzer {
 struct Run {
     decoder: LiveDecoder,
     params: Arc<VideoParams>,
-    /// (pts, utc) of the run's first frame: the detector's clock starts there.
+    /// The ingest timeline its frames are on (a new one restarts the run).
+    timeline: u64,
+    /// (tick, utc) of the decoder's time zero: the detector's clock starts there.
     base: (i64, i64),
     /// When the decoder's CPU time was last added to the status.
     cpu_sampled: std::time::Instant,
@@ -177,9 +181,11 @@ impl LiveAnalyzer {
         while let Ok(msg) = rx.recv() {
             match msg {
                 AnalysisMsg::Frame(f) => {
-                    let stale = run
-                        .as_ref()
-                        .is_some_and(|r| !Arc::ptr_eq(&r.params, &f.params));
+                    // New parameters or a new timeline (a reconnect, or a discontinuity in
+                    // the camera's clock): a new decoder from the next keyframe.
+                    let stale = run.as_ref().is_some_and(|r| {
+                        !Arc::ptr_eq(&r.params, &f.params) || r.timeline != f.timeline
+                    });
                     if stale {
                         self.end(&mut det, &mut run, &name, &zone_names);
                         det = new_detector();
@@ -193,6 +199,7 @@ impl LiveAnalyzer {
                                 run = Some(Run {
                                     decoder,
                                     params: f.params.clone(),
+                                    timeline: f.timeline,
                                     // Time zero of the decoder: a second before the
                                     // first decode time, so that pictures displayed
                                     // before it (open GOPs) still have positive times.

@@ -80,7 +80,10 @@ pub fn spawn_env(args: &[&str], log: &Path, env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(VIGIL);
     cmd.args(args)
         .envs(env.iter().copied())
-        .env("VIGIL_LOG", "info")
+        .env(
+            "VIGIL_LOG",
+            std::env::var("VIGIL_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .env("NO_COLOR", "1");
     spawn_cmd(cmd, log)
 }
@@ -403,26 +406,48 @@ pub fn ffprobe(path: &Path) -> (u64, f64) {
     (frames, dur)
 }
 
-/// Sum of packet durations (s) of the video stream: exact, unlike the container's summary.
-pub fn ffprobe_packet_duration(path: &Path) -> f64 {
+/// Decode times (s) of the video stream's packets, as FFmpeg reads them.
+pub fn ffprobe_dts(path: &Path) -> Vec<f64> {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=duration_time",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["packet=dts_time", "-of", "csv=p=0"])
         .arg(path)
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
-        .sum()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+/// Checks a segment file against its index record with FFmpeg: the frame count FFmpeg
+/// decodes, and the span of its decode times, which must equal the indexed duration less
+/// the last sample's (that one FFmpeg only guesses: fragmented MP4 has no `stts`, so
+/// FFmpeg's per-packet durations come from the frame rate).
+pub fn ffprobe_matches_index(path: &Path, rec: &vigil::index::SegmentRecord) -> Result<(), String> {
+    let (frames, _) = ffprobe(path);
+    if frames != rec.frames as u64 {
+        return Err(format!(
+            "{}: ffprobe {frames} frames, index {}",
+            rec.file, rec.frames
+        ));
+    }
+    let dts = ffprobe_dts(path);
+    let span = dts.last().unwrap_or(&0.0) - dts.first().unwrap_or(&0.0);
+    let scan = vigil::record::fmp4::scan(&mut std::fs::File::open(path).unwrap()).unwrap();
+    let last = scan
+        .fragments
+        .last()
+        .and_then(|f| f.samples.last())
+        .map_or(0, |s| s.duration);
+    let want = (rec.duration_90k - last as u64) as f64 / 90_000.0;
+    if (span - want).abs() > 0.002 {
+        return Err(format!(
+            "{}: ffprobe decode times span {span} s, index {want} s (+ last sample)",
+            rec.file
+        ));
+    }
+    Ok(())
 }
 
 pub struct TestDir {
@@ -511,15 +536,9 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn assert_segments_play(storage: &Path, segs: &[vigil::index::SegmentRecord]) {
     for s in segs {
         let path = storage.join(&s.file);
-        let (frames, _) = ffprobe(&path);
-        assert_eq!(frames, s.frames as u64, "{}: frame count", s.file);
-        let dur = ffprobe_packet_duration(&path);
-        let want = s.duration_90k as f64 / 90_000.0;
-        assert!(
-            (dur - want).abs() < 0.002,
-            "{}: ffprobe duration {dur} vs index {want}",
-            s.file
-        );
+        if let Err(e) = ffprobe_matches_index(&path, s) {
+            panic!("{e}");
+        }
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
             s.bytes,

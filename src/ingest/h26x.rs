@@ -1,5 +1,6 @@
-//! How many pictures a stream may reorder, read from its sequence parameter set: the
-//! depth the timing model's decode-time assignment waits for (`ingest::timing`).
+//! What ingest reads from H.264/H.265 NAL units: how many pictures a stream may reorder
+//! (from its sequence parameter set: the depth the timing model's decode-time assignment
+//! waits for, `ingest::timing`), and whether a frame begins a new picture.
 //!
 //! H.264 (ISO/IEC 14496-10 §E.2.1): `max_num_reorder_frames` of the VUI's bitstream
 //! restrictions, parsed by `h264-reader`; without them, 0 for the Baseline profile (no
@@ -10,6 +11,34 @@
 //! because retina's H.265 SPS parser is private and no maintained crate parses it alone.
 
 use h264_reader::rbsp::{BitRead, BitReader, decode_nal};
+
+/// Whether `data` (length-prefixed NAL units, 4-byte lengths, as retina's MP4 frame
+/// format gives them) begins a new picture: its first slice is the picture's first. H.264
+/// §7.4.1.2.4: `first_mb_in_slice` is 0 (ue(v) 0 is the single bit 1, the first bit
+/// after the one-byte NAL header); H.265 §7.4.7.1: `first_slice_segment_in_pic_flag`
+/// (the first bit after the two-byte header). Frames with no slice count as new.
+pub fn starts_picture(encoding: &str, data: &[u8]) -> bool {
+    let mut rest = data;
+    while rest.len() > 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let Some(nal) = rest.get(4..4 + len) else {
+            return true;
+        };
+        rest = &rest[4 + len..];
+        let vcl = match encoding {
+            "h265" => nal.first().map(|b| (b >> 1) & 0x3f).is_some_and(|t| t < 32),
+            _ => nal
+                .first()
+                .map(|b| b & 0x1f)
+                .is_some_and(|t| (1..=5).contains(&t)),
+        };
+        if vcl {
+            let at = if encoding == "h265" { 2 } else { 1 };
+            return nal.get(at).is_none_or(|b| b & 0x80 != 0);
+        }
+    }
+    true
+}
 
 /// The declared reorder depth, if the SPS tells it. `sps` is the whole NAL unit (with
 /// its header, with emulation prevention bytes), as retina gives it.
@@ -127,6 +156,33 @@ mod tests {
         // x265, `bframes=2`: sps_max_num_reorder_pics = 2.
         let sps = hex(X265_BF2_SPS);
         assert_eq!(reorder_depth("h265", &sps), Some(2));
+    }
+
+    fn au(nals: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for n in nals {
+            v.extend((n.len() as u32).to_be_bytes());
+            v.extend(*n);
+        }
+        v
+    }
+
+    #[test]
+    fn first_slice_of_a_picture() {
+        // H.264: SEI then an IDR slice with first_mb_in_slice 0 (bit 1), then a slice
+        // further down the picture (first_mb_in_slice 1: bits 010).
+        assert!(starts_picture(
+            "h264",
+            &au(&[&[0x06, 0x05], &[0x65, 0x88, 0x84]])
+        ));
+        assert!(!starts_picture("h264", &au(&[&[0x65, 0x40, 0x84]])));
+        assert!(!starts_picture("h264", &au(&[&[0x41, 0x5a]])));
+        // H.265: TRAIL_R (type 1) with and without first_slice_segment_in_pic_flag.
+        assert!(starts_picture("h265", &au(&[&[0x02, 0x01, 0xd0]])));
+        assert!(!starts_picture("h265", &au(&[&[0x02, 0x01, 0x50]])));
+        // No slice at all, or garbage: treated as a new picture.
+        assert!(starts_picture("h264", &au(&[&[0x06, 0x05]])));
+        assert!(starts_picture("h264", &[0, 0, 0, 9, 1]));
     }
 
     #[test]

@@ -1,0 +1,610 @@
+//! Conformance: Vigil records RTSP servers and camera behaviours it did not write, and its
+//! recordings pass players and verifiers it did not write.
+//!
+//! Servers (all bound to 127.0.0.1, started here, stopped when their stdin closes):
+//! GStreamer's rtsp-server serving files through `qtdemux ! parse ! pay`
+//! (`tests/servers/gst_file_server.py`), VLC's RTSP output over UDP
+//! (`tests/servers/vlc_server.sh`), ffmpeg pushing to rtsp-server-perl, read over UDP
+//! (`tests/servers/perl_push.sh`), and, for camera faults no stock server produces, a
+//! small misbehaving camera (`tests/servers/badcam.py`, itself checked against ffmpeg).
+//! Media is generated here with ffmpeg (x264/x265), a few seconds each.
+//!
+//! For each camera ("cell"): at least 97% of its seconds recorded, no reconnect loop,
+//! every segment's ffprobe frame count and duration equal to the index, FFmpeg decodes
+//! every segment without an error, segments never overlap, and a 30 s clip that crosses
+//! a segment boundary plays in Chromium (H.264 cells; Debian's Chromium has no H.265
+//! decoder) and in FFmpeg.
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// How long each camera records.
+const RECORD: Duration = Duration::from_secs(45);
+
+/// A test video file: codec, size, B-frames, slices per picture, AAC audio.
+#[derive(Clone, Copy)]
+struct Media {
+    codec: &'static str,
+    width: u32,
+    height: u32,
+    bframes: u32,
+    slices: u32,
+    audio: bool,
+}
+
+const H264: Media = Media {
+    codec: "h264",
+    width: 640,
+    height: 360,
+    bframes: 0,
+    slices: 1,
+    audio: false,
+};
+
+impl Media {
+    fn name(&self) -> String {
+        format!(
+            "{}-{}x{}-b{}-s{}{}",
+            self.codec,
+            self.width,
+            self.height,
+            self.bframes,
+            self.slices,
+            if self.audio { "-aac" } else { "" }
+        )
+    }
+
+    /// Encodes 20 s of a moving test pattern (15 fps, a keyframe every 2 s) into `dir`.
+    fn make(&self, dir: &Path) -> PathBuf {
+        let out = dir.join(format!("{}.mp4", self.name()));
+        if out.exists() {
+            return out;
+        }
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!(
+                "testsrc2=size={}x{}:rate=15",
+                self.width, self.height
+            ));
+        if self.audio {
+            cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+        }
+        cmd.args(["-t", "20", "-pix_fmt", "yuv420p", "-g", "30"]);
+        match self.codec {
+            "h264" => {
+                cmd.args(["-c:v", "libx264", "-preset", "veryfast", "-bf"])
+                    .arg(self.bframes.to_string())
+                    .arg("-x264-params")
+                    .arg(format!("slices={}", self.slices));
+            }
+            _ => {
+                cmd.args(["-c:v", "libx265", "-preset", "veryfast", "-x265-params"])
+                    .arg(format!(
+                        "bframes={}:keyint=30:min-keyint=30:log-level=error",
+                        self.bframes
+                    ))
+                    .args(["-tag:v", "hvc1"]);
+            }
+        }
+        if self.audio {
+            cmd.args(["-c:a", "aac", "-b:a", "64k"]);
+        }
+        let st = cmd.arg(&out).status().expect("ffmpeg (apt install ffmpeg)");
+        assert!(st.success(), "ffmpeg could not make {}", self.name());
+        out
+    }
+}
+
+/// A server process started with a pipe on stdin (closing it stops the server).
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `program args` and waits for the line that tells where it serves: `URL <url>`,
+/// or `PORT <n>` (then the URL is `rtsp://127.0.0.1:<n>/stream`).
+fn start_server(program: &str, args: &[&str], log: &Path) -> Server {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/servers")
+        .join(program);
+    // Debian's python3 (PyGObject is installed for it alone), bash for the others.
+    let interpreter = if program.ends_with(".py") {
+        "/usr/bin/python3"
+    } else {
+        "bash"
+    };
+    let mut child = Command::new(interpreter)
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    let url = loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(l) if l.starts_with("URL ") => break l[4..].trim().to_string(),
+            Ok(l) if l.starts_with("PORT ") => {
+                break format!("rtsp://127.0.0.1:{}/stream", l[5..].trim());
+            }
+            Ok(_) => {}
+            Err(_) => panic!(
+                "{program} did not start; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            ),
+        }
+    };
+    Server { child, url }
+}
+
+/// One camera of a run: its name, URL, extra config lines and what is expected of it.
+struct Cell {
+    name: String,
+    url: String,
+    extra: String,
+    /// Timestamp jumps the camera's faults must cause (inclusive range).
+    jumps: std::ops::RangeInclusive<u64>,
+    /// Reconnects allowed (none: no reconnect loop).
+    reconnects: std::ops::RangeInclusive<u64>,
+    /// Whether Chromium can play it (H.264).
+    chromium: bool,
+    /// The least fraction of its seconds that must be recorded.
+    coverage: f64,
+    /// Motion analysis on (off by default: it only costs CPU where decoding is not what
+    /// the cell checks).
+    motion: bool,
+}
+
+impl Cell {
+    fn new(name: &str, url: &str) -> Cell {
+        Cell {
+            name: name.into(),
+            url: url.into(),
+            extra: String::new(),
+            jumps: 0..=0,
+            reconnects: 0..=0,
+            chromium: true,
+            coverage: 0.97,
+            motion: false,
+        }
+    }
+}
+
+/// Records `cells` for [`RECORD`] with one daemon (10 s segments), then checks each.
+fn record_and_check(t: &TestDir, cells: &[Cell]) {
+    let storage = t.join("storage");
+    let mut cfg = format!(
+        "[storage]\ndir = {:?}\nsegment_seconds = 10\n[server]\nlisten = \"127.0.0.1:0\"\n",
+        storage.display().to_string()
+    );
+    for c in cells {
+        cfg += &format!(
+            "\n[[cameras]]\nname = \"{}\"\nurl = \"{}\"\n{}\n[cameras.motion]\nenabled = {}\n",
+            c.name, c.url, c.extra, c.motion
+        );
+    }
+    let cfg = t.write("vigil.toml", &cfg);
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let started = vigil::status::now_us();
+    std::thread::sleep(RECORD);
+    // A 30 s clip from the middle of the run crosses at least two segment boundaries.
+    let (c0, c1) = (started + 8_000_000, started + 38_000_000);
+    let mut clips = Vec::new();
+    for c in cells {
+        let url = format!(
+            "{base}/api/clips/{}.mp4?start={}&end={}",
+            c.name,
+            vigil::time_fmt::rfc3339(c0),
+            vigil::time_fmt::rfc3339(c1)
+        );
+        let path = t.join(&format!("{}-clip.mp4", c.name));
+        match get(&url).call() {
+            Ok(mut r) => {
+                let body = r.body_mut().with_config().limit(1 << 30).read_to_vec();
+                std::fs::write(&path, body.unwrap()).unwrap()
+            }
+            Err(e) => panic!("{}: clip: {e}", c.name),
+        }
+        clips.push(path);
+    }
+    let status: Vec<serde_json::Value> = cells
+        .iter()
+        .map(|c| camera_status(&base, &c.name))
+        .collect();
+    let stopped = vigil::status::now_us();
+    assert!(d.stop(Duration::from_secs(30)).success());
+    let all = indexed_segments(&storage);
+    let ids: Vec<u32> = {
+        let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(&storage)).unwrap();
+        let cams = ix.cameras().unwrap();
+        cells
+            .iter()
+            .map(|c| {
+                cams.iter()
+                    .find(|(n, _)| *n == c.name)
+                    .map_or(u32::MAX, |x| x.1)
+            })
+            .collect()
+    };
+    let mut failures = Vec::new();
+    for ((c, s), (id, clip)) in cells.iter().zip(&status).zip(ids.iter().zip(&clips)) {
+        let segs: Vec<_> = all.iter().filter(|r| r.camera_id == *id).cloned().collect();
+        if let Err(e) = check_cell(t, c, s, &segs, &storage, clip, started, stopped) {
+            failures.push(format!("{}: {e}\nstatus: {s}", c.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n(daemon log: {})",
+        failures.join("\n\n"),
+        t.join("daemon.log").display()
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_cell(
+    t: &TestDir,
+    c: &Cell,
+    status: &serde_json::Value,
+    segs: &[vigil::index::SegmentRecord],
+    storage: &Path,
+    clip: &Path,
+    started: i64,
+    stopped: i64,
+) -> Result<(), String> {
+    if segs.is_empty() {
+        return Err("nothing recorded".into());
+    }
+    let reconnects = status["reconnects"].as_u64().unwrap_or(99);
+    if !c.reconnects.contains(&reconnects) {
+        return Err(format!(
+            "{reconnects} reconnects, expected {:?}",
+            c.reconnects
+        ));
+    }
+    if c.motion {
+        // Decoded live with the right presentation and decode times: analysed at the
+        // configured rate, without analysis errors.
+        let analysed = status["analysed_frames"].as_u64().unwrap_or(0);
+        let errors = status["analysis_errors"].as_u64().unwrap_or(99);
+        if analysed < 100 || errors > 0 {
+            return Err(format!(
+                "motion analysis: {analysed} frames, {errors} errors"
+            ));
+        }
+    }
+    let jumps = status["timestamp_jumps"].as_u64().unwrap_or(99);
+    if !c.jumps.contains(&jumps) {
+        return Err(format!("{jumps} timestamp jumps, expected {:?}", c.jumps));
+    }
+    // Never overlapping, in order.
+    for w in segs.windows(2) {
+        if w[1].start_us < w[0].end_us {
+            return Err(format!(
+                "{} starts {} µs before {} ends",
+                w[1].file,
+                w[0].end_us - w[1].start_us,
+                w[0].file
+            ));
+        }
+    }
+    // Coverage: from the first picture (allowing 4 s to connect and reach a keyframe)
+    // to the stop.
+    let recorded: i64 = segs.iter().map(|s| s.duration_90k as i64 * 100 / 9).sum();
+    let window = stopped - started - 4_000_000;
+    let coverage = recorded as f64 / window as f64;
+    if coverage < c.coverage {
+        return Err(format!(
+            "{:.1}% of {:.1} s recorded in {} segments",
+            coverage * 100.0,
+            window as f64 / 1e6,
+            segs.len()
+        ));
+    }
+    // Every segment: ffprobe agrees with the index; FFmpeg decodes it without an error.
+    for s in segs {
+        let path = storage.join(&s.file);
+        ffprobe_matches_index(&path, s)?;
+        decodes_cleanly(&path)?;
+    }
+    // The clip: FFmpeg decodes it, its duration is the range's, and Chromium plays it.
+    decodes_cleanly(clip)?;
+    let (frames, dur) = ffprobe(clip);
+    // 15 fps, less what loss dropped (at most what the coverage allows).
+    if (dur - 30.0).abs() > 0.5 || (frames as f64) < 450.0 * c.coverage - 15.0 {
+        return Err(format!("clip: {frames} frames, {dur} s for 30 s"));
+    }
+    if c.chromium {
+        let p = browser::play(t, clip, 10.0, 8.0);
+        if p.error.is_some() || p.decoded_frames < 30 || p.reached < 17.0 || p.width == 0 {
+            return Err(format!("clip in Chromium: {p:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// FFmpeg decodes `path` without printing a single error. (`-enc_time_base -1` keeps
+/// the file's 90 kHz timestamps: by default FFmpeg rescales to 1/frame-rate for its null
+/// output, and two pictures less than a nominal frame apart then collide there.)
+fn decodes_cleanly(path: &Path) -> Result<(), String> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-enc_time_base", "-1", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !err.trim().is_empty() {
+        return Err(format!(
+            "ffmpeg decoding {}: {}",
+            path.display(),
+            err.lines().take(5).collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    Ok(())
+}
+
+/// GStreamer's rtsp-server serving files: H.264 with and without B-frames, H.265 with
+/// B-frames, H.264 with AAC, and 1080p with B-frames.
+#[test]
+fn gstreamer_rtsp_server_serving_files() {
+    let t = TestDir::new();
+    let media = [
+        ("gst-h264", H264),
+        ("gst-h264-b", Media { bframes: 2, ..H264 }),
+        (
+            "gst-h265-b",
+            Media {
+                codec: "h265",
+                bframes: 2,
+                ..H264
+            },
+        ),
+        (
+            "gst-h264-aac",
+            Media {
+                audio: true,
+                ..H264
+            },
+        ),
+        (
+            "gst-1080-b",
+            Media {
+                width: 1920,
+                height: 1080,
+                bframes: 2,
+                ..H264
+            },
+        ),
+    ];
+    let mut servers = Vec::new();
+    let mut cells = Vec::new();
+    for (name, m) in media {
+        let file = m.make(&t.join(""));
+        let mut args = vec![
+            file.to_str().unwrap().to_string(),
+            "--codec".into(),
+            m.codec.into(),
+        ];
+        if m.audio {
+            args.push("--audio".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let s = start_server("gst_file_server.py", &args, &t.join(&format!("{name}.log")));
+        let mut cell = Cell::new(name, &s.url);
+        cell.chromium = m.codec == "h264";
+        cell.motion = m.bframes > 0 && m.width < 1920;
+        cells.push(cell);
+        servers.push(s);
+    }
+    record_and_check(&t, &cells);
+}
+
+/// VLC's RTSP output (RTP over UDP only): H.264 with B-frames.
+#[test]
+fn vlc_rtsp_output_over_udp() {
+    let t = TestDir::new();
+    let file = Media { bframes: 2, ..H264 }.make(&t.join(""));
+    let s = start_server(
+        "vlc_server.sh",
+        &[file.to_str().unwrap()],
+        &t.join("vlc.log"),
+    );
+    let mut cell = Cell::new("vlc", &s.url);
+    cell.extra = "transport = \"udp\"".into();
+    record_and_check(&t, &[cell]);
+}
+
+/// `badcam.py` serving `file` with `faults`, as camera `name` of a run.
+fn badcam(t: &TestDir, name: &str, file: &Path, faults: &[&str]) -> (Server, Cell) {
+    let mut args = vec!["--media", file.to_str().unwrap()];
+    args.extend(faults);
+    let s = start_server("badcam.py", &args, &t.join(&format!("{name}.log")));
+    let cell = Cell::new(name, &s.url);
+    (s, cell)
+}
+
+/// Cameras with faults that no stock server produces: a clock stepping back once, a clock
+/// 1.2x fast, a marker bit on every slice, lost packets (joining mid-fragment), a clock
+/// jumping forward, RTP timestamp wrap-around, and a stream that ends every 15 s.
+#[test]
+fn misbehaving_cameras() {
+    let t = TestDir::new();
+    let plain = H264.make(&t.join(""));
+    let b = Media { bframes: 2, ..H264 }.make(&t.join(""));
+    let sliced = Media { slices: 4, ..H264 }.make(&t.join(""));
+    let mut servers = Vec::new();
+    let mut cells = Vec::new();
+    let mut add = |name: &str, file: &Path, faults: &[&str], f: &dyn Fn(&mut Cell)| {
+        let (s, mut c) = badcam(&t, name, file, faults);
+        f(&mut c);
+        servers.push(s);
+        cells.push(c);
+    };
+    // One step back: one segment closed (timestamp-jump), up to a GOP lost to the
+    // next keyframe; decoded live across it.
+    add("step-back", &b, &["--step-back", "12:2"], &|c| {
+        c.jumps = 1..=1;
+        c.coverage = 0.93;
+        c.motion = true;
+    });
+    add("fast-clock", &plain, &["--clock-rate", "1.2"], &|_| {});
+    add("slices", &sliced, &["--marker-every-slice"], &|_| {});
+    // Each lost packet costs the pictures up to the next keyframe (2 s GOPs).
+    add(
+        "lossy",
+        &b,
+        &["--drop-packets", "0.002", "--start-mid-fu"],
+        &|c| c.coverage = 0.80,
+    );
+    add("jump-forward", &plain, &["--jump-forward", "12:30"], &|c| {
+        c.jumps = 1..=1;
+        c.coverage = 0.93;
+    });
+    add("wrap", &b, &["--initial-ts", "4294000000"], &|_| {});
+    // A camera that ends its stream every 15 s: reconnected each time, a gap each time.
+    add("ends", &b, &["--end-after", "15"], &|c| {
+        c.reconnects = 2..=3;
+        c.coverage = 0.80;
+    });
+    record_and_check(&t, &cells);
+}
+
+/// A camera that pushes: ffmpeg publishing to rtsp-server-perl (RECORD over UDP), read
+/// by Vigil over UDP.
+#[test]
+fn pushed_stream_via_rtsp_server_perl() {
+    let t = TestDir::new();
+    let file = Media { bframes: 2, ..H264 }.make(&t.join(""));
+    let s = start_server(
+        "perl_push.sh",
+        &[file.to_str().unwrap()],
+        &t.join("perl.log"),
+    );
+    let mut cell = Cell::new("pushed", &s.url);
+    cell.extra = "transport = \"udp\"".into();
+    record_and_check(&t, &[cell]);
+}
+
+/// Nothing hangs silently: a server that accepts and never answers, and one that answers
+/// PLAY and sends nothing. Each camera shows which RTSP step it is stuck in and since
+/// when, misses its deadline (`timeout_seconds`), is counted, logged with the step and
+/// the server's address, backed off and retried.
+#[test]
+fn stalled_servers_are_timed_out_and_retried() {
+    let t = TestDir::new();
+    let file = H264.make(&t.join(""));
+    let (_a, describe) = badcam(&t, "silent", &file, &["--stall-before-describe"]);
+    let (_b, play) = badcam(&t, "mute", &file, &["--stall-after-play"]);
+    let storage = t.join("storage");
+    let cfg = t.write(
+        "vigil.toml",
+        &format!(
+            "[storage]\ndir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n\
+             [[cameras]]\nname = \"silent\"\nurl = \"{}\"\ntimeout_seconds = 2\n\
+             [[cameras]]\nname = \"mute\"\nurl = \"{}\"\ntimeout_seconds = 2\n",
+            storage.display().to_string(),
+            describe.url,
+            play.url
+        ),
+    );
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    // While stuck, the status names the step.
+    let s = wait_for(Duration::from_secs(10), "silent stuck in describe", || {
+        let s = camera_status(&base, "silent");
+        (s["state"] == "connecting" && s["connect_step"] == "describe").then_some(s)
+    });
+    assert!(s["since"].is_string(), "{s}");
+    wait_for(
+        Duration::from_secs(10),
+        "mute stuck before its first picture",
+        || {
+            let s = camera_status(&base, "mute");
+            (s["state"] == "connecting" && s["connect_step"] == "first-picture").then_some(())
+        },
+    );
+    // Then each misses its deadline again and again: counted and retried.
+    for (cam, step) in [("silent", "DESCRIBE"), ("mute", "first picture")] {
+        let s = wait_for(Duration::from_secs(30), &format!("{cam} retried"), || {
+            let s = camera_status(&base, cam);
+            (s["timeouts"].as_u64() >= Some(2) && s["reconnects"].as_u64() >= Some(2)).then_some(s)
+        });
+        let err = s["last_error"].as_str().unwrap_or_default().to_string();
+        assert!(
+            err.contains(step) || err.contains(&step.replace(' ', "-")),
+            "{cam}: {s}"
+        );
+    }
+    let metrics = get(&format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains("vigil_camera_timeouts_total{camera=\"silent\"}"),
+        "{metrics}"
+    );
+    assert!(d.stop(Duration::from_secs(20)).success());
+    let log = std::fs::read_to_string(t.join("daemon.log")).unwrap();
+    let port = describe
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    assert!(
+        log.lines().any(
+            |l| l.contains("no answer to DESCRIBE") && l.contains(&format!("127.0.0.1:{port}"))
+        ),
+        "the log names the step and the server:\n{log}"
+    );
+}
+
+/// Plays the file named by `VIGIL_PLAY` in Chromium and prints what it decoded (a tool
+/// for looking into a failed cell: `VIGIL_PLAY=clip.mp4 cargo test --test conformance
+/// -- --ignored --nocapture chromium_plays`).
+#[test]
+#[ignore]
+fn chromium_plays() {
+    let t = TestDir::new();
+    let src = PathBuf::from(std::env::var("VIGIL_PLAY").expect("VIGIL_PLAY"));
+    let file = t.join("file.mp4");
+    std::fs::copy(&src, &file).unwrap();
+    println!("{:?}", browser::play(&t, &file, 10.0, 8.0));
+}
