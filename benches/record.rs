@@ -50,6 +50,7 @@ fn bench(c: &mut Criterion) {
         nominal_duration: Some(6000),
         encoding: "h264",
         codec_config: Vec::new(),
+        audio: None,
         sample_entry: {
             let mut e = vec![0, 0, 0, 86, b'a', b'v', b'c', b'1'];
             e.resize(86, 0);

@@ -172,6 +172,8 @@ struct RawCamera {
     transport: Option<Spanned<String>>,
     timeout_seconds: Option<Spanned<f64>>,
     #[serde(default = "default_true")]
+    audio: bool,
+    #[serde(default = "default_true")]
     enabled: bool,
     #[serde(default)]
     zones: Vec<Spanned<RawZone>>,
@@ -323,6 +325,8 @@ pub struct CameraConfig {
     /// picture), and the longest a playing session may go without a picture before it is
     /// dead and reconnected (`timeout_seconds`, default 10 s).
     pub timeout: std::time::Duration,
+    /// Record the camera's audio, if it sends AAC (`audio`, default true).
+    pub audio: bool,
     pub enabled: bool,
     pub zones: Vec<Zone>,
     pub masks: Vec<Polygon>,
@@ -898,6 +902,7 @@ impl Config {
                 password,
                 transport,
                 timeout,
+                audio: cam.audio,
                 enabled: cam.enabled,
                 zones,
                 masks,

@@ -64,6 +64,12 @@ pub struct CameraStatus {
     pub clock_lag_ms: Option<f64>,
     /// Pictures the stream may reorder (B-frames): declared by the SPS or learnt.
     pub reorder_depth: u32,
+    /// The audio track: "aac 48000 Hz, 1 ch" while recorded, "off" (`audio = false`),
+    /// "none" (the camera sends none), or "skipped: <why>" (a codec MP4 players do not
+    /// accept, such as G.711, or a failed SETUP); null before the first session.
+    pub audio: Option<String>,
+    /// Audio frames received.
+    pub audio_frames: u64,
     pub codec: Option<String>,
     pub width: u32,
     pub height: u32,
@@ -124,6 +130,8 @@ impl CameraStatus {
             clock_rate: 1.0,
             clock_lag_ms: None,
             reorder_depth: 0,
+            audio: None,
+            audio_frames: 0,
             codec: None,
             width: 0,
             height: 0,

@@ -186,6 +186,9 @@ struct Cell {
     /// Motion analysis on (off by default: it only costs CPU where decoding is not what
     /// the cell checks).
     motion: bool,
+    /// The camera's audio status that is expected ("aac ..." prefix, "off", "none",
+    /// "skipped: ..." prefix); an "aac" cell must have audio in every segment and clip.
+    audio: &'static str,
 }
 
 impl Cell {
@@ -199,6 +202,7 @@ impl Cell {
             chromium: true,
             coverage: 0.97,
             motion: false,
+            audio: "none",
         }
     }
 }
@@ -306,6 +310,10 @@ fn check_cell(
             ));
         }
     }
+    let audio = status["audio"].as_str().unwrap_or_default();
+    if !audio.starts_with(c.audio) {
+        return Err(format!("audio {audio:?}, expected {:?}", c.audio));
+    }
     let jumps = status["timestamp_jumps"].as_u64().unwrap_or(99);
     if !c.jumps.contains(&jumps) {
         return Err(format!("{jumps} timestamp jumps, expected {:?}", c.jumps));
@@ -339,6 +347,7 @@ fn check_cell(
         let path = storage.join(&s.file);
         ffprobe_matches_index(&path, s)?;
         decodes_cleanly(&path)?;
+        check_audio(c, &path, s.duration_90k as f64 / 90_000.0)?;
     }
     // The clip: FFmpeg decodes it, its duration is the range's, and Chromium plays it.
     decodes_cleanly(clip)?;
@@ -347,11 +356,57 @@ fn check_cell(
     if (dur - 30.0).abs() > 0.5 || (frames as f64) < 450.0 * c.coverage - 15.0 {
         return Err(format!("clip: {frames} frames, {dur} s for 30 s"));
     }
+    check_audio(c, clip, dur)?;
     if c.chromium {
         let p = browser::play(t, clip, 10.0, 8.0);
         if p.error.is_some() || p.decoded_frames < 30 || p.reached < 17.0 || p.width == 0 {
             return Err(format!("clip in Chromium: {p:?}"));
         }
+        if p.audio != (c.audio == "aac") {
+            return Err(format!("clip in Chromium: audio decoded: {}", p.audio));
+        }
+    }
+    Ok(())
+}
+
+/// An "aac" cell's file has an audio track presented from the video's start (to 350 ms:
+/// audio and video are aligned by their arrival times) to its end (to 250 ms); other
+/// cells' files have none.
+fn check_audio(c: &Cell, path: &Path, video_s: f64) -> Result<(), String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries"])
+        .args(["packet=pts_time,duration_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let packets: Vec<(f64, f64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.trim().trim_end_matches(',').split(',');
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        })
+        .collect();
+    if c.audio != "aac" {
+        return match packets.len() {
+            0 => Ok(()),
+            n => Err(format!(
+                "{}: {n} audio packets, expected none",
+                path.display()
+            )),
+        };
+    }
+    let (Some(first), Some(last)) = (packets.first(), packets.last()) else {
+        return Err(format!("{}: no audio", path.display()));
+    };
+    // Presentation starts at 0 in segments and clips (a clip's edit list gives the
+    // packets before its start negative times).
+    let start = first.0.max(0.0);
+    let end = last.0 + last.1;
+    if start > 0.35 || (end - video_s).abs() > 0.25 {
+        return Err(format!(
+            "{}: audio {start:.3}..{end:.3} s for video of {video_s:.3} s",
+            path.display()
+        ));
     }
     Ok(())
 }
@@ -378,7 +433,8 @@ fn decodes_cleanly(path: &Path) -> Result<(), String> {
 }
 
 /// GStreamer's rtsp-server serving files: H.264 with and without B-frames, H.265 with
-/// B-frames, H.264 with AAC, and 1080p with B-frames.
+/// B-frames, H.264 with AAC (recorded, and with `audio = false`), 1080p with B-frames,
+/// and H.264 with G.711 (audio skipped).
 #[test]
 fn gstreamer_rtsp_server_serving_files() {
     let t = TestDir::new();
@@ -427,9 +483,39 @@ fn gstreamer_rtsp_server_serving_files() {
         let mut cell = Cell::new(name, &s.url);
         cell.chromium = m.codec == "h264";
         cell.motion = m.bframes > 0 && m.width < 1920;
+        if m.audio {
+            cell.audio = "aac";
+        }
         cells.push(cell);
         servers.push(s);
     }
+    // The same AAC camera with `audio = false`; and a camera with G.711 (PCMU), which
+    // MP4 players do not accept: its video is recorded, its audio skipped with a reason.
+    let aac = Media {
+        audio: true,
+        ..H264
+    }
+    .make(&t.join(""));
+    let s = start_server(
+        "gst_file_server.py",
+        &[aac.to_str().unwrap(), "--audio"],
+        &t.join("gst-audio-off.log"),
+    );
+    let mut cell = Cell::new("gst-audio-off", &s.url);
+    cell.extra = "audio = false".into();
+    cell.audio = "off";
+    cells.push(cell);
+    servers.push(s);
+    let plain = H264.make(&t.join(""));
+    let s = start_server(
+        "gst_file_server.py",
+        &[plain.to_str().unwrap(), "--pcmu"],
+        &t.join("gst-pcmu.log"),
+    );
+    let mut cell = Cell::new("gst-pcmu", &s.url);
+    cell.audio = "skipped: pcmu/8000";
+    cells.push(cell);
+    servers.push(s);
     record_and_check(&t, &cells);
 }
 

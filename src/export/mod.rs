@@ -64,6 +64,8 @@ pub struct ClipPlan {
     /// Frames in the file (from the keyframe before the start) and those presented.
     pub frames: u64,
     pub presented_frames: u64,
+    /// Audio frames in the file (0 without audio).
+    pub audio_frames: u64,
     /// UTC of the first presented frame and the presented duration (wall clock, gaps
     /// included).
     pub start_us: i64,
@@ -89,7 +91,36 @@ struct Picked {
     fragment: usize,
 }
 
-/// Plans the clip of `[start_us, end_us)` of one camera.
+/// The index of `e` in `entries`, added if new.
+fn entry_index(entries: &mut Vec<Vec<u8>>, e: &[u8]) -> usize {
+    match entries.iter().position(|x| x == e) {
+        Some(i) => i,
+        None => {
+            entries.push(e.to_vec());
+            entries.len() - 1
+        }
+    }
+}
+
+/// Stretches the sample before each gap (more than [`GAP_US`] between one sample's end
+/// and the next one's start) to the gap's end, so that media time stays wall-clock time;
+/// returns the gaps. `rate`: the track's timescale.
+fn close_gaps(picked: &[Picked], samples: &mut [Sample], rate: u32) -> Vec<(i64, i64)> {
+    let end_of = |p: &Picked| p.utc_us + p.sample.duration as i64 * 1_000_000 / rate as i64;
+    let mut gaps = Vec::new();
+    for i in 1..picked.len() {
+        let (prev_end, next) = (end_of(&picked[i - 1]), picked[i].utc_us);
+        if next - prev_end > GAP_US {
+            let stretched = (next - picked[i - 1].utc_us) as u64 * rate as u64 / 1_000_000;
+            samples[i - 1].duration = stretched.min(u32::MAX as u64) as u32;
+            gaps.push((prev_end, next));
+        }
+    }
+    gaps
+}
+
+/// Plans the clip of `[start_us, end_us)` of one camera: its video and, when every
+/// segment in the range has the same kind of audio track, its audio.
 pub fn plan(
     index: &Index,
     storage: &Path,
@@ -107,17 +138,26 @@ pub fn plan(
     }
     let segs = index.segments_overlapping(camera_id, start_us, end_us)?;
     let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut audio_entries: Vec<Vec<u8>> = Vec::new();
+    let mut audio_rate: Option<u32> = None;
+    let mut with_audio = true;
     let mut picked: Vec<Picked> = Vec::new();
+    let mut audio: Vec<Picked> = Vec::new();
     let mut dims = (0u32, 0u32);
     let mut fragment = 0usize;
     for seg in &segs {
         let path = storage.join(&seg.file);
         let scanned = scan_committed(&path, seg)?;
-        let entry = match entries.iter().position(|e| *e == scanned.sample_entry) {
-            Some(i) => i,
-            None => {
-                entries.push(scanned.sample_entry.clone());
-                entries.len() - 1
+        let entry = entry_index(&mut entries, &scanned.sample_entry);
+        // Audio only if every segment has it, at one sample rate.
+        let audio_entry = match &scanned.audio {
+            Some(a) if audio_rate.is_none_or(|r| r == a.timescale) && a.timescale > 0 => {
+                audio_rate = Some(a.timescale);
+                Some(entry_index(&mut audio_entries, &a.sample_entry))
+            }
+            _ => {
+                with_audio = false;
+                None
             }
         };
         dims = (seg.width as u32, seg.height as u32);
@@ -143,6 +183,26 @@ pub fn plan(
                 }
                 off += s.size as u64;
             }
+            // The fragment's audio follows its video data; its decode times count from
+            // the segment's start.
+            if let (Some(run), Some(ae), Some(rate)) = (&f.audio, audio_entry, audio_rate) {
+                let mut t = run.base_decode_time;
+                for s in &run.samples {
+                    let utc = seg.start_us + (t as i128 * 1_000_000 / rate as i128) as i64;
+                    t += s.duration as u64;
+                    if utc < end_us {
+                        audio.push(Picked {
+                            path: path.clone(),
+                            utc_us: utc,
+                            sample: *s,
+                            offset: off,
+                            entry: ae,
+                            fragment,
+                        });
+                    }
+                    off += s.size as u64;
+                }
+            }
         }
     }
     // Start at the last keyframe at or before the start (or the first one after it, if
@@ -164,14 +224,53 @@ pub fn plan(
             "no recording of this camera in that range".into(),
         ));
     }
-    let samples: Vec<Sample> = picked.iter().map(|p| p.sample).collect();
+    let mut samples: Vec<Sample> = picked.iter().map(|p| p.sample).collect();
+    // Gaps between runs of samples: the last sample before each lasts until its end, so
+    // that media time is wall-clock time from `picked[0]` (players keep the video after a
+    // gap at its position; an edit list with empty edits would say the same, but FFmpeg,
+    // and so Chromium, ignore empty edits after the first).
+    let mut gaps = close_gaps(picked, &mut samples, 90_000);
+    // The edit: from the first presented instant to the end of the last sample (or the
+    // requested end), in 90 kHz units of the media timeline that starts at `picked[0]`.
+    let media_t = |utc: i64| ((utc - picked[0].utc_us).max(0) as u64 * 90_000) / 1_000_000;
+    let last = picked.last().unwrap();
+    let last_end = last.utc_us + (samples.last().unwrap().duration as i64 * 1_000_000 / 90_000);
+    let shown_start = start_us.max(picked[presented_from].utc_us);
+    let shown_end = end_us.min(last_end);
+    let edit_media_time = media_t(shown_start);
+    let edit_duration = media_t(shown_end).saturating_sub(edit_media_time);
+    gaps.retain(|&(a, b)| b > shown_start && a < shown_end);
+
+    // Audio from the first video sample on (what plays with the video).
+    let audio: &[Picked] = if with_audio {
+        let from = audio
+            .iter()
+            .position(|a| a.utc_us >= picked[0].utc_us)
+            .unwrap_or(audio.len());
+        &audio[from..]
+    } else {
+        &[]
+    };
+    let mut audio_samples: Vec<Sample> = audio.iter().map(|p| p.sample).collect();
+    let rate = audio_rate.unwrap_or(1);
+    close_gaps(audio, &mut audio_samples, rate);
+
+    // Chunks in data order: per fragment, its video samples, then its audio samples.
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut pieces_data: Vec<Piece> = Vec::new();
-    for (i, p) in picked.iter().enumerate() {
-        let contiguous = i > 0 && {
-            let q = &picked[i - 1];
-            q.fragment == p.fragment && q.offset + q.sample.size as u64 == p.offset
+    let (mut v, mut a) = (0usize, 0usize);
+    let mut prev: Option<(u32, usize, u64)> = None; // (track, fragment, end offset)
+    while v < picked.len() || a < audio.len() {
+        let take_video =
+            a == audio.len() || (v < picked.len() && picked[v].fragment <= audio[a].fragment);
+        let (track, p) = if take_video {
+            v += 1;
+            (fmp4::VIDEO_TRACK, &picked[v - 1])
+        } else {
+            a += 1;
+            (fmp4::AUDIO_TRACK, &audio[a - 1])
         };
+        let contiguous = prev == Some((track, p.fragment, p.offset));
         if contiguous {
             let c = chunks.last_mut().unwrap();
             c.samples += 1;
@@ -181,6 +280,7 @@ pub fn plan(
             }
         } else {
             chunks.push(Chunk {
+                track,
                 samples: 1,
                 entry: p.entry as u32 + 1,
                 bytes: p.sample.size as u64,
@@ -191,40 +291,36 @@ pub fn plan(
                 len: p.sample.size as u64,
             });
         }
+        prev = Some((track, p.fragment, p.offset + p.sample.size as u64));
     }
-    // Gaps between runs of samples: the last sample before each lasts until its end, so
-    // that media time is wall-clock time from `picked[0]` (players keep the video after a
-    // gap at its position; an edit list with empty edits would say the same, but FFmpeg,
-    // and so Chromium, ignore empty edits after the first).
-    let end_of = |p: &Picked| p.utc_us + (p.sample.duration as i64 * 1_000_000 / 90_000);
-    let mut samples = samples;
-    let mut gaps = Vec::new();
-    for i in 1..picked.len() {
-        let (prev_end, next) = (end_of(&picked[i - 1]), picked[i].utc_us);
-        if next - prev_end > GAP_US {
-            let stretched = (next - picked[i - 1].utc_us) as u64 * 90_000 / 1_000_000;
-            samples[i - 1].duration = stretched.min(u32::MAX as u64) as u32;
-            gaps.push((prev_end, next));
-        }
-    }
-    // The edit: from the first presented instant to the end of the last sample (or the
-    // requested end), in 90 kHz units of the media timeline that starts at `picked[0]`.
-    let media_t = |utc: i64| ((utc - picked[0].utc_us).max(0) as u64 * 90_000) / 1_000_000;
-    let last_end = end_of(picked.last().unwrap());
-    let shown_start = start_us.max(picked[presented_from].utc_us);
-    let shown_end = end_us.min(last_end);
-    let edit_media_time = media_t(shown_start);
-    let edit_duration = media_t(shown_end).saturating_sub(edit_media_time);
-    gaps.retain(|&(a, b)| b > shown_start && a < shown_end);
-    let header = fmp4::clip_header(&ClipTrack {
+    let mut tracks = vec![ClipTrack {
+        track: fmp4::VIDEO_TRACK,
+        timescale: 90_000,
         width: dims.0,
         height: dims.1,
         sample_entries: entries.iter().map(|e| e.as_slice()).collect(),
         samples: &samples,
-        chunks: &chunks,
+        edit_delay: 0,
         edit_media_time,
         edit_duration,
-    });
+    }];
+    if let Some(first) = audio.first() {
+        // The audio edit covers the same instants as the video's: from the shown start
+        // (or the first audio sample, if later: an empty edit before it) to the end.
+        let from = shown_start.max(first.utc_us);
+        tracks.push(ClipTrack {
+            track: fmp4::AUDIO_TRACK,
+            timescale: rate,
+            width: 0,
+            height: 0,
+            sample_entries: audio_entries.iter().map(|e| e.as_slice()).collect(),
+            samples: &audio_samples,
+            edit_delay: media_t(from) - media_t(shown_start),
+            edit_media_time: (from - first.utc_us) as u64 * rate as u64 / 1_000_000,
+            edit_duration: media_t(shown_end).saturating_sub(media_t(from)),
+        });
+    }
+    let header = fmp4::clip_header(&tracks, &chunks);
     let mut pieces = vec![Piece::Header(header.into())];
     pieces.extend(pieces_data);
     let len = pieces.iter().map(Piece::len).sum();
@@ -238,6 +334,7 @@ pub fn plan(
         len,
         frames: samples.len() as u64,
         presented_frames: (picked.len() - presented_from) as u64,
+        audio_frames: audio_samples.len() as u64,
         start_us: shown_start,
         duration_us: shown_end - shown_start,
         gaps,

@@ -342,6 +342,106 @@ impl IngestTask {
         self.set_state(CameraState::Stopped);
     }
 
+    /// Sets up the camera's audio stream, if it has one, audio is on, and MP4 can hold its
+    /// codec (AAC); otherwise says why not, once per session, in the log and the status.
+    /// Returns (stream index, clock rate, track). A refused SETUP costs the audio only.
+    async fn setup_audio(
+        &self,
+        session: &mut retina::client::Session<retina::client::Described>,
+        transport: Transport,
+    ) -> anyhow::Result<Option<(usize, u32, Arc<crate::record::fmp4::AudioTrack>)>> {
+        let cam = &self.camera;
+        let found = session.streams().iter().position(|s| s.media() == "audio");
+        let status = |v: String| {
+            if self.role == Role::Record {
+                self.status.camera(&cam.name, |s| s.audio = Some(v));
+            }
+        };
+        let Some(i) = found.filter(|_| self.role == Role::Record) else {
+            status("none".into());
+            return Ok(None);
+        };
+        if !cam.audio {
+            status("off".into());
+            return Ok(None);
+        }
+        let s = &session.streams()[i];
+        let what = format!("{}/{}", s.encoding_name(), s.clock_rate_hz());
+        let entry = match s.parameters() {
+            Some(ParametersRef::Audio(a)) => a
+                .mp4_sample_entry()
+                .build()
+                .map(|e| (e, a.clock_rate(), a.channels().get()))
+                .map_err(|_| "MP4 players do not accept it".to_string()),
+            _ => Err("no parameters for it in the SDP".to_string()),
+        };
+        let (entry, rate, channels) = match entry {
+            Ok(x) => x,
+            Err(why) => {
+                tracing::info!(camera = %cam.name, "audio {what} not recorded: {why}");
+                status(format!("skipped: {what}: {why}"));
+                return Ok(None);
+            }
+        };
+        let setup = step(
+            self,
+            "setup",
+            session.setup(
+                i,
+                SetupOptions::default()
+                    .transport(transport)
+                    .frame_format(FrameFormat::MP4),
+            ),
+        )
+        .await;
+        if let Err(e) = setup {
+            tracing::warn!(camera = %cam.name, "audio {what} not recorded: SETUP failed: {e:#}");
+            status(format!("skipped: {what}: SETUP failed"));
+            return Ok(None);
+        }
+        status(format!("aac {rate} Hz, {channels} ch"));
+        Ok(Some((
+            i,
+            rate,
+            Arc::new(crate::record::fmp4::AudioTrack {
+                sample_entry: entry,
+                timescale: rate,
+            }),
+        )))
+    }
+
+    /// Places an audio frame on the recorder's clock and hands it to the writer. Audio
+    /// keeps its own RTP timeline, anchored at its first frame's arrival and re-anchored
+    /// when it runs more than 1 s from the arrivals (so A/V sync is as good as the
+    /// difference of the two streams' network delays).
+    fn audio_frame(
+        &self,
+        a: &retina::codec::AudioFrame,
+        rate: u32,
+        clock: &mut Option<(i64, i64)>,
+    ) {
+        let arrival = now_us();
+        let ts = a.timestamp().elapsed();
+        let at = |(t0, u0): (i64, i64)| u0 + ((ts - t0) as i128 * 1_000_000 / rate as i128) as i64;
+        let utc = match *clock {
+            Some(c) if (at(c) - arrival).abs() <= 1_000_000 => at(c),
+            _ => {
+                *clock = Some((ts, arrival));
+                arrival
+            }
+        };
+        self.status
+            .camera(&self.camera.name, |s| s.audio_frames += 1);
+        if let Some(w) = &self.writer {
+            // Never blocks: audio that does not fit is dropped (the video matters more).
+            let _ = w.try_send(WriterMsg::Audio(crate::record::writer::AudioFrame {
+                utc_us: utc,
+                duration: a.frame_length().get(),
+                data: bytes::Bytes::copy_from_slice(a.data()),
+            }));
+        }
+    }
+
     /// One RTSP session: connect, DESCRIBE, SETUP, PLAY, then pictures until the stream
     /// ends, fails, or stays silent for `timeout`. Pending pictures are released on
     /// every way out, so nothing received is lost.
@@ -395,7 +495,7 @@ impl IngestTask {
             .iter()
             .position(|s| s.media() == "video" && matches!(s.encoding_name(), "h264" | "h265"))
             .ok_or_else(|| anyhow::anyhow!("the camera offers no H.264 or H.265 video stream"))?;
-        let transport = match cam.transport {
+        let transport: Transport = match cam.transport {
             TransportKind::Tcp => Transport::default(),
             TransportKind::Udp => "udp".parse().expect("valid transport"),
         };
@@ -405,11 +505,12 @@ impl IngestTask {
             session.setup(
                 stream_i,
                 SetupOptions::default()
-                    .transport(transport)
+                    .transport(transport.clone())
                     .frame_format(FrameFormat::MP4),
             ),
         )
         .await?;
+        let audio = self.setup_audio(&mut session, transport.clone()).await?;
         // No timestamp policy in retina: the timing model judges timestamps and never
         // ends a session for them.
         let playing = step(self, "play", session.play(PlayOptions::default())).await?;
@@ -427,6 +528,8 @@ impl IngestTask {
         let mut streaming = false;
         let mut last_packet_error: Option<String> = None;
         let mut duplicate_logged = false;
+        // Audio's place on the recorder's clock: (RTP time, UTC) of its anchor.
+        let mut audio_clock: Option<(i64, i64)> = None;
         let mut window = RateWindow::new();
         loop {
             let left = timeout.saturating_sub(last_picture.elapsed());
@@ -465,8 +568,15 @@ impl IngestTask {
                 Ok(Some(Err(e))) => return Err(e.into()),
                 Ok(Some(Ok(item))) => item,
             };
-            let CodecItem::VideoFrame(f) = item else {
-                continue;
+            let f = match item {
+                CodecItem::VideoFrame(f) => f,
+                CodecItem::AudioFrame(a)
+                    if audio.as_ref().is_some_and(|x| x.0 == a.stream_id()) =>
+                {
+                    self.audio_frame(&a, audio.as_ref().unwrap().1, &mut audio_clock);
+                    continue;
+                }
+                _ => continue,
             };
             let arrival = now_us();
             if (f.has_new_parameters() || params.is_none())
@@ -477,7 +587,9 @@ impl IngestTask {
                 } else {
                     "h264"
                 };
-                params = Some(Arc::new(video_params(v, encoding)?));
+                let mut vp = video_params(v, encoding)?;
+                vp.audio = audio.as_ref().map(|a| a.2.clone());
+                params = Some(Arc::new(vp));
                 let sps = match v.codec_params() {
                     VideoParametersCodec::H264 { sps, .. } => Some(sps.clone()),
                     VideoParametersCodec::H265 { sps, .. } => Some(sps.clone()),
@@ -591,6 +703,7 @@ fn video_params(
         sample_entry: b.build()?,
         encoding,
         codec_config: v.extra_data().to_vec(),
+        audio: None,
     })
 }
 

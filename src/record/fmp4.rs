@@ -1,9 +1,11 @@
 //! The segment file format: fragmented MP4 (ISO/IEC 14496-12), written and parsed.
 //!
-//! A segment file is `ftyp`, `moov` (one video track, timescale 90 kHz, the sample entry
-//! that retina builds from the stream's parameters, and an `mvex/mehd` whose duration is
+//! A segment file is `ftyp`, `moov` (a video track, ID 1, timescale 90 kHz, and, when the
+//! camera sends AAC, an audio track, ID 2, timescale = its sample rate; the sample entries
+//! that retina builds from the stream's parameters; an `mvex/mehd` whose duration is
 //! filled in when the segment is closed), then fragments: `prft` (UTC of the fragment's
-//! first frame) + `moof` + `mdat`. Every keyframe starts a fragment, so a keyframe's byte
+//! first frame) + `moof` (a `traf` per track that has samples in it) + `mdat` (the video
+//! samples, then the audio samples). Every keyframe starts a fragment, so a keyframe's byte
 //! offset is a fragment boundary. A crash can only cut the last fragment short; everything
 //! before it plays, and [`scan`] finds where the playable prefix ends.
 //!
@@ -14,8 +16,11 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
-/// Media timescale of every segment: RTP's 90 kHz video clock.
+/// Media timescale of every segment's video (and of the movie): RTP's 90 kHz video clock.
 pub const TIMESCALE: u32 = 90_000;
+/// Track IDs.
+pub const VIDEO_TRACK: u32 = 1;
+pub const AUDIO_TRACK: u32 = 2;
 
 /// Seconds between 1900-01-01 (NTP epoch) and 1970-01-01.
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
@@ -110,21 +115,21 @@ fn mvhd(b: &mut BoxBuf, duration: u64) {
     b.zeros(10);
     b.matrix();
     b.zeros(24); // pre_defined
-    b.u32(2); // next_track_ID
+    b.u32(3); // next_track_ID
     b.close();
 }
 
-fn tkhd(b: &mut BoxBuf, width: u32, height: u32, duration: u64) {
+fn tkhd(b: &mut BoxBuf, track: u32, width: u32, height: u32, duration: u64) {
     b.open_full(b"tkhd", 1, 0x3); // enabled | in_movie
     b.u64(0);
     b.u64(0);
-    b.u32(1); // track_ID
+    b.u32(track);
     b.u32(0);
     b.u64(duration);
     b.zeros(8);
     b.u16(0); // layer
-    b.u16(0); // alternate_group
-    b.u16(0); // volume
+    b.u16(if track == AUDIO_TRACK { 1 } else { 0 }); // alternate_group
+    b.u16(if track == AUDIO_TRACK { 0x0100 } else { 0 }); // volume
     b.u16(0);
     b.matrix();
     b.u32(width << 16);
@@ -133,26 +138,35 @@ fn tkhd(b: &mut BoxBuf, width: u32, height: u32, duration: u64) {
 }
 
 /// `mdhd`, `hdlr`, and the opening of `minf` up to (not including) `stbl`. Leaves `mdia`
-/// and `minf` open.
-fn media_head(b: &mut BoxBuf, duration: u64) {
+/// and `minf` open. `audio`: a sound track (`soun`, `smhd`), else video.
+fn media_head(b: &mut BoxBuf, timescale: u32, duration: u64, audio: bool) {
     b.open(b"mdia");
     b.open_full(b"mdhd", 1, 0);
     b.u64(0);
     b.u64(0);
-    b.u32(TIMESCALE);
+    b.u32(timescale);
     b.u64(duration);
     b.u16(0x55c4); // language "und"
     b.u16(0);
     b.close();
     b.open_full(b"hdlr", 0, 0);
     b.u32(0);
-    b.bytes(b"vide");
+    b.bytes(if audio { b"soun" } else { b"vide" });
     b.zeros(12);
-    b.bytes(b"Vigil video\0");
+    b.bytes(if audio {
+        b"Vigil audio\0"
+    } else {
+        b"Vigil video\0"
+    });
     b.close();
     b.open(b"minf");
-    b.open_full(b"vmhd", 0, 1);
-    b.zeros(8);
+    if audio {
+        b.open_full(b"smhd", 0, 0);
+        b.zeros(4);
+    } else {
+        b.open_full(b"vmhd", 0, 1);
+        b.zeros(8);
+    }
     b.close();
     b.open(b"dinf");
     b.open_full(b"dref", 0, 0);
@@ -163,21 +177,23 @@ fn media_head(b: &mut BoxBuf, duration: u64) {
     b.close();
 }
 
-/// Builds `ftyp` + `moov` for one video track.
-///
-/// `sample_entry` is a complete `avc1`/`hvc1` box (retina's `mp4_sample_entry().build()`).
-pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Init {
-    let mut b = BoxBuf::new();
-    ftyp(&mut b);
-    b.open(b"moov");
-    mvhd(&mut b, 0);
+/// An audio track's description: its sample entry (`mp4a`, as retina builds it) and
+/// sample rate (its timescale).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioTrack {
+    pub sample_entry: Vec<u8>,
+    pub timescale: u32,
+}
+
+/// An empty `trak` of a fragmented file (its samples are all in fragments).
+fn empty_trak(b: &mut BoxBuf, track: u32, entry: &[u8], timescale: u32, dims: (u32, u32)) {
     b.open(b"trak");
-    tkhd(&mut b, width, height, 0);
-    media_head(&mut b, 0);
+    tkhd(b, track, dims.0, dims.1, 0);
+    media_head(b, timescale, 0, track == AUDIO_TRACK);
     b.open(b"stbl");
     b.open_full(b"stsd", 0, 0);
     b.u32(1);
-    b.bytes(sample_entry);
+    b.bytes(entry);
     b.close();
     for empty in [b"stts", b"stsc", b"stco"] {
         b.open_full(empty, 0, 0);
@@ -192,19 +208,50 @@ pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Init {
     b.close(); // minf
     b.close(); // mdia
     b.close(); // trak
+}
 
+fn trex(b: &mut BoxBuf, track: u32) {
+    b.open_full(b"trex", 0, 0);
+    b.u32(track);
+    b.u32(1); // default_sample_description_index
+    b.u32(0);
+    b.u32(0);
+    b.u32(0); // default flags: sync samples (audio; video sets its own per sample)
+    b.close();
+}
+
+/// Builds `ftyp` + `moov` for a video track and, optionally, an audio track.
+///
+/// `sample_entry` is a complete `avc1`/`hvc1` box (retina's `mp4_sample_entry().build()`).
+pub fn init_segment(
+    sample_entry: &[u8],
+    width: u32,
+    height: u32,
+    audio: Option<&AudioTrack>,
+) -> Init {
+    let mut b = BoxBuf::new();
+    ftyp(&mut b);
+    b.open(b"moov");
+    mvhd(&mut b, 0);
+    empty_trak(
+        &mut b,
+        VIDEO_TRACK,
+        sample_entry,
+        TIMESCALE,
+        (width, height),
+    );
+    if let Some(a) = audio {
+        empty_trak(&mut b, AUDIO_TRACK, &a.sample_entry, a.timescale, (0, 0));
+    }
     b.open(b"mvex");
     b.open_full(b"mehd", 1, 0);
     let mehd_duration_offset = b.buf.len() as u64;
     b.u64(0);
     b.close();
-    b.open_full(b"trex", 0, 0);
-    b.u32(1); // track_ID
-    b.u32(1); // default_sample_description_index
-    b.u32(0);
-    b.u32(0);
-    b.u32(0);
-    b.close();
+    trex(&mut b, VIDEO_TRACK);
+    if audio.is_some() {
+        trex(&mut b, AUDIO_TRACK);
+    }
     b.close(); // mvex
     b.close(); // moov
     Init {
@@ -213,60 +260,101 @@ pub fn init_segment(sample_entry: &[u8], width: u32, height: u32) -> Init {
     }
 }
 
-/// A run of consecutive samples stored contiguously (one fragment's, in a clip).
+/// A run of consecutive samples of one track stored contiguously (one fragment's, in a
+/// clip). A clip's chunks are listed in the order of their data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chunk {
+    /// [`VIDEO_TRACK`] or [`AUDIO_TRACK`].
+    pub track: u32,
     pub samples: u32,
-    /// 1-based index into the clip's sample entries.
+    /// 1-based index into the track's sample entries.
     pub entry: u32,
     /// Bytes of sample data.
     pub bytes: u64,
 }
 
-/// A clip as one progressive (non-fragmented) MP4: what goes in its `moov`.
+/// One track of a clip, a progressive (non-fragmented) MP4: what goes in its `trak`.
 pub struct ClipTrack<'a> {
+    /// [`VIDEO_TRACK`] or [`AUDIO_TRACK`].
+    pub track: u32,
+    /// The track's media timescale (90 kHz for video, the sample rate for audio).
+    pub timescale: u32,
+    /// Video size (0 for audio).
     pub width: u32,
     pub height: u32,
-    /// Distinct sample entries (`avc1`/`hvc1` boxes) in order of first use.
+    /// Distinct sample entries (`avc1`/`hvc1`/`mp4a` boxes) in order of first use.
     pub sample_entries: Vec<&'a [u8]>,
     pub samples: &'a [Sample],
-    pub chunks: &'a [Chunk],
-    /// The edit: where presentation starts in the media (90 kHz from the first sample,
-    /// which is a keyframe at or before the requested start) and how long it lasts.
+    /// Nothing to show for this long first (movie timescale): an empty edit, for a track
+    /// whose first sample comes after the clip's start.
+    pub edit_delay: u64,
+    /// The edit: where presentation starts in the media (the track's timescale, from its
+    /// first sample, for video a keyframe at or before the requested start) and how long
+    /// it lasts (movie timescale, 90 kHz).
     pub edit_media_time: u64,
     pub edit_duration: u64,
 }
 
-/// Builds everything of a clip that precedes its sample data: `ftyp`, `moov` (with an
-/// edit list, so players start at the requested time although the data starts at the
-/// keyframe before it) and a 64-bit `mdat` header. The chunks' data follows it, in order.
-pub fn clip_header(t: &ClipTrack) -> Vec<u8> {
+/// Builds everything of a clip that precedes its sample data: `ftyp`, `moov` (a `trak`
+/// per track, each with an edit list, so players start at the requested time although
+/// the data starts at the keyframe before it) and a 64-bit `mdat` header. The chunks'
+/// data follows it, in the order of `chunks`.
+pub fn clip_header(tracks: &[ClipTrack], chunks: &[Chunk]) -> Vec<u8> {
     // The header's length does not depend on the offsets it holds: build it once with
     // zeros to learn where the data starts, then for real.
-    let len = clip_header_at(t, 0).len() as u64;
-    let out = clip_header_at(t, len);
+    let len = clip_header_at(tracks, chunks, 0).len() as u64;
+    let out = clip_header_at(tracks, chunks, len);
     debug_assert_eq!(out.len() as u64, len);
     out
 }
 
-fn clip_header_at(t: &ClipTrack, data_start: u64) -> Vec<u8> {
-    let media_duration: u64 = t.samples.iter().map(|s| s.duration as u64).sum();
+fn clip_header_at(tracks: &[ClipTrack], chunks: &[Chunk], data_start: u64) -> Vec<u8> {
+    let duration = tracks
+        .iter()
+        .map(|t| t.edit_delay + t.edit_duration)
+        .max()
+        .unwrap_or(0);
     let mut b = BoxBuf::new();
     ftyp(&mut b);
     b.open(b"moov");
-    mvhd(&mut b, t.edit_duration);
+    mvhd(&mut b, duration);
+    for t in tracks {
+        clip_trak(&mut b, t, chunks, data_start);
+    }
+    b.close(); // moov
+    let data: u64 = chunks.iter().map(|c| c.bytes).sum();
+    b.u32(1); // size in largesize
+    b.bytes(b"mdat");
+    b.u64(16 + data);
+    b.buf
+}
+
+fn clip_trak(b: &mut BoxBuf, t: &ClipTrack, chunks: &[Chunk], data_start: u64) {
+    let media_duration: u64 = t.samples.iter().map(|s| s.duration as u64).sum();
     b.open(b"trak");
-    tkhd(&mut b, t.width, t.height, t.edit_duration);
+    tkhd(
+        b,
+        t.track,
+        t.width,
+        t.height,
+        t.edit_delay + t.edit_duration,
+    );
     b.open(b"edts");
     b.open_full(b"elst", 1, 0);
-    b.u32(1);
+    b.u32(if t.edit_delay > 0 { 2 } else { 1 });
+    if t.edit_delay > 0 {
+        b.u64(t.edit_delay);
+        b.u64(u64::MAX); // media_time -1: empty
+        b.u16(1);
+        b.u16(0);
+    }
     b.u64(t.edit_duration);
     b.u64(t.edit_media_time);
     b.u16(1); // media_rate_integer
     b.u16(0);
     b.close();
     b.close();
-    media_head(&mut b, media_duration);
+    media_head(b, t.timescale, media_duration, t.track == AUDIO_TRACK);
     b.open(b"stbl");
     b.open_full(b"stsd", 0, 0);
     b.u32(t.sample_entries.len() as u32);
@@ -306,19 +394,30 @@ fn clip_header_at(t: &ClipTrack, data_start: u64) -> Vec<u8> {
         }
         b.close();
     }
-    b.open_full(b"stss", 0, 0);
-    let keys: Vec<u32> = (1..)
-        .zip(t.samples)
-        .filter(|(_, s)| s.is_key)
-        .map(|(i, _)| i)
-        .collect();
-    b.u32(keys.len() as u32);
-    for k in keys {
-        b.u32(k);
+    if t.samples.iter().any(|s| !s.is_key) {
+        b.open_full(b"stss", 0, 0);
+        let keys: Vec<u32> = (1..)
+            .zip(t.samples)
+            .filter(|(_, s)| s.is_key)
+            .map(|(i, _)| i)
+            .collect();
+        b.u32(keys.len() as u32);
+        for k in keys {
+            b.u32(k);
+        }
+        b.close();
     }
-    b.close();
+    // This track's chunks, and where each one's data starts in the file.
+    let mut mine: Vec<(&Chunk, u64)> = Vec::new();
+    let mut off = data_start;
+    for c in chunks {
+        if c.track == t.track {
+            mine.push((c, off));
+        }
+        off += c.bytes;
+    }
     let mut stsc: Vec<(u32, u32, u32)> = Vec::new();
-    for (i, c) in (1..).zip(t.chunks) {
+    for (i, (c, _)) in (1..).zip(&mine) {
         if stsc
             .last()
             .is_none_or(|l| (l.1, l.2) != (c.samples, c.entry))
@@ -342,23 +441,15 @@ fn clip_header_at(t: &ClipTrack, data_start: u64) -> Vec<u8> {
     }
     b.close();
     b.open_full(b"co64", 0, 0);
-    b.u32(t.chunks.len() as u32);
-    let mut off = data_start;
-    for c in t.chunks {
-        b.u64(off);
-        off += c.bytes;
+    b.u32(mine.len() as u32);
+    for (_, off) in &mine {
+        b.u64(*off);
     }
     b.close();
     b.close(); // stbl
     b.close(); // minf
     b.close(); // mdia
     b.close(); // trak
-    b.close(); // moov
-    let data: u64 = t.chunks.iter().map(|c| c.bytes).sum();
-    b.u32(1); // size in largesize
-    b.bytes(b"mdat");
-    b.u64(16 + data);
-    b.buf
 }
 
 /// `trun` flags: data offset, per-sample duration, size and flags present.
@@ -369,28 +460,18 @@ const TRUN_CTS: u32 = 0x000800;
 const KEY_FLAGS: u32 = 0x0200_0000;
 const NON_KEY_FLAGS: u32 = 0x0101_0000;
 
-/// Builds everything of a fragment that precedes the frame data: `prft`, `moof` and the
-/// `mdat` header. The caller writes the samples' data right after it, in order.
-pub fn fragment_header(
-    seq: u32,
-    base_decode_time: u64,
-    utc_us: i64,
-    samples: &[Sample],
-) -> Vec<u8> {
-    let mut b = BoxBuf::new();
-    b.open_full(b"prft", 1, 0);
-    b.u32(1); // reference_track_ID
-    b.u64(unix_us_to_ntp(utc_us));
-    b.u64(base_decode_time);
-    b.close();
-    let moof_start = b.buf.len();
-    b.open(b"moof");
-    b.open_full(b"mfhd", 0, 0);
-    b.u32(seq);
-    b.close();
+/// An audio run of a fragment: its first sample's decode time (the audio track's
+/// timescale, from the segment's start) and its samples (all sync samples).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioRun {
+    pub base_decode_time: u64,
+    pub samples: Vec<Sample>,
+}
+
+fn traf(b: &mut BoxBuf, track: u32, base_decode_time: u64, samples: &[Sample]) -> usize {
     b.open(b"traf");
     b.open_full(b"tfhd", 0, 0x020000); // default-base-is-moof
-    b.u32(1);
+    b.u32(track);
     b.close();
     b.open_full(b"tfdt", 1, 0);
     b.u64(base_decode_time);
@@ -404,7 +485,7 @@ pub fn fragment_header(
     }
     b.u32(samples.len() as u32);
     let data_offset_pos = b.buf.len();
-    b.u32(0); // data_offset, patched below
+    b.u32(0); // data_offset, patched by the caller
     for s in samples {
         b.u32(s.duration);
         b.u32(s.size);
@@ -415,11 +496,44 @@ pub fn fragment_header(
     }
     b.close();
     b.close(); // traf
+    data_offset_pos
+}
+
+/// Builds everything of a fragment that precedes the frame data: `prft`, `moof` and the
+/// `mdat` header. The caller writes the video samples' data right after it, in order,
+/// then the audio samples'.
+pub fn fragment_header(
+    seq: u32,
+    base_decode_time: u64,
+    utc_us: i64,
+    samples: &[Sample],
+    audio: Option<&AudioRun>,
+) -> Vec<u8> {
+    let audio = audio.filter(|a| !a.samples.is_empty());
+    let mut b = BoxBuf::new();
+    b.open_full(b"prft", 1, 0);
+    b.u32(VIDEO_TRACK); // reference_track_ID
+    b.u64(unix_us_to_ntp(utc_us));
+    b.u64(base_decode_time);
+    b.close();
+    let moof_start = b.buf.len();
+    b.open(b"moof");
+    b.open_full(b"mfhd", 0, 0);
+    b.u32(seq);
+    b.close();
+    let video_pos = traf(&mut b, VIDEO_TRACK, base_decode_time, samples);
+    let audio_pos = audio.map(|a| traf(&mut b, AUDIO_TRACK, a.base_decode_time, &a.samples));
     b.close(); // moof
     let moof_len = b.buf.len() - moof_start;
+    let video_bytes: u64 = samples.iter().map(|s| s.size as u64).sum();
     let data_offset = (moof_len + 8) as u32;
-    b.buf[data_offset_pos..data_offset_pos + 4].copy_from_slice(&data_offset.to_be_bytes());
-    let payload: u64 = samples.iter().map(|s| s.size as u64).sum();
+    b.buf[video_pos..video_pos + 4].copy_from_slice(&data_offset.to_be_bytes());
+    let mut payload = video_bytes;
+    if let (Some(pos), Some(a)) = (audio_pos, audio) {
+        let off = data_offset + video_bytes as u32;
+        b.buf[pos..pos + 4].copy_from_slice(&off.to_be_bytes());
+        payload += a.samples.iter().map(|s| s.size as u64).sum::<u64>();
+    }
     b.u32((payload + 8) as u32);
     b.bytes(b"mdat");
     b.buf
@@ -449,7 +563,10 @@ pub struct Fragment {
     pub data_offset: u64,
     pub base_decode_time: u64,
     pub utc_us: Option<i64>,
+    /// The video samples (their data starts at `data_offset`).
     pub samples: Vec<Sample>,
+    /// The audio samples, if the fragment has any (their data follows the video's).
+    pub audio: Option<AudioRun>,
 }
 
 /// What a scan of a segment file found.
@@ -458,6 +575,8 @@ pub struct ScanResult {
     /// Length of the init segment (`ftyp` + `moov`), 0 if incomplete.
     pub init_len: u64,
     pub sample_entry: Vec<u8>,
+    /// The audio track, if the file has one.
+    pub audio: Option<AudioTrack>,
     pub mehd_duration_offset: Option<u64>,
     pub fragments: Vec<Fragment>,
     /// Bytes up to the end of the last complete fragment: the playable prefix.
@@ -516,14 +635,16 @@ fn find<'a>(b: &'a [u8], path: &[&[u8; 4]]) -> Option<(&'a [u8], usize)> {
     Some((cur, base))
 }
 
-/// Parses a `moof` body into (seq, base decode time, data offset rel. to moof, samples).
-fn parse_moof(moof: &[u8]) -> Result<(u64, i64, Vec<Sample>), String> {
-    let traf = find(moof, &[b"traf"]).ok_or("moof without traf")?.0;
+/// One `traf`: track ID, base decode time, data offset (relative to the `moof`), samples.
+type TrackRun = (u32, u64, i64, Vec<Sample>);
+
+fn parse_traf(traf: &[u8]) -> Result<TrackRun, String> {
     let tfhd = find(traf, &[b"tfhd"]).ok_or("traf without tfhd")?.0;
     let tfhd_flags = rd_u32(tfhd, 0).ok_or("short tfhd")? & 0xff_ffff;
     if tfhd_flags & 0x020000 == 0 {
         return Err("tfhd without default-base-is-moof".into());
     }
+    let track = rd_u32(tfhd, 4).ok_or("short tfhd")?;
     let tfdt = find(traf, &[b"tfdt"]).ok_or("traf without tfdt")?.0;
     let base = if tfdt.first() == Some(&1) {
         rd_u64(tfdt, 4).ok_or("short tfdt")?
@@ -557,12 +678,39 @@ fn parse_moof(moof: &[u8]) -> Result<(u64, i64, Vec<Sample>), String> {
             cts_offset,
         });
     }
-    Ok((base, data_offset, samples))
+    Ok((track, base, data_offset, samples))
 }
 
-/// A parsed `moof` waiting for its `mdat`: (offset, base decode time, data offset,
-/// samples, preceding `prft` as (offset, UTC µs)).
-type PendingMoof = (u64, u64, i64, Vec<Sample>, Option<(u64, i64)>);
+/// A parsed `moof`: its video run and its audio run, if any.
+struct Moof {
+    video: TrackRun,
+    audio: Option<TrackRun>,
+}
+
+/// Parses a `moof` body: one `traf` for the video track, optionally one for audio.
+fn parse_moof(moof: &[u8]) -> Result<Moof, String> {
+    let mut video = None;
+    let mut audio = None;
+    for (fourcc, s, e) in children(moof) {
+        if &fourcc != b"traf" {
+            continue;
+        }
+        let run = parse_traf(&moof[s..e])?;
+        match run.0 {
+            VIDEO_TRACK => video = Some(run),
+            AUDIO_TRACK => audio = Some(run),
+            t => return Err(format!("traf of unknown track {t}")),
+        }
+    }
+    Ok(Moof {
+        video: video.ok_or("moof without a video traf")?,
+        audio,
+    })
+}
+
+/// A parsed `moof` waiting for its `mdat`: (offset, the moof, preceding `prft` as
+/// (offset, UTC µs)).
+type PendingMoof = (u64, Moof, Option<(u64, i64)>);
 
 /// Reads a segment file box by box and returns its structure and playable prefix.
 ///
@@ -574,6 +722,7 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> io::Result<ScanResult> {
     let mut res = ScanResult {
         init_len: 0,
         sample_entry: Vec::new(),
+        audio: None,
         mehd_duration_offset: None,
         fragments: Vec::new(),
         valid_len: 0,
@@ -618,11 +767,34 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> io::Result<ScanResult> {
             b"moov" if seen_ftyp && res.init_len == 0 => {
                 let mut body = vec![0u8; body_len];
                 r.read_exact(&mut body)?;
-                if let Some((stsd, _)) = find(&body, &[b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
-                    && let Some((_, s, e)) = children(stsd.get(8..).unwrap_or(&[])).next()
-                {
-                    // `s` is the entry's body start; its header is the 8 bytes before.
-                    res.sample_entry = stsd[8 + s - 8..8 + e].to_vec();
+                for (fourcc, ts, te) in children(&body) {
+                    if &fourcc != b"trak" {
+                        continue;
+                    }
+                    let trak = &body[ts..te];
+                    let id = find(trak, &[b"tkhd"]).and_then(|(t, _)| {
+                        // tkhd v1: version/flags 4, two 8-byte times, then track_ID.
+                        rd_u32(t, if t.first() == Some(&1) { 20 } else { 12 })
+                    });
+                    let entry =
+                        find(trak, &[b"mdia", b"minf", b"stbl", b"stsd"]).and_then(|(stsd, _)| {
+                            // `s` is the entry's body start; its header is the 8 bytes
+                            // before.
+                            let (_, s, e) = children(stsd.get(8..).unwrap_or(&[])).next()?;
+                            Some(stsd[8 + s - 8..8 + e].to_vec())
+                        });
+                    let timescale = find(trak, &[b"mdia", b"mdhd"])
+                        .and_then(|(m, _)| rd_u32(m, if m.first() == Some(&1) { 20 } else { 12 }));
+                    match (id, entry) {
+                        (Some(VIDEO_TRACK), Some(e)) => res.sample_entry = e,
+                        (Some(AUDIO_TRACK), Some(e)) => {
+                            res.audio = Some(AudioTrack {
+                                sample_entry: e,
+                                timescale: timescale.unwrap_or(0),
+                            })
+                        }
+                        _ => {}
+                    }
                 }
                 if let Some((_, off)) = find(&body, &[b"mvex", b"mehd"]) {
                     res.mehd_duration_offset = Some(pos + 8 + off as u64 + 4);
@@ -644,8 +816,8 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> io::Result<ScanResult> {
                 let mut body = vec![0u8; body_len];
                 r.read_exact(&mut body)?;
                 match parse_moof(&body) {
-                    Ok((base, data_off, samples)) => {
-                        pending_moof = Some((pos, base, data_off, samples, pending_prft.take()));
+                    Ok(m) => {
+                        pending_moof = Some((pos, m, pending_prft.take()));
                     }
                     Err(e) => {
                         res.problem = Some(format!("bad moof at offset {pos}: {e}"));
@@ -654,12 +826,25 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> io::Result<ScanResult> {
                 }
             }
             b"mdat" if pending_moof.is_some() => {
-                let (moof_pos, base, data_off, samples, prft) = pending_moof.take().unwrap();
-                let want: u64 = samples.iter().map(|s| s.size as u64).sum();
-                if want != size - 8 || moof_pos as i64 + data_off != (pos + 8) as i64 {
+                let (moof_pos, m, prft) = pending_moof.take().unwrap();
+                let (_, base, data_off, samples) = m.video;
+                let video: u64 = samples.iter().map(|s| s.size as u64).sum();
+                let audio: u64 = m
+                    .audio
+                    .as_ref()
+                    .map_or(0, |a| a.3.iter().map(|s| s.size as u64).sum());
+                let audio_ok = m
+                    .audio
+                    .as_ref()
+                    .is_none_or(|a| moof_pos as i64 + a.2 == (pos + 8 + video) as i64);
+                if video + audio != size - 8
+                    || moof_pos as i64 + data_off != (pos + 8) as i64
+                    || !audio_ok
+                {
                     res.problem = Some(format!(
-                        "mdat at offset {pos} holds {} bytes, its moof describes {want}",
-                        size - 8
+                        "mdat at offset {pos} holds {} bytes, its moof describes {}",
+                        size - 8,
+                        video + audio
                     ));
                     break;
                 }
@@ -670,6 +855,10 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> io::Result<ScanResult> {
                     base_decode_time: base,
                     utc_us: prft.map(|p| p.1),
                     samples,
+                    audio: m.audio.map(|a| AudioRun {
+                        base_decode_time: a.1,
+                        samples: a.3,
+                    }),
                 });
                 res.valid_len = pos + size;
             }
@@ -700,22 +889,70 @@ mod tests {
     }
 
     fn build(frags: &[Vec<Sample>]) -> Vec<u8> {
-        let init = init_segment(&fake_entry(), 640, 360);
+        build_av(frags, None)
+    }
+
+    /// A segment with these video fragments and, with `audio`, an audio track whose
+    /// fragments hold these runs.
+    fn build_av(frags: &[Vec<Sample>], audio: Option<(&AudioTrack, &[AudioRun])>) -> Vec<u8> {
+        let init = init_segment(&fake_entry(), 640, 360, audio.map(|a| a.0));
         let mut out = init.bytes;
         let mut t = 0u64;
         for (i, s) in frags.iter().enumerate() {
+            let run = audio.and_then(|a| a.1.get(i));
             out.extend(fragment_header(
                 i as u32 + 1,
                 t,
                 1_700_000_000_000_000 + t as i64,
                 s,
+                run,
             ));
             for smp in s {
                 out.extend(std::iter::repeat_n(0xab, smp.size as usize));
                 t += smp.duration as u64;
             }
+            for smp in run.iter().flat_map(|r| &r.samples) {
+                out.extend(std::iter::repeat_n(0xcd, smp.size as usize));
+            }
         }
         out
+    }
+
+    #[test]
+    fn audio_track_round_trip() {
+        let track = AudioTrack {
+            sample_entry: {
+                let mut b = BoxBuf::new();
+                b.open(b"mp4a");
+                b.zeros(28);
+                b.close();
+                b.buf
+            },
+            timescale: 48_000,
+        };
+        let a = |base, n: usize| AudioRun {
+            base_decode_time: base,
+            samples: vec![s(1024, 200, true); n],
+        };
+        let runs = [a(10, 3), a(3082, 2)];
+        let frags = vec![
+            vec![s(6000, 100, true), s(6000, 50, false)],
+            vec![s(6000, 70, true)],
+        ];
+        let f = build_av(&frags, Some((&track, &runs)));
+        let r = scan(&mut Cursor::new(&f)).unwrap();
+        assert_eq!(r.problem, None);
+        assert_eq!(r.valid_len, f.len() as u64);
+        assert_eq!(r.audio.as_ref(), Some(&track));
+        assert_eq!(r.sample_entry, fake_entry());
+        assert_eq!(r.fragments[0].samples, frags[0]);
+        assert_eq!(r.fragments[0].audio.as_ref(), Some(&runs[0]));
+        assert_eq!(r.fragments[1].audio.as_ref(), Some(&runs[1]));
+        // A fragment without audio has no audio traf.
+        let f = build_av(&frags, Some((&track, &runs[..1])));
+        let r = scan(&mut Cursor::new(&f)).unwrap();
+        assert_eq!(r.problem, None);
+        assert_eq!(r.fragments[1].audio, None);
     }
 
     fn s(d: u32, size: u32, k: bool) -> Sample {

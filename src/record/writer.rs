@@ -35,6 +35,17 @@ pub struct VideoParams {
     pub encoding: &'static str,
     /// The decoder configuration record (`avcC`/`hvcC` body) for decoders.
     pub codec_config: Vec<u8>,
+    /// The session's audio track, when the camera sends audio that is recorded (AAC).
+    pub audio: Option<Arc<fmp4::AudioTrack>>,
+}
+
+/// One audio frame (raw AAC access unit), placed on the recorder's clock.
+pub struct AudioFrame {
+    /// UTC of its first sample, µs.
+    pub utc_us: i64,
+    /// Its length in samples (the audio track's timescale), 1024 for AAC-LC.
+    pub duration: u32,
+    pub data: bytes::Bytes,
 }
 
 /// One encoded picture (length-prefixed NAL units, as MP4 stores them), on the recorder's
@@ -61,6 +72,9 @@ pub struct Frame {
 
 pub enum WriterMsg {
     Frame(Frame),
+    /// Audio goes into the open segment's audio track by its UTC (a segment has one when
+    /// its video's parameters carry an audio track).
+    Audio(AudioFrame),
     /// The RTSP session ended (camera gone, network error).
     EndRun,
     /// Finish the open segment and exit.
@@ -106,6 +120,8 @@ struct OpenSegment {
     start_dts: i64,
     params: Arc<VideoParams>,
     last_sync: Instant,
+    /// Where the next audio sample goes (audio timescale, from the segment's start).
+    audio_next: Option<u64>,
 }
 
 struct Pending {
@@ -127,7 +143,15 @@ pub struct SegmentWriter {
     seen_duration: bool,
     waiting_for_key: bool,
     last_open_attempt: Option<Instant>,
+    /// Audio waiting for the fragment that covers its time.
+    audio: std::collections::VecDeque<AudioFrame>,
 }
+
+/// Audio is kept at most this long waiting for its video (µs).
+const AUDIO_BACKLOG_US: i64 = 10_000_000;
+/// An audio frame whose UTC differs from where the previous one ends by more than this
+/// starts anew from its UTC (lost packets, a new timeline), µs.
+const AUDIO_SLACK_US: i64 = 100_000;
 
 impl SegmentWriter {
     pub fn new(cfg: WriterConfig, commit_tx: Sender<CommitMsg>, status: SharedStatus) -> Self {
@@ -143,7 +167,74 @@ impl SegmentWriter {
             seen_duration: false,
             waiting_for_key: true,
             last_open_attempt: None,
+            audio: Default::default(),
         }
+    }
+
+    fn audio(&mut self, a: AudioFrame) {
+        let newest = a.utc_us;
+        self.audio.push_back(a);
+        while self
+            .audio
+            .front()
+            .is_some_and(|f| newest - f.utc_us > AUDIO_BACKLOG_US)
+        {
+            self.audio.pop_front();
+        }
+    }
+
+    /// The audio run of a fragment of `seg` that ends at `end_us` (UTC): the queued
+    /// frames before it, on the segment's audio timeline.
+    fn audio_run(
+        seg: &mut OpenSegment,
+        queue: &mut std::collections::VecDeque<AudioFrame>,
+        end_us: i64,
+    ) -> Option<(fmp4::AudioRun, Vec<bytes::Bytes>)> {
+        let rate = seg.params.audio.as_ref()?.timescale as i64;
+        let mut run = fmp4::AudioRun {
+            base_decode_time: 0,
+            samples: Vec::new(),
+        };
+        let mut data = Vec::new();
+        let mut times: Vec<u64> = Vec::new();
+        while let Some(f) = queue.front() {
+            if f.utc_us >= end_us {
+                break;
+            }
+            let f = queue.pop_front().unwrap();
+            if f.utc_us < seg.rec.start_us {
+                continue; // before the segment
+            }
+            let from_utc =
+                ((f.utc_us - seg.rec.start_us) as i128 * rate as i128 / 1_000_000) as u64;
+            // Continue where the previous frame ended unless its UTC says otherwise.
+            let t = match seg.audio_next {
+                Some(next)
+                    if ((from_utc as i64 - next as i64) * 1_000_000 / rate).abs()
+                        <= AUDIO_SLACK_US =>
+                {
+                    next
+                }
+                Some(next) if from_utc < next => continue, // overlaps what is written
+                _ => from_utc,
+            };
+            if let Some(last) = run.samples.last_mut() {
+                // A gap inside the fragment: the previous frame lasts until this one.
+                last.duration = (t - times.last().unwrap()) as u32;
+            } else {
+                run.base_decode_time = t;
+            }
+            times.push(t);
+            run.samples.push(Sample {
+                duration: f.duration,
+                size: f.data.len() as u32,
+                is_key: true,
+                cts_offset: 0,
+            });
+            seg.audio_next = Some(t + f.duration as u64);
+            data.push(f.data);
+        }
+        (!run.samples.is_empty()).then_some((run, data))
     }
 
     /// Runs until `Shutdown` or the channel closes.
@@ -160,6 +251,7 @@ impl SegmentWriter {
     pub fn handle(&mut self, msg: WriterMsg) -> bool {
         match msg {
             WriterMsg::Frame(f) => self.frame(f),
+            WriterMsg::Audio(a) => self.audio(a),
             WriterMsg::EndRun => self.end_run(EndReason::Disconnect),
             WriterMsg::Shutdown => {
                 self.end_run(EndReason::Shutdown);
@@ -268,6 +360,10 @@ impl SegmentWriter {
         if self.seg.is_some() {
             self.close_segment(reason);
         }
+        if reason != EndReason::TimestampJump {
+            // The session ended: its audio went with its video.
+            self.audio.clear();
+        }
         self.waiting_for_key = true;
         self.seen_duration = false;
     }
@@ -286,7 +382,12 @@ impl SegmentWriter {
             .write(true)
             .create_new(true)
             .open(&path)?;
-        let init = fmp4::init_segment(&f.params.sample_entry, f.params.width, f.params.height);
+        let init = fmp4::init_segment(
+            &f.params.sample_entry,
+            f.params.width,
+            f.params.height,
+            f.params.audio.as_deref(),
+        );
         let res = (|| {
             file.write_all(&init.bytes)?;
             file.sync_data()?;
@@ -332,6 +433,7 @@ impl SegmentWriter {
             start_dts: f.dts_90k,
             params: f.params.clone(),
             last_sync: Instant::now(),
+            audio_next: None,
         });
         Ok(())
     }
@@ -365,9 +467,16 @@ impl SegmentWriter {
         seg.seq += 1;
         let base = (start - seg.start_dts) as u64;
         let utc = seg.rec.start_us + base as i64 * 100 / 9;
-        let mut buf = fmp4::fragment_header(seg.seq, base, utc, &samples);
+        let dur: u64 = samples.iter().map(|s| s.duration as u64).sum();
+        let end_us = seg.rec.start_us + ((base + dur) as i64 * 100 / 9);
+        let audio = Self::audio_run(seg, &mut self.audio, end_us);
+        let mut buf =
+            fmp4::fragment_header(seg.seq, base, utc, &samples, audio.as_ref().map(|a| &a.0));
         let offset = seg.rec.bytes;
         for (_, d) in &self.frag {
+            buf.extend_from_slice(d);
+        }
+        for d in audio.iter().flat_map(|a| &a.1) {
             buf.extend_from_slice(d);
         }
         seg.file.write_all(&buf)?;

@@ -2,7 +2,10 @@
 # GStreamer's own RTSP server (gst-rtsp-server via PyGObject) serving an MP4 file
 # in a loop, as a third-party camera for Vigil's conformance tests.
 #
-#   gst_file_server.py MEDIA.mp4 [--codec h264|h265] [--audio] [--max-seconds N]
+#   gst_file_server.py MEDIA.mp4 [--codec h264|h265] [--audio | --pcmu] [--max-seconds N]
+#
+# --audio serves the file's AAC track too; --pcmu adds a G.711 mu-law track instead (a
+# 440 Hz tone from audiotestsrc: MP4 has no G.711, so no file carries it).
 #
 # Prints `URL rtsp://127.0.0.1:<port>/stream` once listening, then serves until its
 # stdin reaches EOF or --max-seconds pass. Every client gets its own pipeline (the
@@ -99,6 +102,7 @@ def main():
     ap.add_argument("media")
     ap.add_argument("--codec", choices=["h264", "h265"], default="h264")
     ap.add_argument("--audio", action="store_true", help="also serve the AAC track")
+    ap.add_argument("--pcmu", action="store_true", help="also serve a G.711 mu-law tone")
     ap.add_argument("--max-seconds", type=float, default=600)
     ap.add_argument("--path", default="stream")
     a = ap.parse_args()
@@ -111,12 +115,15 @@ def main():
     # streaming thread, and the media prerolls only when every stream has data, so
     # without queues the video branch blocks before audio ever flows (DESCRIBE then
     # times out with 503). One track needs no queue: the plain launch line.
-    q = "queue ! " if a.audio else ""
+    q = "queue ! " if a.audio or a.pcmu else ""
     launch = (f'( filesrc location="{loc}" ! qtdemux name=demux '
               f'demux.video_0 ! {q}{a.codec}parse config-interval=-1 ! '
               f'rtp{a.codec}pay name=pay0 pt=96 config-interval=-1 ')
     if a.audio:
         launch += f"demux.audio_0 ! {q}aacparse ! rtpmp4gpay name=pay1 pt=97 "
+    elif a.pcmu:
+        launch += ("audiotestsrc is-live=true ! audio/x-raw,rate=8000,channels=1 ! "
+                   "mulawenc ! rtppcmupay name=pay1 pt=0 ")
     launch += ")"
 
     factory = GstRtspServer.RTSPMediaFactory()
