@@ -59,6 +59,41 @@ fn dir_bytes(p: &Path) -> u64 {
     n
 }
 
+/// A 60 s clip with B-frames (1080p ~4 Mbit/s or 360p ~600 kbit/s, 15 fps, GOP 2 s),
+/// made once with ffmpeg, served by GStreamer's rtsp-server: one URL, a pipeline per
+/// camera. Returns the server and the cameras' URLs.
+fn b_frame_server(base: &Path, work: &Path, small: bool, n: usize) -> (Proc, Vec<String>) {
+    let (size, rate) = if small {
+        ("640x360", "600k")
+    } else {
+        ("1920x1080", "4M")
+    };
+    let clip = base.join(format!("load-bframes-{size}.mp4"));
+    if !clip.exists() {
+        let st = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate=15"))
+            .args([
+                "-t", "60", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset",
+            ])
+            .args(["veryfast", "-bf", "2", "-g", "30", "-b:v", rate])
+            .arg(&clip)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ffmpeg");
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/gst_file_server.py");
+    let mut cmd = std::process::Command::new("/usr/bin/python3");
+    cmd.arg(script)
+        .arg(&clip)
+        .args(["--max-seconds", "3600"])
+        .stdin(std::process::Stdio::piped());
+    let p = spawn_cmd(cmd, &work.join("cam.log"));
+    let line = p.wait_line("URL ", Duration::from_secs(30));
+    let url = line.trim_start_matches("URL ").trim().to_string();
+    (p, vec![url; n])
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only on bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -72,25 +107,36 @@ fn main() {
     std::fs::create_dir_all(&base_dir).unwrap();
     let small = std::env::var("VIGIL_LOAD_SIZE").is_ok_and(|s| s == "360p");
     let motion = std::env::var("VIGIL_LOAD_MOTION").is_ok_and(|s| s == "1");
-    let clip = load_clip(&base_dir, small);
+    let bframes = std::env::var("VIGIL_LOAD_BFRAMES").is_ok_and(|s| s == "1");
     let work = tempfile::tempdir_in(&base_dir).unwrap();
-    let count = n.to_string();
-    let (cam, port) = fake_camera(
-        &[],
-        0,
-        &[
-            "--count",
-            &count,
-            "--file",
-            clip.to_str().unwrap(),
-            "--fps",
-            "15",
-        ],
-        &work.path().join("cam.log"),
-    );
+    let (cam, urls) = if bframes {
+        b_frame_server(&base_dir, work.path(), small, n)
+    } else {
+        let clip = load_clip(&base_dir, small);
+        let count = n.to_string();
+        let (cam, port) = fake_camera(
+            &[],
+            0,
+            &[
+                "--count",
+                &count,
+                "--file",
+                clip.to_str().unwrap(),
+                "--fps",
+                "15",
+            ],
+            &work.path().join("cam.log"),
+        );
+        let urls = (1..=n)
+            .map(|i| format!("rtsp://127.0.0.1:{port}/cam{i}"))
+            .collect::<Vec<_>>();
+        (cam, urls)
+    };
     let storage = work.path().join("storage");
-    let cams: Vec<(String, String)> = (1..=n)
-        .map(|i| (format!("cam{i}"), format!("rtsp://127.0.0.1:{port}/cam{i}")))
+    let cams: Vec<(String, String)> = urls
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| (format!("cam{}", i + 1), u))
         .collect();
     let cams_ref: Vec<(&str, String)> = cams.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
     let cfg = work.path().join("vigil.toml");
@@ -145,7 +191,12 @@ fn main() {
         .map(|n| n.get())
         .unwrap_or(1);
     println!(
-        "load run: {n} cameras, {} 15 fps each, motion analysis {}, {el:.0} s, {cores} cores",
+        "load run: {n} cameras, {}{} 15 fps each, motion analysis {}, {el:.0} s, {cores} cores",
+        if bframes {
+            "B-frames (x264 -bf 2), "
+        } else {
+            ""
+        },
         if small {
             "640x360 ~600 kbit/s"
         } else {

@@ -68,8 +68,9 @@ pub struct CameraStatus {
     /// "none" (the camera sends none), or "skipped: <why>" (a codec MP4 players do not
     /// accept, such as G.711, or a failed SETUP); null before the first session.
     pub audio: Option<String>,
-    /// Audio frames received.
+    /// Audio frames received, and those the writer's queue had no room for.
     pub audio_frames: u64,
+    pub audio_dropped: u64,
     pub codec: Option<String>,
     pub width: u32,
     pub height: u32,
@@ -132,6 +133,7 @@ impl CameraStatus {
             reorder_depth: 0,
             audio: None,
             audio_frames: 0,
+            audio_dropped: 0,
             codec: None,
             width: 0,
             height: 0,

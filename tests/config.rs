@@ -145,6 +145,18 @@ fn each_bad_config_class_names_file_line_and_problem() {
             "expected \"tcp\" or \"udp\"",
         ),
         (
+            "camera timeout out of range",
+            format!("{storage}{CAM}timeout_seconds = 0.5\n"),
+            6,
+            "timeout_seconds must be from 1 to 300, not 0.5",
+        ),
+        (
+            "audio not a boolean",
+            format!("{storage}{CAM}audio = \"yes\"\n"),
+            6,
+            "invalid type: string \"yes\", expected a boolean",
+        ),
+        (
             "missing storage",
             CAM.to_string(),
             1,

@@ -186,6 +186,10 @@ struct Cell {
     /// Motion analysis on (off by default: it only costs CPU where decoding is not what
     /// the cell checks).
     motion: bool,
+    /// Recording gaps (segments more than 0.5 s apart) there must be at least.
+    min_gaps: usize,
+    /// The camera clock rate the status must show (±5%), where the camera's is off.
+    clock_rate: Option<f64>,
     /// The camera's audio status that is expected ("aac ..." prefix, "off", "none",
     /// "skipped: ..." prefix); an "aac" cell must have audio in every segment and clip.
     audio: &'static str,
@@ -202,6 +206,8 @@ impl Cell {
             chromium: true,
             coverage: 0.97,
             motion: false,
+            min_gaps: 0,
+            clock_rate: None,
             audio: "none",
         }
     }
@@ -250,6 +256,7 @@ fn record_and_check(t: &TestDir, cells: &[Cell]) {
         .collect();
     let stopped = vigil::status::now_us();
     assert!(d.stop(Duration::from_secs(30)).success());
+    let ended = vigil::status::now_us();
     let all = indexed_segments(&storage);
     let ids: Vec<u32> = {
         let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(&storage)).unwrap();
@@ -266,7 +273,7 @@ fn record_and_check(t: &TestDir, cells: &[Cell]) {
     let mut failures = Vec::new();
     for ((c, s), (id, clip)) in cells.iter().zip(&status).zip(ids.iter().zip(&clips)) {
         let segs: Vec<_> = all.iter().filter(|r| r.camera_id == *id).cloned().collect();
-        if let Err(e) = check_cell(t, c, s, &segs, &storage, clip, started, stopped) {
+        if let Err(e) = check_cell(t, c, s, &segs, &storage, clip, started, (stopped, ended)) {
             failures.push(format!("{}: {e}\nstatus: {s}", c.name));
         }
     }
@@ -287,7 +294,7 @@ fn check_cell(
     storage: &Path,
     clip: &Path,
     started: i64,
-    stopped: i64,
+    (stopped, ended): (i64, i64),
 ) -> Result<(), String> {
     if segs.is_empty() {
         return Err("nothing recorded".into());
@@ -329,16 +336,39 @@ fn check_cell(
             ));
         }
     }
+    let gaps = segs
+        .windows(2)
+        .filter(|w| w[1].start_us - w[0].end_us > 500_000)
+        .count();
+    if gaps < c.min_gaps {
+        return Err(format!(
+            "{gaps} recording gaps, expected at least {}",
+            c.min_gaps
+        ));
+    }
+    if let Some(want) = c.clock_rate {
+        let rate = status["clock_rate"].as_f64().unwrap_or(0.0);
+        if (rate / want - 1.0).abs() > 0.05 {
+            return Err(format!("clock rate {rate}, expected {want}"));
+        }
+    }
     // Coverage: from the first picture (allowing 4 s to connect and reach a keyframe)
-    // to the stop.
+    // to the stop, in pictures (15 fps; pictures held over dropped ones do not count)
+    // and in recorded time, which must not exceed the wall-clock time either (a camera
+    // clock running fast must not stretch the recordings).
     let recorded: i64 = segs.iter().map(|s| s.duration_90k as i64 * 100 / 9).sum();
+    let frames: u64 = segs.iter().map(|s| s.frames as u64).sum();
     let window = stopped - started - 4_000_000;
     let coverage = recorded as f64 / window as f64;
-    if coverage < c.coverage {
+    let frame_coverage = frames as f64 / (window as f64 / 1e6 * 15.0);
+    // (The daemon records until it has stopped; its first picture is stamped by the
+    // time it was taken, up to a second before it arrived.)
+    if coverage.min(frame_coverage) < c.coverage || recorded > ended - started + 1_000_000 {
         return Err(format!(
-            "{:.1}% of {:.1} s recorded in {} segments",
+            "{:.1}% of {:.1} s recorded ({:.1}% of the pictures) in {} segments",
             coverage * 100.0,
             window as f64 / 1e6,
+            frame_coverage * 100.0,
             segs.len()
         ));
     }
@@ -347,6 +377,7 @@ fn check_cell(
         let path = storage.join(&s.file);
         ffprobe_matches_index(&path, s)?;
         decodes_cleanly(&path)?;
+        presented_in_order(&path)?;
         check_audio(c, &path, s.duration_90k as f64 / 90_000.0)?;
     }
     // The clip: FFmpeg decodes it, its duration is the range's, and Chromium plays it.
@@ -409,6 +440,31 @@ fn check_audio(c: &Cell, path: &Path, video_s: f64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The pictures FFmpeg decodes from `path` have strictly increasing presentation times
+/// (B-frames' composition offsets put each picture in its place).
+fn presented_in_order(path: &Path) -> Result<(), String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["frame=pts", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let pts: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    match pts.windows(2).position(|w| w[1] <= w[0]) {
+        Some(i) => Err(format!(
+            "{}: picture {} presented at {} after one at {}",
+            path.display(),
+            i + 1,
+            pts[i + 1],
+            pts[i]
+        )),
+        None => Ok(()),
+    }
 }
 
 /// FFmpeg decodes `path` without printing a single error. (`-enc_time_base -1` keeps
@@ -519,19 +575,37 @@ fn gstreamer_rtsp_server_serving_files() {
     record_and_check(&t, &cells);
 }
 
-/// VLC's RTSP output (RTP over UDP only): H.264 with B-frames.
+/// VLC's RTSP output (RTP over UDP only): H.264 with B-frames, and H.264 with AAC.
 #[test]
 fn vlc_rtsp_output_over_udp() {
     let t = TestDir::new();
-    let file = Media { bframes: 2, ..H264 }.make(&t.join(""));
-    let s = start_server(
-        "vlc_server.sh",
-        &[file.to_str().unwrap()],
-        &t.join("vlc.log"),
-    );
-    let mut cell = Cell::new("vlc", &s.url);
-    cell.extra = "transport = \"udp\"".into();
-    record_and_check(&t, &[cell]);
+    let mut servers = Vec::new();
+    let mut cells = Vec::new();
+    for (name, m) in [
+        ("vlc-b", Media { bframes: 2, ..H264 }),
+        (
+            "vlc-aac",
+            Media {
+                audio: true,
+                ..H264
+            },
+        ),
+    ] {
+        let file = m.make(&t.join(""));
+        let s = start_server(
+            "vlc_server.sh",
+            &[file.to_str().unwrap()],
+            &t.join(&format!("{name}.log")),
+        );
+        let mut cell = Cell::new(name, &s.url);
+        cell.extra = "transport = \"udp\"".into();
+        if m.audio {
+            cell.audio = "aac";
+        }
+        cells.push(cell);
+        servers.push(s);
+    }
+    record_and_check(&t, &cells);
 }
 
 /// `badcam.py` serving `file` with `faults`, as camera `name` of a run.
@@ -560,14 +634,15 @@ fn misbehaving_cameras() {
         servers.push(s);
         cells.push(c);
     };
-    // One step back: one segment closed (timestamp-jump), up to a GOP lost to the
-    // next keyframe; decoded live across it.
+    // One step back: pictures follow on to the next keyframe, where the segment closes
+    // (timestamp-jump); nothing lost; decoded live across it.
     add("step-back", &b, &["--step-back", "12:2"], &|c| {
         c.jumps = 1..=1;
-        c.coverage = 0.93;
         c.motion = true;
     });
-    add("fast-clock", &plain, &["--clock-rate", "1.2"], &|_| {});
+    add("fast-clock", &plain, &["--clock-rate", "1.2"], &|c| {
+        c.clock_rate = Some(1.0 / 1.2)
+    });
     add("slices", &sliced, &["--marker-every-slice"], &|_| {});
     // Each lost packet costs the pictures up to the next keyframe (2 s GOPs).
     add(
@@ -577,32 +652,49 @@ fn misbehaving_cameras() {
         &|c| c.coverage = 0.80,
     );
     add("jump-forward", &plain, &["--jump-forward", "12:30"], &|c| {
-        c.jumps = 1..=1;
-        c.coverage = 0.93;
+        c.jumps = 1..=1
     });
     add("wrap", &b, &["--initial-ts", "4294000000"], &|_| {});
     // A camera that ends its stream every 15 s: reconnected each time, a gap each time.
     add("ends", &b, &["--end-after", "15"], &|c| {
         c.reconnects = 2..=3;
+        c.min_gaps = 2;
         c.coverage = 0.80;
     });
     record_and_check(&t, &cells);
 }
 
 /// A camera that pushes: ffmpeg publishing to rtsp-server-perl (RECORD over UDP), read
-/// by Vigil over UDP.
+/// by Vigil over UDP: H.264 and H.265, both with B-frames.
 #[test]
 fn pushed_stream_via_rtsp_server_perl() {
     let t = TestDir::new();
-    let file = Media { bframes: 2, ..H264 }.make(&t.join(""));
-    let s = start_server(
-        "perl_push.sh",
-        &[file.to_str().unwrap()],
-        &t.join("perl.log"),
-    );
-    let mut cell = Cell::new("pushed", &s.url);
-    cell.extra = "transport = \"udp\"".into();
-    record_and_check(&t, &[cell]);
+    let mut servers = Vec::new();
+    let mut cells = Vec::new();
+    for (name, m) in [
+        ("pushed-h264", Media { bframes: 2, ..H264 }),
+        (
+            "pushed-h265",
+            Media {
+                codec: "h265",
+                bframes: 2,
+                ..H264
+            },
+        ),
+    ] {
+        let file = m.make(&t.join(""));
+        let s = start_server(
+            "perl_push.sh",
+            &[file.to_str().unwrap()],
+            &t.join(&format!("{name}.log")),
+        );
+        let mut cell = Cell::new(name, &s.url);
+        cell.extra = "transport = \"udp\"".into();
+        cell.chromium = m.codec == "h264";
+        cells.push(cell);
+        servers.push(s);
+    }
+    record_and_check(&t, &cells);
 }
 
 /// Nothing hangs silently: a server that accepts and never answers, and one that answers
@@ -680,6 +772,55 @@ fn stalled_servers_are_timed_out_and_retried() {
         ),
         "the log names the step and the server:\n{log}"
     );
+}
+
+/// The misbehaving camera is checked against FFmpeg as a client, so that a failure in
+/// its cells is Vigil's: FFmpeg records its plain stream (B-frames, and 4 slices with a
+/// marker on each) completely and decodes it cleanly, and sees the fast clock as a fast
+/// clock.
+#[test]
+fn badcam_is_what_ffmpeg_records() {
+    let t = TestDir::new();
+    let b = Media { bframes: 2, ..H264 }.make(&t.join(""));
+    let sliced = Media { slices: 4, ..H264 }.make(&t.join(""));
+    // 120 pictures: 8 s at 15 fps; their timestamps span 119 frame intervals of the
+    // camera's clock.
+    for (name, file, faults, rate) in [
+        ("plain", &b, &[][..], 1.0),
+        ("slices", &sliced, &["--marker-every-slice"][..], 1.0),
+        ("fast", &b, &["--clock-rate", "1.2"][..], 1.2),
+    ] {
+        let (_s, cell) = badcam(&t, name, file, faults);
+        let out = t.join(&format!("ffmpeg-{name}.mp4"));
+        let st = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-rtsp_transport",
+                "tcp",
+                "-i",
+                &cell.url,
+            ])
+            .args(["-frames:v", "120", "-c", "copy"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{name}: ffmpeg could not record");
+        let (frames, _) = ffprobe(&out);
+        assert!(
+            (118..=120).contains(&frames),
+            "{name}: ffmpeg recorded {frames} of 120"
+        );
+        decodes_cleanly(&out).unwrap();
+        let dts = ffprobe_dts(&out);
+        let got = dts.last().unwrap() - dts.first().unwrap();
+        let want = (frames - 1) as f64 / 15.0 * rate;
+        assert!(
+            (got - want).abs() < 0.3,
+            "{name}: {got} s of timestamps, expected {want}"
+        );
+    }
 }
 
 /// Plays the file named by `VIGIL_PLAY` in Chromium and prints what it decoded (a tool

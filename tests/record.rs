@@ -125,9 +125,9 @@ fn camera_restart_leaves_gap_and_recording_resumes() {
         last["start_us"].as_i64() >= gaps[0]["end_us"].as_i64(),
         "{rec}"
     );
-    // A clip across the gap tells the truth: the gap is an empty edit, so the clip lasts
-    // the requested wall-clock time, the video after the gap keeps its position, and the
-    // gap is named in X-Vigil-Gaps.
+    // A clip across the gap tells the truth: the last picture before the gap is held
+    // until it ends, so the clip lasts the requested wall-clock time, the video after the
+    // gap keeps its position, and the gap is named in X-Vigil-Gaps.
     let (g0, g1) = (
         gaps[0]["start_us"].as_i64().unwrap(),
         gaps[0]["end_us"].as_i64().unwrap(),

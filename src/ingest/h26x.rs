@@ -50,13 +50,30 @@ pub fn reorder_depth(encoding: &str, sps: &[u8]) -> Option<usize> {
     }
 }
 
-fn h264(sps: &[u8]) -> Option<usize> {
+/// Whether the stream codes whole frames only: H.264 `frame_mbs_only_flag` (§7.4.2.1.1).
+/// Otherwise two fields may share one timestamp, each starting a picture: together they
+/// are one frame, one MP4 sample. H.265 and unparseable SPSs count as progressive.
+pub fn progressive(encoding: &str, sps: &[u8]) -> bool {
+    encoding != "h264"
+        || parse_h264(sps).is_none_or(|s| {
+            matches!(
+                s.frame_mbs_flags,
+                h264_reader::nal::sps::FrameMbsFlags::Frames
+            )
+        })
+}
+
+fn parse_h264(sps: &[u8]) -> Option<h264_reader::nal::sps::SeqParameterSet> {
     if sps.len() < 4 {
         return None;
     }
     // decode_nal skips the one-byte H.264 NAL header itself.
     let rbsp = decode_nal(sps).ok()?;
-    let sps = h264_reader::nal::sps::SeqParameterSet::from_bits(BitReader::new(&rbsp[..])).ok()?;
+    h264_reader::nal::sps::SeqParameterSet::from_bits(BitReader::new(&rbsp[..])).ok()
+}
+
+fn h264(sps: &[u8]) -> Option<usize> {
+    let sps = parse_h264(sps)?;
     if let Some(b) = sps
         .vui_parameters
         .as_ref()
@@ -183,6 +200,12 @@ mod tests {
         // No slice at all, or garbage: treated as a new picture.
         assert!(starts_picture("h264", &au(&[&[0x06, 0x05]])));
         assert!(starts_picture("h264", &[0, 0, 0, 9, 1]));
+    }
+
+    #[test]
+    fn x264_progressive() {
+        assert!(progressive("h264", &hex(X264_BF2_SPS)));
+        assert!(progressive("h265", &hex(X265_BF2_SPS)));
     }
 
     #[test]

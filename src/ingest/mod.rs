@@ -20,7 +20,7 @@ use retina::client::{
     Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions, TeardownPolicy, Transport,
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
-use timing::{CameraClock, Jump, Output, Timed, Timing};
+use timing::{AudioClock, CameraClock, Jump, Output, Timed, Timing};
 use tokio_util_shim::CancelToken;
 
 use crate::config::{CameraConfig, TransportKind};
@@ -195,11 +195,10 @@ impl Outlet<'_> {
             data,
             params: p.payload.params,
             run: p.timeline,
-            discontinuity: if self.writer_dropping {
-                Some(EndReason::Dropped)
-            } else {
-                self.pending_break
-            },
+            // A broken timeline says more than dropped frames.
+            discontinuity: self
+                .pending_break
+                .or(self.writer_dropping.then_some(EndReason::Dropped)),
         });
         match writer.try_send(msg) {
             Ok(()) => {
@@ -410,35 +409,23 @@ impl IngestTask {
         )))
     }
 
-    /// Places an audio frame on the recorder's clock and hands it to the writer. Audio
-    /// keeps its own RTP timeline, anchored at its first frame's arrival and re-anchored
-    /// when it runs more than 1 s from the arrivals (so A/V sync is as good as the
-    /// difference of the two streams' network delays).
-    fn audio_frame(
-        &self,
-        a: &retina::codec::AudioFrame,
-        rate: u32,
-        clock: &mut Option<(i64, i64)>,
-    ) {
-        let arrival = now_us();
-        let ts = a.timestamp().elapsed();
-        let at = |(t0, u0): (i64, i64)| u0 + ((ts - t0) as i128 * 1_000_000 / rate as i128) as i64;
-        let utc = match *clock {
-            Some(c) if (at(c) - arrival).abs() <= 1_000_000 => at(c),
-            _ => {
-                *clock = Some((ts, arrival));
-                arrival
-            }
-        };
+    /// Hands an audio frame (placed on the recorder's clock by `timing::AudioClock`) to the
+    /// writer.
+    fn audio_frame(&self, utc_us: i64, duration: u32, data: bytes::Bytes) {
         self.status
             .camera(&self.camera.name, |s| s.audio_frames += 1);
         if let Some(w) = &self.writer {
-            // Never blocks: audio that does not fit is dropped (the video matters more).
-            let _ = w.try_send(WriterMsg::Audio(crate::record::writer::AudioFrame {
-                utc_us: utc,
-                duration: a.frame_length().get(),
-                data: bytes::Bytes::copy_from_slice(a.data()),
+            // Never blocks: audio that does not fit is dropped and counted (the video
+            // matters more).
+            let r = w.try_send(WriterMsg::Audio(crate::record::writer::AudioFrame {
+                utc_us,
+                duration,
+                data,
             }));
+            if let Err(TrySendError::Full(_)) = r {
+                self.status
+                    .camera(&self.camera.name, |s| s.audio_dropped += 1);
+            }
         }
     }
 
@@ -457,8 +444,18 @@ impl IngestTask {
             analysis_dropping: false,
             pending_break: None,
         };
-        let r = self.stream(group, &mut timing, &mut outlet).await;
-        let flushed = outlet.emit(timing.flush());
+        let mut held = None;
+        let r = self
+            .stream(group, &mut timing, &mut outlet, &mut held)
+            .await;
+        // The picture being assembled when the session ended is complete (its next
+        // frame would have had another timestamp).
+        let mut flushed = Ok(());
+        if let Some((t, a, h)) = held.take() {
+            let key = h.is_key;
+            flushed = outlet.emit(timing.push(t, a, key, h));
+        }
+        let flushed = flushed.and(outlet.emit(timing.flush()));
         *clock = timing.clock.clone();
         r.and(flushed)
     }
@@ -468,6 +465,7 @@ impl IngestTask {
         group: Arc<SessionGroup>,
         timing: &mut Timing<Picture>,
         outlet: &mut Outlet<'_>,
+        held: &mut Option<(i64, i64, Picture)>,
     ) -> anyhow::Result<()> {
         let cam = &self.camera;
         let creds = match (&cam.username, cam.read_password()?) {
@@ -520,16 +518,18 @@ impl IngestTask {
 
         let timeout = cam.timeout;
         let mut params: Option<Arc<VideoParams>> = None;
-        // The picture being assembled: (RTP time, arrival UTC, picture).
-        let mut held: Option<(i64, i64, Picture)> = None;
         // Pictures are dropped up to the next keyframe after loss or a packet error.
         let mut need_key = false;
         let mut last_picture = Instant::now();
         let mut streaming = false;
         let mut last_packet_error: Option<String> = None;
         let mut duplicate_logged = false;
-        // Audio's place on the recorder's clock: (RTP time, UTC) of its anchor.
-        let mut audio_clock: Option<(i64, i64)> = None;
+        // A packet error came after the last picture.
+        let mut error_pending = false;
+        // Whether the stream codes frames only (no field pairs under one timestamp).
+        let mut progressive = true;
+        // Audio's place on the recorder's clock.
+        let mut audio_clock: Option<AudioClock<(u32, bytes::Bytes)>> = None;
         let mut window = RateWindow::new();
         loop {
             let left = timeout.saturating_sub(last_picture.elapsed());
@@ -552,7 +552,15 @@ impl IngestTask {
                         self.server()
                     );
                 }
-                Ok(None) => return Ok(()),
+                // retina ends the stream after some packet errors (those found while
+                // assembling a picture): say so rather than "stream ended".
+                Ok(None) => match last_packet_error.filter(|_| error_pending) {
+                    Some(e) => anyhow::bail!(
+                        "the stream ended after a packet error: {}",
+                        e.lines().next().unwrap_or("")
+                    ),
+                    None => return Ok(()),
+                },
                 Ok(Some(Err(e))) if is_packet_error(&e) => {
                     // The depacketizer dropped the damaged access unit; carry on from the
                     // next keyframe.
@@ -562,6 +570,7 @@ impl IngestTask {
                         tracing::warn!(camera = %cam.name, "packet error (dropping to the next keyframe; further ones are counted, not logged): {}", e.to_string().lines().next().unwrap_or(""));
                     }
                     last_packet_error = Some(e.to_string());
+                    error_pending = true;
                     need_key = true;
                     continue;
                 }
@@ -573,7 +582,18 @@ impl IngestTask {
                 CodecItem::AudioFrame(a)
                     if audio.as_ref().is_some_and(|x| x.0 == a.stream_id()) =>
                 {
-                    self.audio_frame(&a, audio.as_ref().unwrap().1, &mut audio_clock);
+                    let clock = audio_clock
+                        .get_or_insert_with(|| AudioClock::new(audio.as_ref().unwrap().1));
+                    let frame = (
+                        a.frame_length().get(),
+                        bytes::Bytes::copy_from_slice(a.data()),
+                    );
+                    let ts = a.timestamp().elapsed();
+                    for (utc, (duration, data)) in
+                        clock.push(ts, now_us(), timing.clock.rate, frame)
+                    {
+                        self.audio_frame(utc, duration, data);
+                    }
                     continue;
                 }
                 _ => continue,
@@ -589,14 +609,18 @@ impl IngestTask {
                 };
                 let mut vp = video_params(v, encoding)?;
                 vp.audio = audio.as_ref().map(|a| a.2.clone());
+                timing.set_nominal(vp.nominal_duration);
                 params = Some(Arc::new(vp));
                 let sps = match v.codec_params() {
                     VideoParametersCodec::H264 { sps, .. } => Some(sps.clone()),
                     VideoParametersCodec::H265 { sps, .. } => Some(sps.clone()),
                     _ => None,
                 };
-                if let Some(d) = sps.and_then(|s| h26x::reorder_depth(encoding, &s)) {
-                    timing.declare_reorder(d);
+                if let Some(s) = &sps {
+                    if let Some(d) = h26x::reorder_depth(encoding, s) {
+                        timing.declare_reorder(d);
+                    }
+                    progressive = h26x::progressive(encoding, s);
                 }
             }
             let Some(p) = params.clone() else {
@@ -612,15 +636,17 @@ impl IngestTask {
             tracing::trace!(camera = %cam.name, pts, key = is_key, loss, "frame");
             let data = f.into_data();
             last_picture = Instant::now();
+            error_pending = false;
             window.add(data.len());
             // Slices of one picture (several NAL units under one RTP timestamp, even
-            // with a marker bit after each) are one picture. A new picture under the
-            // timestamp of the previous one (VLC's first pictures of a stream) has no
-            // time of its own: dropped, with what depends on it.
+            // with a marker bit after each) are one picture, and so are the two fields
+            // of an interlaced frame. A new picture under the timestamp of the previous
+            // one in a progressive stream (VLC's first pictures of a stream) has no time
+            // of its own: dropped, with what depends on it.
             if let Some((t, _, h)) = held.as_mut()
                 && *t == pts
             {
-                if h26x::starts_picture(p.encoding, &data) {
+                if progressive && h26x::starts_picture(p.encoding, &data) {
                     if !duplicate_logged {
                         duplicate_logged = true;
                         tracing::warn!(camera = %cam.name, "pictures with the timestamp of the previous one: dropped to the next keyframe (further ones are counted, not logged)");
@@ -629,7 +655,7 @@ impl IngestTask {
                     self.status.camera(&cam.name, |s| s.dropped_pictures += 1);
                 } else if loss > 0 {
                     // A slice of this picture was lost: the picture is incomplete.
-                    held = None;
+                    *held = None;
                     need_key = true;
                     self.status.camera(&cam.name, |s| s.dropped_pictures += 1);
                 } else {
@@ -642,10 +668,14 @@ impl IngestTask {
                 need_key = true;
             }
             if let Some((t, a, h)) = held.take() {
-                outlet.emit(timing.push(t, a, h))?;
+                let key = h.is_key;
+                outlet.emit(timing.push(t, a, key, h))?;
             }
             if need_key && !is_key {
-                self.status.camera(&cam.name, |s| s.dropped_pictures += 1);
+                // Counted once per picture, not per slice.
+                if h26x::starts_picture(p.encoding, &data) {
+                    self.status.camera(&cam.name, |s| s.dropped_pictures += 1);
+                }
                 continue;
             }
             need_key = false;
@@ -654,7 +684,7 @@ impl IngestTask {
                 self.set_step(None);
                 self.set_state(CameraState::Streaming);
             }
-            held = Some((
+            *held = Some((
                 pts,
                 arrival,
                 Picture {
