@@ -619,7 +619,9 @@ fn badcam(t: &TestDir, name: &str, file: &Path, faults: &[&str]) -> (Server, Cel
 
 /// Cameras with faults that no stock server produces: a clock stepping back once, a clock
 /// 1.2x fast, a marker bit on every slice, lost packets (joining mid-fragment), a clock
-/// jumping forward, RTP timestamp wrap-around, and a stream that ends every 15 s.
+/// jumping forward, RTP timestamp wrap-around, parameter sets only in the SDP or only
+/// in-band, keepalives answered with errors, a malformed audio fmtp, and a stream that
+/// ends every 15 s.
 #[test]
 fn misbehaving_cameras() {
     let t = TestDir::new();
@@ -655,6 +657,20 @@ fn misbehaving_cameras() {
         c.jumps = 1..=1
     });
     add("wrap", &b, &["--initial-ts", "4294000000"], &|_| {});
+    // What passed before the timing model, kept passing: parameter sets only in the SDP
+    // or only in the stream, keepalives (every 2 s) answered with errors, and an audio
+    // track with a malformed fmtp (video recorded, audio skipped).
+    add("sdp-params", &b, &["--params", "sdp"], &|_| {});
+    add("inband-params", &b, &["--params", "inband"], &|_| {});
+    add(
+        "keepalive-errors",
+        &plain,
+        &["--keepalive-error", "--session-timeout", "4"],
+        &|_| {},
+    );
+    add("bad-fmtp", &plain, &["--bad-audio-fmtp"], &|c| {
+        c.audio = "skipped: mpeg4-generic/16000";
+    });
     // A camera that ends its stream every 15 s: reconnected each time, a gap each time.
     add("ends", &b, &["--end-after", "15"], &|c| {
         c.reconnects = 2..=3;

@@ -55,6 +55,12 @@ Faults (combinable):
   --stall-after-play      answer PLAY, then send no RTP/RTCP at all (RTSP requests such as
                           GET_PARAMETER keepalives are still answered)
   --end-after S           close the TCP connection abruptly S seconds after PLAY (no BYE)
+  --params both|sdp|inband
+                          where the parameter sets go: both (default), only in the SDP
+                          (stripped from the stream), or only in the stream (no sprop-*)
+  --keepalive-error       answer GET_PARAMETER/SET_PARAMETER keepalives with 451
+  --session-timeout S     the Session header's timeout (60): how often clients keep alive
+  --bad-audio-fmtp        describe an AAC track with a garbage config (never sent)
 """
 import argparse
 import base64
@@ -172,7 +178,8 @@ class AccessUnit:
 
 
 class Media:
-    def __init__(self, path, mtu, want_audio):
+    def __init__(self, path, mtu, want_audio, params="both", bad_audio_fmtp=False):
+        self.params_mode, self.bad_audio_fmtp = params, bad_audio_fmtp
         streams = json.loads(run(["ffprobe", "-v", "error", "-show_entries",
                                   "stream=index,codec_type,codec_name,time_base",
                                   "-of", "json", path]))["streams"]
@@ -208,6 +215,8 @@ class Media:
             packets = []
             for nal in nals:
                 self.params.setdefault(names.get(self.codec.nal_type(nal)), nal)
+                if params == "sdp" and self.codec.nal_type(nal) in names:
+                    continue  # parameter sets only in the SDP
                 frags = fragment(self.codec, nal, mtu)
                 for i, (payload, mid) in enumerate(frags):
                     packets.append((payload, self.codec.is_vcl(nal) and i == len(frags) - 1, mid))
@@ -258,12 +267,15 @@ class Media:
         return {"rate": rate, "channels": nch, "config": cfg, "frames": out}
 
     def sdp(self):
+        inband = self.params_mode == "inband"  # parameter sets only in the stream
         if self.codec.name == "H264":
             sps, pps = self.params["sps"], self.params["pps"]
-            fmtp = (f"packetization-mode=1;profile-level-id={sps[1:4].hex()};"
-                    f"sprop-parameter-sets={b64(sps)},{b64(pps)}")
+            fmtp = f"packetization-mode=1;profile-level-id={sps[1:4].hex()}"
+            if not inband:
+                fmtp += f";sprop-parameter-sets={b64(sps)},{b64(pps)}"
         else:
-            fmtp = ";".join(f"sprop-{k}={b64(self.params[k])}" for k in ("vps", "sps", "pps") if k in self.params)
+            fmtp = "" if inband else ";".join(
+                f"sprop-{k}={b64(self.params[k])}" for k in ("vps", "sps", "pps") if k in self.params)
         lines = ["v=0", f"o=- {random.getrandbits(32)} 1 IN IP4 127.0.0.1", "s=badcam",
                  "c=IN IP4 0.0.0.0", "t=0 0", "a=control:*",
                  "m=video 0 RTP/AVP 96", f"a=rtpmap:96 {self.codec.name}/90000",
@@ -273,6 +285,11 @@ class Media:
             lines += ["m=audio 0 RTP/AVP 97", f"a=rtpmap:97 MPEG4-GENERIC/{au['rate']}/{au['channels']}",
                       "a=fmtp:97 streamtype=5;profile-level-id=15;mode=AAC-hbr;sizelength=13;"
                       f"indexlength=3;indexdeltalength=3;config={au['config']:04x}",
+                      "a=control:trackID=1"]
+        elif self.bad_audio_fmtp:
+            # An audio track whose fmtp no decoder can use (garbage config); never sent.
+            lines += ["m=audio 0 RTP/AVP 97", "a=rtpmap:97 MPEG4-GENERIC/16000/1",
+                      "a=fmtp:97 streamtype=5;mode=AAC-hbr;config=zz;sizelength=13",
                       "a=control:trackID=1"]
         return ("\r\n".join(lines) + "\r\n").encode()
 
@@ -477,7 +494,7 @@ class Connection:
     def respond(self, headers, code=200, reason="OK", extra=(), body=b""):
         lines = [f"RTSP/1.0 {code} {reason}", f"CSeq: {headers.get('cseq', '0')}", "Server: badcam"]
         if self.session and code == 200:
-            lines.append(f"Session: {self.session.id};timeout={SESSION_TIMEOUT}")
+            lines.append(f"Session: {self.session.id};timeout={self.args.session_timeout}")
         lines += list(extra)
         if body:
             lines.append(f"Content-Length: {len(body)}")
@@ -526,7 +543,10 @@ class Connection:
             self.respond(headers, extra=["Range: npt=0.000-", f"RTP-Info: {info}"])
             s.play()
         elif method in ("GET_PARAMETER", "SET_PARAMETER"):
-            self.respond(headers)
+            if self.args.keepalive_error:
+                self.respond(headers, 451, "Parameter Not Understood")
+            else:
+                self.respond(headers)
         elif method == "TEARDOWN":
             self.respond(headers)
             if self.session:
@@ -617,6 +637,10 @@ def main():
     p.add_argument("--stall-before-describe", action="store_true")
     p.add_argument("--stall-after-play", action="store_true")
     p.add_argument("--end-after", type=float)
+    p.add_argument("--params", choices=["both", "sdp", "inband"], default="both")
+    p.add_argument("--keepalive-error", action="store_true")
+    p.add_argument("--session-timeout", type=int, default=SESSION_TIMEOUT)
+    p.add_argument("--bad-audio-fmtp", action="store_true")
     args = p.parse_args()
     if args.mtu < 100:
         p.error("--mtu must be at least 100")
@@ -634,7 +658,7 @@ def main():
     timer.daemon = True
     timer.start()
 
-    media = Media(args.media, args.mtu, args.audio)
+    media = Media(args.media, args.mtu, args.audio, args.params, args.bad_audio_fmtp)
     if args.verbose:
         log(f"{args.media}: {media.codec.name}, {len(media.aus)} access units, "
             f"{media.loop_sec:.3f} s loop" + (", AAC audio" if media.audio else ""))
