@@ -79,6 +79,7 @@ fn main() {
             cts_90k: 0,
             utc_us: T0 + i * 1_000_000 / FPS,
             is_key: key,
+            leading: false,
             data: vec![(i % 251) as u8; size].into(),
             params: params.clone(),
             run: 1,

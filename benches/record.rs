@@ -32,6 +32,7 @@ fn frames(params: &Arc<VideoParams>, t0_us: i64) -> Vec<Frame> {
                 cts_90k: 0,
                 utc_us: t0_us + i as i64 * 1_000_000 / FPS,
                 is_key: key,
+                leading: false,
                 data: vec![(i % 251) as u8; size].into(),
                 params: params.clone(),
                 run: 1,

@@ -38,8 +38,8 @@ pub struct CameraStatus {
     pub frames: u64,
     pub bytes: u64,
     pub reconnects: u64,
-    /// The RTSP step under way while `connecting`: "describe" (TCP connect and
-    /// DESCRIBE), "setup", "play" or "first-picture".
+    /// The RTSP step under way while `connecting`: "connect" (TCP), "describe",
+    /// "setup", "play" or "first-picture".
     pub connect_step: Option<&'static str>,
     /// RTSP steps and playing sessions that missed their deadline (`timeout_seconds`).
     pub timeouts: u64,

@@ -169,15 +169,9 @@ fn camera_restart_leaves_gap_and_recording_resumes() {
 
 /// Presentation times (s) of a file's decoded video frames, as ffprobe shows them.
 fn frame_times(path: &std::path::Path) -> Vec<f64> {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-        .args(["frame=best_effort_timestamp_time", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+    ffprobe_rows(path, "v:0", "frame=best_effort_timestamp_time")
+        .into_iter()
+        .map(|r| r[0])
         .collect()
 }
 

@@ -50,6 +50,43 @@ pub fn reorder_depth(encoding: &str, sps: &[u8]) -> Option<usize> {
     }
 }
 
+/// The type of the first VCL NAL unit of `data` (length-prefixed NAL units), if any.
+fn first_vcl_type(encoding: &str, data: &[u8]) -> Option<u8> {
+    let mut rest = data;
+    while rest.len() > 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        let nal = rest.get(4..4 + len)?;
+        rest = &rest[4 + len..];
+        let t = match encoding {
+            "h265" => (nal.first()? >> 1) & 0x3f,
+            _ => nal.first()? & 0x1f,
+        };
+        let vcl = if encoding == "h265" {
+            t < 32
+        } else {
+            (1..=5).contains(&t)
+        };
+        if vcl {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// Whether an H.265 picture is an IRAP (BLA, IDR or CRA, types 16..=23, §7.4.2.2): a
+/// random access point. retina marks IDR only; CRA is what x265 and open-GOP encoders
+/// put at each GOP. (H.264: retina's flag is right.)
+pub fn irap(encoding: &str, data: &[u8]) -> bool {
+    encoding == "h265" && first_vcl_type(encoding, data).is_some_and(|t| (16..=23).contains(&t))
+}
+
+/// Whether an H.265 picture is a RASL picture (types 8, 9): it follows a CRA in decode
+/// order but references pictures before it, so it cannot be decoded in a segment that
+/// starts at that CRA.
+pub fn rasl(encoding: &str, data: &[u8]) -> bool {
+    encoding == "h265" && matches!(first_vcl_type(encoding, data), Some(8 | 9))
+}
+
 /// Whether the stream codes whole frames only: H.264 `frame_mbs_only_flag` (§7.4.2.1.1).
 /// Otherwise two fields may share one timestamp, each starting a picture: together they
 /// are one frame, one MP4 sample. H.265 and unparseable SPSs count as progressive.
@@ -200,6 +237,15 @@ mod tests {
         // No slice at all, or garbage: treated as a new picture.
         assert!(starts_picture("h264", &au(&[&[0x06, 0x05]])));
         assert!(starts_picture("h264", &[0, 0, 0, 9, 1]));
+    }
+
+    #[test]
+    fn h265_random_access_and_leading_pictures() {
+        // CRA_NUT (21), RASL_N (8), TRAIL_R (1), IDR_W_RADL (19).
+        let nal = |t: u8| au(&[&[t << 1, 0x01, 0xd0]]);
+        assert!(irap("h265", &nal(21)) && irap("h265", &nal(19)));
+        assert!(!irap("h265", &nal(1)) && !irap("h264", &au(&[&[0x65, 0x88]])));
+        assert!(rasl("h265", &nal(8)) && !rasl("h265", &nal(1)) && !rasl("h265", &nal(21)));
     }
 
     #[test]

@@ -107,6 +107,8 @@ fn is_packet_error(e: &retina::Error) -> bool {
 /// One picture as assembled from retina's frames (all NAL units of one RTP timestamp).
 struct Picture {
     is_key: bool,
+    /// An H.265 RASL picture (see `h26x::rasl`).
+    leading: bool,
     data: Vec<u8>,
     params: Arc<VideoParams>,
 }
@@ -192,6 +194,7 @@ impl Outlet<'_> {
             cts_90k: p.cts_90k,
             utc_us: p.utc_us,
             is_key,
+            leading: p.payload.leading,
             data,
             params: p.payload.params,
             run: p.timeline,
@@ -229,6 +232,13 @@ async fn step<T, E: Into<anyhow::Error>>(
         Ok(r) => r.map_err(Into::into),
         Err(_) => {
             task.status.camera(&task.camera.name, |s| s.timeouts += 1);
+            if step == "connect" {
+                anyhow::bail!(
+                    "no TCP connection to {} within {} s",
+                    task.server(),
+                    t.as_secs_f64()
+                );
+            }
             anyhow::bail!(
                 "no answer to {} within {} s from {}",
                 step.to_uppercase(),
@@ -314,9 +324,20 @@ impl IngestTask {
                 failures = 0;
             }
             failures += 1;
+            // One line for the status and the log (retina's errors carry multi-line
+            // packet and connection context, and hex dumps of what the server sent: at
+            // debug level).
             let msg = match result {
                 Ok(()) => "stream ended".to_string(),
-                Err(e) => format!("{e:#}"),
+                Err(e) => {
+                    let full = format!("{e:#}");
+                    tracing::debug!(camera = %name, "{full}");
+                    full.lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim_end_matches(';')
+                        .to_owned()
+                }
             };
             let delay = backoff(failures);
             tracing::warn!(camera = %name, role = ?self.role, server = %self.server(), "{msg}; reconnecting in {:.1} s", delay.as_secs_f64());
@@ -475,6 +496,18 @@ impl IngestTask {
             }),
             (None, _) => None,
         };
+        // The TCP connection on its own first, so that an unreachable address (a
+        // firewall, a dead host) is told apart from a server that does not answer.
+        let (host, port) = (
+            self.url().host_str().unwrap_or_default().to_owned(),
+            self.url().port_or_known_default().unwrap_or(554),
+        );
+        step(
+            self,
+            "connect",
+            tokio::net::TcpStream::connect((host, port)),
+        )
+        .await?;
         let mut session = step(
             self,
             "describe",
@@ -632,9 +665,11 @@ impl IngestTask {
                 self.status
                     .camera(&cam.name, |s| s.lost_packets += loss as u64);
             }
-            let is_key = f.is_random_access_point();
-            tracing::trace!(camera = %cam.name, pts, key = is_key, loss, "frame");
+            let rap = f.is_random_access_point();
             let data = f.into_data();
+            let is_key = rap || h26x::irap(p.encoding, &data);
+            let leading = h26x::rasl(p.encoding, &data);
+            tracing::trace!(camera = %cam.name, pts, key = is_key, loss, "frame");
             last_picture = Instant::now();
             error_pending = false;
             window.add(data.len());
@@ -689,6 +724,7 @@ impl IngestTask {
                 arrival,
                 Picture {
                     is_key,
+                    leading,
                     data,
                     params: p,
                 },

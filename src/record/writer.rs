@@ -59,6 +59,9 @@ pub struct Frame {
     /// UTC of this picture's presentation, µs since the epoch.
     pub utc_us: i64,
     pub is_key: bool,
+    /// An H.265 RASL picture: it references pictures before the CRA it follows, so it is
+    /// left out when that CRA starts a segment.
+    pub leading: bool,
     /// Shared with the motion analyser without copying.
     pub data: bytes::Bytes,
     pub params: Arc<VideoParams>,
@@ -145,6 +148,8 @@ pub struct SegmentWriter {
     last_open_attempt: Option<Instant>,
     /// Audio waiting for the fragment that covers its time.
     audio: std::collections::VecDeque<AudioFrame>,
+    /// A segment just started: its keyframe's leading (RASL) pictures are left out.
+    skip_leading: bool,
 }
 
 /// Audio is kept at most this long waiting for its video (µs).
@@ -168,6 +173,7 @@ impl SegmentWriter {
             waiting_for_key: true,
             last_open_attempt: None,
             audio: Default::default(),
+            skip_leading: false,
         }
     }
 
@@ -269,6 +275,16 @@ impl SegmentWriter {
             || self.seg.as_ref().is_some_and(|s| s.rec.run != f.run)
         {
             self.end_run(EndReason::Disconnect);
+        }
+        // Leading pictures of the CRA that starts the segment cannot be decoded in it:
+        // the CRA stays on screen for their time instead.
+        if self.skip_leading {
+            if f.leading && self.seg.is_some() {
+                return;
+            }
+            if !f.is_key {
+                self.skip_leading = false;
+            }
         }
         // Give the held-back picture its duration, now that its successor is here.
         if let Some(p) = self.pending.take() {
@@ -424,6 +440,7 @@ impl SegmentWriter {
             s.width = f.params.width;
             s.height = f.params.height;
         });
+        self.skip_leading = true;
         self.seg = Some(OpenSegment {
             file,
             path,

@@ -406,17 +406,40 @@ pub fn ffprobe(path: &Path) -> (u64, f64) {
     (frames, dur)
 }
 
-/// Decode times (s) of the video stream's packets, as FFmpeg reads them.
-pub fn ffprobe_dts(path: &Path) -> Vec<f64> {
+/// Rows of numbers FFmpeg shows for `stream` (`v:0`, `a:0`) of a file: `entries` as in
+/// `ffprobe -show_entries` (`packet=dts_time`, `frame=pts`, ...), one row per packet or
+/// frame; rows with a missing value are left out.
+pub fn ffprobe_rows(path: &Path, stream: &str, entries: &str) -> Vec<Vec<f64>> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-        .args(["packet=dts_time", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            stream,
+            "-show_entries",
+            entries,
+        ])
+        .args(["-of", "csv=p=0"])
         .arg(path)
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .filter_map(|l| {
+            l.trim()
+                .trim_end_matches(',')
+                .split(',')
+                .map(|v| v.parse().ok())
+                .collect()
+        })
+        .collect()
+}
+
+/// Decode times (s) of the video stream's packets, as FFmpeg reads them.
+pub fn ffprobe_dts(path: &Path) -> Vec<f64> {
+    ffprobe_rows(path, "v:0", "packet=dts_time")
+        .into_iter()
+        .map(|r| r[0])
         .collect()
 }
 
