@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 /// How long each camera records.
-const RECORD: Duration = Duration::from_secs(45);
+const RECORD: Duration = Duration::from_secs(40);
 
 /// A test video file: codec, size, B-frames, slices per picture, AAC audio.
 #[derive(Clone, Copy)]
@@ -236,7 +236,7 @@ fn record_and_check(t: &TestDir, cells: &[Cell]) {
     let started = vigil::status::now_us();
     std::thread::sleep(RECORD);
     // A 30 s clip from the middle of the run crosses at least two segment boundaries.
-    let (c0, c1) = (started + 8_000_000, started + 38_000_000);
+    let (c0, c1) = (started + 6_000_000, started + 36_000_000);
     let mut clips = Vec::new();
     for c in cells {
         let url = format!(
