@@ -488,10 +488,11 @@ impl Config {
                 Some(*d.get_ref())
             }
         });
+        // `min_free = "0"` turns the free-space floor off (the default is 2% of the disk).
         let mut bytes_key = |v: &Option<Spanned<String>>, key: &str| -> Option<u64> {
             let v = v.as_ref()?;
             match v.get_ref().parse::<bytesize::ByteSize>() {
-                Ok(b) if b.as_u64() > 0 => Some(b.as_u64()),
+                Ok(b) if b.as_u64() > 0 || key == "min_free" => Some(b.as_u64()),
                 Ok(_) => {
                     errs.push(loc.error(v.span(), format!("storage.{key} must be > 0")));
                     None

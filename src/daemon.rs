@@ -33,25 +33,76 @@ pub async fn run(
     let dir = &config.storage.dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create storage dir {}", dir.display()))?;
-    let index = Index::open(&recovery::index_path(dir))
-        .with_context(|| format!("cannot open index in {}", dir.display()))?;
+    let index_path = recovery::index_path(dir);
+    let index = match Index::open(&index_path) {
+        // The disk filled while the daemon was down: the reserve is there for this.
+        Err(e) if e.is_disk_full() && crate::index::reserve_path(&index_path).exists() => {
+            tracing::warn!("disk full at start-up: releasing the index reserve");
+            let _ = std::fs::remove_file(crate::index::reserve_path(&index_path));
+            Index::open(&index_path)
+        }
+        r => r,
+    }
+    .with_context(|| format!("cannot open index in {}", dir.display()))?;
     let status: SharedStatus = Arc::new(Status::default());
 
-    let report = recovery::reconcile(&index, dir, Mode::Startup)?;
+    // Free space and the index's reserve (see `index::Index`): sized from the filesystem.
+    let fs = crate::record::committer::fs_bytes(dir).unwrap_or(0);
+    let min_free = Some(
+        config
+            .storage
+            .min_free
+            .unwrap_or_else(|| crate::record::committer::default_min_free(fs)),
+    );
+    let reserve = crate::record::committer::default_index_reserve(fs);
+    if let Err(e) = index.set_reserve(reserve) {
+        // A full disk at start-up: retention makes room and the committer retries.
+        tracing::warn!("index reserve of {reserve} bytes not allocated yet: {e}");
+    }
+    // Recovery writes to the index; on a full disk the index releases its reserve and
+    // reopens (see `index::Index`), so a second try has room.
+    let mut tries = 0;
+    let report = loop {
+        match recovery::reconcile(&index, dir, Mode::Startup) {
+            Ok(r) => break r,
+            Err(e) if tries < 5 && is_index_retryable(&e) => {
+                tries += 1;
+                tracing::warn!("recovery: {e:#}; retrying");
+                std::thread::sleep(crate::index::REOPEN_EVERY);
+            }
+            Err(e) => return Err(e),
+        }
+    };
     for p in &report.problems {
         tracing::warn!("recovery: {p}");
     }
-    if !report.orphans.is_empty() {
-        tracing::warn!(
-            "{} files in {} are not indexed (run `vigil check --repair` to adopt them): {:?}",
-            report.orphans.len(),
-            dir.display(),
-            &report.orphans[..report.orphans.len().min(10)]
-        );
+    status.storage(|s| s.startup_recovery = report.problems.iter().take(100).cloned().collect());
+    // In case a crash kept an event's record but not its index entries (best effort: on
+    // a full disk this waits for the next start).
+    if let Err(e) = index.reindex_newest_events() {
+        tracing::warn!("re-adding the newest events' index entries: {e}");
     }
-    status.storage(|s| s.orphan_files = report.orphans.clone());
-    // In case a crash kept an event's record but not its index entries.
-    index.reindex_newest_events()?;
+
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<CommitMsg>();
+    let mut committer = Committer::new(
+        index.clone(),
+        status.clone(),
+        RetentionPolicy {
+            dir: dir.clone(),
+            retain_days: config.storage.retain_days,
+            max_bytes: config.storage.max_bytes,
+            min_free,
+        },
+        Duration::from_millis(config.storage.commit_interval_ms as u64 / 2),
+    )?;
+    // Make room before anything else writes (the audit log, the cameras): the disk may
+    // have filled while the daemon was down.
+    if let Err(e) = committer.retention(crate::status::now_us()) {
+        tracing::error!("retention at start-up: {e}");
+    }
+    let committer = std::thread::Builder::new()
+        .name("committer".into())
+        .spawn(move || committer.run(commit_rx))?;
 
     let audit = crate::audit::AuditLog::new(dir);
     audit
@@ -84,22 +135,6 @@ pub async fn run(
     for c in &config.cameras {
         cameras.push((c.name.clone(), index.camera_id(&c.name)?));
     }
-
-    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<CommitMsg>();
-    let committer = Committer::new(
-        index.clone(),
-        status.clone(),
-        RetentionPolicy {
-            dir: dir.clone(),
-            retain_days: config.storage.retain_days,
-            max_bytes: config.storage.max_bytes,
-            min_free: config.storage.min_free,
-        },
-        Duration::from_millis(config.storage.commit_interval_ms as u64 / 2),
-    )?;
-    let committer = std::thread::Builder::new()
-        .name("committer".into())
-        .spawn(move || committer.run(commit_rx))?;
 
     let (cancel_src, cancel) = tokio_util_shim::new();
     // Typed motion output (frames with grids, closed events) for the timeline.
@@ -337,4 +372,14 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Whether an error is the index meeting a full disk or reopening after an error.
+fn is_index_retryable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<crate::index::IndexError>()
+            .is_some_and(|e| {
+                e.is_disk_full() || matches!(e, crate::index::IndexError::Unavailable(_))
+            })
+    })
 }

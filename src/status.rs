@@ -203,7 +203,21 @@ pub struct StorageStatus {
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
     pub index_bytes: u64,
-    pub orphan_files: Vec<String>,
+    /// What start-up recovery found and did (interrupted segments repaired, orphan
+    /// files adopted or moved to `lost+found/`, ...), one line each, at most 100.
+    pub startup_recovery: Vec<String>,
+    /// Free space retention keeps (the configured or default `min_free`).
+    pub min_free: Option<u64>,
+    /// Times the index was reopened after an I/O error.
+    pub index_reopens: u64,
+    /// Whether the index is open (false between an error and its reopening).
+    pub index_available: bool,
+    /// Segment records received and not yet committed (kept for retry).
+    pub index_pending_records: u64,
+    /// The index's disk reserve: its size, and whether it is allocated now (it is
+    /// released when the disk fills, and allocated again once there is room).
+    pub index_reserve_bytes: u64,
+    pub index_reserve_held: bool,
 }
 
 /// The registry everyone shares.

@@ -582,3 +582,62 @@ fn malformed_parameters_and_bodies_get_4xx_everywhere() {
     assert!(checked > 100, "only {checked} checks");
     assert!(d.stop(Duration::from_secs(20)).success());
 }
+
+/// A daemon restart logs nobody out: the session cookie and its CSRF token work after
+/// it; a session that logged out before the restart stays ended; the sessions file holds
+/// no cookie value.
+#[test]
+fn sessions_survive_a_restart() {
+    let t = TestDir::new();
+    let storage = t.join("storage");
+    let cfg = idle_camera_config(&t, "");
+    cli(
+        &cfg,
+        &["user", "add", "olga", "--role", "operator"],
+        "password of olga\n",
+    );
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let (cookie, csrf) = login(&base, "olga", "password of olga").unwrap();
+    let (ended, ended_csrf) = login(&base, "olga", "password of olga").unwrap();
+    let a = call(
+        "post",
+        &format!("{base}/api/logout"),
+        &[("cookie", &ended), ("x-csrf-token", &ended_csrf)],
+        None,
+    );
+    assert_eq!(a.code, 204, "{}", a.body);
+    assert!(d.stop(Duration::from_secs(20)).success());
+    let file = std::fs::read_to_string(storage.join("sessions.json")).unwrap();
+    let value = cookie.split('=').nth(1).unwrap();
+    assert!(!file.contains(value), "a cookie value is on disk");
+
+    let (d, base) = daemon(&cfg, &t.join("daemon2.log"));
+    let a = call(
+        "get",
+        &format!("{base}/api/session"),
+        &[("cookie", &cookie)],
+        None,
+    );
+    assert_eq!(a.code, 200, "{}", a.body);
+    assert!(
+        a.body.contains("olga") && a.body.contains(&csrf),
+        "{}",
+        a.body
+    );
+    // The CSRF token still guards (and allows) state-changing requests.
+    let a = call(
+        "post",
+        &format!("{base}/api/logout"),
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+        None,
+    );
+    assert_eq!(a.code, 204, "{}", a.body);
+    let a = call(
+        "get",
+        &format!("{base}/api/session"),
+        &[("cookie", &ended)],
+        None,
+    );
+    assert_eq!(a.code, 401, "a logged-out session came back: {}", a.body);
+    assert!(d.stop(Duration::from_secs(20)).success());
+}

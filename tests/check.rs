@@ -144,3 +144,96 @@ fn check_reports_and_repair_fixes_every_inconsistency() {
     assert_eq!(storage.join("lost+found").read_dir().unwrap().count(), 2);
     assert_segments_play(&storage, &after);
 }
+
+/// The daemon adopts orphans at start-up (a crash between creating a segment and its
+/// first index commit): one that plays is indexed, one that duplicates an indexed segment
+/// and one that does not play go to `lost+found/`; the storage status lists what
+/// recovery did, and `check` is clean afterwards.
+#[test]
+fn daemon_adopts_orphans_at_start_up() {
+    let t = TestDir::new();
+    let Rig {
+        cam: _cam,
+        storage,
+        cfg,
+        daemon: d,
+        base,
+        ..
+    } = rig(&t, &[("c", "c")], &[], "segment_seconds = 2");
+    wait_for(Duration::from_secs(40), "3 segments", || {
+        (camera_status(&base, "c")["segments_written"]
+            .as_u64()
+            .unwrap()
+            >= 3)
+            .then_some(())
+    });
+    assert!(d.stop(Duration::from_secs(20)).success());
+    let segs = indexed_segments(&storage);
+    // Segment 1 loses its index entry: an orphan that plays.
+    {
+        let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(&storage)).unwrap();
+        let s = &segs[1];
+        ix.commit(&[
+            vigil::index::Op::DeleteSegment {
+                camera_id: s.camera_id,
+                start_us: s.start_us,
+                file: s.file.clone(),
+            },
+            vigil::index::Op::ForgetGarbage(s.file.clone()),
+        ])
+        .unwrap();
+    }
+    let day = std::path::Path::new(&segs[0].file).parent().unwrap();
+    // A copy of segment 0 under a later name: the same start and camera.
+    let overlap = day.join("29990101T000000.000000Z.mp4");
+    std::fs::copy(storage.join(&segs[0].file), storage.join(&overlap)).unwrap();
+    let junk = day.join("29990101T000001.000000Z.mp4");
+    std::fs::write(storage.join(&junk), b"not a video").unwrap();
+    assert_eq!(check(&cfg, false).0, 3);
+
+    let (d, base) = daemon(&cfg, &t.join("daemon2.log"));
+    let st = get_json(&format!("{base}/api/storage"));
+    let lines: Vec<String> = st["startup_recovery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let has = |f: &std::path::Path, what: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(f.to_str().unwrap()) && l.contains(what))
+    };
+    assert!(
+        has(std::path::Path::new(&segs[1].file), "adopted"),
+        "{lines:?}"
+    );
+    assert!(
+        has(
+            &overlap,
+            "duplicates an indexed segment; moved to lost+found"
+        ),
+        "{lines:?}"
+    );
+    assert!(has(&junk, "lost+found"), "{lines:?}");
+    let r = get_json(&format!("{base}/api/recordings?camera=c"));
+    assert!(
+        r["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["file"] == segs[1].file.as_str()),
+        "{r}"
+    );
+    assert!(d.stop(Duration::from_secs(20)).success());
+    let (code, out) = check(&cfg, false);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(storage.join("lost+found").read_dir().unwrap().count(), 2);
+    let after = indexed_segments(&storage);
+    let adopted = after.iter().find(|s| s.file == segs[1].file).unwrap();
+    assert_eq!(
+        (adopted.start_us, adopted.frames, adopted.bytes),
+        (segs[1].start_us, segs[1].frames, segs[1].bytes)
+    );
+    assert_segments_play(&storage, &after);
+}

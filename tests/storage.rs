@@ -114,16 +114,16 @@ fn full_disk_does_not_crash_and_writer_resumes() {
     let _fs = Tmpfs::mount(&mnt, "24m");
     let storage = mnt.join("storage");
     let (_cam, port) = fake_camera(&["f"], 0, &["--bitrate-kbps", "1500"], &t.join("cam.log"));
-    // Motion analysis off: its timeline writes to the index too, and when the index
-    // (sled) is the one to meet the full disk it refuses every later write until a
-    // restart (a known fault, README "What happens when things go wrong"; issue 10).
-    // This test is about the writer.
+    // Motion analysis on: its timeline writes to the index too, so either the writer or
+    // the index may be the first to meet the full disk. `min_free = 0` for the worst
+    // case: with the default, retention frees space before the writers meet the full
+    // disk (tested below).
     let cfg = t.write(
         "vigil.toml",
         &config(
             &storage,
             &[("f", format!("rtsp://127.0.0.1:{port}/f"))],
-            "segment_seconds = 2\n[motion]\nenabled = false",
+            "segment_seconds = 2\nmin_free = \"0\"",
         ),
     );
     let (mut d, base) = daemon(&cfg, &t.join("daemon.log"));
@@ -166,4 +166,302 @@ fn full_disk_does_not_crash_and_writer_resumes() {
     let segs = indexed_segments(&storage);
     assert!(!segs.is_empty());
     assert_segments_play(&storage, &segs);
+}
+
+/// Another process fills the disk while nothing else is writing (the camera is gone), so
+/// the first to write is retention itself (a deletion is indexed before its file is
+/// unlinked: if sled needs new space for it, the index meets the full disk first, then
+/// releases its reserve and reopens; the index-level test below makes that certain).
+/// Retention frees space to `min_free`, the reserve is in place, a hold can be placed
+/// and recording resumes when the camera comes back. Then the daemon is restarted on a
+/// disk filled again: it starts, frees space and records. Nothing committed is lost;
+/// only the oldest recordings are deleted.
+#[test]
+fn full_disk_with_the_camera_gone_and_at_start_up() {
+    let t = TestDir::new();
+    let mnt = t.join("mnt");
+    let _fs = Tmpfs::mount(&mnt, "32m");
+    let storage = mnt.join("storage");
+    let (cam, port) = fake_camera(&["f"], 0, &["--bitrate-kbps", "1500"], &t.join("cam.log"));
+    let cfg = t.write(
+        "vigil.toml",
+        &config(
+            &storage,
+            &[("f", format!("rtsp://127.0.0.1:{port}/f"))],
+            "segment_seconds = 2",
+        ),
+    );
+    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let st = get_json(&format!("{base}/api/storage"));
+    // 32 MiB filesystem: the defaults are 2% free (655 kB) and a 2 MiB index reserve.
+    assert_eq!(st["min_free"].as_u64(), Some((32u64 << 20) / 50), "{st}");
+    assert_eq!(st["index_reserve_bytes"].as_u64(), Some(2 << 20), "{st}");
+    assert_eq!(st["index_reserve_held"], true, "{st}");
+    assert!(storage.join("index.sled.reserve").exists());
+    wait_for(Duration::from_secs(30), "4 segments", || {
+        let s = camera_status(&base, "f");
+        (s["segments_written"].as_u64().unwrap() >= 4).then_some(())
+    });
+    // The camera goes away: its segment closes, nothing writes any more.
+    cam.kill9();
+    wait_for(
+        Duration::from_secs(30),
+        "the camera's segment to close",
+        || {
+            let r = get_json(&format!("{base}/api/recordings?camera=f"));
+            let segs = r["segments"].as_array().unwrap().clone();
+            (segs.last()?["end_reason"] != "open").then_some(())
+        },
+    );
+    let before = indexed_segments_live(&base);
+    let filler = fill(&mnt, 0);
+    let st = wait_for(
+        Duration::from_secs(60),
+        "retention to free space (index open, reserve in place)",
+        || {
+            let s = get_json(&format!("{base}/api/storage"));
+            (s["deleted_segments"].as_u64().unwrap() >= 1
+                && s["index_available"] == true
+                && s["index_reserve_held"] == true
+                && s["free_bytes"].as_u64()? >= (32u64 << 20) / 50)
+                .then_some(s)
+        },
+    );
+    eprintln!("storage after the disk filled: {st}");
+    // A hold can be placed (the index writes and flushes again).
+    let now = vigil::time_fmt::rfc3339(vigil::status::now_us());
+    let body =
+        serde_json::json!({"camera": "f", "start": before[0].0, "end": now, "reason": "case 9"});
+    let mut r = post(&format!("{base}/api/holds")).send_json(&body).unwrap();
+    let code = r.status().as_u16();
+    assert_eq!(code, 201, "{}", r.body_mut().read_to_string().unwrap());
+    // Retention deleted the oldest only; nothing else was lost.
+    let after = indexed_segments_live(&base);
+    assert!(after.len() < before.len(), "{before:?} {after:?}");
+    assert_eq!(after[..], before[before.len() - after.len()..]);
+    // The camera comes back on the same port: recording resumes.
+    let (cam, _) = fake_camera(
+        &["f"],
+        port,
+        &["--bitrate-kbps", "1500"],
+        &t.join("cam2.log"),
+    );
+    let f0 = camera_status(&base, "f")["segments_written"]
+        .as_u64()
+        .unwrap();
+    wait_for(Duration::from_secs(30), "recording to resume", || {
+        let s = camera_status(&base, "f");
+        (s["segments_written"].as_u64().unwrap() >= f0 + 2).then_some(())
+    });
+    assert!(d.stop(Duration::from_secs(20)).success());
+
+    // A restart on a disk that filled while the daemon was down.
+    std::fs::remove_file(&filler).unwrap();
+    let filler = fill(&mnt, 0);
+    let (d, base) = daemon(&cfg, &t.join("daemon2.log"));
+    wait_for(
+        Duration::from_secs(30),
+        "recording after a restart on a full disk",
+        || {
+            let s = camera_status(&base, "f");
+            (s["segments_written"].as_u64().unwrap() >= 2).then_some(())
+        },
+    );
+    let st = get_json(&format!("{base}/api/storage"));
+    assert!(st["deleted_segments"].as_u64().unwrap() >= 1, "{st}");
+    assert!(d.stop(Duration::from_secs(20)).success());
+    drop(cam);
+    std::fs::remove_file(filler).unwrap();
+    let segs = indexed_segments(&storage);
+    assert_segments_play(&storage, &segs);
+    let out = std::process::Command::new(VIGIL)
+        .args(["check", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let ix = vigil::index::Index::open(&storage.join("index.sled")).unwrap();
+    assert_eq!(ix.holds().unwrap().len(), 1);
+}
+
+/// Closed segments of camera f as the API lists them: (start, end) RFC 3339.
+fn indexed_segments_live(base: &str) -> Vec<(String, String)> {
+    let r = get_json(&format!("{base}/api/recordings?camera=f"));
+    r["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["end_reason"] != "open")
+        .map(|s| {
+            (
+                s["start"].as_str().unwrap().to_owned(),
+                s["end"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The index alone on a small filesystem that another process fills: a commit fails
+/// with a full disk, the index releases its reserve and reopens at once, the refused
+/// commit succeeds when made again, and everything committed is there after a restart.
+#[test]
+fn index_reopens_after_a_full_disk_and_keeps_what_was_committed() {
+    use vigil::index::{EndReason, Index, Keyframe, Op, SegmentRecord};
+    let t = TestDir::new();
+    let mnt = t.join("mnt");
+    let _fs = Tmpfs::mount(&mnt, "16m");
+    let path = mnt.join("index.sled");
+    let rec = |i: i64| SegmentRecord {
+        camera_id: 1,
+        file: format!("c/{i}.mp4"),
+        start_us: i * 1_000_000,
+        end_us: (i + 1) * 1_000_000,
+        duration_90k: 90_000,
+        bytes: 1000,
+        frames: 15,
+        init_len: 700,
+        mehd_offset: 600,
+        keyframes: (0..100)
+            .map(|k| Keyframe {
+                t_90k: k * 900,
+                offset: k * 10,
+            })
+            .collect(),
+        codec: "avc1.64001F".into(),
+        width: 640,
+        height: 360,
+        end_reason: EndReason::Rotation,
+        run: 1,
+    };
+    let ix = Index::open(&path).unwrap();
+    ix.set_reserve(2 << 20).unwrap();
+    assert!(ix.reserve_held());
+    for i in 0..10 {
+        ix.commit(&[Op::PutSegment(rec(i))]).unwrap();
+    }
+    let filler = fill(&mnt, 0);
+    // Commit until the disk refuses (sled writes its log in 512 KiB segments).
+    let mut refused = None;
+    for i in 10..100_000 {
+        if let Err(e) = ix.commit(&[Op::PutSegment(rec(i))]) {
+            assert!(e.is_disk_full(), "{e}");
+            refused = Some(i);
+            break;
+        }
+    }
+    let refused = refused.expect("the disk never filled");
+    assert!(ix.take_disk_full());
+    assert!(!ix.reserve_held(), "the reserve was not released");
+    assert_eq!(ix.reopens(), 1, "the index did not reopen at once");
+    // The refused record, committed again, is durable now.
+    ix.commit(&[Op::PutSegment(rec(refused))]).unwrap();
+    drop(ix);
+    std::fs::remove_file(filler).unwrap();
+    let ix = Index::open(&path).unwrap();
+    let got: Vec<i64> = ix
+        .all_segments()
+        .map(|r| r.unwrap().start_us / 1_000_000)
+        .collect();
+    assert_eq!(got, (0..=refused).collect::<Vec<_>>());
+}
+
+/// A clip of the oldest recording is requested and its response held open (the client
+/// reads one chunk, then waits) while retention (by bytes) needs to delete exactly those
+/// segments: retention deletes newer ones instead, the response is never cut (the clip
+/// leases its segments), and the leased segments go once the response has ended. The
+/// clip is larger than what the server and the sockets buffer, so without the lease the
+/// reads after the pause would find the files gone.
+#[test]
+fn a_clip_being_served_is_not_cut_by_retention() {
+    use std::io::Read;
+    let t = TestDir::new();
+    let Rig {
+        cam: _cam,
+        daemon: d,
+        base,
+        ..
+    } = rig(
+        &t,
+        &[("r", "r")],
+        &[
+            "--bitrate-kbps",
+            "12000",
+            "--width",
+            "1280",
+            "--height",
+            "720",
+        ],
+        "segment_seconds = 2\nmax_bytes = \"20 MiB\"",
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "retention to start deleting",
+        || {
+            let s = get_json(&format!("{base}/api/storage"));
+            (s["deleted_segments"].as_u64().unwrap() >= 1).then_some(())
+        },
+    );
+    let r = get_json(&format!("{base}/api/recordings?camera=r"));
+    let segs = r["segments"].as_array().unwrap();
+    let (first, start) = (
+        segs[0]["file"].as_str().unwrap().to_owned(),
+        segs[0]["start_us"].as_i64().unwrap(),
+    );
+    let url = format!(
+        "{base}/api/clips/r.mp4?start={}&end={}",
+        vigil::time_fmt::rfc3339(start),
+        vigil::time_fmt::rfc3339(start + 10_000_000)
+    );
+    let mut resp = get(&url).call().unwrap();
+    let len: usize = resp.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        len > 8_000_000,
+        "a clip of {len} bytes is too small to outlast the buffers"
+    );
+    let mut reader = resp.body_mut().with_config().limit(1 << 30).reader();
+    let mut body = vec![0u8; 64 * 1024];
+    reader.read_exact(&mut body).unwrap();
+    // Retention runs while the response waits: it must delete newer segments.
+    let deleted = get_json(&format!("{base}/api/storage"))["deleted_segments"]
+        .as_u64()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "retention to delete 3 segments",
+        || {
+            let s = get_json(&format!("{base}/api/storage"));
+            (s["deleted_segments"].as_u64().unwrap() >= deleted + 3).then_some(())
+        },
+    );
+    let r = get_json(&format!("{base}/api/recordings?camera=r"));
+    assert_eq!(
+        r["segments"][0]["file"], first,
+        "retention deleted a segment being served"
+    );
+    reader
+        .read_to_end(&mut body)
+        .expect("the clip response was cut");
+    drop(reader);
+    assert_eq!(body.len(), len, "clip shorter than its Content-Length");
+    let file = t.join("clip.mp4");
+    std::fs::write(&file, &body).unwrap();
+    let (frames, secs) = ffprobe(&file);
+    assert!(frames >= 9 * 15 && secs > 9.0, "{frames} frames, {secs} s");
+    // The lease ended with the response: the oldest segment goes now.
+    wait_for(
+        Duration::from_secs(20),
+        "the clip's segments to be deleted",
+        || {
+            let r = get_json(&format!("{base}/api/recordings?camera=r"));
+            (r["segments"][0]["file"] != first.as_str()).then_some(())
+        },
+    );
+    assert!(d.stop(Duration::from_secs(20)).success());
 }

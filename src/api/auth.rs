@@ -53,7 +53,12 @@ impl Gate {
     pub fn new(storage: &std::path::Path, c: &crate::config::ServerConfig, tls: bool) -> Gate {
         Gate {
             store: CachedAuth::new(crate::auth::AuthStore::new(storage)),
-            sessions: Sessions::new(c.session_idle, c.session_max),
+            sessions: Sessions::open(
+                crate::auth::session::sessions_path(storage),
+                c.session_idle,
+                c.session_max,
+                crate::status::now_us(),
+            ),
             limiter: Limiter::new(c.login_max_failures, c.lockout, c.lockout),
             ip_limiter: Limiter::new(c.login_max_failures * 4, c.lockout, c.lockout),
             token_limiter: Limiter::new(100, Duration::from_secs(60), Duration::from_secs(60)),
@@ -207,11 +212,16 @@ pub(super) async fn authenticate(
         }
     } else {
         let id = session.unwrap_or_default();
-        let user = st.gate.sessions.get(&id, now).ok().and_then(|s| {
-            // The user must still exist with the same password.
-            let u = data.user(&s.user)?;
-            (password_fp(&u.password_hash) == s.password_fp).then(|| (u.clone(), s))
-        });
+        let user = st
+            .gate
+            .sessions
+            .get(&id, crate::status::now_us())
+            .ok()
+            .and_then(|s| {
+                // The user must still exist with the same password.
+                let u = data.user(&s.user)?;
+                (password_fp(&u.password_hash) == s.password_fp).then(|| (u.clone(), s))
+            });
         match user {
             Some((u, s)) => Principal {
                 user: u.name,
@@ -350,7 +360,10 @@ pub(super) async fn login(State(st): State<AppState>, req: Request) -> Result<Re
         ));
     };
     st.gate.limiter.succeed(&user_key);
-    let (id, s) = st.gate.sessions.create(&u.name, &u.password_hash, now);
+    let (id, s) = st
+        .gate
+        .sessions
+        .create(&u.name, &u.password_hash, crate::status::now_us());
     audit(
         &st,
         &u.name,

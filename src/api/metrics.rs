@@ -181,7 +181,7 @@ pub fn render(status: &SharedStatus) -> String {
         }
     }
     let s = status.storage(|s| s.clone());
-    let storage: [(&str, &str, &str, f64); 7] = [
+    let storage: [(&str, &str, &str, f64); 10] = [
         (
             "vigil_storage_bytes",
             "gauge",
@@ -223,6 +223,24 @@ pub fn render(status: &SharedStatus) -> String {
             "gauge",
             "size of the sled index on disk",
             s.index_bytes as f64,
+        ),
+        (
+            "vigil_index_reopens_total",
+            "counter",
+            "times the index was reopened after an I/O error",
+            s.index_reopens as f64,
+        ),
+        (
+            "vigil_index_pending_records",
+            "gauge",
+            "segment records refused by the index and kept for retry",
+            s.index_pending_records as f64,
+        ),
+        (
+            "vigil_index_reserve_held",
+            "gauge",
+            "1 while the index's disk reserve is allocated",
+            s.index_reserve_held as u8 as f64,
         ),
     ];
     for (name, kind, help, v) in storage {

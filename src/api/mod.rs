@@ -126,7 +126,21 @@ impl IntoResponse for ApiError {
 impl From<crate::index::IndexError> for ApiError {
     fn from(e: crate::index::IndexError) -> Self {
         tracing::error!("index: {e}");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "index error".into())
+        match e {
+            // The store is being reopened after an I/O error: the client may retry.
+            crate::index::IndexError::Unavailable(_) => ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{e}; retry in a few seconds"),
+            ),
+            // The index met a full disk: it reopens and retention frees space.
+            _ if e.is_disk_full() => ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the index cannot write: the disk is full; retention is freeing space, \
+                 retry in a few seconds"
+                    .into(),
+            ),
+            _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "index error".into()),
+        }
     }
 }
 

@@ -3,11 +3,19 @@
 //!
 //! The minute being filled is rewritten every [`HISTORY_WRITE_EVERY`] while it has new
 //! motion, so a crash loses at most that much history; events are durable at the next
-//! index flush (the committer flushes twice a second).
+//! index flush (the committer flushes every tick).
+//!
+//! Nothing is lost when the index breaks and reopens (see [`Index`]): every write is kept
+//! with its [`Ticket`] until a flush covers it, and written again (idempotently: records
+//! are keyed by event id and minute) when the index lost it or refused it. A write the
+//! index refused makes the call return the error (for the status), but the write is kept.
+//! Event ids come from a small stock taken while the index is up, so an event that opens
+//! while the index is reopening still gets one.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::index::{EventRecord, Index, MotionMinute, MotionSecond, Result};
+use crate::index::{EventRecord, Index, MotionMinute, MotionSecond, Result, Ticket};
 use crate::motion::detector::FrameResult;
 use crate::motion::live::LiveEvent;
 
@@ -24,7 +32,28 @@ pub struct Recorder {
     /// The minute being filled: (start µs, record, unsaved changes).
     minute: Option<(i64, MotionMinute, bool)>,
     last_write: Instant,
+    /// Writes not yet known to be durable, oldest first.
+    unconfirmed: VecDeque<(Ticket, Write)>,
+    last_rewrite: Option<Instant>,
+    /// Event ids taken ahead from the index.
+    spare_ids: Vec<u64>,
+    /// Writes given up because too many were waiting for a broken index.
+    pub dropped_writes: u64,
 }
+
+/// A timeline write, kept until durable.
+#[derive(Clone, Debug)]
+enum Write {
+    Minute(i64, MotionMinute),
+    Event(EventRecord, Option<Vec<u8>>),
+    Thumbnail(u64, Vec<u8>),
+}
+
+/// Writes kept for a broken index at most (about 3 hours of motion history of a busy
+/// camera, or that many events); beyond, the oldest history minutes go first.
+const MAX_UNCONFIRMED: usize = 1024;
+/// Event ids kept in stock.
+const SPARE_IDS: usize = 8;
 
 impl Recorder {
     pub fn new(index: Index, camera: &str, zones: &[String]) -> Result<Recorder> {
@@ -33,14 +62,104 @@ impl Recorder {
             .iter()
             .map(|z| index.zone_id(camera_id, z))
             .collect::<Result<Vec<u32>>>()?;
-        Ok(Recorder {
+        let mut r = Recorder {
             index,
             camera_id,
             zone_names: zones.to_vec(),
             zone_ids,
             minute: None,
             last_write: Instant::now(),
-        })
+            unconfirmed: VecDeque::new(),
+            last_rewrite: None,
+            spare_ids: Vec::new(),
+            dropped_writes: 0,
+        };
+        r.stock_ids();
+        Ok(r)
+    }
+
+    /// Writes not yet known to be durable.
+    pub fn unconfirmed(&self) -> usize {
+        self.unconfirmed.len()
+    }
+
+    fn stock_ids(&mut self) {
+        while self.spare_ids.len() < SPARE_IDS {
+            match self.index.new_event_id() {
+                Ok(id) => self.spare_ids.insert(0, id),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn put(&self, w: &Write) -> Result<()> {
+        match w {
+            Write::Minute(t, m) => self.index.put_motion_minute(self.camera_id, *t, m),
+            Write::Event(r, thumb) => self.index.put_events(&[(r.clone(), thumb.clone())]),
+            Write::Thumbnail(id, j) => self.index.put_thumbnail(*id, j),
+        }
+    }
+
+    /// Writes `w` and keeps it until durable; an error means it was refused (and kept).
+    fn write(&mut self, w: Write) -> Result<()> {
+        if let Write::Minute(t, _) = &w {
+            let t = *t;
+            self.unconfirmed
+                .retain(|(_, o)| !matches!(o, Write::Minute(u, _) if *u == t));
+        }
+        let r = self.put(&w);
+        let ticket = match r {
+            Ok(()) => self.index.ticket(),
+            Err(_) => Ticket::REFUSED,
+        };
+        self.unconfirmed.push_back((ticket, w));
+        while self.unconfirmed.len() > MAX_UNCONFIRMED {
+            let i = (self.unconfirmed.iter())
+                .position(|(_, w)| matches!(w, Write::Minute(..)))
+                .unwrap_or(0);
+            self.unconfirmed.remove(i);
+            self.dropped_writes += 1;
+        }
+        r
+    }
+
+    /// Forgets writes that became durable and writes again those the index lost or
+    /// refused (at most every [`crate::index::REOPEN_EVERY`]). Cheap: call it often.
+    pub fn sync(&mut self) {
+        while self
+            .unconfirmed
+            .front()
+            .is_some_and(|(t, _)| self.index.is_durable(t))
+        {
+            self.unconfirmed.pop_front();
+        }
+        if self.unconfirmed.is_empty()
+            || self
+                .last_rewrite
+                .is_some_and(|t| t.elapsed() < crate::index::REOPEN_EVERY)
+            || !self.unconfirmed.iter().any(|(t, _)| self.index.is_lost(t))
+        {
+            return;
+        }
+        self.last_rewrite = Some(Instant::now());
+        let mut rewritten = 0;
+        for i in 0..self.unconfirmed.len() {
+            if !self.index.is_lost(&self.unconfirmed[i].0) {
+                continue;
+            }
+            if self.put(&self.unconfirmed[i].1).is_err() {
+                break;
+            }
+            self.unconfirmed[i].0 = self.index.ticket();
+            rewritten += 1;
+        }
+        if rewritten > 0 {
+            tracing::info!(
+                camera_id = self.camera_id,
+                "timeline: {rewritten} writes the index lost or refused written again"
+            );
+        }
+        self.stock_ids();
     }
 
     pub fn camera_id(&self) -> u32 {
@@ -49,6 +168,7 @@ impl Recorder {
 
     /// Adds one analysed frame at `utc_us` to the motion history.
     pub fn frame(&mut self, utc_us: i64, res: &FrameResult) -> Result<()> {
+        self.sync();
         let start = utc_us.div_euclid(MINUTE_US) * MINUTE_US;
         if self.minute.as_ref().is_some_and(|(t, _, _)| *t != start) {
             self.save()?;
@@ -100,24 +220,30 @@ impl Recorder {
 
     /// Writes the minute being filled if it changed.
     pub fn save(&mut self) -> Result<()> {
+        self.sync();
         self.last_write = Instant::now();
         if let Some((t, m, dirty)) = &mut self.minute
             && *dirty
         {
-            self.index.put_motion_minute(self.camera_id, *t, m)?;
             *dirty = false;
+            let w = Write::Minute(*t, m.clone());
+            return self.write(w);
         }
         Ok(())
     }
 
     /// An id for an event that just opened (stored when it closes).
-    pub fn new_event_id(&self) -> Result<u64> {
-        self.index.new_event_id()
+    pub fn new_event_id(&mut self) -> Result<u64> {
+        self.stock_ids();
+        match self.spare_ids.pop() {
+            Some(id) => Ok(id),
+            None => self.index.new_event_id(),
+        }
     }
 
     /// Stores a thumbnail ahead of its event (an open event's first frame, for alerts).
-    pub fn put_thumbnail(&self, id: u64, jpeg: &[u8]) -> Result<()> {
-        self.index.put_thumbnail(id, jpeg)
+    pub fn put_thumbnail(&mut self, id: u64, jpeg: &[u8]) -> Result<()> {
+        self.write(Write::Thumbnail(id, jpeg.to_vec()))
     }
 
     /// Stores a closed event under `id` with its JPEG thumbnail.
@@ -142,7 +268,7 @@ impl Recorder {
             bbox: ev.bbox.map(|v| v as f32),
             has_thumbnail: thumbnail.is_some(),
         };
-        self.index.put_events(&[(r, thumbnail)])
+        self.write(Write::Event(r, thumbnail))
     }
 }
 
@@ -216,5 +342,52 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    /// Writes the index lost to a reopen are written again; none is given up, and once a
+    /// flush covers them they are forgotten. Event ids keep coming while the index is
+    /// down (from the stock).
+    #[test]
+    fn writes_survive_an_index_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sled");
+        let ix = Index::open(&path).unwrap();
+        let mut r = Recorder::new(ix.clone(), "c", &["door".into()]).unwrap();
+        let id = r.new_event_id().unwrap();
+        let ev = LiveEvent {
+            id: None,
+            camera: "c".into(),
+            start_us: 1_000_000,
+            end_us: 2_000_000,
+            clip_start_us: 0,
+            clip_end_us: 3_000_000,
+            zones: vec!["door".into()],
+            peak_score: 0.5,
+            bbox: [0.1, 0.1, 0.2, 0.2],
+        };
+        r.event(id, &ev, Some(vec![0xff, 0xd8])).unwrap();
+        let m0 = 1_800_000_000_000_000i64;
+        r.frame(m0, &res(true, &[0], &[0], 0.1)).unwrap();
+        r.save().unwrap();
+        assert_eq!(r.unconfirmed(), 2);
+        ix.force_reopen();
+        // The next call writes both again; a flush makes them durable.
+        r.sync();
+        assert_eq!(r.unconfirmed(), 2);
+        ix.flush().unwrap();
+        r.sync();
+        assert_eq!(r.unconfirmed(), 0);
+        assert_eq!(r.dropped_writes, 0);
+        // Ids in stock come out increasing and unique.
+        let ids: Vec<u64> = (0..3).map(|_| r.new_event_id().unwrap()).collect();
+        assert!(ids[0] > id && ids[0] < ids[1] && ids[1] < ids[2], "{ids:?}");
+        drop((r, ix));
+        let ix = Index::open(&path).unwrap();
+        assert_eq!(
+            ix.event(id).unwrap().unwrap().zones,
+            vec!["door".to_string()]
+        );
+        assert!(ix.thumbnail(id).unwrap().is_some());
+        assert_eq!(ix.motion_minutes(1, m0, m0 + 60_000_000).count(), 1);
     }
 }

@@ -9,14 +9,17 @@
 //! HTTP Range requests are served from the plan ([`ClipPlan::read_at`]). Across a
 //! recording gap the last picture before it is held until the gap ends, so a clip's
 //! media time is wall-clock time and its declared duration is its media's; the gaps are
-//! listed in [`ClipPlan::gaps`].
+//! listed in [`ClipPlan::gaps`]. A plan leases its segments ([`crate::index::Lease`]):
+//! retention deletes none of them until the plan is dropped, so a clip being streamed is
+//! never cut short.
 
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::index::{Index, IndexError, SegmentRecord};
+use crate::index::{Index, IndexError, Lease, SegmentRecord};
 use crate::record::fmp4::{self, Chunk, ClipTrack, Sample};
 
 /// Longest clip one request may ask for.
@@ -73,6 +76,8 @@ pub struct ClipPlan {
     /// Recording gaps inside the clip, UTC µs `[start, end)`. The last picture before a
     /// gap lasts until its end, so the video after it keeps its wall-clock position.
     pub gaps: Vec<(i64, i64)>,
+    /// Keeps retention from deleting the segments until the clip is served.
+    _lease: Arc<Lease>,
 }
 
 /// Samples further apart than this (after the previous one's duration) are separated
@@ -136,7 +141,7 @@ pub fn plan(
             "a clip may be at most 24 hours long".into(),
         ));
     }
-    let segs = index.segments_overlapping(camera_id, start_us, end_us)?;
+    let (segs, lease) = leased_segments(index, camera_id, start_us, end_us)?;
     let mut entries: Vec<Vec<u8>> = Vec::new();
     let mut audio_entries: Vec<Vec<u8>> = Vec::new();
     let mut audio_rate: Option<u32> = None;
@@ -339,7 +344,34 @@ pub fn plan(
         duration_us: shown_end - shown_start,
         gaps,
         pieces,
+        _lease: Arc::new(lease),
     })
+}
+
+/// The segments overlapping `[t0, t1)`, leased: retention leaves them alone until the
+/// plan (and every clone of it, such as the one a response streams from) is dropped.
+fn leased_segments(
+    index: &Index,
+    camera_id: u32,
+    t0: i64,
+    t1: i64,
+) -> Result<(Vec<SegmentRecord>, Lease), ExportError> {
+    let key = |s: &SegmentRecord| (s.camera_id, s.start_us);
+    for _ in 0..10 {
+        let segs = index.segments_overlapping(camera_id, t0, t1)?;
+        // Refused while retention deletes one of them; once leased, those still indexed
+        // stay until the lease ends.
+        if let Some(lease) = index.lease(segs.iter().map(key).collect()) {
+            let now = index.segments_overlapping(camera_id, t0, t1)?;
+            if now.iter().map(key).eq(segs.iter().map(key)) {
+                return Ok((now, lease));
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(ExportError::NotFound(
+        "retention is deleting this range of the recording".into(),
+    ))
 }
 
 /// Scans a segment, keeping the fragments within its committed (indexed) length: an open

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Index, Result};
+use super::{Index, Result, Trees};
 
 const META_NEXT_ZONE: &[u8] = b"next_zone_id";
 const META_LONGEST_EVENT: &[u8] = b"longest_event_us";
@@ -194,27 +194,211 @@ impl Index {
     pub fn zone_id(&self, camera_id: u32, name: &str) -> Result<u32> {
         let mut key = camera_id.to_be_bytes().to_vec();
         key.extend_from_slice(name.as_bytes());
-        Ok(self.assign_id(&self.zones, &key, META_NEXT_ZONE)?.0)
+        self.with(|t| Ok(t.assign_id(&t.zones, &key, META_NEXT_ZONE)?.0))
     }
 
     /// Every zone id ever assigned to one camera, as (name, id).
     pub fn zone_ids(&self, camera_id: u32) -> Result<Vec<(String, u32)>> {
-        let mut out = Vec::new();
-        for kv in self.zones.scan_prefix(camera_id.to_be_bytes()) {
-            let (k, v) = kv?;
-            out.push((
-                String::from_utf8_lossy(&k[4..]).into_owned(),
-                u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])),
-            ));
-        }
-        Ok(out)
+        self.with(|t| {
+            let mut out = Vec::new();
+            for kv in t.zones.scan_prefix(camera_id.to_be_bytes()) {
+                let (k, v) = kv?;
+                out.push((
+                    String::from_utf8_lossy(&k[4..]).into_owned(),
+                    u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])),
+                ));
+            }
+            Ok(out)
+        })
     }
 
     /// A new event id: unique and increasing (gaps after a crash are possible).
     pub fn new_event_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()? + 1)
+        self.with(|t| Ok(t.db.generate_id()? + 1))
     }
 
+    /// Stores events with their optional JPEG thumbnails. Durable at the next
+    /// [`Index::flush`] (the committer's tick): keep a [`super::Ticket`] and write them
+    /// again unless it becomes durable. Writing an event again is harmless.
+    ///
+    /// Records and thumbnails first (a batch each), then the entries (an atomic
+    /// read-modify-write per bucket): sled recovers a prefix of its log, so after a crash
+    /// an entry never lacks its record, and start-up adds the entries of the newest
+    /// records again ([`Index::reindex_newest_events`]).
+    pub fn put_events(&self, events: &[(EventRecord, Option<Vec<u8>>)]) -> Result<()> {
+        self.with(|t| {
+            let mut records = sled::Batch::default();
+            let mut thumbs = sled::Batch::default();
+            for (r, thumb) in events {
+                records.insert(&r.id.to_be_bytes(), postcard::to_stdvec(r)?);
+                if let Some(t) = thumb {
+                    thumbs.insert(&r.id.to_be_bytes(), t.as_slice());
+                }
+            }
+            t.thumbs.apply_batch(thumbs)?;
+            t.events.apply_batch(records)?;
+            t.add_entries(events.iter().map(|(r, _)| r))
+        })
+    }
+
+    /// After a crash: adds the entries of the newest records again (idempotent), in case
+    /// a record was stored and its entries were not. Run at start-up.
+    pub fn reindex_newest_events(&self) -> Result<()> {
+        self.with(|t| {
+            let mut newest = Vec::new();
+            for kv in t.events.iter().rev().take(REINDEX_NEWEST) {
+                newest.push(postcard::from_bytes::<EventRecord>(&kv?.1)?);
+            }
+            t.add_entries(newest.iter())
+        })
+    }
+
+    pub fn event(&self, id: u64) -> Result<Option<EventRecord>> {
+        self.with(|t| match t.events.get(id.to_be_bytes())? {
+            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+            None => Ok(None),
+        })
+    }
+
+    /// Records the first acknowledgement of an event; returns the existing one if it was
+    /// already acknowledged (atomic: two operators cannot both be first). Durable when
+    /// it returns.
+    pub fn acknowledge(&self, id: u64, ack: &Ack) -> Result<std::result::Result<(), Ack>> {
+        let v = postcard::to_stdvec(ack)?;
+        self.with(|t| {
+            match t
+                .acks
+                .compare_and_swap(id.to_be_bytes(), None as Option<&[u8]>, Some(v))?
+            {
+                Ok(()) => {
+                    self.flush_trees(t)?;
+                    Ok(Ok(()))
+                }
+                Err(e) => Ok(Err(postcard::from_bytes(
+                    e.current.as_deref().unwrap_or_default(),
+                )?)),
+            }
+        })
+    }
+
+    pub fn ack(&self, id: u64) -> Result<Option<Ack>> {
+        self.with(|t| match t.acks.get(id.to_be_bytes())? {
+            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+            None => Ok(None),
+        })
+    }
+
+    /// Stores (replaces) an event's thumbnail, possibly before its record.
+    pub fn put_thumbnail(&self, id: u64, jpeg: &[u8]) -> Result<()> {
+        self.with(|t| {
+            t.thumbs.insert(id.to_be_bytes(), jpeg)?;
+            Ok(())
+        })
+    }
+
+    pub fn thumbnail(&self, id: u64) -> Result<Option<sled::IVec>> {
+        self.with(|t| Ok(t.thumbs.get(id.to_be_bytes())?))
+    }
+
+    /// The longest event stored, µs (bounds how far before a range its events can start).
+    pub fn longest_event_us(&self) -> Result<i64> {
+        self.with(|t| t.longest_event_us())
+    }
+
+    /// Index entries of events overlapping `[t0, t1)` in `scope`, in start order (the
+    /// iterator is double-ended: `.rev()` for newest first): the buckets of starts in
+    /// `[t0 - longest event, t1)`.
+    pub fn scan_events(
+        &self,
+        scope: EventScope,
+        t0: i64,
+        t1: i64,
+    ) -> Result<impl DoubleEndedIterator<Item = Result<EventEntry>> + use<>> {
+        self.with(|t| {
+            let lo_t = t0.saturating_sub(t.longest_event_us()?);
+            let mut out = Vec::new();
+            for kv in t
+                .entry_tree(scope)
+                .range(scope.bucket_key(lo_t)..=scope.bucket_key(t1 - 1))
+            {
+                let (_, v) = kv?;
+                out.extend(
+                    entries(&v).filter(|e| e.start_us >= lo_t && e.start_us < t1 && e.end_us > t0),
+                );
+            }
+            Ok(out.into_iter().map(Ok))
+        })
+    }
+
+    /// How many events of `scope` overlap `[t0, t1)`: [`Index::scan_events`]`.count()`,
+    /// but buckets wholly inside the range are counted by their length alone.
+    pub fn count_events(&self, scope: EventScope, t0: i64, t1: i64) -> Result<u64> {
+        if t1 <= t0 {
+            return Ok(0);
+        }
+        self.with(|t| {
+            let b = bucket_us(scope);
+            let lo_t = t0.saturating_sub(t.longest_event_us()?);
+            let mut n = 0u64;
+            for kv in t
+                .entry_tree(scope)
+                .range(scope.bucket_key(lo_t)..=scope.bucket_key(t1 - 1))
+            {
+                let (k, v) = kv?;
+                let start = unts(&k[k.len() - 8..]);
+                if start >= t0 && start + b <= t1 {
+                    n += (v.len() / ENTRY_LEN) as u64;
+                } else {
+                    n += entries(&v)
+                        .filter(|e| e.start_us >= lo_t && e.start_us < t1 && e.end_us > t0)
+                        .count() as u64;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// Stores (replaces) one minute of a camera's motion history.
+    pub fn put_motion_minute(
+        &self,
+        camera_id: u32,
+        minute_us: i64,
+        m: &MotionMinute,
+    ) -> Result<()> {
+        let mut k = camera_id.to_be_bytes().to_vec();
+        k.extend_from_slice(&ts(minute_us));
+        let v = postcard::to_stdvec(m)?;
+        self.with(|t| {
+            t.motion.insert(k, v)?;
+            Ok(())
+        })
+    }
+
+    /// A camera's motion history minutes starting in `[t0, t1)`, oldest first, as
+    /// (minute start µs, minute).
+    pub fn motion_minutes(
+        &self,
+        camera_id: u32,
+        t0: i64,
+        t1: i64,
+    ) -> impl Iterator<Item = Result<(i64, MotionMinute)>> + use<> {
+        let p = camera_id.to_be_bytes();
+        let mut lo = p.to_vec();
+        lo.extend_from_slice(&ts(t0));
+        let mut hi = p.to_vec();
+        hi.extend_from_slice(&ts(t1));
+        let (it, err) = match self.trees() {
+            Ok(t) => (Some(t.motion.range(lo..hi)), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        err.into_iter().chain(it.into_iter().flatten().map(|kv| {
+            let (k, v) = kv?;
+            Ok((unts(&k[4..]), postcard::from_bytes(&v)?))
+        }))
+    }
+}
+
+impl Trees {
     fn entry_tree(&self, scope: EventScope) -> &sled::Tree {
         match scope {
             EventScope::All => &self.ev_time,
@@ -223,25 +407,12 @@ impl Index {
         }
     }
 
-    /// Stores events with their optional JPEG thumbnails. Durable at the next
-    /// [`Index::flush`] (the committer's tick).
-    ///
-    /// Records and thumbnails first (a batch each), then the entries (an atomic
-    /// read-modify-write per bucket): sled recovers a prefix of its log, so after a crash
-    /// an entry never lacks its record, and start-up adds the entries of the newest
-    /// records again ([`Index::reindex_newest_events`]).
-    pub fn put_events(&self, events: &[(EventRecord, Option<Vec<u8>>)]) -> Result<()> {
-        let mut records = sled::Batch::default();
-        let mut thumbs = sled::Batch::default();
-        for (r, thumb) in events {
-            records.insert(&r.id.to_be_bytes(), postcard::to_stdvec(r)?);
-            if let Some(t) = thumb {
-                thumbs.insert(&r.id.to_be_bytes(), t.as_slice());
-            }
-        }
-        self.thumbs.apply_batch(thumbs)?;
-        self.events.apply_batch(records)?;
-        self.add_entries(events.iter().map(|(r, _)| r))
+    fn longest_event_us(&self) -> Result<i64> {
+        Ok(self
+            .meta
+            .get(META_LONGEST_EVENT)?
+            .map(|v| i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
+            .unwrap_or(0))
     }
 
     /// Adds records' entries to their buckets and raises the longest-event bound.
@@ -269,145 +440,6 @@ impl Index {
                 .fetch_and_update(key, |old| Some(merged(old, &add)))?;
         }
         Ok(())
-    }
-
-    /// After a crash: adds the entries of the newest records again (idempotent), in case
-    /// a record was stored and its entries were not. Run at start-up.
-    pub fn reindex_newest_events(&self) -> Result<()> {
-        let mut newest = Vec::new();
-        for kv in self.events.iter().rev().take(REINDEX_NEWEST) {
-            newest.push(postcard::from_bytes::<EventRecord>(&kv?.1)?);
-        }
-        self.add_entries(newest.iter())
-    }
-
-    pub fn event(&self, id: u64) -> Result<Option<EventRecord>> {
-        match self.events.get(id.to_be_bytes())? {
-            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Records the first acknowledgement of an event; returns the existing one if it was
-    /// already acknowledged (atomic: two operators cannot both be first).
-    pub fn acknowledge(&self, id: u64, ack: &Ack) -> Result<std::result::Result<(), Ack>> {
-        let v = postcard::to_stdvec(ack)?;
-        match self
-            .acks
-            .compare_and_swap(id.to_be_bytes(), None as Option<&[u8]>, Some(v))?
-        {
-            Ok(()) => Ok(Ok(())),
-            Err(e) => Ok(Err(postcard::from_bytes(
-                e.current.as_deref().unwrap_or_default(),
-            )?)),
-        }
-    }
-
-    pub fn ack(&self, id: u64) -> Result<Option<Ack>> {
-        match self.acks.get(id.to_be_bytes())? {
-            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Stores (replaces) an event's thumbnail, possibly before its record.
-    pub fn put_thumbnail(&self, id: u64, jpeg: &[u8]) -> Result<()> {
-        self.thumbs.insert(id.to_be_bytes(), jpeg)?;
-        Ok(())
-    }
-
-    pub fn thumbnail(&self, id: u64) -> Result<Option<sled::IVec>> {
-        Ok(self.thumbs.get(id.to_be_bytes())?)
-    }
-
-    /// The longest event stored, µs (bounds how far before a range its events can start).
-    pub fn longest_event_us(&self) -> Result<i64> {
-        Ok(self
-            .meta
-            .get(META_LONGEST_EVENT)?
-            .map(|v| i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
-            .unwrap_or(0))
-    }
-
-    /// Index entries of events overlapping `[t0, t1)` in `scope`, in start order (the
-    /// iterator is double-ended: `.rev()` for newest first): the buckets of starts in
-    /// `[t0 - longest event, t1)`.
-    pub fn scan_events(
-        &self,
-        scope: EventScope,
-        t0: i64,
-        t1: i64,
-    ) -> Result<impl DoubleEndedIterator<Item = Result<EventEntry>> + use<>> {
-        let lo_t = t0.saturating_sub(self.longest_event_us()?);
-        let mut out = Vec::new();
-        for kv in self
-            .entry_tree(scope)
-            .range(scope.bucket_key(lo_t)..=scope.bucket_key(t1 - 1))
-        {
-            let (_, v) = kv?;
-            out.extend(
-                entries(&v).filter(|e| e.start_us >= lo_t && e.start_us < t1 && e.end_us > t0),
-            );
-        }
-        Ok(out.into_iter().map(Ok))
-    }
-
-    /// How many events of `scope` overlap `[t0, t1)`: [`Index::scan_events`]`.count()`,
-    /// but buckets wholly inside the range are counted by their length alone.
-    pub fn count_events(&self, scope: EventScope, t0: i64, t1: i64) -> Result<u64> {
-        if t1 <= t0 {
-            return Ok(0);
-        }
-        let b = bucket_us(scope);
-        let lo_t = t0.saturating_sub(self.longest_event_us()?);
-        let mut n = 0u64;
-        for kv in self
-            .entry_tree(scope)
-            .range(scope.bucket_key(lo_t)..=scope.bucket_key(t1 - 1))
-        {
-            let (k, v) = kv?;
-            let start = unts(&k[k.len() - 8..]);
-            if start >= t0 && start + b <= t1 {
-                n += (v.len() / ENTRY_LEN) as u64;
-            } else {
-                n += entries(&v)
-                    .filter(|e| e.start_us >= lo_t && e.start_us < t1 && e.end_us > t0)
-                    .count() as u64;
-            }
-        }
-        Ok(n)
-    }
-
-    /// Stores (replaces) one minute of a camera's motion history.
-    pub fn put_motion_minute(
-        &self,
-        camera_id: u32,
-        minute_us: i64,
-        m: &MotionMinute,
-    ) -> Result<()> {
-        let mut k = camera_id.to_be_bytes().to_vec();
-        k.extend_from_slice(&ts(minute_us));
-        self.motion.insert(k, postcard::to_stdvec(m)?)?;
-        Ok(())
-    }
-
-    /// A camera's motion history minutes starting in `[t0, t1)`, oldest first, as
-    /// (minute start µs, minute).
-    pub fn motion_minutes(
-        &self,
-        camera_id: u32,
-        t0: i64,
-        t1: i64,
-    ) -> impl Iterator<Item = Result<(i64, MotionMinute)>> + use<> {
-        let p = camera_id.to_be_bytes();
-        let mut lo = p.to_vec();
-        lo.extend_from_slice(&ts(t0));
-        let mut hi = p.to_vec();
-        hi.extend_from_slice(&ts(t1));
-        self.motion.range(lo..hi).map(|kv| {
-            let (k, v) = kv?;
-            Ok((unts(&k[4..]), postcard::from_bytes(&v)?))
-        })
     }
 }
 
@@ -498,7 +530,8 @@ mod tests {
             ix.scan_events(EventScope::All, 0, 1_000).unwrap().count(),
             2
         );
-        for tree in [&ix.ev_time, &ix.ev_camera, &ix.ev_zone] {
+        let t = ix.trees().unwrap();
+        for tree in [&t.ev_time, &t.ev_camera, &t.ev_zone] {
             tree.clear().unwrap();
         }
         let ids = || -> Vec<u64> {

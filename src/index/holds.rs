@@ -33,49 +33,57 @@ impl Index {
         user: &str,
         now_us: i64,
     ) -> Result<Hold> {
-        let h = Hold {
-            id: self.db.generate_id()? + 1,
-            camera_id,
-            start_us,
-            end_us,
-            reason: reason.into(),
-            user: user.into(),
-            created_us: now_us,
-        };
-        self.holds
-            .insert(h.id.to_be_bytes(), postcard::to_stdvec(&h)?)?;
-        self.db.flush()?;
-        Ok(h)
+        self.with(|t| {
+            let h = Hold {
+                id: t.db.generate_id()? + 1,
+                camera_id,
+                start_us,
+                end_us,
+                reason: reason.into(),
+                user: user.into(),
+                created_us: now_us,
+            };
+            t.holds
+                .insert(h.id.to_be_bytes(), postcard::to_stdvec(&h)?)?;
+            self.flush_trees(t)?;
+            Ok(h)
+        })
     }
 
     /// Every hold, oldest first.
     pub fn holds(&self) -> Result<Vec<Hold>> {
-        self.holds
-            .iter()
-            .map(|kv| Ok(postcard::from_bytes(&kv?.1)?))
-            .collect()
+        self.with(|t| {
+            t.holds
+                .iter()
+                .map(|kv| Ok(postcard::from_bytes(&kv?.1)?))
+                .collect()
+        })
     }
 
     /// Releases a hold; the released hold, or None if there is none with that id.
     pub fn release_hold(&self, id: u64) -> Result<Option<Hold>> {
-        let old = self.holds.remove(id.to_be_bytes())?;
-        self.db.flush()?;
-        Ok(match old {
-            Some(v) => Some(postcard::from_bytes(&v)?),
-            None => None,
+        self.with(|t| {
+            let old = t.holds.remove(id.to_be_bytes())?;
+            self.flush_trees(t)?;
+            Ok(match old {
+                Some(v) => Some(postcard::from_bytes(&v)?),
+                None => None,
+            })
         })
     }
 
     /// Whether any part of `[start_us, end_us)` on this camera is under a legal hold.
     /// Retention asks this before deleting anything.
     pub fn is_held(&self, camera_id: u32, start_us: i64, end_us: i64) -> Result<bool> {
-        for kv in self.holds.iter() {
-            let h: Hold = postcard::from_bytes(&kv?.1)?;
-            if h.camera_id == camera_id && h.start_us < end_us && h.end_us > start_us {
-                return Ok(true);
+        self.with(|t| {
+            for kv in t.holds.iter() {
+                let h: Hold = postcard::from_bytes(&kv?.1)?;
+                if h.camera_id == camera_id && h.start_us < end_us && h.end_us > start_us {
+                    return Ok(true);
+                }
             }
-        }
-        Ok(false)
+            Ok(false)
+        })
     }
 }
 

@@ -9,14 +9,19 @@
 //! sled's log (fsync). Callers must have fsynced the segment bytes a record describes
 //! before committing it, so the index never points at bytes that are not on disk.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 mod events;
 mod holds;
+mod leases;
 pub use events::{Ack, EventEntry, EventRecord, EventScope, MotionMinute, MotionSecond};
 pub use holds::Hold;
+pub use leases::{Lease, SegmentKey};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -35,6 +40,9 @@ pub enum IndexError {
     Schema { found: u32 },
     #[error("index is corrupt: {0}")]
     Corrupt(String),
+    /// The store broke (an I/O error) and is not open again yet; retry later.
+    #[error("index unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, IndexError>;
@@ -43,9 +51,7 @@ impl IndexError {
     /// Whether the store failed for lack of disk space.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            IndexError::Sled(sled::Error::Io(e)) => {
-                matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
-            }
+            IndexError::Sled(e) => is_disk_full(e),
             _ => false,
         }
     }
@@ -165,9 +171,8 @@ pub enum Op {
     ForgetGarbage(String),
 }
 
-/// The sled database and its trees.
-#[derive(Clone)]
-pub struct Index {
+/// The sled database and its trees: one generation of the store.
+pub(crate) struct Trees {
     db: sled::Db,
     meta: sled::Tree,
     cameras: sled::Tree,
@@ -184,23 +189,444 @@ pub struct Index {
     acks: sled::Tree,
 }
 
+/// The index: a handle every user shares (clones are cheap and see the same store).
+///
+/// Recovery from I/O errors: sled remembers the first I/O error it meets (ENOSPC, EIO)
+/// and refuses every later write until the process restarts. So when an operation fails
+/// with an I/O error, the handle drops that generation of the store and opens the files
+/// again (at once if no other thread still holds the old one, else on the next
+/// operation, at most every [`REOPEN_EVERY`]); meanwhile operations fail with
+/// [`IndexError::Unavailable`]. sled recovers what was flushed; writes that were not
+/// flushed are gone, so a writer keeps what it wrote until [`Index::is_durable`] says a
+/// flush covered it (see [`Ticket`]), and writes it again otherwise. When the store met
+/// a full disk, the [`Reserve`] is released first so that it has room to reopen.
+#[derive(Clone)]
+pub struct Index {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// None for a temporary index (which cannot be reopened).
+    path: Option<PathBuf>,
+    current: RwLock<Option<Arc<Trees>>>,
+    reopen: Mutex<ReopenState>,
+    epochs: Mutex<Epochs>,
+    /// Set when the store met a full disk; taken by [`Index::take_disk_full`].
+    disk_full: AtomicBool,
+    reopens: AtomicU64,
+    reserve: Mutex<Option<Reserve>>,
+    /// Segments being read, which retention must not delete yet.
+    leases: Arc<Mutex<leases::Table>>,
+}
+
+#[derive(Default)]
+struct ReopenState {
+    last_attempt: Option<Instant>,
+    last_error: String,
+}
+
+/// Flush bookkeeping: `generation` counts reopens; `next_flush` numbers flushes as they
+/// start; `durable` is one past the number of the newest successful flush of this
+/// generation.
+#[derive(Default)]
+struct Epochs {
+    generation: u64,
+    next_flush: u64,
+    durable: u64,
+}
+
+/// Proof of a write's place in the store's history, from [`Index::ticket`] taken just
+/// after the write: the write is durable once a flush that started after it succeeded
+/// in the same generation ([`Index::is_durable`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    generation: u64,
+    epoch: u64,
+}
+
+impl Ticket {
+    /// A ticket that is never durable: for a write that failed, to be written again.
+    pub const REFUSED: Ticket = Ticket {
+        generation: u64::MAX,
+        epoch: u64::MAX,
+    };
+}
+
+/// How often a broken store is reopened at most.
+pub const REOPEN_EVERY: Duration = Duration::from_millis(200);
+
 impl Index {
     /// Opens (creating if needed) the index at `path`.
     pub fn open(path: &Path) -> Result<Index> {
+        let trees = Self::open_trees(path)?;
+        Ok(Self::new(Some(path.to_owned()), trees))
+    }
+
+    /// A throw-away in-memory index, for tests and benchmarks.
+    pub fn temporary() -> Result<Index> {
+        let trees = Trees::of(sled::Config::new().temporary(true).open()?)?;
+        Ok(Self::new(None, trees))
+    }
+
+    fn new(path: Option<PathBuf>, trees: Trees) -> Index {
+        Index {
+            shared: Arc::new(Shared {
+                path,
+                current: RwLock::new(Some(Arc::new(trees))),
+                reopen: Mutex::new(ReopenState::default()),
+                epochs: Mutex::new(Epochs::default()),
+                disk_full: AtomicBool::new(false),
+                reopens: AtomicU64::new(0),
+                reserve: Mutex::new(None),
+                leases: Default::default(),
+            }),
+        }
+    }
+
+    fn open_trees(path: &Path) -> Result<Trees> {
         // Flushing is explicit (see `commit`); sled's own periodic flush is a backstop.
         let db = sled::Config::new()
             .path(path)
             .flush_every_ms(Some(1000))
             .open()?;
-        Self::from_db(db)
+        Trees::of(db)
     }
 
-    /// A throw-away in-memory index, for tests and benchmarks.
-    pub fn temporary() -> Result<Index> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+    /// The current generation of the store, reopening it if it broke.
+    fn trees(&self) -> Result<Arc<Trees>> {
+        if let Some(t) = self.shared.current.read().unwrap().as_ref() {
+            return Ok(t.clone());
+        }
+        self.reopen()
     }
 
-    fn from_db(db: sled::Db) -> Result<Index> {
+    /// Runs `f` on the current store; an I/O error breaks this generation (see [`Index`]).
+    fn with<T>(&self, f: impl FnOnce(&Trees) -> Result<T>) -> Result<T> {
+        let t = self.trees()?;
+        let r = f(&t);
+        if let Err(IndexError::Sled(e)) = &r
+            && matches!(e, sled::Error::Io(_) | sled::Error::ReportableBug(_))
+        {
+            self.broken(t, e);
+        }
+        r
+    }
+
+    /// Drops the generation `t` after an I/O error and tries to open the store again.
+    fn broken(&self, t: Arc<Trees>, e: &sled::Error) {
+        let Some(path) = &self.shared.path else {
+            return;
+        };
+        let full = is_disk_full(e);
+        {
+            let mut cur = self.shared.current.write().unwrap();
+            if !cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, &t)) {
+                return; // another thread already dropped it
+            }
+            *cur = None;
+            let mut ep = self.shared.epochs.lock().unwrap();
+            ep.generation += 1;
+            ep.durable = ep.next_flush;
+        }
+        drop(t);
+        tracing::error!(
+            "index at {}: {e}; reopening it (writes since the last flush are written again)",
+            path.display()
+        );
+        if full {
+            self.shared.disk_full.store(true, Ordering::SeqCst);
+            self.release_reserve();
+        }
+        let _ = self.reopen();
+    }
+
+    /// A reference to the current generation: while it lives, a reopen cannot take
+    /// sled's lock, as when another thread is still using the old generation.
+    #[cfg(test)]
+    pub(crate) fn pin_generation(&self) -> Arc<Trees> {
+        self.trees().unwrap()
+    }
+
+    /// Drops the current generation as an I/O error would, and reopens.
+    #[cfg(test)]
+    pub(crate) fn force_reopen(&self) {
+        let t = self.trees().unwrap();
+        self.shared.reopen.lock().unwrap().last_attempt = None;
+        self.broken(t, &sled::Error::Io(std::io::Error::other("test")));
+    }
+
+    fn reopen(&self) -> Result<Arc<Trees>> {
+        let Some(path) = &self.shared.path else {
+            return Err(IndexError::Unavailable(
+                "the temporary index is gone".into(),
+            ));
+        };
+        let mut st = self.shared.reopen.lock().unwrap();
+        if let Some(t) = self.shared.current.read().unwrap().as_ref() {
+            return Ok(t.clone());
+        }
+        if st.last_attempt.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+            return Err(IndexError::Unavailable(st.last_error.clone()));
+        }
+        st.last_attempt = Some(Instant::now());
+        match Self::open_trees(path) {
+            Ok(trees) => {
+                let t = Arc::new(trees);
+                *self.shared.current.write().unwrap() = Some(t.clone());
+                self.shared.reopens.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("index at {} reopened", path.display());
+                Ok(t)
+            }
+            Err(e) => {
+                if e.is_disk_full() {
+                    self.shared.disk_full.store(true, Ordering::SeqCst);
+                    self.release_reserve();
+                }
+                st.last_error = format!("reopening after an error: {e}");
+                Err(IndexError::Unavailable(st.last_error.clone()))
+            }
+        }
+    }
+
+    /// Whether the store met a full disk since the last call (the committer then frees
+    /// space).
+    pub fn take_disk_full(&self) -> bool {
+        self.shared.disk_full.swap(false, Ordering::SeqCst)
+    }
+
+    /// How many times the store was reopened after an error.
+    pub fn reopens(&self) -> u64 {
+        self.shared.reopens.load(Ordering::Relaxed)
+    }
+
+    /// Whether the store is open now (false between an error and a successful reopen).
+    pub fn is_available(&self) -> bool {
+        self.shared.current.read().unwrap().is_some()
+    }
+
+    /// A ticket for the writes that returned before this call.
+    pub fn ticket(&self) -> Ticket {
+        let ep = self.shared.epochs.lock().unwrap();
+        Ticket {
+            generation: ep.generation,
+            epoch: ep.next_flush,
+        }
+    }
+
+    /// Whether the writes a ticket covers are durable. False once the store was reopened
+    /// without a flush covering them: write them again.
+    pub fn is_durable(&self, t: &Ticket) -> bool {
+        let ep = self.shared.epochs.lock().unwrap();
+        t.generation == ep.generation && ep.durable > t.epoch
+    }
+
+    /// Whether a ticket's writes were lost to a reopen (never durable: write them again).
+    pub fn is_lost(&self, t: &Ticket) -> bool {
+        let ep = self.shared.epochs.lock().unwrap();
+        t.generation != ep.generation
+    }
+
+    fn flush_trees(&self, t: &Trees) -> Result<()> {
+        let (generation, n) = {
+            let mut ep = self.shared.epochs.lock().unwrap();
+            ep.next_flush += 1;
+            (ep.generation, ep.next_flush - 1)
+        };
+        t.db.flush()?;
+        let mut ep = self.shared.epochs.lock().unwrap();
+        if ep.generation == generation {
+            ep.durable = ep.durable.max(n + 1);
+        }
+        Ok(())
+    }
+
+    /// Keeps `bytes` of the index's filesystem allocated in a file beside it, released
+    /// when the store meets a full disk (so that it can reopen and record deletions) and
+    /// taken again by [`Index::restore_reserve`]. No-op for a temporary index.
+    pub fn set_reserve(&self, bytes: u64) -> std::io::Result<()> {
+        let Some(path) = &self.shared.path else {
+            return Ok(());
+        };
+        let r = Reserve::new(reserve_path(path), bytes);
+        let mut g = self.shared.reserve.lock().unwrap();
+        let r = g.insert(r);
+        r.take()
+    }
+
+    /// Allocates the reserve again if it was released and `free` bytes (of the
+    /// filesystem, reserve not counted) allow; true if it is in place.
+    pub fn restore_reserve(&self) -> bool {
+        match self.shared.reserve.lock().unwrap().as_mut() {
+            Some(r) => r.held || r.take().is_ok(),
+            None => true,
+        }
+    }
+
+    /// Whether the reserve is allocated now.
+    pub fn reserve_held(&self) -> bool {
+        self.shared
+            .reserve
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|r| r.held)
+    }
+
+    /// The reserve's size in bytes (0 without one).
+    pub fn reserve_bytes(&self) -> u64 {
+        self.shared
+            .reserve
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or(0, |r| r.bytes)
+    }
+
+    /// Frees the reserve's space (the store met, or is about to meet, a full disk).
+    pub fn release_reserve(&self) {
+        if let Some(r) = self.shared.reserve.lock().unwrap().as_mut()
+            && r.held
+        {
+            r.release();
+            tracing::warn!("disk full: index reserve of {} bytes released", r.bytes);
+        }
+    }
+
+    /// The stable id of a camera name, assigned on first use.
+    pub fn camera_id(&self, name: &str) -> Result<u32> {
+        self.with(|t| {
+            let (id, new) = t.assign_id(&t.cameras, name.as_bytes(), META_NEXT_CAMERA)?;
+            if new {
+                self.flush_trees(t)?;
+            }
+            Ok(id)
+        })
+    }
+
+    /// All known cameras as (name, id).
+    pub fn cameras(&self) -> Result<Vec<(String, u32)>> {
+        self.with(|t| {
+            let mut out = Vec::new();
+            for kv in t.cameras.iter() {
+                let (k, v) = kv?;
+                out.push((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])),
+                ));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Applies `ops` atomically and makes them durable before returning. On an error
+    /// nothing is known to be durable: commit the same ops again (they are idempotent).
+    pub fn commit(&self, ops: &[Op]) -> Result<()> {
+        self.with(|t| {
+            t.apply(ops)?;
+            self.flush_trees(t)
+        })
+    }
+
+    /// Applies `ops` atomically without waiting for durability.
+    pub fn apply(&self, ops: &[Op]) -> Result<()> {
+        self.with(|t| t.apply(ops))
+    }
+
+    /// Makes every write that returned before this call durable.
+    pub fn flush(&self) -> Result<()> {
+        self.with(|t| self.flush_trees(t))
+    }
+
+    pub fn get_segment(&self, camera_id: u32, start_us: i64) -> Result<Option<SegmentRecord>> {
+        self.with(
+            |t| match t.segments.get(segment_key(camera_id, start_us))? {
+                Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+                None => Ok(None),
+            },
+        )
+    }
+
+    /// Segments of one camera overlapping `[t0, t1)`, in time order.
+    ///
+    /// A range scan: segments of one camera never overlap, so the only segment that
+    /// starts before `t0` and can still overlap it is the last one starting before `t0`.
+    pub fn segments_overlapping(
+        &self,
+        camera_id: u32,
+        t0: i64,
+        t1: i64,
+    ) -> Result<Vec<SegmentRecord>> {
+        self.with(|t| {
+            let mut out = Vec::new();
+            let lo = segment_key(camera_id, i64::MIN);
+            let k0 = segment_key(camera_id, t0);
+            if let Some(kv) = t.segments.range(lo..k0).next_back() {
+                let r: SegmentRecord = postcard::from_bytes(&kv?.1)?;
+                if r.end_us > t0 {
+                    out.push(r);
+                }
+            }
+            for kv in t.segments.range(k0..segment_key(camera_id, t1)) {
+                out.push(postcard::from_bytes(&kv?.1)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every segment of one camera, oldest first.
+    pub fn camera_segments(
+        &self,
+        camera_id: u32,
+    ) -> impl Iterator<Item = Result<SegmentRecord>> + use<> {
+        self.scan(move |t| {
+            t.segments
+                .range(segment_key(camera_id, i64::MIN)..=segment_key(camera_id, i64::MAX))
+        })
+    }
+
+    /// The oldest segment of one camera.
+    pub fn oldest_segment(&self, camera_id: u32) -> Result<Option<SegmentRecord>> {
+        self.camera_segments(camera_id).next().transpose()
+    }
+
+    /// Every segment of every camera.
+    pub fn all_segments(&self) -> impl Iterator<Item = Result<SegmentRecord>> + use<> {
+        self.scan(|t| t.segments.iter())
+    }
+
+    /// Decodes the values of a sled scan; an unavailable store yields one error.
+    fn scan<V: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        f: impl FnOnce(&Trees) -> sled::Iter,
+    ) -> Box<dyn Iterator<Item = Result<V>> + Send> {
+        match self.trees() {
+            Ok(t) => Box::new(f(&t).map(|kv| Ok(postcard::from_bytes(&kv?.1)?))),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+
+    /// Files deleted from the index but perhaps not yet from disk.
+    pub fn garbage(&self) -> Result<Vec<String>> {
+        self.with(|t| {
+            let mut out = Vec::new();
+            for kv in t.garbage.iter() {
+                out.push(String::from_utf8_lossy(&kv?.0).into_owned());
+            }
+            Ok(out)
+        })
+    }
+
+    /// Bytes sled uses on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.trees()
+            .ok()
+            .and_then(|t| t.db.size_on_disk().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Trees {
+    fn of(db: sled::Db) -> Result<Trees> {
         let meta = db.open_tree("meta")?;
         match meta.get(META_SCHEMA)? {
             None => {
@@ -213,7 +639,7 @@ impl Index {
                 }
             }
         }
-        Ok(Index {
+        Ok(Trees {
             cameras: db.open_tree("cameras")?,
             segments: db.open_tree("segments")?,
             garbage: db.open_tree("garbage")?,
@@ -229,15 +655,6 @@ impl Index {
             meta,
             db,
         })
-    }
-
-    /// The stable id of a camera name, assigned on first use.
-    pub fn camera_id(&self, name: &str) -> Result<u32> {
-        let (id, new) = self.assign_id(&self.cameras, name.as_bytes(), META_NEXT_CAMERA)?;
-        if new {
-            self.db.flush()?;
-        }
-        Ok(id)
     }
 
     /// The u32 BE id stored under `key` in `tree`, or a new one from the `meta` counter
@@ -261,28 +678,7 @@ impl Index {
         }
     }
 
-    /// All known cameras as (name, id).
-    pub fn cameras(&self) -> Result<Vec<(String, u32)>> {
-        let mut out = Vec::new();
-        for kv in self.cameras.iter() {
-            let (k, v) = kv?;
-            out.push((
-                String::from_utf8_lossy(&k).into_owned(),
-                u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])),
-            ));
-        }
-        Ok(out)
-    }
-
-    /// Applies `ops` atomically and makes them durable before returning.
-    pub fn commit(&self, ops: &[Op]) -> Result<()> {
-        self.apply(ops)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Applies `ops` atomically without waiting for durability.
-    pub fn apply(&self, ops: &[Op]) -> Result<()> {
+    fn apply(&self, ops: &[Op]) -> Result<()> {
         let mut seg = sled::Batch::default();
         let mut garbage = sled::Batch::default();
         for op in ops {
@@ -310,78 +706,72 @@ impl Index {
         self.segments.apply_batch(seg)?;
         Ok(())
     }
+}
 
-    pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+fn is_disk_full(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(e) => {
+            // sled hands out its remembered error as a copy: kind and text survive, the
+            // raw OS error does not.
+            matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+                || matches!(
+                    e.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                )
+                || e.to_string().contains("No space left")
+        }
+        _ => false,
+    }
+}
+
+/// The reserve file of the index at `index`: a sibling, so on the same filesystem.
+pub fn reserve_path(index: &Path) -> PathBuf {
+    let mut p = index.as_os_str().to_owned();
+    p.push(".reserve");
+    PathBuf::from(p)
+}
+
+/// Space kept allocated in a file so that the index has room after the disk fills.
+///
+/// Allocated with `posix_fallocate` (a sparse file would reserve nothing).
+struct Reserve {
+    path: PathBuf,
+    bytes: u64,
+    held: bool,
+}
+
+impl Reserve {
+    fn new(path: PathBuf, bytes: u64) -> Reserve {
+        Reserve {
+            path,
+            bytes,
+            held: false,
+        }
+    }
+
+    fn take(&mut self) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&self.path)?;
+        // SAFETY: a valid open file descriptor; offsets are in range for off_t.
+        let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, self.bytes as libc::off_t) };
+        if rc != 0 {
+            let e = std::io::Error::from_raw_os_error(rc);
+            drop(f);
+            let _ = std::fs::remove_file(&self.path);
+            return Err(e);
+        }
+        f.sync_all()?;
+        self.held = true;
         Ok(())
     }
 
-    pub fn get_segment(&self, camera_id: u32, start_us: i64) -> Result<Option<SegmentRecord>> {
-        match self.segments.get(segment_key(camera_id, start_us))? {
-            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Segments of one camera overlapping `[t0, t1)`, in time order.
-    ///
-    /// A range scan: segments of one camera never overlap, so the only segment that
-    /// starts before `t0` and can still overlap it is the last one starting before `t0`.
-    pub fn segments_overlapping(
-        &self,
-        camera_id: u32,
-        t0: i64,
-        t1: i64,
-    ) -> Result<Vec<SegmentRecord>> {
-        let mut out = Vec::new();
-        let lo = segment_key(camera_id, i64::MIN);
-        let k0 = segment_key(camera_id, t0);
-        if let Some(kv) = self.segments.range(lo..k0).next_back() {
-            let r: SegmentRecord = postcard::from_bytes(&kv?.1)?;
-            if r.end_us > t0 {
-                out.push(r);
-            }
-        }
-        for kv in self.segments.range(k0..segment_key(camera_id, t1)) {
-            out.push(postcard::from_bytes(&kv?.1)?);
-        }
-        Ok(out)
-    }
-
-    /// Every segment of one camera, oldest first.
-    pub fn camera_segments(
-        &self,
-        camera_id: u32,
-    ) -> impl Iterator<Item = Result<SegmentRecord>> + '_ {
-        self.segments
-            .range(segment_key(camera_id, i64::MIN)..=segment_key(camera_id, i64::MAX))
-            .map(|kv| Ok(postcard::from_bytes(&kv?.1)?))
-    }
-
-    /// The oldest segment of one camera.
-    pub fn oldest_segment(&self, camera_id: u32) -> Result<Option<SegmentRecord>> {
-        self.camera_segments(camera_id).next().transpose()
-    }
-
-    /// Every segment of every camera.
-    pub fn all_segments(&self) -> impl Iterator<Item = Result<SegmentRecord>> + '_ {
-        self.segments
-            .iter()
-            .map(|kv| Ok(postcard::from_bytes(&kv?.1)?))
-    }
-
-    /// Files deleted from the index but perhaps not yet from disk.
-    pub fn garbage(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for kv in self.garbage.iter() {
-            out.push(String::from_utf8_lossy(&kv?.0).into_owned());
-        }
-        Ok(out)
-    }
-
-    /// Bytes sled uses on disk.
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+    fn release(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        self.held = false;
     }
 }
 

@@ -441,10 +441,11 @@ impl LiveAnalyzer {
             },
         };
         if id != 0 {
-            match self.recorder.event(id, &live, thumbnail) {
-                Ok(()) => live.id = Some(id),
-                Err(e) => self.timeline_error(e),
+            // A refused write is kept and written again once the index is back.
+            if let Err(e) = self.recorder.event(id, &live, thumbnail) {
+                self.timeline_error(e);
             }
+            live.id = Some(id);
             let camera = announced.camera.then_some(None);
             for zone in announced
                 .zones

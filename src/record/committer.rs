@@ -6,8 +6,15 @@
 //! removed and the file listed in `garbage` in one batch, the batch is flushed, then the
 //! file is unlinked and its garbage entry dropped. A crash in between leaves a garbage
 //! entry that startup finishes.
+//!
+//! Refused records are kept: when a commit fails (the index broke and is being reopened,
+//! see [`Index`]), the records stay pending and the next tick commits them again,
+//! merged with newer ones (a newer record of the same segment replaces the older), so
+//! none is lost or indexed twice. Free space: the filesystem is kept above `min_free`
+//! (checked every tick), plus the index's reserve while that is released after a full
+//! disk; the reserve is allocated again once there is room.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -34,7 +41,15 @@ pub struct Committer {
     segments: u64,
     /// Bytes of open segments as last committed, to keep `total_bytes` exact.
     open_bytes: HashMap<(u32, i64), u64>,
+    /// Records received and not yet committed (the newest per segment).
+    pending: BTreeMap<(u32, i64), SegmentRecord>,
+    /// The last error logged, and when: a broken index fails every tick, the log says so
+    /// once in a while.
+    last_logged: Option<(String, Instant)>,
 }
+
+/// How often the same error is logged again.
+const LOG_AGAIN_EVERY: Duration = Duration::from_secs(30);
 
 /// How often retention runs when nothing forces it.
 const RETENTION_EVERY: Duration = Duration::from_secs(10);
@@ -53,7 +68,12 @@ impl Committer {
             total += r.bytes;
             n += 1;
         }
+        let (reserve, held) = (index.reserve_bytes(), index.reserve_held());
         status.storage(|s| {
+            s.index_available = true;
+            s.index_reserve_held = held;
+            s.min_free = policy.min_free;
+            s.index_reserve_bytes = reserve;
             s.dir = policy.dir.display().to_string();
             s.total_bytes = total;
             s.segments = n;
@@ -68,6 +88,8 @@ impl Committer {
             total_bytes: total,
             segments: n,
             open_bytes: HashMap::new(),
+            pending: BTreeMap::new(),
+            last_logged: None,
         })
     }
 
@@ -75,19 +97,18 @@ impl Committer {
         let mut last_retention = Instant::now() - RETENTION_EVERY;
         let mut shutting_down = false;
         while !shutting_down {
-            let mut puts = Vec::new();
             let mut disk_full = false;
             let deadline = Instant::now() + self.tick;
             loop {
                 let wait = deadline.saturating_duration_since(Instant::now());
                 match rx.recv_timeout(wait) {
-                    Ok(CommitMsg::Put(r)) => puts.push(r),
+                    Ok(CommitMsg::Put(r)) => self.receive(r),
                     Ok(CommitMsg::DiskFull) => disk_full = true,
                     Ok(CommitMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                         shutting_down = true;
                         while let Ok(m) = rx.try_recv() {
                             if let CommitMsg::Put(r) = m {
-                                puts.push(r);
+                                self.receive(r);
                             }
                         }
                         break;
@@ -95,47 +116,112 @@ impl Committer {
                     Err(RecvTimeoutError::Timeout) => break,
                 }
             }
-            if !puts.is_empty()
-                && let Err(e) = self.commit(puts)
-            {
-                tracing::error!("index commit failed: {e}");
-                self.status.storage(|s| {
-                    s.last_error = Some(format!("index commit: {e}"));
-                    s.last_error_at = Some(crate::time_fmt::rfc3339(now_us()));
-                });
+            if self.pending.is_empty() {
+                // Others' writes (events, motion history) become durable here too.
+                if let Err(e) = self.index.flush() {
+                    self.error(format!("index flush: {e}"));
+                }
+            } else if let Err(e) = self.commit_pending() {
+                let n = self.pending.len();
+                self.error(format!("index commit ({n} records kept for retry): {e}"));
             }
+            disk_full |= self.index.take_disk_full();
             if disk_full {
+                // The index releases its reserve itself when it meets the full disk.
                 self.status.storage(|s| {
                     s.disk_full_events += 1;
                     s.last_error = Some("disk full: deleting oldest recordings".into());
                     s.last_error_at = Some(crate::time_fmt::rfc3339(now_us()));
                 });
                 if let Err(e) = self.delete_oldest("disk full") {
-                    tracing::error!("retention: {e}");
+                    self.error(format!("retention: {e}"));
                 }
             }
-            // The byte limit is a cheap comparison: enforce it on every tick.
-            if let Err(e) = self.enforce_max_bytes() {
-                tracing::error!("retention: {e}");
+            // The byte limit and free space are cheap to check: every tick.
+            if let Err(e) = self
+                .enforce_max_bytes()
+                .and_then(|()| self.enforce_min_free())
+            {
+                self.error(format!("retention: {e}"));
             }
             if disk_full || last_retention.elapsed() >= RETENTION_EVERY {
                 last_retention = Instant::now();
                 if let Err(e) = self.retention(now_us()) {
-                    tracing::error!("retention: {e}");
+                    self.error(format!("retention: {e}"));
                 }
-                self.status
-                    .storage(|s| s.index_bytes = self.index.size_on_disk());
+                let (bytes, reopens, available) = (
+                    self.index.size_on_disk(),
+                    self.index.reopens(),
+                    self.index.is_available(),
+                );
+                self.status.storage(|s| {
+                    s.index_bytes = bytes;
+                    s.index_reopens = reopens;
+                    s.index_available = available;
+                });
             }
+            self.restore_reserve();
+            let (pending, held) = (self.pending.len() as u64, self.index.reserve_held());
+            self.status.storage(|s| {
+                s.index_pending_records = pending;
+                s.index_reserve_held = held;
+            });
+        }
+        // Shutting down: a few more tries for refused records (the index may be reopening).
+        for _ in 0..20 {
+            if self.pending.is_empty() || self.commit_pending().is_ok() {
+                break;
+            }
+            std::thread::sleep(crate::index::REOPEN_EVERY);
+        }
+        if !self.pending.is_empty() {
+            tracing::error!(
+                "{} index records could not be committed before exit; start-up recovery \
+                 rebuilds them from the segment files",
+                self.pending.len()
+            );
         }
         if let Err(e) = self.index.flush() {
             tracing::error!("final index flush failed: {e}");
         }
     }
 
+    /// Logs an error (the same one at most every [`LOG_AGAIN_EVERY`]) and shows it in
+    /// the storage status.
+    fn error(&mut self, msg: String) {
+        let again = match &self.last_logged {
+            Some((m, at)) => *m != msg || at.elapsed() >= LOG_AGAIN_EVERY,
+            None => true,
+        };
+        if again {
+            tracing::error!("{msg}");
+            self.last_logged = Some((msg.clone(), Instant::now()));
+        }
+        self.status.storage(|s| {
+            s.last_error = Some(msg);
+            s.last_error_at = Some(crate::time_fmt::rfc3339(now_us()));
+        });
+    }
+
+    fn receive(&mut self, r: SegmentRecord) {
+        self.pending.insert((r.camera_id, r.start_us), r);
+    }
+
+    #[cfg(test)]
     fn commit(&mut self, puts: Vec<SegmentRecord>) -> crate::index::Result<()> {
-        let mut ops = Vec::with_capacity(puts.len());
         for r in puts {
-            let key = (r.camera_id, r.start_us);
+            self.receive(r);
+        }
+        self.commit_pending()
+    }
+
+    /// Commits the pending records in one batch; on success they are durable and
+    /// counted, on failure nothing changes and they stay pending.
+    fn commit_pending(&mut self) -> crate::index::Result<()> {
+        let mut ops = Vec::with_capacity(self.pending.len());
+        let (mut total, mut n) = (self.total_bytes, self.segments);
+        let mut open_changes = Vec::with_capacity(self.pending.len());
+        for (&key, r) in &self.pending {
             let old = match self.open_bytes.get(&key) {
                 Some(b) => Some(*b),
                 None => self
@@ -145,44 +231,82 @@ impl Committer {
             };
             if r.frames == 0 && !r.is_open() {
                 // Closed without a playable frame: the writer removed the file.
-                self.open_bytes.remove(&key);
+                open_changes.push((key, None));
                 if let Some(b) = old {
-                    self.total_bytes -= b;
-                    self.segments -= 1;
+                    total -= b;
+                    n -= 1;
                     ops.push(Op::DeleteSegment {
                         camera_id: r.camera_id,
                         start_us: r.start_us,
                         file: r.file.clone(),
                     });
-                    ops.push(Op::ForgetGarbage(r.file));
+                    ops.push(Op::ForgetGarbage(r.file.clone()));
                 }
                 continue;
             }
             match old {
-                Some(b) => self.total_bytes = self.total_bytes + r.bytes - b,
+                Some(b) => total = total + r.bytes - b,
                 None => {
-                    self.total_bytes += r.bytes;
-                    self.segments += 1;
+                    total += r.bytes;
+                    n += 1;
                 }
             }
-            if r.is_open() {
-                self.open_bytes.insert(key, r.bytes);
-            } else {
-                self.open_bytes.remove(&key);
-            }
-            ops.push(Op::PutSegment(r));
+            open_changes.push((key, r.is_open().then_some(r.bytes)));
+            ops.push(Op::PutSegment(r.clone()));
         }
         self.index.commit(&ops)?;
-        let (t, n) = (self.total_bytes, self.segments);
+        self.pending.clear();
+        for (key, open) in open_changes {
+            match open {
+                Some(b) => self.open_bytes.insert(key, b),
+                None => self.open_bytes.remove(&key),
+            };
+        }
+        (self.total_bytes, self.segments) = (total, n);
         self.status.storage(|s| {
-            s.total_bytes = t;
+            s.total_bytes = total;
             s.segments = n;
         });
         Ok(())
     }
 
+    /// Free space to keep: `min_free`, plus the index's reserve while it is released
+    /// (so that retention makes room to allocate it again).
+    fn free_target(&self) -> u64 {
+        let reserve = if self.index.reserve_held() {
+            0
+        } else {
+            self.index.reserve_bytes()
+        };
+        self.policy.min_free.unwrap_or(0) + reserve
+    }
+
+    fn enforce_min_free(&mut self) -> crate::index::Result<()> {
+        let target = self.free_target();
+        if target == 0 {
+            return Ok(());
+        }
+        while free_bytes(&self.policy.dir).is_some_and(|f| f < target) {
+            if !self.delete_oldest("min_free")? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Allocates the index's reserve again once the disk has room for it and `min_free`.
+    fn restore_reserve(&mut self) {
+        if self.index.reserve_held() || self.index.reserve_bytes() == 0 {
+            return;
+        }
+        let need = self.index.reserve_bytes() + self.policy.min_free.unwrap_or(0);
+        if free_bytes(&self.policy.dir).is_some_and(|f| f >= need) && self.index.restore_reserve() {
+            tracing::info!("index reserve allocated again");
+        }
+    }
+
     /// Deletes by age, then by total bytes, then by free space; oldest first, never an
-    /// open or held segment.
+    /// open or held segment, nor one a reader leases (a clip being served).
     pub fn retention(&mut self, now: i64) -> crate::index::Result<()> {
         if let Some(days) = self.policy.retain_days {
             let cutoff = now - (days * 86_400e6) as i64;
@@ -198,18 +322,13 @@ impl Committer {
                     }
                 }
                 for r in doomed {
+                    // A leased segment is deleted by a later pass, once its reader is done.
                     self.delete(r, "age")?;
                 }
             }
         }
         self.enforce_max_bytes()?;
-        if let Some(min_free) = self.policy.min_free {
-            while free_bytes(&self.policy.dir).is_some_and(|f| f < min_free) {
-                if !self.delete_oldest("min_free")? {
-                    break;
-                }
-            }
-        }
+        self.enforce_min_free()?;
         let free = free_bytes(&self.policy.dir);
         self.status.storage(|s| s.free_bytes = free);
         Ok(())
@@ -234,7 +353,10 @@ impl Committer {
             // hold cannot make this a full scan.
             for r in self.index.camera_segments(id).take(1000) {
                 let r = r?;
-                if r.is_open() || self.index.is_held(id, r.start_us, r.end_us)? {
+                if r.is_open()
+                    || self.index.is_leased((id, r.start_us))
+                    || self.index.is_held(id, r.start_us, r.end_us)?
+                {
                     continue;
                 }
                 if best.as_ref().is_none_or(|b| r.start_us < b.start_us) {
@@ -244,15 +366,23 @@ impl Committer {
             }
         }
         match best {
-            Some(r) => {
-                self.delete(r, why)?;
-                Ok(true)
-            }
+            Some(r) => self.delete(r, why),
             None => Ok(false),
         }
     }
 
-    fn delete(&mut self, r: SegmentRecord, why: &str) -> crate::index::Result<()> {
+    /// Deletes one segment, unless a reader leases it (then false: a later pass does).
+    fn delete(&mut self, r: SegmentRecord, why: &str) -> crate::index::Result<bool> {
+        let key = (r.camera_id, r.start_us);
+        if !self.index.begin_delete(key) {
+            return Ok(false);
+        }
+        let done = self.delete_unleased(r, why);
+        self.index.end_delete(key);
+        done.map(|()| true)
+    }
+
+    fn delete_unleased(&mut self, r: SegmentRecord, why: &str) -> crate::index::Result<()> {
         tracing::info!(file = %r.file, bytes = r.bytes, "retention ({why}): deleting segment");
         let op = Op::DeleteSegment {
             camera_id: r.camera_id,
@@ -264,14 +394,16 @@ impl Committer {
             Ok(()) => unlink(&path)?,
             Err(e) if e.is_disk_full() => {
                 // The index cannot record the deletion because the disk is full (the index
-                // shares it). Free the space first, then record it. A crash in between
-                // leaves an entry whose file is gone, which start-up recovery drops.
+                // shares it; it releases its reserve and reopens). Free the space first,
+                // then record it. A crash in between, or an index that is not back yet,
+                // leaves an entry whose file is gone: start-up recovery drops it, and the
+                // next deletion pass picks it first (it is the oldest).
                 tracing::warn!(
                     "index full; deleting {} before indexing the deletion",
                     r.file
                 );
                 unlink(&path)?;
-                self.index.commit(&[op])?;
+                self.commit_retrying(&op)?;
             }
             Err(e) => return Err(e),
         }
@@ -286,6 +418,22 @@ impl Committer {
             s.deleted_bytes += r.bytes;
         });
         Ok(())
+    }
+}
+
+impl Committer {
+    /// Commits one op, retrying for up to two seconds while the index reopens.
+    fn commit_retrying(&self, op: &Op) -> crate::index::Result<()> {
+        let mut tries = 0;
+        loop {
+            match self.index.commit(std::slice::from_ref(op)) {
+                Err(crate::index::IndexError::Unavailable(_)) | Err(_) if tries < 10 => {
+                    tries += 1;
+                    std::thread::sleep(crate::index::REOPEN_EVERY);
+                }
+                r => return r,
+            }
+        }
     }
 }
 
@@ -305,13 +453,38 @@ fn unlink(path: &std::path::Path) -> crate::index::Result<()> {
 }
 
 /// Bytes available to unprivileged writers on the filesystem holding `dir`.
+#[allow(clippy::unnecessary_cast)] // the field types are narrower on 32-bit targets
 pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    statvfs(dir).map(|s| s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+/// Size of the filesystem holding `dir`, bytes.
+#[allow(clippy::unnecessary_cast)] // the field types are narrower on 32-bit targets
+pub fn fs_bytes(dir: &std::path::Path) -> Option<u64> {
+    statvfs(dir).map(|s| s.f_blocks as u64 * s.f_frsize as u64)
+}
+
+fn statvfs(dir: &std::path::Path) -> Option<libc::statvfs> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `s` a properly sized out-parameter.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-    (rc == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+    (rc == 0).then_some(s)
+}
+
+/// `storage.min_free` when the configuration leaves it out: 2% of the filesystem, at
+/// most 4 GiB (an hour of 64 cameras at 150 kB/s is 35 GB; 4 GiB is minutes of headroom
+/// for the rest of the system, not a recording budget).
+pub fn default_min_free(fs_bytes: u64) -> u64 {
+    (fs_bytes / 50).min(4 << 30)
+}
+
+/// The index's disk reserve for a filesystem of `fs_bytes`: 1%, between 2 MiB (four of
+/// sled's 512 KiB log segments) and 64 MiB (an index of a year's recording of 64
+/// cameras grows by far less between a full disk and retention's first deletion).
+pub fn default_index_reserve(fs_bytes: u64) -> u64 {
+    (fs_bytes / 100).clamp(2 << 20, 64 << 20)
 }
 
 #[cfg(test)]
@@ -430,5 +603,55 @@ mod tests {
         put(&mut c, d, rec(1, 0, 300, EndReason::Open));
         put(&mut c, d, rec(1, 0, 500, EndReason::Rotation));
         assert_eq!((c.total_bytes, c.segments), (500, 1));
+    }
+
+    /// Records refused while the index reopens stay pending and are committed once,
+    /// counted once, when it is back.
+    #[test]
+    fn refused_records_are_kept_and_committed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::open(&dir.path().join("index.sled")).unwrap();
+        assert_eq!(ix.camera_id("a").unwrap(), 1);
+        let mut c = Committer::new(
+            ix.clone(),
+            Arc::new(crate::status::Status::default()),
+            RetentionPolicy {
+                dir: dir.path().to_owned(),
+                retain_days: None,
+                max_bytes: None,
+                min_free: None,
+            },
+            Duration::from_millis(10),
+        )
+        .unwrap();
+        c.commit(vec![rec(1, 0, 1000, EndReason::Open)]).unwrap();
+        // Another thread still holds the old generation: the reopen has to wait.
+        let pinned = ix.pin_generation();
+        ix.force_reopen();
+        assert!(!ix.is_available());
+        let refused = c.commit(vec![
+            rec(1, 0, 1500, EndReason::Rotation),
+            rec(1, 10, 700, EndReason::Open),
+        ]);
+        assert!(
+            matches!(refused, Err(crate::index::IndexError::Unavailable(_))),
+            "{refused:?}"
+        );
+        assert_eq!((c.total_bytes, c.segments, c.pending.len()), (1000, 1, 2));
+        // A newer record of a pending segment replaces the older.
+        c.receive(rec(1, 10, 900, EndReason::Open));
+        drop(pinned);
+        std::thread::sleep(crate::index::REOPEN_EVERY);
+        c.commit_pending().unwrap();
+        assert!(ix.is_available() && c.pending.is_empty());
+        assert_eq!((c.total_bytes, c.segments), (2400, 2));
+        let got: Vec<(i64, u64)> = remaining(&c)
+            .iter()
+            .map(|&(cam, s)| {
+                let r = ix.get_segment(cam, s * 1_000_000).unwrap().unwrap();
+                (s, r.bytes)
+            })
+            .collect();
+        assert_eq!(got, vec![(0, 1500), (10, 900)]);
     }
 }

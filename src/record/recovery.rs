@@ -1,8 +1,11 @@
 //! Recovery: reconciling the index with the segment files on disk.
 //!
-//! Used at daemon start (fix what a crash leaves: open segments, garbage, missing files)
-//! and by `vigil check` (report every inconsistency; with `--repair`, fix them all,
-//! including adopting orphan files that play and moving the rest to `lost+found/`).
+//! Used at daemon start (fix what a crash leaves: open segments, garbage, missing files,
+//! orphan files) and by `vigil check` (report every inconsistency; with `--repair`, fix
+//! them all). Orphans are segment files no index entry points at (a crash between
+//! creating a segment and its first index commit): those that play are adopted (indexed
+//! from what the file says), unless they overlap what the index has; the rest are moved
+//! to `lost+found/`, never deleted.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -15,10 +18,10 @@ use crate::index::{EndReason, Index, Keyframe, Op, SegmentRecord};
 pub enum Mode {
     /// Report only; change nothing.
     Report,
-    /// What the daemon does at start: repair open segments, finish deletions, forget
-    /// entries whose file is gone; report (never touch) orphan files.
+    /// What the daemon does at start: everything `Repair` does.
     Startup,
-    /// Everything, orphans included.
+    /// Repair open segments, finish deletions, forget entries whose file is gone, adopt
+    /// orphans that play and move the rest to `lost+found/`.
     Repair,
 }
 
@@ -142,19 +145,30 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
             continue;
         }
         rep.orphans.push(f.clone());
-        if mode != Mode::Repair {
+        if !fix {
             continue;
         }
         let path = dir.join(&f);
         let mut adopted = adopt(&path, &f, &cameras)?;
-        if let Some(rec) = &adopted
-            && let Some(existing) = index.get_segment(rec.camera_id, rec.start_us)?
-        {
-            // Same camera and start as an indexed segment (a copy, a restored backup):
-            // never replace what the index has.
-            rep.problems
-                .push(format!("{f}: duplicates indexed segment {}", existing.file));
-            adopted = None;
+        let mut why = "does not play";
+        if let Some(rec) = &adopted {
+            if let Some(existing) = index.get_segment(rec.camera_id, rec.start_us)? {
+                // Same camera and start as an indexed segment (a copy, a restored backup):
+                // never replace what the index has.
+                rep.problems
+                    .push(format!("{f}: duplicates indexed segment {}", existing.file));
+                adopted = None;
+                why = "duplicates an indexed segment";
+            } else if let Some(other) = index
+                .segments_overlapping(rec.camera_id, rec.start_us, rec.end_us)?
+                .first()
+            {
+                // A camera's segments never overlap (ARCHITECTURE.md, invariants).
+                rep.problems
+                    .push(format!("{f}: overlaps indexed segment {}", other.file));
+                adopted = None;
+                why = "overlaps an indexed segment";
+            }
         }
         match adopted {
             Some(rec) => {
@@ -167,13 +181,12 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
                 let dest = dir.join("lost+found").join(f.replace('/', "_"));
                 std::fs::create_dir_all(dest.parent().unwrap())?;
                 std::fs::rename(&path, &dest)?;
-                rep.problems.push(format!(
-                    "{f}: orphan file does not play; moved to lost+found/"
-                ));
+                rep.problems
+                    .push(format!("{f}: orphan file {why}; moved to lost+found/"));
             }
         }
     }
-    if mode == Mode::Repair {
+    if fix {
         rep.orphans.clear();
     }
     index.flush()?;
