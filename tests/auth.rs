@@ -577,6 +577,16 @@ fn malformed_parameters_and_bodies_get_4xx_everywhere() {
                     refused_with_message(&format!("{method} {path} empty body"), &a);
                 }
             }
+            // Bodies over the limit: 413 with a message, whatever the route (the login
+            // page's own limit is lower), never a JSON parse error.
+            if method == "post" {
+                let big = format!("{{\"reason\": \"{}\"}}", "x".repeat(100 * 1024));
+                let a = call(method, &url(&filled, &required), &auth, Some(&big));
+                assert_eq!(a.code, 413, "{method} {path} with 100 KiB: {}", a.body);
+                refused_with_message(&format!("{method} {path} 100 KiB body"), &a);
+                assert!(a.body.contains("KiB"), "{method} {path}: {}", a.body);
+                checked += 1;
+            }
         }
     }
     assert!(checked > 100, "only {checked} checks");

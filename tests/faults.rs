@@ -245,23 +245,34 @@ fn flapping_cameras() {
     );
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let pid = d.pid();
-    let all_streaming = |what: &str| {
-        wait_for(Duration::from_secs(30), what, || {
-            (names.iter())
-                .all(|n| camera_status(&base, n)["state"] == "streaming")
-                .then_some(())
-        })
-    };
-    all_streaming("every camera streaming");
+    wait_for(Duration::from_secs(30), "every camera streaming", || {
+        (names.iter())
+            .all(|n| camera_status(&base, n)["state"] == "streaming")
+            .then_some(())
+    });
     let started = vigil::status::now_us();
     let mut cam = Some(cam);
     let mut samples: Vec<ProcStats> = Vec::new();
+    let reconnects = |n: &str| camera_status(&base, n)["reconnects"].as_u64().unwrap();
     for i in 0..drops {
         std::thread::sleep(Duration::from_secs(7));
+        let before: Vec<u64> = names.iter().map(|n| reconnects(n)).collect();
         // The server dies with its sessions open, and is back at once on the same port.
         cam.take().unwrap().kill9();
         cam = Some(fake_camera(&paths, port, &cam_args, &t.join(&format!("cam{i}.log"))).0);
-        all_streaming(&format!("every camera back after drop {i}"));
+        // Each camera noticed, reconnected and streams again, within the first delay.
+        wait_for(
+            Duration::from_secs(15),
+            &format!("every camera back after drop {i}"),
+            || {
+                (names.iter().zip(&before))
+                    .all(|(n, b)| {
+                        let s = camera_status(&base, n);
+                        s["reconnects"].as_u64().unwrap() > *b && s["state"] == "streaming"
+                    })
+                    .then_some(())
+            },
+        );
         samples.push(proc_stats(pid));
     }
     let ended = vigil::status::now_us();

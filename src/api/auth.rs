@@ -314,7 +314,12 @@ pub(super) async fn login(State(st): State<AppState>, req: Request) -> Result<Re
     let ip_key = ip_key(&req);
     let body = axum::body::to_bytes(req.into_body(), 16 * 1024)
         .await
-        .map_err(|_| ApiError::bad("body: at most 16 KiB"))?;
+        .map_err(|_| {
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "login body is over 16 KiB".into(),
+            )
+        })?;
     let l: Login =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("body: {e}")))?;
     if l.user.len() > 64 || l.password.len() > 1024 {

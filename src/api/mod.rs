@@ -105,7 +105,43 @@ pub fn router(state: AppState) -> axum::Router {
             state.clone(),
             auth::authenticate,
         ))
+        .layer(axum::middleware::from_fn(body_limit))
         .with_state(state)
+}
+
+/// The largest request body the API accepts: its bodies are small JSON documents.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Refuses request bodies over [`MAX_BODY`] with 413 and a message saying so (before
+/// authentication reads anything, and before a handler could mistake a cut body for
+/// malformed JSON); passes smaller ones on, read.
+async fn body_limit(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let too_big = |n: Option<u64>| {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            match n {
+                Some(n) => format!("request body is {n} bytes; the API accepts at most 64 KiB"),
+                None => "request body is over 64 KiB, the most the API accepts".into(),
+            },
+        )
+        .into_response()
+    };
+    let declared = (req.headers().get(axum::http::header::CONTENT_LENGTH))
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return too_big(declared);
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(b),
+            ))
+            .await
+        }
+        Err(_) => too_big(None),
+    }
 }
 
 /// An API error: status code and a message for the caller.

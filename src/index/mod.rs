@@ -23,7 +23,14 @@ pub use events::{Ack, EventEntry, EventRecord, EventScope, MotionMinute, MotionS
 pub use holds::Hold;
 pub use leases::{Lease, SegmentKey};
 
+/// The index's schema version. It moves only with a migration in [`MIGRATIONS`] and a
+/// test that opens an index of the version before (`tests/index_upgrade.rs`, on the
+/// fixture `fixtures/index/`).
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Migration `i` turns schema `i + 1` into `i + 2`.
+type Migration = fn(&Trees) -> Result<()>;
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize - 1] = [];
 
 const META_SCHEMA: &[u8] = b"schema_version";
 const META_NEXT_CAMERA: &[u8] = b"next_camera_id";
@@ -280,6 +287,27 @@ impl Index {
                 reserve: Mutex::new(None),
                 leases: Default::default(),
             }),
+        }
+    }
+
+    #[cfg(test)]
+    fn open_trees_unchecked(path: &Path) -> Trees {
+        let db = sled::Config::new().path(path).open().unwrap();
+        Trees {
+            meta: db.open_tree("meta").unwrap(),
+            cameras: db.open_tree("cameras").unwrap(),
+            segments: db.open_tree("segments").unwrap(),
+            garbage: db.open_tree("garbage").unwrap(),
+            holds: db.open_tree("holds").unwrap(),
+            zones: db.open_tree("zones").unwrap(),
+            events: db.open_tree("events").unwrap(),
+            ev_time: db.open_tree("events_by_time").unwrap(),
+            ev_camera: db.open_tree("events_by_camera").unwrap(),
+            ev_zone: db.open_tree("events_by_zone").unwrap(),
+            thumbs: db.open_tree("thumbnails").unwrap(),
+            motion: db.open_tree("motion").unwrap(),
+            acks: db.open_tree("acks").unwrap(),
+            db,
         }
     }
 
@@ -628,18 +656,17 @@ impl Index {
 impl Trees {
     fn of(db: sled::Db) -> Result<Trees> {
         let meta = db.open_tree("meta")?;
-        match meta.get(META_SCHEMA)? {
+        let found = match meta.get(META_SCHEMA)? {
             None => {
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                SCHEMA_VERSION
             }
-            Some(v) => {
-                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4]));
-                if found != SCHEMA_VERSION {
-                    return Err(IndexError::Schema { found });
-                }
-            }
+            Some(v) => u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])),
+        };
+        if found == 0 || found > SCHEMA_VERSION {
+            return Err(IndexError::Schema { found });
         }
-        Ok(Trees {
+        let t = Trees {
             cameras: db.open_tree("cameras")?,
             segments: db.open_tree("segments")?,
             garbage: db.open_tree("garbage")?,
@@ -654,7 +681,15 @@ impl Trees {
             acks: db.open_tree("acks")?,
             meta,
             db,
-        })
+        };
+        // Older schemas are migrated one version at a time, each step durable.
+        for from in found..SCHEMA_VERSION {
+            tracing::warn!("index: migrating schema {from} to {}", from + 1);
+            MIGRATIONS[(from - 1) as usize](&t)?;
+            t.meta.insert(META_SCHEMA, &(from + 1).to_be_bytes())?;
+            t.db.flush()?;
+        }
+        Ok(t)
     }
 
     /// The u32 BE id stored under `key` in `tree`, or a new one from the `meta` counter
@@ -860,5 +895,34 @@ mod tests {
         assert_eq!(ix.garbage().unwrap(), vec!["c1/0.mp4".to_string()]);
         ix.commit(&[Op::ForgetGarbage("c1/0.mp4".into())]).unwrap();
         assert!(ix.garbage().unwrap().is_empty());
+    }
+
+    /// An index of a newer schema (or a damaged version) is refused with a clear error,
+    /// never read as if it were this one.
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sled");
+        let ix = Index::open(&path).unwrap();
+        for v in [SCHEMA_VERSION + 1, 0] {
+            ix.trees()
+                .unwrap()
+                .meta
+                .insert(META_SCHEMA, &v.to_be_bytes())
+                .unwrap();
+            ix.flush().unwrap();
+            let e = reopen_elsewhere(&ix, &path);
+            assert!(matches!(e, IndexError::Schema { found } if found == v), "{e}");
+            assert!(e.to_string().contains("not supported"), "{e}");
+        }
+    }
+
+    /// Opens the store at `path` while `ix` (the only handle) is closed for the moment.
+    fn reopen_elsewhere(ix: &Index, path: &Path) -> IndexError {
+        let held = ix.shared.current.write().unwrap().take();
+        drop(held);
+        let e = Index::open(path).err().expect("opened");
+        *ix.shared.current.write().unwrap() = Some(Arc::new(Index::open_trees_unchecked(path)));
+        e
     }
 }

@@ -63,7 +63,8 @@ pub mod tokio_util_shim {
 
 pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// A session that streamed this long resets the backoff.
+/// A session that lasted this long resets the backoff (as does one that delivered a
+/// picture).
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
 /// Delay before reconnect attempt `failures` (1-based): 1 s doubling to 60 s, with up to
@@ -121,13 +122,18 @@ struct Outlet<'a> {
     analysis_dropping: bool,
     /// The next frame to the writer ends what is open, for this reason.
     pending_break: Option<EndReason>,
+    /// Pictures handed on in this session.
+    pictures: u64,
 }
 
 impl Outlet<'_> {
     fn emit(&mut self, out: Vec<Output<Picture>>) -> anyhow::Result<()> {
         for o in out {
             match o {
-                Output::Picture(p) => self.picture(p)?,
+                Output::Picture(p) => {
+                    self.pictures += 1;
+                    self.picture(p)?
+                }
                 Output::Discontinuity { kind, delta_us } => self.discontinuity(kind, delta_us),
             }
         }
@@ -306,8 +312,9 @@ impl IngestTask {
             }
             self.set_state(CameraState::Connecting);
             let started = Instant::now();
+            let mut delivered = false;
             let result = tokio::select! {
-                r = self.session(group.clone(), &mut clock) => r,
+                r = self.session(group.clone(), &mut clock, &mut delivered) => r,
                 _ = cancel.cancelled() => Ok(()),
             };
             self.set_step(None);
@@ -320,7 +327,10 @@ impl IngestTask {
             if let Some(a) = &self.analysis {
                 let _ = a.try_send(AnalysisMsg::EndRun);
             }
-            if started.elapsed() >= HEALTHY_SESSION {
+            // A session that delivered pictures was a success, however short: the
+            // camera is back at the first delay (a camera that flaps every few seconds
+            // is recorded between its drops; waiting up to a minute would lose that).
+            if delivered || started.elapsed() >= HEALTHY_SESSION {
                 failures = 0;
             }
             failures += 1;
@@ -453,10 +463,12 @@ impl IngestTask {
     /// One RTSP session: connect, DESCRIBE, SETUP, PLAY, then pictures until the stream
     /// ends, fails, or stays silent for `timeout`. Pending pictures are released on
     /// every way out, so nothing received is lost.
+    /// One RTSP session, until it ends; `delivered` is set if it handed on a picture.
     async fn session(
         &self,
         group: Arc<SessionGroup>,
         clock: &mut CameraClock,
+        delivered: &mut bool,
     ) -> anyhow::Result<()> {
         let mut timing = Timing::new(clock.clone());
         let mut outlet = Outlet {
@@ -464,11 +476,13 @@ impl IngestTask {
             writer_dropping: false,
             analysis_dropping: false,
             pending_break: None,
+            pictures: 0,
         };
         let mut held = None;
         let r = self
             .stream(group, &mut timing, &mut outlet, &mut held)
             .await;
+        *delivered = outlet.pictures > 0 || held.is_some();
         // The picture being assembled when the session ended is complete (its next
         // frame would have had another timestamp).
         let mut flushed = Ok(());
