@@ -869,3 +869,100 @@ fn chromium_plays() {
     std::fs::copy(&src, &file).unwrap();
     println!("{:?}", browser::play(&t, &file, 10.0, 8.0));
 }
+
+/// Hostile servers beside a good camera, in one daemon: garbage instead of RTP after
+/// PLAY, interleaved frames of 64 KiB of random bytes, RTP with random payloads, a
+/// random SDP, a DESCRIBE claiming 4 GB and trickling bytes, and answers whose headers
+/// never end. The daemon does not crash or grow without bound, each hostile camera is
+/// refused or timed out and retried (the fuzzed one records what it can and counts the
+/// damage), and the good camera is recorded without a gap.
+#[test]
+fn hostile_servers_never_harm_the_daemon_or_a_good_camera() {
+    let _one_at_a_time = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestDir::new();
+    let file = H264.make(&t.join(""));
+    let (_good, good) = badcam(&t, "good", &file, &[]);
+    let modes = [
+        "garbage-after-play",
+        "huge-frames",
+        "fuzz-rtp",
+        "bad-sdp",
+        "huge-content-length",
+        "endless-headers",
+    ];
+    let mut servers = Vec::new();
+    let mut cfg = format!(
+        "[storage]\ndir = {:?}\nsegment_seconds = 4\n[server]\nlisten = \"127.0.0.1:0\"\n\
+         [[cameras]]\nname = \"good\"\nurl = \"{}\"\n",
+        t.join("storage").display().to_string(),
+        good.url
+    );
+    for m in modes {
+        let (s, c) = badcam(&t, m, &file, &["--hostile", m, "--seed", "7"]);
+        cfg += &format!(
+            "[[cameras]]\nname = \"{m}\"\nurl = \"{}\"\ntimeout_seconds = 2\n",
+            c.url
+        );
+        servers.push(s);
+    }
+    let cfg = t.write("vigil.toml", &cfg);
+    let (mut d, base) = daemon(&cfg, &t.join("daemon.log"));
+    wait_streaming(&base, "good");
+    let started = vigil::status::now_us();
+    let mut peak_rss = 0u64;
+    for _ in 0..25 {
+        std::thread::sleep(Duration::from_secs(1));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+        let rss: u64 = (status.lines())
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        peak_rss = peak_rss.max(rss * 1024);
+    }
+    let ended = vigil::status::now_us();
+    assert!(d.is_running(), "the daemon died");
+    // Seven sessions, one decoder at most each: far below this unless something buffers
+    // what a hostile server sends without bound.
+    assert!(peak_rss < 400 << 20, "RSS reached {} MiB", peak_rss >> 20);
+    for m in modes {
+        let s = camera_status(&base, m);
+        if m == "fuzz-rtp" {
+            let damage = s["packet_errors"].as_u64().unwrap_or(0)
+                + s["dropped_pictures"].as_u64().unwrap_or(0);
+            assert!(damage > 0, "{m}: no damage counted: {s}");
+        } else {
+            assert_ne!(s["state"], "streaming", "{m}: {s}");
+            assert!(
+                s["reconnects"].as_u64().unwrap_or(0) >= 1,
+                "{m}: never retried: {s}"
+            );
+            assert!(
+                s["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{m}: no error shown: {s}"
+            );
+        }
+    }
+    // The good camera: one run, no gap, every frame.
+    let g = camera_status(&base, "good");
+    assert_eq!(g["reconnects"].as_u64(), Some(0), "{g}");
+    let r = get_json(&format!(
+        "{base}/api/recordings?camera=good&start={}&end={}",
+        vigil::time_fmt::rfc3339(started),
+        vigil::time_fmt::rfc3339(ended - 2_000_000)
+    ));
+    assert!(
+        r["gaps"].as_array().unwrap().is_empty(),
+        "the good camera has gaps: {r}"
+    );
+    assert!(d.stop(Duration::from_secs(20)).success());
+    let log = std::fs::read_to_string(t.join("daemon.log")).unwrap();
+    assert!(!log.contains("panicked"), "a thread panicked:\n{log}");
+    let storage = t.join("storage");
+    let segs: Vec<_> = indexed_segments(&storage)
+        .into_iter()
+        .filter(|s| s.file.starts_with("good/"))
+        .collect();
+    let frames: u64 = segs.iter().map(|s| s.frames as u64).sum();
+    assert!(frames >= 25 * 15, "good camera: {frames} frames in 25 s");
+    assert_segments_play(&storage, &segs);
+}

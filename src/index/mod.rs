@@ -912,7 +912,10 @@ mod tests {
                 .unwrap();
             ix.flush().unwrap();
             let e = reopen_elsewhere(&ix, &path);
-            assert!(matches!(e, IndexError::Schema { found } if found == v), "{e}");
+            assert!(
+                matches!(e, IndexError::Schema { found } if found == v),
+                "{e}"
+            );
             assert!(e.to_string().contains("not supported"), "{e}");
         }
     }

@@ -196,8 +196,15 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
 /// Scans a segment file and returns the record of its playable prefix (None if there is
 /// no playable frame). `base` supplies identity fields when the index knows the segment.
 pub fn rebuild(path: &Path, base: Option<&SegmentRecord>) -> anyhow::Result<Option<SegmentRecord>> {
-    let mut f = std::fs::File::open(path)?;
-    let scan = fmp4::scan(&mut f)?;
+    rebuild_from(&mut std::fs::File::open(path)?, base)
+}
+
+/// [`rebuild`] from any reader of a segment's bytes.
+pub fn rebuild_from<R: std::io::Read + std::io::Seek>(
+    r: &mut R,
+    base: Option<&SegmentRecord>,
+) -> anyhow::Result<Option<SegmentRecord>> {
+    let scan = fmp4::scan(r)?;
     if scan.fragments.is_empty() {
         return Ok(None);
     }

@@ -58,6 +58,17 @@ Faults (combinable):
   --params both|sdp|inband
                           where the parameter sets go: both (default), only in the SDP
                           (stripped from the stream), or only in the stream (no sprop-*)
+  --hostile MODE          a hostile server (seeded by --seed), one of:
+                          garbage-after-play: after answering PLAY, random bytes (no
+                            interleaved framing) instead of RTP, forever
+                          huge-frames: after PLAY, interleaved frames of 65535 random bytes
+                          fuzz-rtp: RTP as usual, but one packet in ten has a random payload
+                            (valid header, sequence and timestamp)
+                          bad-sdp: DESCRIBE answers 200 with a random SDP body
+                          huge-content-length: DESCRIBE says Content-Length: 4000000000 and
+                            sends random bytes slowly, never that many
+                          endless-headers: every answer is a status line, then header lines
+                            forever (about 100 a second)
   --keepalive-error       answer GET_PARAMETER/SET_PARAMETER keepalives with 451
   --session-timeout S     the Session header's timeout (60): how often clients keep alive
   --bad-audio-fmtp        describe an AAC track with a garbage config (never sent)
@@ -66,6 +77,7 @@ import argparse
 import base64
 import json
 import os
+import itertools
 import random
 import socket
 import struct
@@ -356,6 +368,8 @@ class Session:
         if self.args.drop_packets and self.rng.random() < self.args.drop_packets:
             return
         pt = 96 if track == 0 else 97
+        if self.args.hostile == "fuzz-rtp" and self.rng.random() < 0.1:
+            payload = self.rng.randbytes(max(1, len(payload)))
         hdr = struct.pack(">BBHII", 0x80, (0x80 if marker else 0) | pt, seq, ts, self.ssrc[track])
         self._send(track, False, hdr + payload)
         self.count[track][0] += 1
@@ -405,6 +419,14 @@ class Session:
     def _loop(self):
         a, m = self.args, self.media
         self.end = self.t0 + a.end_after if a.end_after else None
+        if a.hostile in ("garbage-after-play", "huge-frames"):
+            while not self.stop.is_set():
+                if a.hostile == "garbage-after-play":
+                    self.conn.write(self.rng.randbytes(4096))
+                else:
+                    self.conn.write(b"$\x00\xff\xff" + self.rng.randbytes(65535))
+                time.sleep(0.02)
+            return
         self.next_sr = float("inf") if a.stall_after_play else self.t0
         if a.stall_after_play:
             self._wait_until(float("inf"))
@@ -522,7 +544,31 @@ class Connection:
             self.shutdown()
             self.sock.close()
 
+    def hostile_answer(self, method, headers):
+        """The hostile answers that replace the protocol; True if one was sent."""
+        mode, rng = self.args.hostile, random.Random(self.args.seed)
+        if mode == "endless-headers":
+            self.write(b"RTSP/1.0 200 OK\r\nCSeq: " + headers.get("cseq", "0").encode() + b"\r\n")
+            for i in itertools.count():
+                self.write(f"X-Junk-{i}: {'x' * 60}\r\n".encode())
+                time.sleep(0.01)
+        if method != "DESCRIBE":
+            return False
+        if mode == "bad-sdp":
+            self.respond(headers, extra=["Content-Type: application/sdp"],
+                         body=rng.randbytes(2000))
+            return True
+        if mode == "huge-content-length":
+            self.write(("RTSP/1.0 200 OK\r\nCSeq: " + headers.get("cseq", "0") +
+                        "\r\nContent-Type: application/sdp\r\nContent-Length: 4000000000\r\n\r\n").encode())
+            while True:
+                self.write(rng.randbytes(1024))
+                time.sleep(0.01)
+        return False
+
     def handle(self, method, url, headers, body):
+        if self.args.hostile and self.hostile_answer(method, headers):
+            return
         base = url if url.endswith("/") else url + "/"
         if method == "OPTIONS":
             self.respond(headers, extra=["Public: OPTIONS, DESCRIBE, SETUP, PLAY, "
@@ -641,6 +687,8 @@ def main():
     p.add_argument("--keepalive-error", action="store_true")
     p.add_argument("--session-timeout", type=int, default=SESSION_TIMEOUT)
     p.add_argument("--bad-audio-fmtp", action="store_true")
+    p.add_argument("--hostile", choices=["garbage-after-play", "huge-frames", "fuzz-rtp",
+                                         "bad-sdp", "huge-content-length", "endless-headers"])
     args = p.parse_args()
     if args.mtu < 100:
         p.error("--mtu must be at least 100")
