@@ -218,6 +218,8 @@ pub struct StorageStatus {
     /// released when the disk fills, and allocated again once there is room).
     pub index_reserve_bytes: u64,
     pub index_reserve_held: bool,
+    /// Steps of the system's wall clock seen while recording (the newest 64).
+    pub clock_steps: Vec<crate::index::ClockStep>,
 }
 
 /// The registry everyone shares.

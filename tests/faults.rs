@@ -12,6 +12,10 @@
 //!   killed and restarted every 10 s; every drop is followed by a reconnect, every gap is
 //!   in the recordings with its reason, and the daemon's RSS, open files and threads stay
 //!   within 10% of where they were after the first drops.
+//! - clock jumps (always short): the daemon's wall clock (libfaketime) stepped back an
+//!   hour, then forward a day, while recording: no overlapping segments, `check` clean,
+//!   the steps and the breaks in the timeline visible, and retention (12 hours) deletes
+//!   nothing recorded minutes before.
 //! - soak (`VIGIL_FAULT_SOAK_SECONDS`, default 300, `VIGIL_FAULT_SOAK_CAMERAS`, default
 //!   16): cameras with motion; RSS, CPU per camera and index bytes per hour of recording
 //!   reported; RSS in the last third within 10% of the first third's.
@@ -415,4 +419,113 @@ fn dir_bytes(dir: &Path) -> u64 {
         };
     }
     n
+}
+
+#[test]
+fn clock_jumps() {
+    let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        Path::new(lib).exists(),
+        "libfaketime is missing (apt install faketime; scripts/test installs it)"
+    );
+    let t = TestDir::new();
+    let (_cam, port) = fake_camera(
+        &["j"],
+        0,
+        &["--width", "320", "--height", "180"],
+        &t.join("cam.log"),
+    );
+    let storage = t.join("storage");
+    let cfg = t.write(
+        "vigil.toml",
+        &config(
+            &storage,
+            &[("j", format!("rtsp://127.0.0.1:{port}/j"))],
+            "segment_seconds = 2\nretain_days = 0.5",
+        ),
+    );
+    // The daemon's wall clock (CLOCK_REALTIME) reads this file's offset, re-read every
+    // second; its monotonic clock is left alone, as a real clock step leaves it.
+    let clock = t.write("faketime", "+0");
+    let (d, base) = daemon_env(
+        &cfg,
+        &t.join("daemon.log"),
+        &[
+            ("LD_PRELOAD", lib),
+            ("FAKETIME_TIMESTAMP_FILE", clock.to_str().unwrap()),
+            ("FAKETIME_CACHE_DURATION", "1"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    let written = || {
+        camera_status(&base, "j")["segments_written"]
+            .as_u64()
+            .unwrap()
+    };
+    let recorded = |n: u64, what: &str| {
+        let n0 = written();
+        wait_for(Duration::from_secs(40), what, || {
+            (written() >= n0 + n).then_some(())
+        });
+    };
+    recorded(2, "recording");
+    let steps = |n: usize| {
+        wait_for(
+            Duration::from_secs(20),
+            &format!("clock step {n} seen"),
+            || {
+                let s = get_json(&format!("{base}/api/storage"));
+                let steps = s["clock_steps"].as_array()?.clone();
+                (steps.len() >= n).then_some(steps)
+            },
+        )
+    };
+    std::fs::write(&clock, "-1h").unwrap();
+    let s = steps(1);
+    let back = s[0]["delta_us"].as_i64().unwrap();
+    assert!((back + 3_600_000_000).abs() < 5_000_000, "{s:?}");
+    recorded(3, "recording after the step back");
+    std::fs::write(&clock, "+1d").unwrap();
+    let s = steps(2);
+    let fwd = s[1]["delta_us"].as_i64().unwrap();
+    assert!((fwd - 25 * 3_600_000_000).abs() < 5_000_000, "{s:?}");
+    recorded(3, "recording after the step forward");
+    // Retention (every 10 s) has run since: with 12 hours to keep, what was recorded
+    // before the forward step is minutes old, not a day.
+    std::thread::sleep(Duration::from_secs(11));
+    let st = get_json(&format!("{base}/api/storage"));
+    assert_eq!(st["deleted_segments"].as_u64(), Some(0), "{st}");
+    let cam = camera_status(&base, "j");
+    assert!(cam["timestamp_jumps"].as_u64().unwrap() >= 2, "{cam}");
+    let now = vigil::status::now_us();
+    let r = get_json(&format!(
+        "{base}/api/recordings?camera=j&start={}&end={}",
+        vigil::time_fmt::rfc3339(now - 7_200_000_000),
+        vigil::time_fmt::rfc3339(now + 2 * 86_400_000_000)
+    ));
+    // The day forward is a gap in the timeline, and says why.
+    let gaps = r["gaps"].as_array().unwrap();
+    assert!(
+        gaps.iter().any(|g| g["reason"] == "timestamp-jump"
+            && g["end_us"].as_i64().unwrap() - g["start_us"].as_i64().unwrap() > 80_000_000_000),
+        "{gaps:?}"
+    );
+    assert!(d.stop(Duration::from_secs(20)).success());
+    let (code, out) = check(&cfg, false);
+    assert_eq!(code, 0, "{out}");
+    let segs = indexed_segments(&storage);
+    for w in segs.windows(2) {
+        assert!(
+            w[1].start_us >= w[0].end_us,
+            "overlap: {} ends at {}, {} starts at {}",
+            w[0].file,
+            w[0].end_us,
+            w[1].file,
+            w[1].start_us
+        );
+    }
+    assert_segments_play(&storage, &segs);
+    figure("clock", "step_back_s", back / 1_000_000);
+    figure("clock", "step_forward_s", fwd / 1_000_000);
+    figure("clock", "segments", segs.len());
 }

@@ -33,6 +33,7 @@ type Migration = fn(&Trees) -> Result<()>;
 const MIGRATIONS: [Migration; SCHEMA_VERSION as usize - 1] = [];
 
 const META_SCHEMA: &[u8] = b"schema_version";
+const META_CLOCK_STEPS: &[u8] = b"clock_steps";
 const META_NEXT_CAMERA: &[u8] = b"next_camera_id";
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +163,19 @@ pub fn decode_segment_key(k: &[u8]) -> Option<(u32, i64)> {
     let cam = u32::from_be_bytes(k[..4].try_into().ok()?);
     let t = u64::from_be_bytes(k[4..].try_into().ok()?) ^ (1 << 63);
     Some((cam, t as i64))
+}
+
+/// A step of the system's wall clock seen while recording: `at_us` is the wall clock just
+/// after it (UTC µs), `delta_us` how far it moved beyond the time that passed (negative:
+/// back), `recorded_until_us` the newest segment end then (recordings up to there were
+/// stamped by the clock before the step). Kept in `meta` (key `clock_steps`, postcard `Vec<ClockStep>`, the newest 64) so
+/// that retention measures the age of recordings made before a forward step by the time
+/// that really passed, also after a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockStep {
+    pub at_us: i64,
+    pub delta_us: i64,
+    pub recorded_until_us: i64,
 }
 
 /// A change to apply in one atomic batch.
@@ -631,6 +645,47 @@ impl Index {
             Ok(t) => Box::new(f(&t).map(|kv| Ok(postcard::from_bytes(&kv?.1)?))),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
+    }
+
+    /// The newest end of any segment of any camera (µs), if there is one.
+    pub fn newest_end_us(&self) -> Result<Option<i64>> {
+        let mut newest: Option<i64> = None;
+        for (_, id) in self.cameras()? {
+            let last = self.with(|t| {
+                match t
+                    .segments
+                    .range(segment_key(id, i64::MIN)..=segment_key(id, i64::MAX))
+                    .next_back()
+                {
+                    Some(kv) => Ok(Some(postcard::from_bytes::<SegmentRecord>(&kv?.1)?.end_us)),
+                    None => Ok(None),
+                }
+            })?;
+            newest = newest.max(last);
+        }
+        Ok(newest)
+    }
+
+    /// The clock steps recorded so far, oldest first.
+    pub fn clock_steps(&self) -> Result<Vec<ClockStep>> {
+        self.with(|t| match t.meta.get(META_CLOCK_STEPS)? {
+            Some(v) => Ok(postcard::from_bytes(&v)?),
+            None => Ok(Vec::new()),
+        })
+    }
+
+    /// Records a clock step (the newest 64 are kept); durable at the next flush.
+    pub fn add_clock_step(&self, step: ClockStep) -> Result<Vec<ClockStep>> {
+        let mut steps = self.clock_steps()?;
+        steps.push(step);
+        let drop = steps.len().saturating_sub(64);
+        steps.drain(..drop);
+        let v = postcard::to_stdvec(&steps)?;
+        self.with(|t| {
+            t.meta.insert(META_CLOCK_STEPS, v)?;
+            Ok(())
+        })?;
+        Ok(steps)
     }
 
     /// Files deleted from the index but perhaps not yet from disk.

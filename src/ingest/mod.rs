@@ -145,7 +145,7 @@ impl Outlet<'_> {
         let what = match kind {
             Jump::Backward => "stepped back",
             Jump::Forward => "jumped forward",
-            Jump::Clock => "drifted out of bounds",
+            Jump::Clock => "and the recorder's clock drifted apart (or one of them stepped)",
         };
         tracing::warn!(
             camera = %cam,

@@ -51,6 +51,9 @@ pub const REORDER_LIMIT_90K: i64 = 90_000;
 /// A forward jump of presentation time this much beyond the wall-clock time that passed
 /// is a clock jump (µs).
 pub const MAX_FORWARD_JUMP_US: i64 = 3_000_000;
+/// A change of the least lag between two one-second blocks larger than this is a clock
+/// step, not a rate (µs). A camera clock off by 2x changes it by 1 s per block.
+pub const STEP_LAG_US: i64 = 1_500_000;
 /// Camera clocks within this of the recorder's are taken as exact (rate 1).
 pub const RATE_TOLERANCE: f64 = 500e-6;
 /// Largest extra rate applied to pull the stamps back to the arrival times.
@@ -194,6 +197,8 @@ struct Line {
     /// Rate reference: the first block's earliest picture (camera decode time, arrival).
     first: Option<(i64, i64)>,
     block: Option<Block>,
+    /// The previous block's least lag, to tell a step from a rate.
+    prev_lag: Option<i64>,
     behind_blocks: u32,
     /// The timeline must break at the next keyframe (why, and by how much, µs).
     broken: Option<(Jump, i64)>,
@@ -387,6 +392,7 @@ impl<T> Timing<T> {
             last_interval: None,
             last_raw_interval: None,
             first: None,
+            prev_lag: None,
             block: None,
             behind_blocks: 0,
             broken: None,
@@ -509,7 +515,9 @@ impl<T> Timing<T> {
             min_lag: lag,
             at: (dts, arrival_us),
         });
-        if arrival_us - block.start_us < BLOCK_US {
+        // A block ends after a second, or at once if the recorder's clock stepped back
+        // (arrivals before the block's start).
+        if (0..BLOCK_US).contains(&(arrival_us - block.start_us)) {
             if lag < block.min_lag {
                 block.min_lag = lag;
                 block.at = (dts, arrival_us);
@@ -523,10 +531,20 @@ impl<T> Timing<T> {
             min_lag: lag,
             at: (dts, arrival_us),
         });
+        // A sudden change of lag between two blocks is a step of a clock (the recorder's
+        // or the camera's), not a rate: the rate is left as it was and measured afresh
+        // from here; the bound below re-anchors the timeline if the step is out of it.
+        let stepped = l
+            .prev_lag
+            .is_some_and(|p| (min_lag - p).abs() > STEP_LAG_US);
+        l.prev_lag = Some(min_lag);
+        if stepped {
+            l.first = Some(at);
+        }
         let first = *l.first.get_or_insert(at);
         let cam_us = ticks_to_us((at.0 - first.0) as f64);
         let wall_us = (at.1 - first.1) as f64;
-        if wall_us >= 2e6 && cam_us > 0.0 {
+        if !stepped && wall_us >= 2e6 && cam_us > 0.0 {
             let r = (wall_us / cam_us).clamp(0.25, 4.0);
             // Gross errors are acted on at once; fine ones once the span makes them
             // measurable above the network's jitter.
@@ -887,6 +905,57 @@ mod tests {
         }
         let last = p.last().unwrap().utc_us - (T0 + (n as i64 - 1) * 66_667);
         assert!(last.abs() < 150_000, "{last}");
+    }
+
+    /// The recorder's own wall clock steps (arrival times are read from it): back an
+    /// hour, then forward a day. Each breaks the timeline within the time it takes to
+    /// judge; stamps never go back (the floor: no overlap), and after the forward step
+    /// they follow the new clock; the camera's rate is not mistaken for the step.
+    #[test]
+    fn recorder_clock_steps_break_the_timeline_without_overlap() {
+        let mut t = Timing::new(CameraClock::default());
+        let mut o = Vec::new();
+        let n = 15 * 60;
+        let hour = 3_600_000_000i64;
+        let mut breaks = Vec::new();
+        for i in 0..n as i64 {
+            let real = T0 + i * 66_667;
+            let wall = match i {
+                _ if i < 15 * 20 => real,
+                _ if i < 15 * 40 => real - hour,
+                _ => real + 24 * hour,
+            };
+            let out = t.push(1000 + i * 6000, wall, i % 30 == 0, i as usize);
+            if out
+                .iter()
+                .any(|x| matches!(x, Output::Discontinuity { .. }))
+            {
+                breaks.push(i);
+            }
+            o.extend(out);
+        }
+        o.extend(t.flush());
+        assert_eq!(t.clock.rate, 1.0, "a clock step is not a rate");
+        assert_eq!(
+            jumps(&o),
+            vec![Jump::Clock, Jump::Clock],
+            "breaks at {breaks:?}"
+        );
+        // Judged within a second or three, plus a GOP to the keyframe.
+        assert!((300..300 + 15 * 4).contains(&breaks[0]), "{breaks:?}");
+        assert!((600..600 + 15 * 6).contains(&breaks[1]), "{breaks:?}");
+        let p = pictures(&o);
+        assert_eq!(p.len(), n);
+        for w in p.windows(2) {
+            assert!(
+                w[1].utc_us > w[0].utc_us,
+                "stamps went back at {}",
+                w[1].payload
+            );
+        }
+        // After the day forward, the stamps are the new clock's.
+        let last = p.last().unwrap().utc_us - (T0 + (n as i64 - 1) * 66_667 + 24 * hour);
+        assert!(last.abs() < 200_000, "{last}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::writer::CommitMsg;
-use crate::index::{Index, Op, SegmentRecord};
+use crate::index::{ClockStep, Index, Op, SegmentRecord};
 use crate::status::{SharedStatus, now_us};
 
 #[derive(Clone, Debug)]
@@ -46,7 +46,20 @@ pub struct Committer {
     /// The last error logged, and when: a broken index fails every tick, the log says so
     /// once in a while.
     last_logged: Option<(String, Instant)>,
+    /// The wall clock and the monotonic clock at the last tick, to see the wall clock step.
+    clocks: (i64, Instant),
+    /// Wall clock steps seen (persisted in the index).
+    clock_steps: Vec<ClockStep>,
 }
+
+/// How long after a forward clock step the segment open then may still end, stamped by
+/// the clock before it (the timing model breaks the timeline within a few seconds).
+const STEP_MARGIN_US: i64 = 60_000_000;
+
+/// A wall clock that moves this much more (or less) than the monotonic clock between two
+/// ticks has stepped (µs): NTP slews by far less, a manual `date -s` or a VM restore
+/// steps.
+pub const CLOCK_STEP_US: i64 = 2_000_000;
 
 /// How often the same error is logged again.
 const LOG_AGAIN_EVERY: Duration = Duration::from_secs(30);
@@ -68,10 +81,12 @@ impl Committer {
             total += r.bytes;
             n += 1;
         }
+        let clock_steps = index.clock_steps()?;
         let (reserve, held) = (index.reserve_bytes(), index.reserve_held());
         status.storage(|s| {
             s.index_available = true;
             s.index_reserve_held = held;
+            s.clock_steps = clock_steps.clone();
             s.min_free = policy.min_free;
             s.index_reserve_bytes = reserve;
             s.dir = policy.dir.display().to_string();
@@ -90,6 +105,8 @@ impl Committer {
             open_bytes: HashMap::new(),
             pending: BTreeMap::new(),
             last_logged: None,
+            clocks: (now_us(), Instant::now()),
+            clock_steps,
         })
     }
 
@@ -125,6 +142,7 @@ impl Committer {
                 let n = self.pending.len();
                 self.error(format!("index commit ({n} records kept for retry): {e}"));
             }
+            self.watch_clock();
             disk_full |= self.index.take_disk_full();
             if disk_full {
                 // The index releases its reserve itself when it meets the full disk.
@@ -184,6 +202,58 @@ impl Committer {
         if let Err(e) = self.index.flush() {
             tracing::error!("final index flush failed: {e}");
         }
+    }
+
+    /// Notices a step of the wall clock since the last tick: logged, shown in the storage
+    /// status, kept in the index. Recording itself follows the recorder's timing model
+    /// (ARCHITECTURE.md, "Clock steps"); this is for retention and the record.
+    fn watch_clock(&mut self) {
+        let (wall, mono) = (now_us(), Instant::now());
+        let expected = self.clocks.0 + mono.duration_since(self.clocks.1).as_micros() as i64;
+        self.clocks = (wall, mono);
+        let delta = wall - expected;
+        if delta.abs() < CLOCK_STEP_US {
+            return;
+        }
+        let step = ClockStep {
+            at_us: wall,
+            delta_us: delta,
+            recorded_until_us: self
+                .index
+                .newest_end_us()
+                .ok()
+                .flatten()
+                .unwrap_or(i64::MIN),
+        };
+        tracing::warn!(
+            "the system clock stepped {} by {:.1} s (now {}): recordings keep their times; \
+             retention ages those made before a forward step by the time that really passed",
+            if delta > 0 { "forward" } else { "back" },
+            delta.abs() as f64 / 1e6,
+            crate::time_fmt::rfc3339(wall)
+        );
+        match self.index.add_clock_step(step) {
+            Ok(steps) => self.clock_steps = steps,
+            Err(e) => {
+                self.clock_steps.push(step);
+                self.error(format!("recording a clock step: {e}"));
+            }
+        }
+        let shown = self.clock_steps.clone();
+        self.status.storage(|s| s.clock_steps = shown);
+    }
+
+    /// `end_us` of a segment moved by the forward clock steps made after it was recorded
+    /// (it ended by the newest end at the step, plus [`STEP_MARGIN_US`] for the segment
+    /// that was open then): its age is then the time that really passed. A segment
+    /// recorded just after a small step may be counted as before it: it is kept that
+    /// step longer, never shorter.
+    fn true_end(&self, end_us: i64) -> i64 {
+        (self.clock_steps.iter())
+            .filter(|s| {
+                s.delta_us > 0 && end_us <= s.recorded_until_us.saturating_add(STEP_MARGIN_US)
+            })
+            .fold(end_us, |e, s| e.saturating_add(s.delta_us))
     }
 
     /// Logs an error (the same one at most every [`LOG_AGAIN_EVERY`]) and shows it in
@@ -314,7 +384,7 @@ impl Committer {
                 let mut doomed = Vec::new();
                 for r in self.index.camera_segments(id) {
                     let r = r?;
-                    if r.end_us > cutoff {
+                    if self.true_end(r.end_us) > cutoff {
                         break;
                     }
                     if !r.is_open() && !self.index.is_held(id, r.start_us, r.end_us)? {
@@ -653,5 +723,34 @@ mod tests {
             })
             .collect();
         assert_eq!(got, vec![(0, 1500), (10, 900)]);
+    }
+
+    /// After the wall clock stepped forward a day, recordings made before the step are
+    /// aged by the time that really passed: a 12-hour retention keeps them until 12 hours
+    /// have really passed, then deletes them.
+    #[test]
+    fn retention_ages_recordings_across_a_forward_clock_step() {
+        let (dir, mut c) = setup(|dir| RetentionPolicy {
+            dir,
+            retain_days: Some(0.5),
+            max_bytes: None,
+            min_free: None,
+        });
+        let d = dir.path();
+        let day = 86_400i64;
+        put(&mut c, d, rec(1, 0, 10, EndReason::Rotation)); // ends at 10 s
+        // At 20 s of real time the clock jumps to a day later.
+        c.clock_steps = vec![ClockStep {
+            at_us: (day + 20) * 1_000_000,
+            delta_us: day * 1_000_000,
+            recorded_until_us: 10_000_000,
+        }];
+        put(&mut c, d, rec(1, day + 21, 10, EndReason::Rotation));
+        c.retention((day + 30) * 1_000_000).unwrap();
+        assert_eq!(remaining(&c), vec![(1, 0), (1, day + 21)]);
+        // 12 real hours after it was recorded (the clock reads a day more), the first
+        // goes; the second, recorded 11 s later, stays.
+        c.retention((day + 12 * 3600 + 20) * 1_000_000).unwrap();
+        assert_eq!(remaining(&c), vec![(1, day + 21)]);
     }
 }
