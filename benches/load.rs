@@ -6,7 +6,12 @@
 //! VIGIL_LOAD_SECONDS (default 60), VIGIL_BENCH_DIR (where to record; default target/),
 //! VIGIL_LOAD_SIZE (`1080p`, the default, at ~4 Mbit/s; or `360p` at ~600 kbit/s, a
 //! typical substream), VIGIL_LOAD_MOTION (`1`: live motion analysis of every camera too;
-//! default off, so that the default run measures recording alone).
+//! default off, so that the default run measures recording alone),
+//! VIGIL_LOAD_RECORDERS (comma-separated, in order, default `vigil`: `vigil` and/or
+//! `ffmpeg`, the recording path Frigate uses, one `ffmpeg -c copy -f segment` process per
+//! camera with Frigate's default record arguments; each recorder records the same
+//! server's same streams for the same time, one after the other, and the run ends with
+//! the ratio of their CPU per camera).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -94,6 +99,18 @@ fn b_frame_server(base: &Path, work: &Path, small: bool, n: usize) -> (Proc, Vec
     (p, vec![url; n])
 }
 
+/// What one recorder cost over the measured window.
+struct Measure {
+    name: &'static str,
+    /// CPU of one core, percent, all of the recorder's processes.
+    cpu_pct: f64,
+    /// Resident memory, MiB, summed over its processes (peak: the sum of their peaks).
+    rss_mib: f64,
+    peak_mib: f64,
+    written_mb_s: f64,
+    server_pct: f64,
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run only on bench.
     if !std::env::args().any(|a| a == "--bench") {
@@ -108,6 +125,7 @@ fn main() {
     let small = std::env::var("VIGIL_LOAD_SIZE").is_ok_and(|s| s == "360p");
     let motion = std::env::var("VIGIL_LOAD_MOTION").is_ok_and(|s| s == "1");
     let bframes = std::env::var("VIGIL_LOAD_BFRAMES").is_ok_and(|s| s == "1");
+    let recorders = std::env::var("VIGIL_LOAD_RECORDERS").unwrap_or_else(|_| "vigil".into());
     let work = tempfile::tempdir_in(&base_dir).unwrap();
     let (cam, urls) = if bframes {
         b_frame_server(&base_dir, work.path(), small, n)
@@ -132,14 +150,72 @@ fn main() {
             .collect::<Vec<_>>();
         (cam, urls)
     };
-    let storage = work.path().join("storage");
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "load run: {n} cameras, {}{} 15 fps each, motion analysis {}, {secs} s per recorder, {cores} cores",
+        if bframes {
+            "B-frames (x264 -bf 2), "
+        } else {
+            ""
+        },
+        if small {
+            "640x360 ~600 kbit/s"
+        } else {
+            "1080p ~4 Mbit/s"
+        },
+        if motion {
+            "on (640 px wide, 5 fps)"
+        } else {
+            "off"
+        }
+    );
+    let mut measures = Vec::new();
+    for r in recorders.split(',').map(str::trim) {
+        let dir = work.path().join(r);
+        std::fs::create_dir_all(&dir).unwrap();
+        measures.push(match r {
+            "vigil" => run_vigil(&dir, &urls, &cam, secs, motion),
+            "ffmpeg" => run_ffmpeg(&dir, &urls, &cam, secs),
+            other => panic!("VIGIL_LOAD_RECORDERS: unknown recorder {other:?}"),
+        });
+    }
+    println!();
+    for m in &measures {
+        println!(
+            "  {:<6} CPU {:6.1}% of one core = {:.3}% per camera; RSS {:.1} MiB (peak {:.1}); {:.1} MB/s written; RTSP server {:.1}% (excluded)",
+            m.name,
+            m.cpu_pct,
+            m.cpu_pct / n as f64,
+            m.rss_mib,
+            m.peak_mib,
+            m.written_mb_s,
+            m.server_pct
+        );
+    }
+    if let (Some(v), Some(f)) = (
+        measures.iter().find(|m| m.name == "vigil"),
+        measures.iter().find(|m| m.name == "ffmpeg"),
+    ) {
+        println!(
+            "  vigil / ffmpeg: CPU {:.2}, RSS {:.2}",
+            v.cpu_pct / f.cpu_pct,
+            v.rss_mib / f.rss_mib
+        );
+    }
+}
+
+fn run_vigil(dir: &Path, urls: &[String], cam: &Proc, secs: u64, motion: bool) -> Measure {
+    let n = urls.len();
+    let storage = dir.join("storage");
     let cams: Vec<(String, String)> = urls
-        .into_iter()
+        .iter()
         .enumerate()
-        .map(|(i, u)| (format!("cam{}", i + 1), u))
+        .map(|(i, u)| (format!("cam{}", i + 1), u.clone()))
         .collect();
     let cams_ref: Vec<(&str, String)> = cams.iter().map(|(a, b)| (a.as_str(), b.clone())).collect();
-    let cfg = work.path().join("vigil.toml");
+    let cfg = dir.join("vigil.toml");
     let mut text = config(&storage, &cams_ref, "segment_seconds = 60");
     text = text.replacen(
         "[server]",
@@ -147,7 +223,7 @@ fn main() {
         1,
     );
     std::fs::write(&cfg, text).unwrap();
-    let (d, base) = daemon(&cfg, &work.path().join("daemon.log"));
+    let (d, base) = daemon(&cfg, &dir.join("daemon.log"));
     wait_for(Duration::from_secs(120), "all cameras streaming", || {
         let v = get_json(&format!("{base}/api/cameras"));
         let up = v["cameras"]
@@ -187,27 +263,7 @@ fn main() {
     let reconnects = totals(&v1, "reconnects");
     let rss = status_kb(d.pid(), "VmRSS:");
     let hwm = status_kb(d.pid(), "VmHWM:");
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    println!(
-        "load run: {n} cameras, {}{} 15 fps each, motion analysis {}, {el:.0} s, {cores} cores",
-        if bframes {
-            "B-frames (x264 -bf 2), "
-        } else {
-            ""
-        },
-        if small {
-            "640x360 ~600 kbit/s"
-        } else {
-            "1080p ~4 Mbit/s"
-        },
-        if motion {
-            "on (640 px wide, 5 fps)"
-        } else {
-            "off"
-        }
-    );
+    println!("vigil:");
     println!(
         "  daemon CPU       {:.1}% of one core = {:.3}% per camera",
         d_cpu / el * 100.0,
@@ -237,4 +293,114 @@ fn main() {
         c_cpu / el * 100.0
     );
     assert!(d.stop(Duration::from_secs(60)).success());
+    Measure {
+        name: "vigil",
+        cpu_pct: d_cpu / el * 100.0,
+        rss_mib: rss as f64 / 1024.0,
+        peak_mib: hwm as f64 / 1024.0,
+        written_mb_s: written as f64 / el / 1e6,
+        server_pct: c_cpu / el * 100.0,
+    }
+}
+
+/// Frigate's recording path: per camera `ffmpeg -c copy -f segment` with the arguments
+/// of Frigate's defaults (frigate/ffmpeg_presets.py: global `-hide_banner -loglevel
+/// warning -threads 2`, input `preset-rtsp-generic`, output `preset-record-generic`:
+/// `-f segment -segment_time 10 -segment_format mp4 -reset_timestamps 1 -strftime 1
+/// -c copy -an`).
+fn run_ffmpeg(dir: &Path, urls: &[String], cam: &Proc, secs: u64) -> Measure {
+    let n = urls.len();
+    let mut procs = Vec::new();
+    for (i, u) in urls.iter().enumerate() {
+        let out = dir.join(format!("cam{}", i + 1));
+        std::fs::create_dir_all(&out).unwrap();
+        let mut cmd = std::process::Command::new("ffmpeg");
+        // Frigate's global arguments and its `preset-rtsp-generic` input preset.
+        cmd.args([
+            "-hide_banner",
+            "-loglevel",
+            "warning",
+            "-threads",
+            "2",
+            "-nostdin",
+        ])
+        .args([
+            "-avoid_negative_ts",
+            "make_zero",
+            "-fflags",
+            "+genpts+discardcorrupt",
+        ])
+        .args(["-rtsp_transport", "tcp", "-timeout", "5000000"])
+        .args(["-use_wallclock_as_timestamps", "1"])
+        .args(["-i", u])
+        .args([
+            "-f",
+            "segment",
+            "-segment_time",
+            "10",
+            "-segment_format",
+            "mp4",
+        ])
+        .args([
+            "-reset_timestamps",
+            "1",
+            "-strftime",
+            "1",
+            "-c",
+            "copy",
+            "-an",
+        ])
+        .arg(out.join("%Y%m%d%H%M%S.mp4"));
+        procs.push(spawn_cmd(cmd, &dir.join(format!("ffmpeg{}.log", i + 1))));
+    }
+    wait_for(Duration::from_secs(120), "every ffmpeg writing", || {
+        (1..=n)
+            .all(|i| dir_bytes(&dir.join(format!("cam{i}"))) > 0)
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let pids: Vec<i32> = procs.iter().map(|p| p.pid()).collect();
+    let cpu = |pids: &[i32]| pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
+    let (f_cpu0, c_cpu0, bytes0, t0) = (
+        cpu(&pids),
+        cpu_seconds(cam.pid()),
+        dir_bytes(dir),
+        Instant::now(),
+    );
+    std::thread::sleep(Duration::from_secs(secs));
+    let el = t0.elapsed().as_secs_f64();
+    let f_cpu = cpu(&pids) - f_cpu0;
+    let c_cpu = cpu_seconds(cam.pid()) - c_cpu0;
+    let written = dir_bytes(dir) - bytes0;
+    let rss: u64 = pids.iter().map(|&p| status_kb(p, "VmRSS:")).sum();
+    let hwm: u64 = pids.iter().map(|&p| status_kb(p, "VmHWM:")).sum();
+    for mut p in procs {
+        assert!(
+            p.is_running(),
+            "an ffmpeg exited early (see its log in {})",
+            dir.display()
+        );
+        p.signal(libc::SIGINT);
+        p.stop(Duration::from_secs(10));
+    }
+    println!("ffmpeg ({n} processes):");
+    println!(
+        "  CPU              {:.1}% of one core = {:.3}% per camera",
+        f_cpu / el * 100.0,
+        f_cpu / el * 100.0 / n as f64
+    );
+    println!(
+        "  RSS              {:.1} MiB summed (peaks summed {:.1} MiB)",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    println!("  written          {:.1} MB/s", written as f64 / el / 1e6);
+    Measure {
+        name: "ffmpeg",
+        cpu_pct: f_cpu / el * 100.0,
+        rss_mib: rss as f64 / 1024.0,
+        peak_mib: hwm as f64 / 1024.0,
+        written_mb_s: written as f64 / el / 1e6,
+        server_pct: c_cpu / el * 100.0,
+    }
 }

@@ -3,22 +3,12 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 
 fn check(cfg: &std::path::Path, repair: bool) -> (i32, String) {
-    let mut c = Command::new(VIGIL);
-    c.args(["check", "--config", cfg.to_str().unwrap()]);
-    if repair {
-        c.arg("--repair");
-    }
-    let out = c.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    vigil_check(cfg, repair)
 }
 
 #[test]

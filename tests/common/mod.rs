@@ -735,3 +735,17 @@ pub fn sse_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
     ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     rx
 }
+
+/// `vigil check` (with `--repair`) on a config: exit code and standard output.
+pub fn vigil_check(cfg: &Path, repair: bool) -> (i32, String) {
+    let mut c = Command::new(VIGIL);
+    c.args(["check", "--config", cfg.to_str().unwrap()]);
+    if repair {
+        c.arg("--repair");
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
