@@ -158,6 +158,9 @@ fn range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((from, to)))
 }
 
+/// How long a clip response waits for a client that reads nothing.
+const CLIENT_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn serve(plan: ClipPlan, headers: &HeaderMap, filename: &str) -> Response {
     let len = plan.len;
     let etag = plan.etag.clone();
@@ -202,8 +205,16 @@ fn serve(plan: ClipPlan, headers: &HeaderMap, filename: &str) -> Response {
             if let Err(e) = &r {
                 tracing::error!("clip: {e}");
             }
-            if tx.blocking_send(r).is_err() || failed {
-                break; // the client went away, or the read failed (the response is cut)
+            // A client that takes nothing for a minute is let go: the plan (and its
+            // lease on the segments, which retention respects) must not live forever.
+            let rt = tokio::runtime::Handle::current();
+            match rt.block_on(tokio::time::timeout(CLIENT_STALL, tx.send(r))) {
+                Ok(Ok(())) if !failed => {}
+                Ok(_) => break, // the client went away, or the read failed (response cut)
+                Err(_) => {
+                    tracing::warn!("clip: the client took nothing for 60 s; response ended");
+                    break;
+                }
             }
         }
     });

@@ -59,7 +59,13 @@ pub struct Sessions {
     /// Sessions by id hash, and the last-use times as last written.
     map: Mutex<(HashMap<String, Session>, HashMap<String, i64>)>,
     path: Option<PathBuf>,
+    /// A write failed: the file is behind (a logout in it may be missing). Written again
+    /// at the next call, at most every [`RETRY_SAVE_US`].
+    unsaved: Mutex<Option<i64>>,
 }
+
+/// How often a failed write of the sessions file is tried again, µs.
+const RETRY_SAVE_US: i64 = 5_000_000;
 
 fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
@@ -89,6 +95,7 @@ impl Sessions {
             max,
             map: Mutex::new(Default::default()),
             path: None,
+            unsaved: Mutex::new(None),
         }
     }
 
@@ -148,6 +155,7 @@ impl Sessions {
     /// The session of a cookie's id, marking it used.
     pub fn get(&self, id: &str, now_us: i64) -> Result<Session, Rejected> {
         let mut g = self.map.lock().unwrap();
+        self.retry_save(&mut g, now_us);
         let k = key(id);
         let Some(s) = g.0.get(&k) else {
             return Err(Rejected::Unknown);
@@ -196,7 +204,20 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Writes the file (if any); a failure is logged, and the sessions stay in memory.
+    /// Writes the file again if the last write failed (at most every [`RETRY_SAVE_US`]).
+    fn retry_save(&self, g: &mut (HashMap<String, Session>, HashMap<String, i64>), now_us: i64) {
+        let due = self
+            .unsaved
+            .lock()
+            .unwrap()
+            .is_some_and(|t| now_us - t >= RETRY_SAVE_US || now_us < t);
+        if due {
+            self.save(g);
+        }
+    }
+
+    /// Writes the file (if any); a failure is logged, the sessions stay in memory and the
+    /// write is tried again (see `unsaved`).
     fn save(&self, g: &mut (HashMap<String, Session>, HashMap<String, i64>)) {
         let Some(path) = &self.path else {
             return;
@@ -233,10 +254,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("json.tmp");
+    // A leftover temporary file may have other permissions: start afresh.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
-        .create(true)
+        .create_new(true)
         .write(true)
-        .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
     f.write_all(bytes)?;

@@ -107,9 +107,17 @@ impl Recorder {
             self.unconfirmed
                 .retain(|(_, o)| !matches!(o, Write::Minute(u, _) if *u == t));
         }
+        // An event's final thumbnail replaces the provisional one: an older write of
+        // that must not be written again over it.
+        if let Write::Event(r, Some(_)) = &w {
+            let id = r.id;
+            self.unconfirmed
+                .retain(|(_, o)| !matches!(o, Write::Thumbnail(i, _) if *i == id));
+        }
+        let generation = self.index.generation();
         let r = self.put(&w);
         let ticket = match r {
-            Ok(()) => self.index.ticket(),
+            Ok(()) => self.index.ticket(generation),
             Err(_) => Ticket::REFUSED,
         };
         self.unconfirmed.push_back((ticket, w));
@@ -147,10 +155,11 @@ impl Recorder {
             if !self.index.is_lost(&self.unconfirmed[i].0) {
                 continue;
             }
+            let generation = self.index.generation();
             if self.put(&self.unconfirmed[i].1).is_err() {
                 break;
             }
-            self.unconfirmed[i].0 = self.index.ticket();
+            self.unconfirmed[i].0 = self.index.ticket(generation);
             rewritten += 1;
         }
         if rewritten > 0 {
@@ -170,8 +179,10 @@ impl Recorder {
     pub fn frame(&mut self, utc_us: i64, res: &FrameResult) -> Result<()> {
         self.sync();
         let start = utc_us.div_euclid(MINUTE_US) * MINUTE_US;
+        let mut refused = Ok(());
         if self.minute.as_ref().is_some_and(|(t, _, _)| *t != start) {
-            self.save()?;
+            // A refused write is kept (and written again): the new minute goes on.
+            refused = self.save();
             self.minute = None;
         }
         if res.motion {
@@ -215,7 +226,7 @@ impl Recorder {
         if self.last_write.elapsed() >= HISTORY_WRITE_EVERY {
             self.save()?;
         }
-        Ok(())
+        refused
     }
 
     /// Writes the minute being filled if it changed.

@@ -194,6 +194,8 @@ pub enum Op {
 
 /// The sled database and its trees: one generation of the store.
 pub(crate) struct Trees {
+    /// Which generation of the store this is (see [`Epochs`]).
+    generation: u64,
     db: sled::Db,
     meta: sled::Tree,
     cameras: sled::Tree,
@@ -308,6 +310,7 @@ impl Index {
     fn open_trees_unchecked(path: &Path) -> Trees {
         let db = sled::Config::new().path(path).open().unwrap();
         Trees {
+            generation: 0,
             meta: db.open_tree("meta").unwrap(),
             cameras: db.open_tree("cameras").unwrap(),
             segments: db.open_tree("segments").unwrap(),
@@ -359,7 +362,11 @@ impl Index {
         let Some(path) = &self.shared.path else {
             return;
         };
-        let full = is_disk_full(e);
+        // Whoever drops the generation, a full disk is signalled and the reserve freed.
+        if is_disk_full(e) {
+            self.shared.disk_full.store(true, Ordering::SeqCst);
+            self.release_reserve();
+        }
         {
             let mut cur = self.shared.current.write().unwrap();
             if !cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, &t)) {
@@ -375,10 +382,6 @@ impl Index {
             "index at {}: {e}; reopening it (writes since the last flush are written again)",
             path.display()
         );
-        if full {
-            self.shared.disk_full.store(true, Ordering::SeqCst);
-            self.release_reserve();
-        }
         let _ = self.reopen();
     }
 
@@ -412,7 +415,8 @@ impl Index {
         }
         st.last_attempt = Some(Instant::now());
         match Self::open_trees(path) {
-            Ok(trees) => {
+            Ok(mut trees) => {
+                trees.generation = self.shared.epochs.lock().unwrap().generation;
                 let t = Arc::new(trees);
                 *self.shared.current.write().unwrap() = Some(t.clone());
                 self.shared.reopens.fetch_add(1, Ordering::Relaxed);
@@ -446,11 +450,20 @@ impl Index {
         self.shared.current.read().unwrap().is_some()
     }
 
-    /// A ticket for the writes that returned before this call.
-    pub fn ticket(&self) -> Ticket {
+    /// The generation writes go to now: take it before a write, and the write's
+    /// [`Ticket`] after it ([`Index::ticket`]).
+    pub fn generation(&self) -> u64 {
+        self.shared.epochs.lock().unwrap().generation
+    }
+
+    /// The ticket of writes made since [`Index::generation`] returned `generation` and
+    /// that returned before this call. If the store was reopened in between, the ticket
+    /// is already lost (the writes may have gone to the old generation): they are written
+    /// again, never taken for durable.
+    pub fn ticket(&self, generation: u64) -> Ticket {
         let ep = self.shared.epochs.lock().unwrap();
         Ticket {
-            generation: ep.generation,
+            generation,
             epoch: ep.next_flush,
         }
     }
@@ -469,14 +482,15 @@ impl Index {
     }
 
     fn flush_trees(&self, t: &Trees) -> Result<()> {
-        let (generation, n) = {
+        let n = {
             let mut ep = self.shared.epochs.lock().unwrap();
             ep.next_flush += 1;
-            (ep.generation, ep.next_flush - 1)
+            ep.next_flush - 1
         };
         t.db.flush()?;
+        // Only a flush of the current generation makes its writes durable.
         let mut ep = self.shared.epochs.lock().unwrap();
-        if ep.generation == generation {
+        if ep.generation == t.generation {
             ep.durable = ep.durable.max(n + 1);
         }
         Ok(())
@@ -674,18 +688,13 @@ impl Index {
         })
     }
 
-    /// Records a clock step (the newest 64 are kept); durable at the next flush.
-    pub fn add_clock_step(&self, step: ClockStep) -> Result<Vec<ClockStep>> {
-        let mut steps = self.clock_steps()?;
-        steps.push(step);
-        let drop = steps.len().saturating_sub(64);
-        steps.drain(..drop);
-        let v = postcard::to_stdvec(&steps)?;
+    /// Stores the clock steps (the caller keeps the newest 64); durable at the next flush.
+    pub fn put_clock_steps(&self, steps: &[ClockStep]) -> Result<()> {
+        let v = postcard::to_stdvec(steps)?;
         self.with(|t| {
             t.meta.insert(META_CLOCK_STEPS, v)?;
             Ok(())
-        })?;
-        Ok(steps)
+        })
     }
 
     /// Files deleted from the index but perhaps not yet from disk.
@@ -722,6 +731,7 @@ impl Trees {
             return Err(IndexError::Schema { found });
         }
         let t = Trees {
+            generation: 0,
             cameras: db.open_tree("cameras")?,
             segments: db.open_tree("segments")?,
             garbage: db.open_tree("garbage")?,
@@ -982,5 +992,26 @@ mod tests {
         let e = Index::open(path).err().expect("opened");
         *ix.shared.current.write().unwrap() = Some(Arc::new(Index::open_trees_unchecked(path)));
         e
+    }
+
+    /// A write made before a reopen is never taken for durable, even if its ticket is
+    /// taken after the reopen and a flush of the new generation follows; a write after
+    /// the reopen becomes durable with the next flush.
+    #[test]
+    fn a_write_across_a_reopen_is_never_taken_for_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::open(&dir.path().join("index.sled")).unwrap();
+        let g = ix.generation();
+        ix.put_thumbnail(1, b"x").unwrap();
+        ix.force_reopen();
+        let t = ix.ticket(g);
+        ix.flush().unwrap();
+        assert!(!ix.is_durable(&t) && ix.is_lost(&t));
+        let g = ix.generation();
+        ix.put_thumbnail(2, b"y").unwrap();
+        let t = ix.ticket(g);
+        assert!(!ix.is_durable(&t) && !ix.is_lost(&t));
+        ix.flush().unwrap();
+        assert!(ix.is_durable(&t));
     }
 }

@@ -178,7 +178,17 @@ impl LiveAnalyzer {
         let mut run: Option<Run> = None;
         self.status
             .camera(&self.camera.name, |s| s.motion_enabled = true);
-        while let Ok(msg) = rx.recv() {
+        loop {
+            // While no frames come (the camera is away), the timeline's writes the index
+            // lost or refused are still written again.
+            let msg = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                Ok(m) => m,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.recorder.sync();
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             match msg {
                 AnalysisMsg::Frame(f) => {
                     // New parameters or a new timeline (a reconnect, or a discontinuity in
@@ -241,6 +251,14 @@ impl LiveAnalyzer {
         }
         self.end(&mut det, &mut run, &name, &zone_names);
         self.status.camera(&self.camera.name, |s| s.motion = false);
+        self.recorder.sync();
+        if self.recorder.unconfirmed() > 0 {
+            tracing::warn!(
+                camera = %self.camera.name,
+                "{} timeline writes not known to be durable at exit",
+                self.recorder.unconfirmed()
+            );
+        }
     }
 
     /// An event opened: give it its id, store its first frame as a provisional thumbnail

@@ -48,8 +48,12 @@ pub struct Committer {
     last_logged: Option<(String, Instant)>,
     /// The wall clock and the monotonic clock at the last tick, to see the wall clock step.
     clocks: (i64, Instant),
-    /// Wall clock steps seen (persisted in the index).
+    /// Wall clock steps seen (persisted in the index), and the ticket of their last
+    /// write until a flush covers it.
     clock_steps: Vec<ClockStep>,
+    steps_ticket: Option<crate::index::Ticket>,
+    /// `Index::reopens` when the totals were last counted.
+    counted_at_reopens: u64,
 }
 
 /// How long after a forward clock step the segment open then may still end, stamped by
@@ -107,6 +111,8 @@ impl Committer {
             last_logged: None,
             clocks: (now_us(), Instant::now()),
             clock_steps,
+            steps_ticket: None,
+            counted_at_reopens: 0,
         })
     }
 
@@ -208,6 +214,14 @@ impl Committer {
     /// status, kept in the index. Recording itself follows the recorder's timing model
     /// (ARCHITECTURE.md, "Clock steps"); this is for retention and the record.
     fn watch_clock(&mut self) {
+        // The steps' last write is written again until a flush covers it.
+        if let Some(t) = self.steps_ticket {
+            if self.index.is_durable(&t) {
+                self.steps_ticket = None;
+            } else if self.index.is_lost(&t) {
+                self.save_clock_steps();
+            }
+        }
         let (wall, mono) = (now_us(), Instant::now());
         let expected = self.clocks.0 + mono.duration_since(self.clocks.1).as_micros() as i64;
         self.clocks = (wall, mono);
@@ -215,15 +229,18 @@ impl Committer {
         if delta.abs() < CLOCK_STEP_US {
             return;
         }
+        // Recordings stamped by the clock before the step end by then, or by the newest
+        // end indexed (ahead of the clock after an earlier step back).
+        let newest = self
+            .index
+            .newest_end_us()
+            .ok()
+            .flatten()
+            .unwrap_or(i64::MIN);
         let step = ClockStep {
             at_us: wall,
             delta_us: delta,
-            recorded_until_us: self
-                .index
-                .newest_end_us()
-                .ok()
-                .flatten()
-                .unwrap_or(i64::MIN),
+            recorded_until_us: newest.max(expected),
         };
         tracing::warn!(
             "the system clock stepped {} by {:.1} s (now {}): recordings keep their times; \
@@ -232,15 +249,23 @@ impl Committer {
             delta.abs() as f64 / 1e6,
             crate::time_fmt::rfc3339(wall)
         );
-        match self.index.add_clock_step(step) {
-            Ok(steps) => self.clock_steps = steps,
+        self.clock_steps.push(step);
+        let drop = self.clock_steps.len().saturating_sub(64);
+        self.clock_steps.drain(..drop);
+        self.save_clock_steps();
+        let shown = self.clock_steps.clone();
+        self.status.storage(|s| s.clock_steps = shown);
+    }
+
+    fn save_clock_steps(&mut self) {
+        let generation = self.index.generation();
+        match self.index.put_clock_steps(&self.clock_steps) {
+            Ok(()) => self.steps_ticket = Some(self.index.ticket(generation)),
             Err(e) => {
-                self.clock_steps.push(step);
+                self.steps_ticket = Some(crate::index::Ticket::REFUSED);
                 self.error(format!("recording a clock step: {e}"));
             }
         }
-        let shown = self.clock_steps.clone();
-        self.status.storage(|s| s.clock_steps = shown);
     }
 
     /// `end_us` of a segment moved by the forward clock steps made after it was recorded
@@ -288,6 +313,13 @@ impl Committer {
     /// Commits the pending records in one batch; on success they are durable and
     /// counted, on failure nothing changes and they stay pending.
     fn commit_pending(&mut self) -> crate::index::Result<()> {
+        // After a reopen the store may hold a refused batch after all (sled flushed it
+        // before the error): count from what it holds, not from what we believed.
+        let reopens = self.index.reopens();
+        if reopens != self.counted_at_reopens {
+            self.recount()?;
+            self.counted_at_reopens = reopens;
+        }
         let mut ops = Vec::with_capacity(self.pending.len());
         let (mut total, mut n) = (self.total_bytes, self.segments);
         let mut open_changes = Vec::with_capacity(self.pending.len());
@@ -303,8 +335,8 @@ impl Committer {
                 // Closed without a playable frame: the writer removed the file.
                 open_changes.push((key, None));
                 if let Some(b) = old {
-                    total -= b;
-                    n -= 1;
+                    total = total.saturating_sub(b);
+                    n = n.saturating_sub(1);
                     ops.push(Op::DeleteSegment {
                         camera_id: r.camera_id,
                         start_us: r.start_us,
@@ -315,7 +347,7 @@ impl Committer {
                 continue;
             }
             match old {
-                Some(b) => total = total + r.bytes - b,
+                Some(b) => total = (total + r.bytes).saturating_sub(b),
                 None => {
                     total += r.bytes;
                     n += 1;
@@ -337,6 +369,21 @@ impl Committer {
             s.total_bytes = total;
             s.segments = n;
         });
+        Ok(())
+    }
+
+    /// Totals and open segments from the index itself.
+    fn recount(&mut self) -> crate::index::Result<()> {
+        let (mut total, mut n, mut open) = (0, 0, HashMap::new());
+        for r in self.index.all_segments() {
+            let r = r?;
+            total += r.bytes;
+            n += 1;
+            if r.is_open() {
+                open.insert((r.camera_id, r.start_us), r.bytes);
+            }
+        }
+        (self.total_bytes, self.segments, self.open_bytes) = (total, n, open);
         Ok(())
     }
 
@@ -477,9 +524,16 @@ impl Committer {
             }
             Err(e) => return Err(e),
         }
-        self.index.apply(&[Op::ForgetGarbage(r.file.clone())])?;
-        self.total_bytes -= r.bytes;
-        self.segments -= 1;
+        // The deletion is committed: count it whatever happens next (a garbage entry
+        // left behind is finished at start-up).
+        self.total_bytes = self.total_bytes.saturating_sub(r.bytes);
+        self.segments = self.segments.saturating_sub(1);
+        if let Err(e) = self.index.apply(&[Op::ForgetGarbage(r.file.clone())]) {
+            tracing::warn!(
+                "forgetting {} in garbage: {e} (start-up finishes it)",
+                r.file
+            );
+        }
         let (t, n) = (self.total_bytes, self.segments);
         self.status.storage(|s| {
             s.total_bytes = t;
