@@ -54,7 +54,15 @@ pub struct Committer {
     steps_ticket: Option<crate::index::Ticket>,
     /// `Index::reopens` when the totals were last counted.
     counted_at_reopens: u64,
+    /// Deletion candidates from the last scan, oldest first, for when the index cannot
+    /// be read on a full disk.
+    fallback: std::collections::VecDeque<SegmentRecord>,
+    /// Deletions done while the index was unavailable, to be indexed.
+    unindexed: Vec<Op>,
 }
+
+/// Deletion candidates kept for a full disk on which the index cannot be read.
+const FALLBACK_CANDIDATES: usize = 16;
 
 /// How long after a forward clock step the segment open then may still end, stamped by
 /// the clock before it (the timing model breaks the timeline within a few seconds).
@@ -113,6 +121,8 @@ impl Committer {
             clock_steps,
             steps_ticket: None,
             counted_at_reopens: 0,
+            fallback: Default::default(),
+            unindexed: Vec::new(),
         })
     }
 
@@ -139,7 +149,11 @@ impl Committer {
                     Err(RecvTimeoutError::Timeout) => break,
                 }
             }
-            if self.pending.is_empty() {
+            if self.pending.is_empty() && !self.unindexed.is_empty() {
+                if let Err(e) = self.catch_up() {
+                    self.error(format!("indexing deletions: {e}"));
+                }
+            } else if self.pending.is_empty() {
                 // Others' writes (events, motion history) become durable here too.
                 if let Err(e) = self.index.flush() {
                     self.error(format!("index flush: {e}"));
@@ -313,13 +327,7 @@ impl Committer {
     /// Commits the pending records in one batch; on success they are durable and
     /// counted, on failure nothing changes and they stay pending.
     fn commit_pending(&mut self) -> crate::index::Result<()> {
-        // After a reopen the store may hold a refused batch after all (sled flushed it
-        // before the error): count from what it holds, not from what we believed.
-        let reopens = self.index.reopens();
-        if reopens != self.counted_at_reopens {
-            self.recount()?;
-            self.counted_at_reopens = reopens;
-        }
+        self.catch_up()?;
         let mut ops = Vec::with_capacity(self.pending.len());
         let (mut total, mut n) = (self.total_bytes, self.segments);
         let mut open_changes = Vec::with_capacity(self.pending.len());
@@ -372,6 +380,22 @@ impl Committer {
         Ok(())
     }
 
+    /// Indexes the deletions made while the index was unavailable, then, after a reopen,
+    /// counts from what the store holds (it may hold a refused batch after all: sled
+    /// flushed it before the error), not from what we believed.
+    fn catch_up(&mut self) -> crate::index::Result<()> {
+        if !self.unindexed.is_empty() {
+            self.index.commit(&self.unindexed)?;
+            self.unindexed.clear();
+        }
+        let reopens = self.index.reopens();
+        if reopens != self.counted_at_reopens {
+            self.recount()?;
+            self.counted_at_reopens = reopens;
+        }
+        Ok(())
+    }
+
     /// Totals and open segments from the index itself.
     fn recount(&mut self) -> crate::index::Result<()> {
         let (mut total, mut n, mut open) = (0, 0, HashMap::new());
@@ -404,11 +428,80 @@ impl Committer {
             return Ok(());
         }
         while free_bytes(&self.policy.dir).is_some_and(|f| f < target) {
-            if !self.delete_oldest("min_free")? {
-                break;
+            match self.delete_oldest("min_free") {
+                Ok(true) => {}
+                Ok(false) => break,
+                // The index cannot even be read (it could not reopen on the full disk):
+                // free space from what the last scan found deletable, index it later.
+                Err(e) => {
+                    if !self.delete_without_index()? {
+                        return Err(e);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// The oldest deletable segments (closed, not held), up to [`FALLBACK_CANDIDATES`]
+    /// across cameras, for [`Committer::delete_without_index`].
+    fn refresh_fallback(&mut self) -> crate::index::Result<()> {
+        let mut found = Vec::new();
+        for (_, id) in self.index.cameras()? {
+            let mut n = 0;
+            for r in self.index.camera_segments(id).take(1000) {
+                let r = r?;
+                if r.is_open() || self.index.is_held(id, r.start_us, r.end_us)? {
+                    continue;
+                }
+                found.push(r);
+                n += 1;
+                if n == FALLBACK_CANDIDATES {
+                    break;
+                }
+            }
+        }
+        found.sort_by_key(|r| r.start_us);
+        found.truncate(FALLBACK_CANDIDATES);
+        self.fallback = found.into();
+        Ok(())
+    }
+
+    /// Deletes the oldest candidate of the last scan while the index is unavailable: the
+    /// file now, its index entry once the index is back ([`Committer::unindexed`]). Holds
+    /// cannot have been placed meanwhile (placing one needs the index); leases are
+    /// respected. False if there is no candidate left.
+    fn delete_without_index(&mut self) -> crate::index::Result<bool> {
+        while let Some(r) = self.fallback.pop_front() {
+            let key = (r.camera_id, r.start_us);
+            if !self.index.begin_delete(key) {
+                continue;
+            }
+            tracing::warn!(
+                file = %r.file,
+                "index unavailable on a full disk: deleting the oldest segment now, \
+                 indexing the deletion later"
+            );
+            unlink(&self.policy.dir.join(&r.file))?;
+            self.index.end_delete(key);
+            self.unindexed.push(Op::DeleteSegment {
+                camera_id: r.camera_id,
+                start_us: r.start_us,
+                file: r.file.clone(),
+            });
+            self.unindexed.push(Op::ForgetGarbage(r.file.clone()));
+            self.total_bytes = self.total_bytes.saturating_sub(r.bytes);
+            self.segments = self.segments.saturating_sub(1);
+            let (t, n) = (self.total_bytes, self.segments);
+            self.status.storage(|s| {
+                s.total_bytes = t;
+                s.segments = n;
+                s.deleted_segments += 1;
+                s.deleted_bytes += r.bytes;
+            });
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Allocates the index's reserve again once the disk has room for it and `min_free`.
@@ -446,6 +539,7 @@ impl Committer {
         }
         self.enforce_max_bytes()?;
         self.enforce_min_free()?;
+        self.refresh_fallback()?;
         let free = free_bytes(&self.policy.dir);
         self.status.storage(|s| s.free_bytes = free);
         Ok(())
@@ -806,5 +900,52 @@ mod tests {
         // goes; the second, recorded 11 s later, stays.
         c.retention((day + 12 * 3600 + 20) * 1_000_000).unwrap();
         assert_eq!(remaining(&c), vec![(1, day + 21)]);
+    }
+
+    /// On a full disk with the index unreadable (it could not reopen), retention deletes
+    /// the oldest candidates of its last scan and indexes the deletions once the index
+    /// is back; totals stay right.
+    #[test]
+    fn a_full_disk_with_the_index_down_still_frees_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = Index::open(&dir.path().join("index.sled")).unwrap();
+        assert_eq!(ix.camera_id("a").unwrap(), 1);
+        let mut c = Committer::new(
+            ix.clone(),
+            Arc::new(crate::status::Status::default()),
+            RetentionPolicy {
+                dir: dir.path().to_owned(),
+                retain_days: None,
+                max_bytes: None,
+                min_free: None,
+            },
+            Duration::from_millis(10),
+        )
+        .unwrap();
+        let d = dir.path().to_owned();
+        for i in 0..3 {
+            put(&mut c, &d, rec(1, i * 10, 100, EndReason::Rotation));
+        }
+        put(&mut c, &d, rec(1, 30, 100, EndReason::Open));
+        c.refresh_fallback().unwrap();
+        let pinned = ix.pin_generation();
+        ix.force_reopen();
+        assert!(!ix.is_available());
+        // Nothing but the three closed segments may go, whatever the target.
+        c.policy.min_free = Some(u64::MAX / 2);
+        assert!(c.enforce_min_free().is_err());
+        for i in 0..3 {
+            assert!(!d.join(format!("c1/d/{}.mp4", i * 10)).exists());
+        }
+        assert!(d.join("c1/d/30.mp4").exists());
+        assert_eq!((c.total_bytes, c.segments), (100, 1));
+        drop(pinned);
+        std::thread::sleep(crate::index::REOPEN_EVERY);
+        c.policy.min_free = None;
+        c.catch_up().unwrap();
+        assert_eq!(remaining(&c), vec![(1, 30)]);
+        assert!(ix.garbage().unwrap().is_empty());
+        c.recount().unwrap();
+        assert_eq!((c.total_bytes, c.segments), (100, 1));
     }
 }
