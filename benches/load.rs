@@ -49,6 +49,17 @@ fn status_kb(pid: i32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Proportional set size of a process, KiB (shared pages divided among their users).
+fn pss_kb(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Pss:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 fn dir_bytes(p: &Path) -> u64 {
     let mut n = 0;
     if let Ok(rd) = std::fs::read_dir(p) {
@@ -310,8 +321,8 @@ fn run_vigil(dir: &Path, urls: &[String], cam: &Proc, secs: u64, motion: bool) -
 /// -c copy -an`).
 fn run_ffmpeg(dir: &Path, urls: &[String], cam: &Proc, secs: u64) -> Measure {
     let n = urls.len();
-    let mut procs = Vec::new();
-    for (i, u) in urls.iter().enumerate() {
+    let start = |i: usize| {
+        let u = &urls[i];
         let out = dir.join(format!("cam{}", i + 1));
         std::fs::create_dir_all(&out).unwrap();
         let mut cmd = std::process::Command::new("ffmpeg");
@@ -351,13 +362,30 @@ fn run_ffmpeg(dir: &Path, urls: &[String], cam: &Proc, secs: u64) -> Measure {
             "-an",
         ])
         .arg(out.join("%Y%m%d%H%M%S.mp4"));
-        procs.push(spawn_cmd(cmd, &dir.join(format!("ffmpeg{}.log", i + 1))));
+        spawn_cmd(cmd, &dir.join(format!("ffmpeg{}.log", i + 1)))
+    };
+    // Started a little apart, and restarted if one exits while they all connect, as
+    // Frigate's watchdog restarts them.
+    let mut procs: Vec<Proc> = Vec::new();
+    for i in 0..n {
+        procs.push(start(i));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    wait_for(Duration::from_secs(120), "every ffmpeg writing", || {
+    let mut restarts = 0;
+    wait_for(Duration::from_secs(180), "every ffmpeg writing", || {
+        for (i, p) in procs.iter_mut().enumerate() {
+            if !p.is_running() {
+                restarts += 1;
+                *p = start(i);
+            }
+        }
         (1..=n)
             .all(|i| dir_bytes(&dir.join(format!("cam{i}"))) > 0)
             .then_some(())
     });
+    if restarts > 0 {
+        println!("ffmpeg: {restarts} processes restarted while connecting");
+    }
     std::thread::sleep(Duration::from_secs(5));
     let pids: Vec<i32> = procs.iter().map(|p| p.pid()).collect();
     let cpu = |pids: &[i32]| pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
@@ -374,6 +402,8 @@ fn run_ffmpeg(dir: &Path, urls: &[String], cam: &Proc, secs: u64) -> Measure {
     let written = dir_bytes(dir) - bytes0;
     let rss: u64 = pids.iter().map(|&p| status_kb(p, "VmRSS:")).sum();
     let hwm: u64 = pids.iter().map(|&p| status_kb(p, "VmHWM:")).sum();
+    // RSS counts the shared libraries' pages in every process; PSS shares them out.
+    let pss: u64 = pids.iter().map(|&p| pss_kb(p)).sum();
     for mut p in procs {
         assert!(
             p.is_running(),
@@ -390,9 +420,10 @@ fn run_ffmpeg(dir: &Path, urls: &[String], cam: &Proc, secs: u64) -> Measure {
         f_cpu / el * 100.0 / n as f64
     );
     println!(
-        "  RSS              {:.1} MiB summed (peaks summed {:.1} MiB)",
+        "  RSS              {:.1} MiB summed (peaks summed {:.1} MiB); PSS {:.1} MiB summed",
         rss as f64 / 1024.0,
-        hwm as f64 / 1024.0
+        hwm as f64 / 1024.0,
+        pss as f64 / 1024.0
     );
     println!("  written          {:.1} MB/s", written as f64 / el / 1e6);
     Measure {
