@@ -11,25 +11,47 @@ fn check(cfg: &std::path::Path, repair: bool) -> (i32, String) {
     vigil_check(cfg, repair)
 }
 
-#[test]
-fn check_reports_and_repair_fixes_every_inconsistency() {
-    let t = TestDir::new();
+/// Camera `c` recorded in 2 s segments until `n` are written, then the daemon stopped:
+/// (its fake camera, the storage dir, the config).
+fn recorded(t: &TestDir, n: u64) -> (Proc, std::path::PathBuf, std::path::PathBuf) {
     let Rig {
-        cam: _cam,
+        cam,
         storage,
         cfg,
         daemon: d,
         base,
         ..
-    } = rig(&t, &[("c", "c")], &[], "segment_seconds = 2");
-    wait_for(Duration::from_secs(40), "4 segments", || {
+    } = rig(t, &[("c", "c")], &[], "segment_seconds = 2");
+    wait_for(Duration::from_secs(40), &format!("{n} segments"), || {
         (camera_status(&base, "c")["segments_written"]
             .as_u64()
             .unwrap()
-            >= 4)
+            >= n)
             .then_some(())
     });
     assert!(d.stop(Duration::from_secs(20)).success());
+    (cam, storage, cfg)
+}
+
+/// Drops a segment's index entry (as when the daemon died between creating the file and
+/// indexing it): the file becomes an orphan.
+fn unindex(storage: &std::path::Path, s: &vigil::index::SegmentRecord) {
+    let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(storage)).unwrap();
+    ix.commit(&[
+        vigil::index::Op::DeleteSegment {
+            camera_id: s.camera_id,
+            start_us: s.start_us,
+            file: s.file.clone(),
+        },
+        vigil::index::Op::ForgetGarbage(s.file.clone()),
+    ])
+    .unwrap();
+}
+
+#[test]
+fn check_reports_and_repair_fixes_every_inconsistency() {
+    let t = TestDir::new();
+    let (_cam, storage, cfg) = recorded(&t, 4);
     assert_eq!(check(&cfg, false).0, 0);
 
     let segs = indexed_segments(&storage);
@@ -49,19 +71,7 @@ fn check_reports_and_repair_fixes_every_inconsistency() {
     std::fs::remove_file(storage.join(&segs[1].file)).unwrap();
     // 3. An orphan that plays: segment 3 with its index entry gone (as when the daemon
     //    died between creating a file and indexing it).
-    {
-        let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(&storage)).unwrap();
-        let s = &segs[3];
-        ix.commit(&[
-            vigil::index::Op::DeleteSegment {
-                camera_id: s.camera_id,
-                start_us: s.start_us,
-                file: s.file.clone(),
-            },
-            vigil::index::Op::ForgetGarbage(s.file.clone()),
-        ])
-        .unwrap();
-    }
+    unindex(&storage, &segs[3]);
     let orphan = std::path::PathBuf::from(&segs[3].file);
     // 4. A copy of segment 2 under another name: an orphan that duplicates an entry.
     let day = std::path::Path::new(&segs[2].file).parent().unwrap();
@@ -142,37 +152,10 @@ fn check_reports_and_repair_fixes_every_inconsistency() {
 #[test]
 fn daemon_adopts_orphans_at_start_up() {
     let t = TestDir::new();
-    let Rig {
-        cam: _cam,
-        storage,
-        cfg,
-        daemon: d,
-        base,
-        ..
-    } = rig(&t, &[("c", "c")], &[], "segment_seconds = 2");
-    wait_for(Duration::from_secs(40), "3 segments", || {
-        (camera_status(&base, "c")["segments_written"]
-            .as_u64()
-            .unwrap()
-            >= 3)
-            .then_some(())
-    });
-    assert!(d.stop(Duration::from_secs(20)).success());
+    let (_cam, storage, cfg) = recorded(&t, 3);
     let segs = indexed_segments(&storage);
     // Segment 1 loses its index entry: an orphan that plays.
-    {
-        let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(&storage)).unwrap();
-        let s = &segs[1];
-        ix.commit(&[
-            vigil::index::Op::DeleteSegment {
-                camera_id: s.camera_id,
-                start_us: s.start_us,
-                file: s.file.clone(),
-            },
-            vigil::index::Op::ForgetGarbage(s.file.clone()),
-        ])
-        .unwrap();
-    }
+    unindex(&storage, &segs[1]);
     let day = std::path::Path::new(&segs[0].file).parent().unwrap();
     // A copy of segment 0 under a later name: the same start and camera.
     let overlap = day.join("29990101T000000.000000Z.mp4");

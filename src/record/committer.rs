@@ -823,14 +823,13 @@ mod tests {
         assert_eq!((c.total_bytes, c.segments), (500, 1));
     }
 
-    /// Records refused while the index reopens stay pending and are committed once,
-    /// counted once, when it is back.
-    #[test]
-    fn refused_records_are_kept_and_committed_once() {
+    /// A committer over an on-disk index (which can be reopened) with camera "a" (id 1)
+    /// and no retention limits.
+    fn on_disk() -> (tempfile::TempDir, Index, Committer) {
         let dir = tempfile::tempdir().unwrap();
         let ix = Index::open(&dir.path().join("index.sled")).unwrap();
         assert_eq!(ix.camera_id("a").unwrap(), 1);
-        let mut c = Committer::new(
+        let c = Committer::new(
             ix.clone(),
             Arc::new(crate::status::Status::default()),
             RetentionPolicy {
@@ -842,6 +841,14 @@ mod tests {
             Duration::from_millis(10),
         )
         .unwrap();
+        (dir, ix, c)
+    }
+
+    /// Records refused while the index reopens stay pending and are committed once,
+    /// counted once, when it is back.
+    #[test]
+    fn refused_records_are_kept_and_committed_once() {
+        let (_dir, ix, mut c) = on_disk();
         c.commit(vec![rec(1, 0, 1000, EndReason::Open)]).unwrap();
         // Another thread still holds the old generation: the reopen has to wait.
         let pinned = ix.pin_generation();
@@ -907,21 +914,7 @@ mod tests {
     /// is back; totals stay right.
     #[test]
     fn a_full_disk_with_the_index_down_still_frees_space() {
-        let dir = tempfile::tempdir().unwrap();
-        let ix = Index::open(&dir.path().join("index.sled")).unwrap();
-        assert_eq!(ix.camera_id("a").unwrap(), 1);
-        let mut c = Committer::new(
-            ix.clone(),
-            Arc::new(crate::status::Status::default()),
-            RetentionPolicy {
-                dir: dir.path().to_owned(),
-                retain_days: None,
-                max_bytes: None,
-                min_free: None,
-            },
-            Duration::from_millis(10),
-        )
-        .unwrap();
+        let (dir, ix, mut c) = on_disk();
         let d = dir.path().to_owned();
         for i in 0..3 {
             put(&mut c, &d, rec(1, i * 10, 100, EndReason::Rotation));
