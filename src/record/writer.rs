@@ -487,16 +487,16 @@ impl SegmentWriter {
         let dur: u64 = samples.iter().map(|s| s.duration as u64).sum();
         let end_us = seg.rec.start_us + ((base + dur) as i64 * 100 / 9);
         let audio = Self::audio_run(seg, &mut self.audio, end_us);
-        let mut buf =
+        let header =
             fmp4::fragment_header(seg.seq, base, utc, &samples, audio.as_ref().map(|a| &a.0));
         let offset = seg.rec.bytes;
-        for (_, d) in &self.frag {
-            buf.extend_from_slice(d);
-        }
-        for d in audio.iter().flat_map(|a| &a.1) {
-            buf.extend_from_slice(d);
-        }
-        seg.file.write_all(&buf)?;
+        // One `writev` from the frames' own buffers: no copy of the fragment's data.
+        let mut slices: Vec<io::IoSlice> = Vec::with_capacity(1 + self.frag.len() + 64);
+        slices.push(io::IoSlice::new(&header));
+        slices.extend(self.frag.iter().map(|(_, d)| io::IoSlice::new(d)));
+        slices.extend(audio.iter().flat_map(|a| &a.1).map(|d| io::IoSlice::new(d)));
+        let len: usize = slices.iter().map(|b| b.len()).sum();
+        write_all_vectored(&mut seg.file, &mut slices)?;
         let r = &mut seg.rec;
         if samples[0].is_key {
             r.keyframes.push(Keyframe {
@@ -504,7 +504,7 @@ impl SegmentWriter {
                 offset,
             });
         }
-        r.bytes += buf.len() as u64;
+        r.bytes += len as u64;
         r.frames += samples.len() as u32;
         r.duration_90k += samples.iter().map(|s| s.duration as u64).sum::<u64>();
         r.end_us = r.start_us + (r.duration_90k as i64 * 100 / 9);
@@ -604,4 +604,17 @@ pub fn is_disk_full(e: &io::Error) -> bool {
 /// fsyncs a directory so that entries created in it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Writes all of `bufs` with `writev`, as many calls as it takes.
+fn write_all_vectored(f: &mut std::fs::File, mut bufs: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    while !bufs.is_empty() {
+        match f.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
