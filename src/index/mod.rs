@@ -306,26 +306,10 @@ impl Index {
         }
     }
 
+    /// The store at `path` without the schema check (a test writes a bad version).
     #[cfg(test)]
     fn open_trees_unchecked(path: &Path) -> Trees {
-        let db = sled::Config::new().path(path).open().unwrap();
-        Trees {
-            generation: 0,
-            meta: db.open_tree("meta").unwrap(),
-            cameras: db.open_tree("cameras").unwrap(),
-            segments: db.open_tree("segments").unwrap(),
-            garbage: db.open_tree("garbage").unwrap(),
-            holds: db.open_tree("holds").unwrap(),
-            zones: db.open_tree("zones").unwrap(),
-            events: db.open_tree("events").unwrap(),
-            ev_time: db.open_tree("events_by_time").unwrap(),
-            ev_camera: db.open_tree("events_by_camera").unwrap(),
-            ev_zone: db.open_tree("events_by_zone").unwrap(),
-            thumbs: db.open_tree("thumbnails").unwrap(),
-            motion: db.open_tree("motion").unwrap(),
-            acks: db.open_tree("acks").unwrap(),
-            db,
-        }
+        Trees::open(sled::Config::new().path(path).open().unwrap()).unwrap()
     }
 
     fn open_trees(path: &Path) -> Result<Trees> {
@@ -730,8 +714,23 @@ impl Trees {
         if found == 0 || found > SCHEMA_VERSION {
             return Err(IndexError::Schema { found });
         }
-        let t = Trees {
+        drop(meta);
+        let t = Trees::open(db)?;
+        // Older schemas are migrated one version at a time, each step durable.
+        for from in found..SCHEMA_VERSION {
+            tracing::warn!("index: migrating schema {from} to {}", from + 1);
+            MIGRATIONS[(from - 1) as usize](&t)?;
+            t.meta.insert(META_SCHEMA, &(from + 1).to_be_bytes())?;
+            t.db.flush()?;
+        }
+        Ok(t)
+    }
+
+    /// Every tree of the store, by name (generation 0 until the handle sets it).
+    fn open(db: sled::Db) -> sled::Result<Trees> {
+        Ok(Trees {
             generation: 0,
+            meta: db.open_tree("meta")?,
             cameras: db.open_tree("cameras")?,
             segments: db.open_tree("segments")?,
             garbage: db.open_tree("garbage")?,
@@ -744,17 +743,8 @@ impl Trees {
             thumbs: db.open_tree("thumbnails")?,
             motion: db.open_tree("motion")?,
             acks: db.open_tree("acks")?,
-            meta,
             db,
-        };
-        // Older schemas are migrated one version at a time, each step durable.
-        for from in found..SCHEMA_VERSION {
-            tracing::warn!("index: migrating schema {from} to {}", from + 1);
-            MIGRATIONS[(from - 1) as usize](&t)?;
-            t.meta.insert(META_SCHEMA, &(from + 1).to_be_bytes())?;
-            t.db.flush()?;
-        }
-        Ok(t)
+        })
     }
 
     /// The u32 BE id stored under `key` in `tree`, or a new one from the `meta` counter
