@@ -30,6 +30,7 @@ use crate::record::writer::{Frame, VideoParams, WriterMsg};
 use crate::status::{CameraState, SharedStatus, now_us};
 
 pub mod h26x;
+pub mod socket;
 pub mod timing;
 
 pub mod tokio_util_shim {
@@ -522,18 +523,23 @@ impl IngestTask {
             tokio::net::TcpStream::connect((host, port)),
         )
         .await?;
-        let mut session = step(
-            self,
-            "describe",
-            retina::client::Session::describe(
-                self.url().clone(),
-                SessionOptions::default()
-                    .creds(creds)
-                    .session_group(group)
-                    .teardown(TeardownPolicy::Auto)
-                    .user_agent(format!("Vigil/{}", env!("CARGO_PKG_VERSION"))),
-            ),
-        )
+        // retina opens its own connection; the socket it opens is found for the
+        // receive low-water mark (`socket`).
+        let (mut session, sock) = step(self, "describe", async {
+            let (described, sock) = socket::find_socket(
+                retina::client::Session::describe(
+                    self.url().clone(),
+                    SessionOptions::default()
+                        .creds(creds)
+                        .session_group(group)
+                        .teardown(TeardownPolicy::Auto)
+                        .user_agent(format!("Vigil/{}", env!("CARGO_PKG_VERSION"))),
+                ),
+                port,
+            )
+            .await;
+            described.map(|s| (s, sock))
+        })
         .await?;
         let stream_i = session
             .streams()
@@ -578,9 +584,20 @@ impl IngestTask {
         // Audio's place on the recorder's clock.
         let mut audio_clock: Option<AudioClock<(u32, bytes::Bytes)>> = None;
         let mut window = RateWindow::new();
+        // Over TCP, the socket wakes this task once per picture or so, not per packet.
+        let mut coalescer = socket::Coalescer::new(
+            sock.filter(|_| matches!(cam.transport, TransportKind::Tcp)),
+            &cam.name,
+        );
         loop {
             let left = timeout.saturating_sub(last_picture.elapsed());
-            let item = match tokio::time::timeout(left, demuxed.next()).await {
+            let wait = coalescer.guard().map_or(left, |g| g.min(left));
+            let item = match tokio::time::timeout(wait, demuxed.next()).await {
+                Err(_) if wait < left => {
+                    // The stream slowed down under a low-water mark: wake per byte.
+                    coalescer.relax();
+                    continue;
+                }
                 Err(_) => {
                     self.status.camera(&cam.name, |s| s.timeouts += 1);
                     let what = if streaming {
@@ -687,6 +704,7 @@ impl IngestTask {
             last_picture = Instant::now();
             error_pending = false;
             window.add(data.len());
+            coalescer.picture(data.len(), last_picture);
             // Slices of one picture (several NAL units under one RTP timestamp, even
             // with a marker bit after each) are one picture, and so are the two fields
             // of an interlaced frame. A new picture under the timestamp of the previous
