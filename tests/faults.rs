@@ -17,7 +17,7 @@
 //!   hour, then forward a day, while recording: no overlapping segments, `check` clean,
 //!   the steps and the breaks in the timeline visible, and retention (12 hours) deletes
 //!   nothing recorded minutes before.
-//! - soak (`VIGIL_FAULT_SOAK_SECONDS`, default 300, `VIGIL_FAULT_SOAK_CAMERAS`, default
+//! - soak (`endurance_soak`; `VIGIL_FAULT_SOAK_SECONDS`, default 300, `VIGIL_FAULT_SOAK_CAMERAS`, default
 //!   16): cameras with motion; RSS, CPU per camera and index bytes per hour of recording
 //!   reported; RSS in the last third within 10% of the middle third's.
 
@@ -332,8 +332,11 @@ fn flapping_cameras() {
     assert!(d.stop(Duration::from_secs(20)).success());
 }
 
+/// Named to sort before `flapping_cameras` and `kill9_loop`: libtest starts tests in
+/// name order, and the longest run starting first keeps the CI run short (the others
+/// run one after another beside it).
 #[test]
-fn soak() {
+fn endurance_soak() {
     let seconds = env_u64("VIGIL_FAULT_SOAK_SECONDS", 300);
     let n = env_u64("VIGIL_FAULT_SOAK_CAMERAS", 16) as usize;
     let t = TestDir::new();
