@@ -36,7 +36,7 @@ fn main() {
         } else if let Some(data) = line.strip_prefix("data: ")
             && event == "alert"
         {
-            let now = vigil::status::now_us();
+            let now = vigil::base::time::now_us();
             let a: serde_json::Value = serde_json::from_str(data).unwrap();
             if a["kind"] == "start" && a["zone"].is_null() {
                 lat_ms.push((now - a["time_us"].as_i64().unwrap()) as f64 / 1000.0);

@@ -58,7 +58,7 @@ fn main() {
         WriterConfig {
             camera: "cam".into(),
             camera_id: cam,
-            storage_dir: dir.path().to_owned(),
+            storage: vigil::storage::Layout::new(dir.path()),
             segment_seconds: 60,
             commit_interval: Duration::from_millis(1000),
         },
@@ -142,7 +142,7 @@ fn main() {
         cameras: Arc::new(vec![("cam".into(), cam)]),
         storage: dir.path().to_owned(),
         alerts: vigil::alerts::hub(),
-        shutdown: vigil::ingest::tokio_util_shim::new().1,
+        shutdown: vigil::base::cancel::new().1,
         audit: vigil::audit::AuditLog::new(dir.path()),
         gate: Arc::new(vigil::api::auth::Gate::new(
             dir.path(),
@@ -157,8 +157,8 @@ fn main() {
     rt.spawn(async move { axum::serve(listener, app).await });
     let url = format!(
         "http://{addr}/api/clips/cam.mp4?start={}&end={}",
-        vigil::time_fmt::rfc3339(start),
-        vigil::time_fmt::rfc3339(end)
+        vigil::base::time::rfc3339(start),
+        vigil::base::time::rfc3339(end)
     );
     let mut ttfb = Vec::new();
     let mut best_http = f64::MAX;

@@ -90,7 +90,7 @@ fn bench(c: &mut Criterion) {
                     WriterConfig {
                         camera: "bench".into(),
                         camera_id: cam,
-                        storage_dir: dir.path().to_owned(),
+                        storage: vigil::storage::Layout::new(dir.path()),
                         segment_seconds: 60,
                         commit_interval: Duration::from_millis(1000),
                     },

@@ -33,10 +33,7 @@ pub struct Record {
 }
 
 fn hex_sha256(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(b))
 }
 
 /// The audit log of one storage dir.
@@ -71,8 +68,8 @@ impl Drop for Locked {
 impl AuditLog {
     pub fn new(storage: &Path) -> AuditLog {
         AuditLog {
-            path: storage.join("audit.log"),
-            head: storage.join("audit.head"),
+            path: crate::storage::Layout::new(storage).audit_log(),
+            head: crate::storage::Layout::new(storage).audit_head(),
         }
     }
 
@@ -113,7 +110,7 @@ impl AuditLog {
         };
         let rec = Record {
             seq,
-            time: crate::time_fmt::rfc3339(crate::status::now_us()),
+            time: crate::base::time::rfc3339(crate::base::time::now_us()),
             user: user.to_owned(),
             source: source.to_owned(),
             action: action.to_owned(),

@@ -916,7 +916,7 @@ impl Config {
             use sha2::Digest;
             Ok(Config {
                 file: loc.file.to_owned(),
-                sha256: crate::auth::hex(&sha2::Sha256::digest(loc.text.as_bytes())),
+                sha256: hex::encode(sha2::Sha256::digest(loc.text.as_bytes())),
                 storage: StorageConfig {
                     dir,
                     retain_days,

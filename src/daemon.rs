@@ -11,7 +11,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::events::Recorder;
 use crate::index::Index;
-use crate::ingest::{IngestTask, Role, tokio_util_shim};
+use crate::ingest::{IngestTask, Role};
 use crate::motion::live::{AnalysisMsg, LiveAnalyzer, MotionMsg};
 use crate::record::committer::{Committer, RetentionPolicy};
 use crate::record::recovery::{self, Mode};
@@ -33,7 +33,7 @@ pub async fn run(
     let dir = &config.storage.dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create storage dir {}", dir.display()))?;
-    let index_path = recovery::index_path(dir);
+    let index_path = crate::storage::Layout::new(dir).index();
     let index = match Index::open(&index_path) {
         // The disk filled while the daemon was down: the reserve is there for this.
         Err(e) if e.is_disk_full() && crate::index::reserve_path(&index_path).exists() => {
@@ -97,7 +97,7 @@ pub async fn run(
     )?;
     // Make room before anything else writes (the audit log, the cameras): the disk may
     // have filled while the daemon was down.
-    if let Err(e) = committer.retention(crate::status::now_us()) {
+    if let Err(e) = committer.retention(crate::base::time::now_us()) {
         tracing::error!("retention at start-up: {e}");
     }
     let committer = std::thread::Builder::new()
@@ -136,13 +136,13 @@ pub async fn run(
         cameras.push((c.name.clone(), index.camera_id(&c.name)?));
     }
 
-    let (cancel_src, cancel) = tokio_util_shim::new();
+    let (cancel_src, cancel) = crate::base::cancel::new();
     // Typed motion output (frames with grids, closed events) for the timeline.
     let (motion_tx, _) = tokio::sync::broadcast::channel::<MotionMsg>(1024);
     let alert_hub = crate::alerts::hub();
     // The alert sinks (MQTT, webhooks) stop after the analysers, so that the end alerts of
     // events they close at shutdown still go out.
-    let (sinks_stop, sinks_stop_token) = tokio_util_shim::new();
+    let (sinks_stop, sinks_stop_token) = crate::base::cancel::new();
     let mqtt = match &config.mqtt {
         Some(m) => Some(tokio::spawn(crate::alerts::mqtt::run(
             m.clone(),
@@ -180,7 +180,7 @@ pub async fn run(
             WriterConfig {
                 camera: cam.name.clone(),
                 camera_id: *id,
-                storage_dir: dir.clone(),
+                storage: crate::storage::Layout::new(dir.clone()),
                 segment_seconds: config.storage.segment_seconds,
                 commit_interval: Duration::from_millis(config.storage.commit_interval_ms as u64),
             },

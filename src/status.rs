@@ -6,12 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
+use crate::base::time::now_us;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,7 +109,7 @@ impl CameraStatus {
         CameraStatus {
             name: name.to_owned(),
             state: CameraState::Starting,
-            since: crate::time_fmt::rfc3339(now),
+            since: crate::base::time::rfc3339(now),
             since_us: now,
             fps: 0.0,
             bitrate_bps: 0.0,
@@ -165,13 +160,13 @@ impl CameraStatus {
         if self.state != s {
             self.state = s;
             self.since_us = now_us();
-            self.since = crate::time_fmt::rfc3339(self.since_us);
+            self.since = crate::base::time::rfc3339(self.since_us);
         }
     }
 
     pub fn set_error(&mut self, e: String) {
         self.last_error = Some(e);
-        self.last_error_at = Some(crate::time_fmt::rfc3339(now_us()));
+        self.last_error_at = Some(crate::base::time::rfc3339(now_us()));
     }
 }
 

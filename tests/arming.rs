@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use vigil::time_fmt::rfc3339;
+use vigil::base::time::rfc3339;
 
 #[test]
 fn disarmed_zones_are_recorded_but_raise_no_alerts() {
@@ -22,7 +22,7 @@ fn disarmed_zones_are_recorded_but_raise_no_alerts() {
         + "\n[[schedules]]\nname = \"never\"\narmed = []\n\
            \n[[schedules]]\nname = \"always\"\ntimezone = \"Pacific/Auckland\"\ndisarmed = []\n";
     std::fs::write(&cfg, text).unwrap();
-    let t0 = vigil::status::now_us() - 60_000_000;
+    let t0 = vigil::base::time::now_us() - 60_000_000;
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let alerts = sse_alerts(&format!("{base}/api/alerts/stream"));
 
@@ -59,7 +59,7 @@ fn disarmed_zones_are_recorded_but_raise_no_alerts() {
         "no alert for the disarmed zone: {got:?}"
     );
     // The event itself has both zones: disarming holds back alerts, not the record.
-    let far = vigil::status::now_us() + 3_600_000_000;
+    let far = vigil::base::time::now_us() + 3_600_000_000;
     let ev = wait_for(Duration::from_secs(20), "the stored event", || {
         let (code, v) = get_status(&format!("{base}/api/events/{id}"));
         (code == 200).then_some(v)

@@ -36,7 +36,7 @@ fn recorded(t: &TestDir, n: u64) -> (Proc, std::path::PathBuf, std::path::PathBu
 /// Drops a segment's index entry (as when the daemon died between creating the file and
 /// indexing it): the file becomes an orphan.
 fn unindex(storage: &std::path::Path, s: &vigil::index::SegmentRecord) {
-    let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(storage)).unwrap();
+    let ix = vigil::index::Index::open(&vigil::storage::Layout::new(storage).index()).unwrap();
     ix.commit(&[
         vigil::index::Op::DeleteSegment {
             camera_id: s.camera_id,

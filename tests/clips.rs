@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use vigil::time_fmt::rfc3339;
+use vigil::base::time::rfc3339;
 
 fn get_bytes(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut req = bearer(lenient().get(url), url);
@@ -51,8 +51,8 @@ fn clips_match_the_requested_range() {
         let v = get_json(&format!(
             "{}/api/recordings?camera=cam&start={}&end={}",
             r.base,
-            rfc3339(vigil::status::now_us() - 600_000_000),
-            rfc3339(vigil::status::now_us() + 60_000_000)
+            rfc3339(vigil::base::time::now_us() - 600_000_000),
+            rfc3339(vigil::base::time::now_us() + 60_000_000)
         ));
         let segs = v["segments"].as_array().unwrap().clone();
         let first = segs.first()?["start_us"].as_i64()?;
@@ -195,8 +195,8 @@ fn clips_match_the_requested_range() {
     let audit = get_json(&format!(
         "{}/api/audit?start={}&end={}",
         r.base,
-        rfc3339(vigil::status::now_us() - 600_000_000),
-        rfc3339(vigil::status::now_us() + 60_000_000)
+        rfc3339(vigil::base::time::now_us() - 600_000_000),
+        rfc3339(vigil::base::time::now_us() + 60_000_000)
     ));
     let views: Vec<&serde_json::Value> = audit["records"]
         .as_array()

@@ -233,7 +233,7 @@ fn record_and_check(t: &TestDir, cells: &[Cell]) {
     }
     let cfg = t.write("vigil.toml", &cfg);
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    let started = vigil::status::now_us();
+    let started = vigil::base::time::now_us();
     std::thread::sleep(RECORD);
     // A 30 s clip from the middle of the run crosses at least two segment boundaries.
     let (c0, c1) = (started + 6_000_000, started + 36_000_000);
@@ -242,8 +242,8 @@ fn record_and_check(t: &TestDir, cells: &[Cell]) {
         let url = format!(
             "{base}/api/clips/{}.mp4?start={}&end={}",
             c.name,
-            vigil::time_fmt::rfc3339(c0),
-            vigil::time_fmt::rfc3339(c1)
+            vigil::base::time::rfc3339(c0),
+            vigil::base::time::rfc3339(c1)
         );
         let path = t.join(&format!("{}-clip.mp4", c.name));
         match get(&url).call() {
@@ -259,12 +259,12 @@ fn record_and_check(t: &TestDir, cells: &[Cell]) {
         .iter()
         .map(|c| camera_status(&base, &c.name))
         .collect();
-    let stopped = vigil::status::now_us();
+    let stopped = vigil::base::time::now_us();
     assert!(d.stop(Duration::from_secs(30)).success());
-    let ended = vigil::status::now_us();
+    let ended = vigil::base::time::now_us();
     let all = indexed_segments(&storage);
     let ids: Vec<u32> = {
-        let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(&storage)).unwrap();
+        let ix = vigil::index::Index::open(&vigil::storage::Layout::new(&storage).index()).unwrap();
         let cams = ix.cameras().unwrap();
         cells
             .iter()
@@ -385,7 +385,7 @@ fn check_cell(
     // and PLAY are not recording time) plus a GOP to the first keyframe, or at least
     // 4 s after the daemon started.
     let playing = match (reconnects, status["since"].as_str()) {
-        (0, Some(since)) => vigil::time_fmt::parse_rfc3339(since).unwrap_or(started),
+        (0, Some(since)) => vigil::base::time::parse_rfc3339(since).unwrap_or(started),
         _ => started,
     };
     let window = stopped - (started + 4_000_000).max(playing + 2_500_000);
@@ -908,7 +908,7 @@ fn hostile_servers_never_harm_the_daemon_or_a_good_camera() {
     let cfg = t.write("vigil.toml", &cfg);
     let (mut d, base) = daemon(&cfg, &t.join("daemon.log"));
     wait_streaming(&base, "good");
-    let started = vigil::status::now_us();
+    let started = vigil::base::time::now_us();
     let mut peak_rss = 0u64;
     for _ in 0..25 {
         std::thread::sleep(Duration::from_secs(1));
@@ -919,7 +919,7 @@ fn hostile_servers_never_harm_the_daemon_or_a_good_camera() {
             .unwrap_or(0);
         peak_rss = peak_rss.max(rss * 1024);
     }
-    let ended = vigil::status::now_us();
+    let ended = vigil::base::time::now_us();
     assert!(d.is_running(), "the daemon died");
     // Seven sessions, one decoder at most each: far below this unless something buffers
     // what a hostile server sends without bound.
@@ -947,8 +947,8 @@ fn hostile_servers_never_harm_the_daemon_or_a_good_camera() {
     assert_eq!(g["reconnects"].as_u64(), Some(0), "{g}");
     let r = get_json(&format!(
         "{base}/api/recordings?camera=good&start={}&end={}",
-        vigil::time_fmt::rfc3339(started),
-        vigil::time_fmt::rfc3339(ended - 2_000_000)
+        vigil::base::time::rfc3339(started),
+        vigil::base::time::rfc3339(ended - 2_000_000)
     ));
     assert!(
         r["gaps"].as_array().unwrap().is_empty(),

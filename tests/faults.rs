@@ -90,14 +90,14 @@ fn kill9_loop() {
     let mut losses = Vec::new();
     for run in 0..runs {
         let (d, base) = daemon(&cfg, &t.join(&format!("daemon{run}.log")));
-        let started = vigil::status::now_us();
+        let started = vigil::base::time::now_us();
         wait_for(Duration::from_secs(30), "every camera recording", || {
             (names.iter())
                 .all(|n| camera_status(&base, n)["frames"].as_u64().unwrap_or(0) > 0)
                 .then_some(())
         });
         std::thread::sleep(Duration::from_millis(rng.u64(300..5000)));
-        let killed_at = vigil::status::now_us();
+        let killed_at = vigil::base::time::now_us();
         d.kill9();
 
         // What a crash leaves is interrupted segments and orphans, nothing else.
@@ -121,7 +121,7 @@ fn kill9_loop() {
                 played.insert(s.file.clone(), s.bytes);
             }
         }
-        let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(&storage)).unwrap();
+        let ix = vigil::index::Index::open(&vigil::storage::Layout::new(&storage).index()).unwrap();
         for (name, id) in ix.cameras().unwrap() {
             let mine: Vec<_> = segs.iter().filter(|s| s.camera_id == id).collect();
             for w in mine.windows(2) {
@@ -258,7 +258,7 @@ fn flapping_cameras() {
             .all(|n| camera_status(&base, n)["state"] == "streaming")
             .then_some(())
     });
-    let started = vigil::status::now_us();
+    let started = vigil::base::time::now_us();
     let mut cam = Some(cam);
     let mut samples: Vec<ProcStats> = Vec::new();
     let reconnects = |n: &str| camera_status(&base, n)["reconnects"].as_u64().unwrap();
@@ -283,7 +283,7 @@ fn flapping_cameras() {
         );
         samples.push(proc_stats(pid));
     }
-    let ended = vigil::status::now_us();
+    let ended = vigil::base::time::now_us();
     for n in &names {
         let s = camera_status(&base, n);
         assert!(
@@ -292,8 +292,8 @@ fn flapping_cameras() {
         );
         let r = get_json(&format!(
             "{base}/api/recordings?camera={n}&start={}&end={}",
-            vigil::time_fmt::rfc3339(started),
-            vigil::time_fmt::rfc3339(ended)
+            vigil::base::time::rfc3339(started),
+            vigil::base::time::rfc3339(ended)
         ));
         let gaps = r["gaps"].as_array().unwrap();
         assert!(
@@ -370,7 +370,7 @@ fn endurance_soak() {
     let rss = |r: &[(f64, ProcStats)]| median(r.iter().map(|(_, s)| s.rss).collect());
     let (early, late) = thirds(&samples);
     let (early, late) = (rss(early), rss(late));
-    let index_bytes = dir_bytes(&vigil::record::recovery::index_path(&storage));
+    let index_bytes = dir_bytes(&vigil::storage::Layout::new(&storage).index());
     let recorded_h = (wall * n as f64) / 3600.0;
     figure("soak", "cameras", n);
     figure("soak", "seconds", format!("{wall:.0}"));
@@ -476,11 +476,11 @@ fn clock_jumps() {
     assert_eq!(st["deleted_segments"].as_u64(), Some(0), "{st}");
     let cam = camera_status(&base, "j0");
     assert!(cam["timestamp_jumps"].as_u64().unwrap() >= 2, "{cam}");
-    let now = vigil::status::now_us();
+    let now = vigil::base::time::now_us();
     let r = get_json(&format!(
         "{base}/api/recordings?camera=j0&start={}&end={}",
-        vigil::time_fmt::rfc3339(now - 7_200_000_000),
-        vigil::time_fmt::rfc3339(now + 2 * 86_400_000_000)
+        vigil::base::time::rfc3339(now - 7_200_000_000),
+        vigil::base::time::rfc3339(now + 2 * 86_400_000_000)
     ));
     // The day forward is a gap in the timeline, and says why.
     let gaps = r["gaps"].as_array().unwrap();

@@ -27,7 +27,7 @@ fn daemon_detects_crossings_live_with_zones() {
     assert_eq!(s["analysis_errors"], 0, "{s}");
     let ev = &s["last_event"];
     assert_eq!(ev["zones"], serde_json::json!(["left", "right"]), "{s}");
-    let t = |k: &str| vigil::time_fmt::parse_rfc3339(ev[k].as_str().unwrap()).unwrap();
+    let t = |k: &str| vigil::base::time::parse_rfc3339(ev[k].as_str().unwrap()).unwrap();
     let dur = t("end") - t("start");
     // The clip keeps pre_roll (default 3 s) before and post_roll (2 s here) after.
     assert_eq!(t("start") - t("clip_start"), 3_000_000, "{s}");

@@ -135,8 +135,8 @@ fn camera_restart_leaves_gap_and_recording_resumes() {
     let (c0, c1) = (g0 - 3_000_000, g1 + 3_000_000);
     let url = format!(
         "{base}/api/clips/door.mp4?start={}&end={}",
-        vigil::time_fmt::rfc3339(c0),
-        vigil::time_fmt::rfc3339(c1)
+        vigil::base::time::rfc3339(c0),
+        vigil::base::time::rfc3339(c1)
     );
     let mut resp = get(&url).call().unwrap();
     let header = resp
@@ -197,7 +197,7 @@ fn sigkill_mid_segment_recovers_within_bound() {
     wait_streaming(&base, "k");
     std::thread::sleep(Duration::from_secs(8));
     // The newest frame received is about "now": the loss is measured against it.
-    let killed_at = vigil::status::now_us();
+    let killed_at = vigil::base::time::now_us();
     d.kill9();
 
     // The daemon's own start-up recovery repairs the open segment.

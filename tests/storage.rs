@@ -229,7 +229,7 @@ fn full_disk_with_the_camera_gone_and_at_start_up() {
     );
     eprintln!("storage after the disk filled: {st}");
     // A hold can be placed (the index writes and flushes again).
-    let now = vigil::time_fmt::rfc3339(vigil::status::now_us());
+    let now = vigil::base::time::rfc3339(vigil::base::time::now_us());
     let body =
         serde_json::json!({"camera": "f", "start": before[0].0, "end": now, "reason": "case 9"});
     let mut r = post(&format!("{base}/api/holds")).send_json(&body).unwrap();
@@ -360,7 +360,18 @@ fn index_reopens_after_a_full_disk_and_keeps_what_was_committed() {
     ix.commit(&[Op::PutSegment(rec(refused))]).unwrap();
     drop(ix);
     std::fs::remove_file(filler).unwrap();
-    let ix = Index::open(&path).unwrap();
+    // sled's background flusher may hold the old store (and its file lock) for a moment
+    // after the last handle is dropped: wait for the lock, nothing else.
+    let t0 = std::time::Instant::now();
+    let ix = loop {
+        match Index::open(&path) {
+            Ok(ix) => break ix,
+            Err(e) if e.to_string().contains("lock") && t0.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("reopening the index: {e}"),
+        }
+    };
     let got: Vec<i64> = ix
         .all_segments()
         .map(|r| r.unwrap().start_us / 1_000_000)
@@ -412,8 +423,8 @@ fn a_clip_being_served_is_not_cut_by_retention() {
     );
     let url = format!(
         "{base}/api/clips/r.mp4?start={}&end={}",
-        vigil::time_fmt::rfc3339(start),
-        vigil::time_fmt::rfc3339(start + 10_000_000)
+        vigil::base::time::rfc3339(start),
+        vigil::base::time::rfc3339(start + 10_000_000)
     );
     let mut resp = get(&url).call().unwrap();
     let len: usize = resp.headers()["content-length"]

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use vigil::time_fmt::{parse_rfc3339, rfc3339};
+use vigil::base::time::{parse_rfc3339, rfc3339};
 
 fn post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     let mut r = post(url).send_json(body).unwrap();
@@ -57,12 +57,12 @@ fn events_thumbnails_region_search_and_queries() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = text.replace("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()));
     std::fs::write(&cfg, text).unwrap();
-    let t0 = vigil::status::now_us() - 60_000_000;
+    let t0 = vigil::base::time::now_us() - 60_000_000;
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
     let range = |t1: i64| format!("start={}&end={}", rfc3339(t0), rfc3339(t1));
     let alerts = sse_alerts(&format!("{base}/api/alerts/stream"));
     let ws = ws_alerts(&format!("{}/api/alerts/ws", base.replacen("http", "ws", 1)));
-    let far = vigil::status::now_us() + 3_600_000_000;
+    let far = vigil::base::time::now_us() + 3_600_000_000;
 
     // The clip's first loop: a crossing through "left" and "right" (1.5-5.5 s), then an
     // object bobbing inside "right" only (11-14 s). Both close 2 s (post_roll) later.
@@ -405,7 +405,7 @@ fn events_thumbnails_region_search_and_queries() {
     assert!(ids(&tl).contains(&id_a), "{tl}");
 
     // Bad parameters: a 4xx with a message, never a 500.
-    let now = rfc3339(vigil::status::now_us());
+    let now = rfc3339(vigil::base::time::now_us());
     let then = rfc3339(t0);
     for (url, code, msg) in [
         (

@@ -249,7 +249,7 @@ fn webhooks_over_https_with_a_private_certificate() {
     };
     // The daemon's delivery path: its agent, signing and retries.
     let hub = vigil::alerts::hub();
-    let (src, stop) = vigil::ingest::tokio_util_shim::new();
+    let (src, stop) = vigil::base::cancel::new();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let agent = vigil::alerts::webhook::agent(&cfg).unwrap();
     let task = rt.spawn(vigil::alerts::webhook::run(
@@ -266,7 +266,7 @@ fn webhooks_over_https_with_a_private_certificate() {
         "front",
         Some("door"),
         42,
-        vigil::status::now_us(),
+        vigil::base::time::now_us(),
         0.5,
     );
     hub.send(alert).unwrap();

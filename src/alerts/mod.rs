@@ -11,7 +11,7 @@ pub mod webhook;
 
 use serde::Serialize;
 
-use crate::time_fmt::rfc3339;
+use crate::base::time::rfc3339;
 
 /// Alerts kept for slow subscribers before the oldest are dropped.
 pub const BACKLOG: usize = 1024;

@@ -17,8 +17,8 @@ use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Alert, AlertHub, AlertKind};
+use crate::base::cancel::CancelToken;
 use crate::config::MqttConfig;
-use crate::ingest::tokio_util_shim::CancelToken;
 
 /// A topic level from a camera or zone name: MQTT separators and wildcards replaced.
 fn level(name: &str) -> String {

@@ -14,8 +14,8 @@ use sha2::Sha256;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Alert, AlertHub};
+use crate::base::cancel::CancelToken;
 use crate::config::WebhookConfig;
-use crate::ingest::tokio_util_shim::CancelToken;
 
 const ATTEMPTS: u32 = 6;
 
@@ -25,13 +25,7 @@ pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Reads the signing secret. The error names the variable only.
@@ -131,12 +125,7 @@ mod tests {
     fn signature_is_hmac_of_timestamp_dot_body() {
         let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"what do ya want for nothing?");
-        let want: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let want = hex::encode(mac.finalize().into_bytes());
         assert_eq!(
             want,
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
@@ -144,12 +133,7 @@ mod tests {
         // "<ts>.<body>" with ts = 12 and body = "3": the MAC input is "12.3".
         let mut mac = Hmac::<Sha256>::new_from_slice(b"k").unwrap();
         mac.update(b"12.3");
-        let direct: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let direct = hex::encode(mac.finalize().into_bytes());
         assert_eq!(signature(b"k", 12, b"3"), format!("sha256={direct}"));
     }
 }

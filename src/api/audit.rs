@@ -118,7 +118,7 @@ pub(super) async fn list(
         .map_err(|e| ApiError(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let out: Vec<_> = records
         .into_iter()
-        .filter(|r| crate::time_fmt::parse_rfc3339(&r.time).is_ok_and(|t| t >= t0 && t < t1))
+        .filter(|r| crate::base::time::parse_rfc3339(&r.time).is_ok_and(|t| t >= t0 && t < t1))
         .take(limit)
         .collect();
     Ok(Json(serde_json::json!({ "records": out })).into_response())

@@ -57,7 +57,7 @@ impl Gate {
                 crate::auth::session::sessions_path(storage),
                 c.session_idle,
                 c.session_max,
-                crate::status::now_us(),
+                crate::base::time::now_us(),
             ),
             limiter: Limiter::new(c.login_max_failures, c.lockout, c.lockout),
             ip_limiter: Limiter::new(c.login_max_failures * 4, c.lockout, c.lockout),
@@ -215,7 +215,7 @@ pub(super) async fn authenticate(
         let user = st
             .gate
             .sessions
-            .get(&id, crate::status::now_us())
+            .get(&id, crate::base::time::now_us())
             .ok()
             .and_then(|s| {
                 // The user must still exist with the same password.
@@ -368,7 +368,7 @@ pub(super) async fn login(State(st): State<AppState>, req: Request) -> Result<Re
     let (id, s) = st
         .gate
         .sessions
-        .create(&u.name, &u.password_hash, crate::status::now_us());
+        .create(&u.name, &u.password_hash, crate::base::time::now_us());
     audit(
         &st,
         &u.name,

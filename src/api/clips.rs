@@ -113,7 +113,7 @@ pub(super) async fn event_clip(
 }
 
 fn file_time(us: i64) -> String {
-    crate::time_fmt::rfc3339(us).replace([':', '-'], "")
+    crate::base::time::rfc3339(us).replace([':', '-'], "")
 }
 
 /// A byte range request: `Ok(None)` for the whole body, `Err(())` if unsatisfiable.
@@ -253,8 +253,8 @@ fn gaps_header(gaps: &[(i64, i64)]) -> Option<String> {
             .map(|&(a, b)| {
                 format!(
                     "{}/{}",
-                    crate::time_fmt::rfc3339(a),
-                    crate::time_fmt::rfc3339(b)
+                    crate::base::time::rfc3339(a),
+                    crate::base::time::rfc3339(b)
                 )
             })
             .collect::<Vec<_>>()

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{ApiError, AppState, blocking, gaps};
+use crate::base::time::{parse_rfc3339, rfc3339};
 use crate::events::{self, EventQuery, Order, QueryError};
-use crate::time_fmt::{parse_rfc3339, rfc3339};
 
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
@@ -235,7 +235,7 @@ pub(super) async fn timeline(
     let (t0, t1) = (p.time("start")?, p.time("end")?);
     events::check_range(t0, t1)?;
     let index = st.index.clone();
-    let now = crate::status::now_us();
+    let now = crate::base::time::now_us();
     let out = blocking(move || -> Result<serde_json::Value, QueryError> {
         let cams = events::Cameras::load(&index)?;
         let id = cams.id(&camera)?;
@@ -327,7 +327,7 @@ pub(super) async fn acknowledge(
         return Err(ApiError::bad("note contains control characters"));
     }
     let index = st.index.clone();
-    let now = crate::status::now_us();
+    let now = crate::base::time::now_us();
     let (result, camera) = blocking(move || -> Result<_, QueryError> {
         let record = index.event(id)?;
         if record.is_none() && index.thumbnail(id)?.is_none() {

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use super::auth::Principal;
 use super::events::Params;
 use super::{ApiError, AppState, blocking};
+use crate::base::time::{parse_rfc3339, rfc3339};
 use crate::events::{self, Cameras, QueryError};
 use crate::index::Hold;
-use crate::time_fmt::{parse_rfc3339, rfc3339};
 
 fn view(h: &Hold, cameras: &Cameras) -> serde_json::Value {
     serde_json::json!({
@@ -96,7 +96,7 @@ pub(super) async fn create(
         }
     };
     let index = st.index.clone();
-    let now = crate::status::now_us();
+    let now = crate::base::time::now_us();
     let hold = blocking(move || -> Result<_, QueryError> {
         let cameras = Cameras::load(&index)?;
         let (camera_id, t0, t1) = match target {

@@ -23,9 +23,10 @@ mod events;
 mod holds;
 pub mod metrics;
 
+use crate::base::time::now_us;
+use crate::base::time::{parse_rfc3339, rfc3339};
 use crate::index::{Index, SegmentRecord};
-use crate::status::{SharedStatus, now_us};
-use crate::time_fmt::{parse_rfc3339, rfc3339};
+use crate::status::SharedStatus;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -43,7 +44,7 @@ pub struct AppState {
     pub gate: Arc<auth::Gate>,
     /// Cancelled when the daemon shuts down: ends long-lived responses (alert streams),
     /// which graceful shutdown would otherwise wait for forever.
-    pub shutdown: crate::ingest::tokio_util_shim::CancelToken,
+    pub shutdown: crate::base::cancel::CancelToken,
 }
 
 /// The API. Each group of routes is open to its role and the ones above it

@@ -87,11 +87,7 @@ pub struct AuthStore {
 }
 
 fn now() -> String {
-    crate::time_fmt::rfc3339(crate::status::now_us())
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::base::time::rfc3339(crate::base::time::now_us())
 }
 
 /// Checks a user name: 1..=64 of `[a-z0-9_.-]`.
@@ -135,8 +131,8 @@ pub fn verify_password(hash: &str, p: &str) -> bool {
 impl AuthStore {
     pub fn new(storage: &Path) -> AuthStore {
         AuthStore {
-            path: storage.join("auth.json"),
-            lock: storage.join("auth.lock"),
+            path: crate::storage::Layout::new(storage).users(),
+            lock: crate::storage::Layout::new(storage).users_lock(),
         }
     }
 
@@ -261,12 +257,12 @@ impl AuthStore {
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut id);
         OsRng.fill_bytes(&mut secret);
-        let (id, secret) = (hex(&id), hex(&secret));
+        let (id, secret) = (hex::encode(id), hex::encode(secret));
         let t = Token {
             id: id.clone(),
             label: label.into(),
             user: user.into(),
-            secret_sha256: hex(&Sha256::digest(secret.as_bytes())),
+            secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
             created: now(),
             revoked: false,
         };
@@ -306,7 +302,7 @@ impl AuthData {
     /// revoked.
     pub fn token_user(&self, token: &str) -> Option<&User> {
         let (id, secret) = token.strip_prefix("vgl_")?.split_once('_')?;
-        let digest = hex(&Sha256::digest(secret.as_bytes()));
+        let digest = hex::encode(Sha256::digest(secret.as_bytes()));
         let t = self.tokens.iter().find(|t| {
             t.id == id && !t.revoked && session::same_secret(&t.secret_sha256, &digest)
         })?;

@@ -70,11 +70,11 @@ const RETRY_SAVE_US: i64 = 5_000_000;
 fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     OsRng.fill_bytes(&mut b);
-    super::hex(&b)
+    hex::encode(b)
 }
 
 fn key(id: &str) -> String {
-    super::hex(&Sha256::digest(id.as_bytes()))
+    hex::encode(Sha256::digest(id.as_bytes()))
 }
 
 /// A short fingerprint of a password hash (changes when the password does).
@@ -84,7 +84,7 @@ pub fn password_fp(hash: &str) -> String {
 
 /// The sessions file in a storage dir.
 pub fn sessions_path(storage: &Path) -> PathBuf {
-    storage.join("sessions.json")
+    crate::storage::Layout::new(storage).sessions()
 }
 
 impl Sessions {

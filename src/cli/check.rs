@@ -42,7 +42,7 @@ pub struct Args {
 pub fn main(a: Args) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&a.config)?;
     let dir = &config.storage.dir;
-    let path = recovery::index_path(dir);
+    let path = crate::storage::Layout::new(dir).index();
     if !path.exists() {
         anyhow::bail!("no index at {} (has the daemon ever run?)", path.display());
     }

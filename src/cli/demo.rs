@@ -34,7 +34,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         use argon2::password_hash::rand_core::{OsRng, RngCore};
         let mut b = [0u8; 12];
         OsRng.fill_bytes(&mut b);
-        crate::auth::hex(&b)
+        hex::encode(b)
     };
     let users = crate::auth::AuthStore::new(&dir);
     if users.load()?.user("demo").is_some() {

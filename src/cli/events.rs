@@ -6,10 +6,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::base::time::parse_rfc3339;
 use crate::events::{self, EventPage, EventQuery, EventView, MAX_LIMIT, Order};
 use crate::index::Index;
-use crate::record::recovery;
-use crate::time_fmt::parse_rfc3339;
 
 #[derive(clap::Args)]
 #[command(
@@ -74,7 +73,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         limit: MAX_LIMIT,
         cursor: None,
     };
-    let path = recovery::index_path(&config.storage.dir);
+    let path = crate::storage::Layout::new(&config.storage.dir).index();
     if !path.exists() {
         anyhow::bail!("no index at {} (has the daemon ever run?)", path.display());
     }
@@ -133,7 +132,7 @@ fn print_event(out: &mut impl std::io::Write, e: &EventView, json: bool) -> anyh
 
 /// The same query through the running daemon's `/api/events`.
 fn via_http(api: &super::DaemonApi, q: &EventQuery) -> anyhow::Result<EventPage> {
-    use crate::time_fmt::rfc3339;
+    use crate::base::time::rfc3339;
     let mut url = url::Url::parse(&format!("{}/api/events", api.base))?;
     {
         let mut p = url.query_pairs_mut();

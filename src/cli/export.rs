@@ -9,11 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::base::time::{parse_rfc3339, rfc3339};
 use crate::events::Cameras;
 use crate::export;
 use crate::index::Index;
-use crate::record::recovery;
-use crate::time_fmt::{parse_rfc3339, rfc3339};
 
 #[derive(clap::Args)]
 #[command(
@@ -52,7 +51,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
             .map(|c| (c.clone(), a.output.join(format!("{c}-{stamp}.mp4"))))
             .collect()
     };
-    let path = recovery::index_path(storage);
+    let path = crate::storage::Layout::new(storage).index();
     if !path.exists() {
         anyhow::bail!("no index at {} (has the daemon ever run?)", path.display());
     }

@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::time::rfc3339;
 use crate::index::{EventEntry, EventRecord, EventScope, Index, IndexError};
-use crate::time_fmt::rfc3339;
 
 /// Largest page a query may ask for.
 pub const MAX_LIMIT: usize = 1000;

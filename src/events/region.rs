@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 use super::{Cameras, QueryError, bad, check_range};
+use crate::base::time::rfc3339;
 use crate::index::Index;
 use crate::motion::zones::contains;
-use crate::time_fmt::rfc3339;
 
 /// Seconds without motion that still join two stretches into one interval.
 const JOIN_GAP_S: i64 = 2;

@@ -151,7 +151,7 @@ pub fn plan(
     let mut dims = (0u32, 0u32);
     let mut fragment = 0usize;
     for seg in &segs {
-        let path = storage.join(&seg.file);
+        let path = crate::storage::Layout::new(storage).segment(&seg.file);
         let scanned = scan_committed(&path, seg)?;
         let entry = entry_index(&mut entries, &scanned.sample_entry);
         // Audio only if every segment has it, at one sample rate.

@@ -21,46 +21,18 @@ use retina::client::{
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
 use timing::{AudioClock, CameraClock, Jump, Output, Timed, Timing};
-use tokio_util_shim::CancelToken;
 
+use crate::base::cancel::CancelToken;
+use crate::base::time::now_us;
 use crate::config::{CameraConfig, TransportKind};
 use crate::index::EndReason;
 use crate::motion::live::{AnalysisFrame, AnalysisMsg};
 use crate::record::writer::{Frame, VideoParams, WriterMsg};
-use crate::status::{CameraState, SharedStatus, now_us};
+use crate::status::{CameraState, SharedStatus};
 
 pub mod h26x;
 pub mod socket;
 pub mod timing;
-
-pub mod tokio_util_shim {
-    //! A minimal cancellation token on top of `tokio::sync::watch`.
-    #[derive(Clone)]
-    pub struct CancelToken(tokio::sync::watch::Receiver<bool>);
-    pub struct CancelSource(tokio::sync::watch::Sender<bool>);
-
-    pub fn new() -> (CancelSource, CancelToken) {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        (CancelSource(tx), CancelToken(rx))
-    }
-    impl CancelSource {
-        pub fn cancel(&self) {
-            let _ = self.0.send(true);
-        }
-        /// Another token of this source.
-        pub fn token(&self) -> CancelToken {
-            CancelToken(self.0.subscribe())
-        }
-    }
-    impl CancelToken {
-        pub fn is_cancelled(&self) -> bool {
-            *self.0.borrow()
-        }
-        pub async fn cancelled(&mut self) {
-            let _ = self.0.wait_for(|v| *v).await;
-        }
-    }
-}
 
 pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);

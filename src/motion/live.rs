@@ -482,13 +482,13 @@ impl LiveAnalyzer {
             }
         }
         tracing::info!(camera = %live.camera, id = ?live.id, zones = ?live.zones, score = live.peak_score,
-            "motion event {} .. {}", crate::time_fmt::rfc3339(live.start_us), crate::time_fmt::rfc3339(live.end_us));
+            "motion event {} .. {}", crate::base::time::rfc3339(live.start_us), crate::base::time::rfc3339(live.end_us));
         let summary = crate::status::EventSummary {
             id: live.id,
-            start: crate::time_fmt::rfc3339(live.start_us),
-            end: crate::time_fmt::rfc3339(live.end_us),
-            clip_start: crate::time_fmt::rfc3339(live.clip_start_us),
-            clip_end: crate::time_fmt::rfc3339(live.clip_end_us),
+            start: crate::base::time::rfc3339(live.start_us),
+            end: crate::base::time::rfc3339(live.end_us),
+            clip_start: crate::base::time::rfc3339(live.clip_start_us),
+            clip_end: crate::base::time::rfc3339(live.clip_end_us),
             zones: live.zones.clone(),
             peak_score: live.peak_score,
             bbox: live.bbox,

@@ -20,8 +20,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::writer::CommitMsg;
+use crate::base::time::now_us;
 use crate::index::{ClockStep, Index, Op, SegmentRecord};
-use crate::status::{SharedStatus, now_us};
+use crate::status::SharedStatus;
 
 #[derive(Clone, Debug)]
 pub struct RetentionPolicy {
@@ -169,7 +170,7 @@ impl Committer {
                 self.status.storage(|s| {
                     s.disk_full_events += 1;
                     s.last_error = Some("disk full: deleting oldest recordings".into());
-                    s.last_error_at = Some(crate::time_fmt::rfc3339(now_us()));
+                    s.last_error_at = Some(crate::base::time::rfc3339(now_us()));
                 });
                 if let Err(e) = self.delete_oldest("disk full") {
                     self.error(format!("retention: {e}"));
@@ -261,7 +262,7 @@ impl Committer {
              retention ages those made before a forward step by the time that really passed",
             if delta > 0 { "forward" } else { "back" },
             delta.abs() as f64 / 1e6,
-            crate::time_fmt::rfc3339(wall)
+            crate::base::time::rfc3339(wall)
         );
         self.clock_steps.push(step);
         let drop = self.clock_steps.len().saturating_sub(64);
@@ -308,7 +309,7 @@ impl Committer {
         }
         self.status.storage(|s| {
             s.last_error = Some(msg);
-            s.last_error_at = Some(crate::time_fmt::rfc3339(now_us()));
+            s.last_error_at = Some(crate::base::time::rfc3339(now_us()));
         });
     }
 
@@ -482,7 +483,7 @@ impl Committer {
                 "index unavailable on a full disk: deleting the oldest segment now, \
                  indexing the deletion later"
             );
-            unlink(&self.policy.dir.join(&r.file))?;
+            unlink(&crate::storage::Layout::new(&self.policy.dir).segment(&r.file))?;
             self.index.end_delete(key);
             self.unindexed.push(Op::DeleteSegment {
                 camera_id: r.camera_id,
@@ -600,7 +601,7 @@ impl Committer {
             start_us: r.start_us,
             file: r.file.clone(),
         };
-        let path = self.policy.dir.join(&r.file);
+        let path = crate::storage::Layout::new(&self.policy.dir).segment(&r.file);
         match self.index.commit(std::slice::from_ref(&op)) {
             Ok(()) => unlink(&path)?,
             Err(e) if e.is_disk_full() => {
@@ -750,7 +751,7 @@ mod tests {
     }
 
     fn put(c: &mut Committer, dir: &std::path::Path, r: SegmentRecord) {
-        let p = dir.join(&r.file);
+        let p = crate::storage::Layout::new(dir).segment(&r.file);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, vec![0u8; r.bytes as usize]).unwrap();
         c.commit(vec![r]).unwrap();

@@ -9,7 +9,7 @@
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::fmp4;
 use crate::index::{EndReason, Index, Keyframe, Op, SegmentRecord};
@@ -74,7 +74,7 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
     for r in records {
         rep.segments_checked += 1;
         indexed.insert(r.file.clone());
-        let path = dir.join(&r.file);
+        let path = crate::storage::Layout::new(dir).segment(&r.file);
         let len = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
             Err(_) => {
@@ -140,7 +140,7 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
 
     // 3. Files no index entry points at.
     let cameras: std::collections::HashMap<String, u32> = index.cameras()?.into_iter().collect();
-    for f in segment_files(dir)? {
+    for f in crate::storage::segment_files(dir)? {
         if indexed.contains(&f) {
             continue;
         }
@@ -178,7 +178,9 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
                 index.commit(&[Op::PutSegment(rec)])?;
             }
             None => {
-                let dest = dir.join("lost+found").join(f.replace('/', "_"));
+                let dest = crate::storage::Layout::new(dir)
+                    .lost_found()
+                    .join(f.replace('/', "_"));
                 std::fs::create_dir_all(dest.parent().unwrap())?;
                 std::fs::rename(&path, &dest)?;
                 rep.problems
@@ -298,43 +300,4 @@ fn entry_info(entry: &[u8]) -> (String, u16, u16) {
         String::from_utf8_lossy(fourcc).into_owned()
     };
     (codec, w, h)
-}
-
-/// Segment files under `dir`, as paths relative to it (`camera/day/name.mp4`).
-pub fn segment_files(dir: &Path) -> std::io::Result<Vec<String>> {
-    let mut out = Vec::new();
-    let Ok(cams) = std::fs::read_dir(dir) else {
-        return Ok(out);
-    };
-    for cam in cams {
-        let cam = cam?;
-        let cam_name = cam.file_name().to_string_lossy().into_owned();
-        // Camera names are [a-z0-9_-]: this skips `index.sled` and `lost+found`.
-        if !cam.file_type()?.is_dir() || cam_name.contains(['.', '+']) {
-            continue;
-        }
-        for day in std::fs::read_dir(cam.path())? {
-            let day = day?;
-            if !day.file_type()?.is_dir() {
-                continue;
-            }
-            for f in std::fs::read_dir(day.path())? {
-                let f = f?;
-                let name = f.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".mp4") {
-                    out.push(format!(
-                        "{cam_name}/{}/{name}",
-                        day.file_name().to_string_lossy()
-                    ));
-                }
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Where the index lives inside the storage dir.
-pub fn index_path(storage: &Path) -> PathBuf {
-    storage.join("index.sled")
 }

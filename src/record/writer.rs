@@ -97,7 +97,8 @@ pub enum CommitMsg {
 pub struct WriterConfig {
     pub camera: String,
     pub camera_id: u32,
-    pub storage_dir: PathBuf,
+    /// Where segment files go.
+    pub storage: crate::storage::Layout,
     pub segment_seconds: u32,
     pub commit_interval: Duration,
 }
@@ -421,9 +422,8 @@ impl SegmentWriter {
     }
 
     fn open_segment(&mut self, f: &Frame) -> io::Result<()> {
-        let (day, name) = crate::time_fmt::path_parts(f.utc_us);
-        let rel = format!("{}/{}/{}.mp4", self.cfg.camera, day, name);
-        let path = self.cfg.storage_dir.join(&rel);
+        let rel = crate::storage::segment_name(&self.cfg.camera, f.utc_us);
+        let path = self.cfg.storage.segment(&rel);
         let dir = path.parent().unwrap();
         if !dir.exists() {
             std::fs::create_dir_all(dir)?;

@@ -528,7 +528,7 @@ pub fn config(storage: &Path, cameras: &[(&str, String)], storage_extra: &str) -
 
 /// Opens the (stopped) daemon's index and returns every segment record.
 pub fn indexed_segments(storage: &Path) -> Vec<vigil::index::SegmentRecord> {
-    let ix = vigil::index::Index::open(&vigil::record::recovery::index_path(storage)).unwrap();
+    let ix = vigil::index::Index::open(&vigil::storage::Layout::new(storage).index()).unwrap();
     let v: Vec<_> = ix.all_segments().collect::<Result<_, _>>().unwrap();
     v
 }
