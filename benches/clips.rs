@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil::index::Index;
+use vigil::media::{Frame, StreamMsg, VideoParams};
 use vigil::record::committer::{Committer, RetentionPolicy};
-use vigil::record::writer::{
-    CommitMsg, Frame, SegmentWriter, VideoParams, WriterConfig, WriterMsg,
-};
+use vigil::record::writer::{CommitMsg, SegmentWriter, WriterConfig};
 
 const FPS: i64 = 15;
 const T0: i64 = 1_700_000_000_000_000;
@@ -74,7 +73,7 @@ fn main() {
         } else {
             29_500 + (i * 37) as usize % 1000
         };
-        w.handle(WriterMsg::Frame(Frame {
+        w.handle(StreamMsg::Frame(Frame {
             dts_90k: i * 90_000 / FPS,
             cts_90k: 0,
             utc_us: T0 + i * 1_000_000 / FPS,
@@ -82,11 +81,11 @@ fn main() {
             leading: false,
             data: vec![(i % 251) as u8; size].into(),
             params: params.clone(),
-            run: 1,
+            timeline: 1,
             discontinuity: None,
         }));
     }
-    w.handle(WriterMsg::Shutdown);
+    w.handle(StreamMsg::Shutdown);
     tx.send(CommitMsg::Shutdown).unwrap();
     ch.join().unwrap();
     println!(

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vigil::index::Index;
+use vigil::media::{Frame, StreamMsg, VideoParams};
 use vigil::record::committer::{Committer, RetentionPolicy};
-use vigil::record::writer::{
-    CommitMsg, Frame, SegmentWriter, VideoParams, WriterConfig, WriterMsg,
-};
+use vigil::record::writer::{CommitMsg, SegmentWriter, WriterConfig};
 
 const FPS: i64 = 15;
 const FRAMES: usize = 900;
@@ -35,7 +34,7 @@ fn frames(params: &Arc<VideoParams>, t0_us: i64) -> Vec<Frame> {
                 leading: false,
                 data: vec![(i % 251) as u8; size].into(),
                 params: params.clone(),
-                run: 1,
+                timeline: 1,
                 discontinuity: None,
             }
         })
@@ -101,9 +100,9 @@ fn bench(c: &mut Criterion) {
                 // is wall-clock, so fsyncs happen about once per second of this run.
                 let start = Instant::now();
                 for f in input {
-                    w.handle(WriterMsg::Frame(f));
+                    w.handle(StreamMsg::Frame(f));
                 }
-                w.handle(WriterMsg::Shutdown);
+                w.handle(StreamMsg::Shutdown);
                 tx.send(CommitMsg::Shutdown).unwrap();
                 ch.join().unwrap();
                 total += start.elapsed();

@@ -12,10 +12,11 @@ use crate::config::Config;
 use crate::events::Recorder;
 use crate::index::Index;
 use crate::ingest::{IngestTask, Role};
-use crate::motion::live::{AnalysisMsg, LiveAnalyzer, MotionMsg};
+use crate::media::{SinkKind, StreamMsg};
+use crate::motion::live::{LiveAnalyzer, MotionMsg};
 use crate::record::committer::{Committer, RetentionPolicy};
 use crate::record::recovery::{self, Mode};
-use crate::record::writer::{CommitMsg, SegmentWriter, WriterConfig, WriterMsg};
+use crate::record::writer::{CommitMsg, SegmentWriter, WriterConfig};
 use crate::status::{CameraState, SharedStatus, Status};
 
 /// Frames a writer may have queued before ingest starts dropping (about 30 s at 15 fps).
@@ -175,7 +176,7 @@ pub async fn run(
             status.camera(&cam.name, |s| s.set_state(CameraState::Disabled));
             continue;
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<WriterMsg>(WRITER_QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<StreamMsg>(WRITER_QUEUE);
         let w = SegmentWriter::new(
             WriterConfig {
                 camera: cam.name.clone(),
@@ -194,7 +195,7 @@ pub async fn run(
                 .spawn(move || w.run(rx))?,
         ));
         let analysis = if cam.motion.enabled {
-            let (atx, arx) = std::sync::mpsc::sync_channel::<AnalysisMsg>(ANALYSIS_QUEUE);
+            let (atx, arx) = std::sync::mpsc::sync_channel::<StreamMsg>(ANALYSIS_QUEUE);
             let zones: Vec<String> = cam.zones.iter().map(|z| z.name.clone()).collect();
             let recorder = Recorder::new(index.clone(), &cam.name, &zones)
                 .with_context(|| format!("camera {}: cannot open its timeline", cam.name))?;
@@ -222,8 +223,10 @@ pub async fn run(
                 IngestTask {
                     camera: cam.clone(),
                     role: Role::Detect,
-                    writer: None,
-                    analysis: analysis.clone(),
+                    sinks: analysis
+                        .iter()
+                        .map(|a| (SinkKind::Analysis, a.clone()))
+                        .collect(),
                     status: status.clone(),
                     cancel: cancel.clone(),
                 }
@@ -234,8 +237,13 @@ pub async fn run(
             IngestTask {
                 camera: cam.clone(),
                 role: Role::Record,
-                writer: Some(tx),
-                analysis: if detect_session { None } else { analysis },
+                sinks: std::iter::once((SinkKind::Recording, tx))
+                    .chain(
+                        analysis
+                            .filter(|_| !detect_session)
+                            .map(|a| (SinkKind::Analysis, a)),
+                    )
+                    .collect(),
                 status: status.clone(),
                 cancel: cancel.clone(),
             }
@@ -333,7 +341,7 @@ pub async fn run(
     }
     for (tx, h) in analyzers {
         let _ = tokio::task::spawn_blocking(move || {
-            let _ = tx.send(AnalysisMsg::Shutdown);
+            let _ = tx.send(StreamMsg::Shutdown);
             h.join()
         })
         .await;
@@ -348,7 +356,7 @@ pub async fn run(
     for (tx, _) in &writers {
         // Blocking send: the writer must see Shutdown even if its queue is full.
         let tx = tx.clone();
-        let _ = tokio::task::spawn_blocking(move || tx.send(WriterMsg::Shutdown)).await;
+        let _ = tokio::task::spawn_blocking(move || tx.send(StreamMsg::Shutdown)).await;
     }
     for (_, h) in writers {
         let _ = tokio::task::spawn_blocking(move || h.join()).await;

@@ -19,6 +19,7 @@ pub mod export;
 pub mod fake_camera;
 pub mod index;
 pub mod ingest;
+pub mod media;
 pub mod motion;
 pub mod record;
 pub mod status;

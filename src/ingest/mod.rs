@@ -1,6 +1,7 @@
 //! Ingest: one async task per camera that holds an RTSP session with retina, turns its
-//! video frames into [`Frame`]s for the camera's writer thread, and reconnects with
-//! exponential backoff and jitter (1 s to 60 s) when the camera goes away.
+//! video frames into [`Frame`]s and publishes them to the camera's sinks (`media::Sink`:
+//! the writer, the analyser; ingest imports neither), and reconnects with exponential
+//! backoff and jitter (1 s to 60 s) when the camera goes away.
 //!
 //! Every RTSP step has a deadline (`timeout_seconds`); a packet that cannot be
 //! depacketized, or lost packets, drop pictures up to the next keyframe and the session
@@ -12,7 +13,7 @@
 //! streaming into a reused connection otherwise.
 
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -25,9 +26,7 @@ use timing::{AudioClock, CameraClock, Jump, Output, Timed, Timing};
 use crate::base::cancel::CancelToken;
 use crate::base::time::now_us;
 use crate::config::{CameraConfig, TransportKind};
-use crate::index::EndReason;
-use crate::motion::live::{AnalysisFrame, AnalysisMsg};
-use crate::record::writer::{Frame, VideoParams, WriterMsg};
+use crate::media::{AudioFrame, Break, Delivery, Frame, Sink, SinkKind, StreamMsg, VideoParams};
 use crate::status::{CameraState, SharedStatus};
 
 pub mod h26x;
@@ -62,10 +61,9 @@ pub enum Role {
 pub struct IngestTask {
     pub camera: CameraConfig,
     pub role: Role,
-    /// The segment writer (none for a detect-only session).
-    pub writer: Option<SyncSender<WriterMsg>>,
-    /// Motion analysis, if enabled: gets every frame too (shared, not copied).
-    pub analysis: Option<SyncSender<AnalysisMsg>>,
+    /// Where the stream goes (`media::Sink`): the segment writer (none for a detect-only
+    /// session) and motion analysis, if enabled; frames are shared, not copied.
+    pub sinks: Vec<(SinkKind, SyncSender<StreamMsg>)>,
     pub status: SharedStatus,
     pub cancel: CancelToken,
 }
@@ -87,14 +85,10 @@ struct Picture {
     params: Arc<VideoParams>,
 }
 
-/// A session's output side: where pictures go, what is dropped, and the counters.
+/// A session's output side: its sinks (each with its own drop policy) and the counters.
 struct Outlet<'a> {
     task: &'a IngestTask,
-    /// Writer: skipping to the next keyframe since a frame could not be queued.
-    writer_dropping: bool,
-    analysis_dropping: bool,
-    /// The next frame to the writer ends what is open, for this reason.
-    pending_break: Option<EndReason>,
+    sinks: Vec<Sink>,
     /// Pictures handed on in this session.
     pictures: u64,
 }
@@ -126,74 +120,40 @@ impl Outlet<'_> {
             delta_us as f64 / 1e6
         );
         self.task.status.camera(cam, |s| s.timestamp_jumps += 1);
-        self.pending_break = Some(EndReason::TimestampJump);
-        if let Some(a) = &self.task.analysis {
-            let _ = a.try_send(AnalysisMsg::EndRun);
+        for sink in &mut self.sinks {
+            sink.timeline_break(Break::TimestampJump);
         }
     }
 
     fn picture(&mut self, p: Timed<Picture>) -> anyhow::Result<()> {
         let cam = &self.task.camera.name;
-        let data = bytes::Bytes::from(p.payload.data);
-        let is_key = p.payload.is_key;
-        tracing::trace!(camera = %cam, dts = p.dts_90k, cts = p.cts_90k, key = is_key, timeline = p.timeline, "picture");
-        if let Some(a) = &self.task.analysis {
-            if self.analysis_dropping && !is_key {
-                self.task.status.camera(cam, |s| s.analysis_dropped += 1);
-            } else {
-                let m = AnalysisMsg::Frame(AnalysisFrame {
-                    dts_90k: p.dts_90k,
-                    cts_90k: p.cts_90k,
-                    utc_us: p.utc_us,
-                    timeline: p.timeline,
-                    is_key,
-                    data: data.clone(),
-                    params: p.payload.params.clone(),
-                });
-                match a.try_send(m) {
-                    Ok(()) => self.analysis_dropping = false,
-                    Err(TrySendError::Full(_)) => {
-                        // Analysis is behind: skip to the next keyframe; recording goes on.
-                        self.analysis_dropping = true;
-                        self.task.status.camera(cam, |s| s.analysis_dropped += 1);
-                    }
-                    Err(TrySendError::Disconnected(_)) => {}
-                }
-            }
-        }
-        let Some(writer) = &self.task.writer else {
-            return Ok(()); // a detect-only session
-        };
-        if self.writer_dropping && !is_key {
-            self.task.status.camera(cam, |s| s.dropped_frames += 1);
-            return Ok(());
-        }
-        let msg = WriterMsg::Frame(Frame {
+        let frame = Frame {
             dts_90k: p.dts_90k,
             cts_90k: p.cts_90k,
             utc_us: p.utc_us,
-            is_key,
+            is_key: p.payload.is_key,
             leading: p.payload.leading,
-            data,
+            data: bytes::Bytes::from(p.payload.data),
             params: p.payload.params,
-            run: p.timeline,
-            // A broken timeline says more than dropped frames.
-            discontinuity: self
-                .pending_break
-                .or(self.writer_dropping.then_some(EndReason::Dropped)),
-        });
-        match writer.try_send(msg) {
-            Ok(()) => {
-                self.writer_dropping = false;
-                self.pending_break = None;
+            timeline: p.timeline,
+            discontinuity: None,
+        };
+        tracing::trace!(camera = %cam, dts = p.dts_90k, cts = p.cts_90k, key = frame.is_key, timeline = p.timeline, "picture");
+        for sink in &mut self.sinks {
+            match (sink.frame(&frame), sink.kind()) {
+                (Delivery::Queued, _) => {}
+                // The writer fell behind: it skips to the next keyframe rather than write
+                // a broken GOP.
+                (Delivery::Dropped, SinkKind::Recording) => {
+                    self.task.status.camera(cam, |s| s.dropped_frames += 1)
+                }
+                // Analysis is behind: it skips to the next keyframe; recording goes on.
+                (Delivery::Dropped, SinkKind::Analysis) => {
+                    self.task.status.camera(cam, |s| s.analysis_dropped += 1)
+                }
+                (Delivery::Closed, SinkKind::Recording) => anyhow::bail!("writer stopped"),
+                (Delivery::Closed, SinkKind::Analysis) => {}
             }
-            Err(TrySendError::Full(_)) => {
-                // The writer fell behind: skip to the next keyframe rather than write a
-                // broken GOP.
-                self.writer_dropping = true;
-                self.task.status.camera(cam, |s| s.dropped_frames += 1);
-            }
-            Err(TrySendError::Disconnected(_)) => anyhow::bail!("writer stopped"),
         }
         Ok(())
     }
@@ -294,11 +254,8 @@ impl IngestTask {
             if cancel.is_cancelled() {
                 break; // the writer gets Shutdown and closes with that reason
             }
-            if let Some(w) = &self.writer {
-                let _ = w.try_send(WriterMsg::EndRun);
-            }
-            if let Some(a) = &self.analysis {
-                let _ = a.try_send(AnalysisMsg::EndRun);
+            for sink in self.sinks() {
+                sink.end_run();
             }
             // A session that delivered pictures was a success, however short: the
             // camera is back at the first delay (a camera that flaps every few seconds
@@ -352,7 +309,7 @@ impl IngestTask {
         &self,
         session: &mut retina::client::Session<retina::client::Described>,
         transport: Transport,
-    ) -> anyhow::Result<Option<(usize, u32, Arc<crate::record::fmp4::AudioTrack>)>> {
+    ) -> anyhow::Result<Option<(usize, u32, Arc<crate::media::AudioTrack>)>> {
         let cam = &self.camera;
         let found = session.streams().iter().position(|s| s.media() == "audio");
         let status = |v: String| {
@@ -406,7 +363,7 @@ impl IngestTask {
         Ok(Some((
             i,
             rate,
-            Arc::new(crate::record::fmp4::AudioTrack {
+            Arc::new(crate::media::AudioTrack {
                 sample_entry: entry,
                 timescale: rate,
             }),
@@ -415,22 +372,24 @@ impl IngestTask {
 
     /// Hands an audio frame (placed on the recorder's clock by `timing::AudioClock`) to the
     /// writer.
-    fn audio_frame(&self, utc_us: i64, duration: u32, data: bytes::Bytes) {
+    fn audio_frame(&self, sinks: &mut [Sink], frame: AudioFrame) {
         self.status
             .camera(&self.camera.name, |s| s.audio_frames += 1);
-        if let Some(w) = &self.writer {
+        for sink in sinks {
             // Never blocks: audio that does not fit is dropped and counted (the video
             // matters more).
-            let r = w.try_send(WriterMsg::Audio(crate::record::writer::AudioFrame {
-                utc_us,
-                duration,
-                data,
-            }));
-            if let Err(TrySendError::Full(_)) = r {
+            if sink.audio(&frame) == Delivery::Dropped {
                 self.status
                     .camera(&self.camera.name, |s| s.audio_dropped += 1);
             }
         }
+    }
+
+    /// This task's sinks, fresh for a session.
+    fn sinks(&self) -> Vec<Sink> {
+        (self.sinks.iter())
+            .map(|(kind, tx)| Sink::new(*kind, tx.clone()))
+            .collect()
     }
 
     /// One RTSP session: connect, DESCRIBE, SETUP, PLAY, then pictures until the stream
@@ -446,9 +405,7 @@ impl IngestTask {
         let mut timing = Timing::new(clock.clone());
         let mut outlet = Outlet {
             task: self,
-            writer_dropping: false,
-            analysis_dropping: false,
-            pending_break: None,
+            sinks: self.sinks(),
             pictures: 0,
         };
         let mut held = None;
@@ -628,7 +585,14 @@ impl IngestTask {
                     for (utc, (duration, data)) in
                         clock.push(ts, now_us(), timing.clock.rate, frame)
                     {
-                        self.audio_frame(utc, duration, data);
+                        self.audio_frame(
+                            &mut outlet.sinks,
+                            AudioFrame {
+                                utc_us: utc,
+                                duration,
+                                data,
+                            },
+                        );
                     }
                     continue;
                 }

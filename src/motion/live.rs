@@ -11,8 +11,8 @@ use crate::alerts::{Alert, AlertHub, AlertKind};
 use crate::config::CameraConfig;
 use crate::decode::{DecodeOptions, LiveDecoder};
 use crate::events::Recorder;
+use crate::media::{StreamMsg, VideoParams};
 use crate::motion::detector::{Detector, Event};
-use crate::record::writer::VideoParams;
 use crate::status::SharedStatus;
 
 /// Nice value of analysis threads (recording threads keep 0).
@@ -23,28 +23,6 @@ pub const THUMBNAIL_WIDTH: u32 = 320;
 /// Width (at most) and period of the live snapshot (`/api/cameras/{name}/snapshot.jpg`).
 pub const SNAPSHOT_WIDTH: u32 = 640;
 const SNAPSHOT_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// One picture for analysis, on the recorder's timeline (see `ingest::timing`).
-pub struct AnalysisFrame {
-    /// Decode time, 90 kHz, strictly increasing within a session's timeline.
-    pub dts_90k: i64,
-    /// Presentation minus decode time, 90 kHz (B-frames).
-    pub cts_90k: i32,
-    /// UTC of the picture's presentation, µs.
-    pub utc_us: i64,
-    /// Timeline counter (`ingest::timing`): times on different timelines are unrelated.
-    pub timeline: u64,
-    pub is_key: bool,
-    pub data: bytes::Bytes,
-    pub params: Arc<VideoParams>,
-}
-
-pub enum AnalysisMsg {
-    Frame(AnalysisFrame),
-    /// The RTSP session ended: close any event, restart at the next session.
-    EndRun,
-    Shutdown,
-}
 
 /// What the timeline receives.
 #[derive(Clone, Debug)]
@@ -142,7 +120,7 @@ impl LiveAnalyzer {
         }
     }
 
-    pub fn run(mut self, rx: Receiver<AnalysisMsg>) {
+    pub fn run(mut self, rx: Receiver<StreamMsg>) {
         // Recording comes first: this thread, and every thread it creates (GStreamer's
         // streaming threads, libav's decoder threads inherit a thread's nice value on
         // Linux), runs at lower priority. Failure only means equal priority.
@@ -190,7 +168,7 @@ impl LiveAnalyzer {
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             };
             match msg {
-                AnalysisMsg::Frame(f) => {
+                StreamMsg::Frame(f) => {
                     // New parameters or a new timeline (a reconnect, or a discontinuity in
                     // the camera's clock): a new decoder from the next keyframe.
                     let stale = run.as_ref().is_some_and(|r| {
@@ -242,11 +220,13 @@ impl LiveAnalyzer {
                         run = None;
                     }
                 }
-                AnalysisMsg::EndRun => {
+                StreamMsg::EndRun => {
                     self.end(&mut det, &mut run, &name, &zone_names);
                     det = new_detector();
                 }
-                AnalysisMsg::Shutdown => break,
+                StreamMsg::Shutdown => break,
+                // Audio is not analysed.
+                StreamMsg::Audio(_) => {}
             }
         }
         self.end(&mut det, &mut run, &name, &zone_names);

@@ -14,6 +14,7 @@
 //! each fragment begins and ends. The `mp4-atom` crate would need retina's entry re-parsed
 //! into its own types and does not help with the crash-tail scan.
 
+pub use crate::media::AudioTrack;
 use std::io::{self, Read, Seek, SeekFrom};
 
 /// Media timescale of every segment's video (and of the movie): RTP's 90 kHz video clock.
@@ -175,14 +176,6 @@ fn media_head(b: &mut BoxBuf, timescale: u32, duration: u64, audio: bool) {
     b.close();
     b.close();
     b.close();
-}
-
-/// An audio track's description: its sample entry (`mp4a`, as retina builds it) and
-/// sample rate (its timescale).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AudioTrack {
-    pub sample_entry: Vec<u8>,
-    pub timescale: u32,
 }
 
 /// An empty `trak` of a fragmented file (its samples are all in fragments).

@@ -18,71 +18,8 @@ use std::time::{Duration, Instant};
 
 use super::fmp4::{self, Sample};
 use crate::index::{EndReason, Keyframe, SegmentRecord};
+use crate::media::{AudioFrame, Break, Frame, StreamMsg, VideoParams};
 use crate::status::SharedStatus;
-
-/// Codec parameters of a stream; a new `Arc` means new parameters.
-#[derive(Debug)]
-pub struct VideoParams {
-    pub codec: String,
-    pub width: u32,
-    pub height: u32,
-    /// Nominal frame duration (90 kHz) from the stream's timing info, if it has one. Used
-    /// only for the last frame of a run, whose successor never arrives.
-    pub nominal_duration: Option<u32>,
-    /// A complete `avc1`/`hvc1` sample entry box.
-    pub sample_entry: Vec<u8>,
-    /// "h264" or "h265".
-    pub encoding: &'static str,
-    /// The decoder configuration record (`avcC`/`hvcC` body) for decoders.
-    pub codec_config: Vec<u8>,
-    /// The session's audio track, when the camera sends audio that is recorded (AAC).
-    pub audio: Option<Arc<fmp4::AudioTrack>>,
-}
-
-/// One audio frame (raw AAC access unit), placed on the recorder's clock.
-pub struct AudioFrame {
-    /// UTC of its first sample, µs.
-    pub utc_us: i64,
-    /// Its length in samples (the audio track's timescale), 1024 for AAC-LC.
-    pub duration: u32,
-    pub data: bytes::Bytes,
-}
-
-/// One encoded picture (length-prefixed NAL units, as MP4 stores them), on the recorder's
-/// timeline (see `ingest::timing`).
-pub struct Frame {
-    /// Decode time in 90 kHz units on the recorder's clock, from the start of its
-    /// timeline; strictly increasing within a timeline.
-    pub dts_90k: i64,
-    /// Presentation minus decode time, 90 kHz (non-zero only with B-frames).
-    pub cts_90k: i32,
-    /// UTC of this picture's presentation, µs since the epoch.
-    pub utc_us: i64,
-    pub is_key: bool,
-    /// An H.265 RASL picture: it references pictures before the CRA it follows, so it is
-    /// left out when that CRA starts a segment.
-    pub leading: bool,
-    /// Shared with the motion analyser without copying.
-    pub data: bytes::Bytes,
-    pub params: Arc<VideoParams>,
-    /// Timeline counter: a new value means a new, unrelated timeline (a new RTSP session,
-    /// or a discontinuity in the camera's timestamps).
-    pub run: u64,
-    /// Why whatever is open must end before this picture: pictures were dropped
-    /// (`Dropped`) or the camera's clock broke the timeline (`TimestampJump`).
-    pub discontinuity: Option<EndReason>,
-}
-
-pub enum WriterMsg {
-    Frame(Frame),
-    /// Audio goes into the open segment's audio track by its UTC (a segment has one when
-    /// its video's parameters carry an audio track).
-    Audio(AudioFrame),
-    /// The RTSP session ended (camera gone, network error).
-    EndRun,
-    /// Finish the open segment and exit.
-    Shutdown,
-}
 
 /// What the committer receives.
 pub enum CommitMsg {
@@ -253,7 +190,7 @@ impl SegmentWriter {
     /// per frame (measured with 64 cameras: the writers' context switches were a third
     /// of the daemon's CPU). The frame that completes a fragment is handled as it
     /// arrives, so the loss bound does not move.
-    pub fn run(mut self, rx: Receiver<WriterMsg>) {
+    pub fn run(mut self, rx: Receiver<StreamMsg>) {
         while let Ok(msg) = rx.recv() {
             if !self.handle(msg) {
                 return;
@@ -291,12 +228,12 @@ impl SegmentWriter {
     }
 
     /// Processes one message; returns false after `Shutdown` (the segment is closed).
-    pub fn handle(&mut self, msg: WriterMsg) -> bool {
+    pub fn handle(&mut self, msg: StreamMsg) -> bool {
         match msg {
-            WriterMsg::Frame(f) => self.frame(f),
-            WriterMsg::Audio(a) => self.audio(a),
-            WriterMsg::EndRun => self.end_run(EndReason::Disconnect),
-            WriterMsg::Shutdown => {
+            StreamMsg::Frame(f) => self.frame(f),
+            StreamMsg::Audio(a) => self.audio(a),
+            StreamMsg::EndRun => self.end_run(EndReason::Disconnect),
+            StreamMsg::Shutdown => {
                 self.end_run(EndReason::Shutdown);
                 return false;
             }
@@ -306,10 +243,16 @@ impl SegmentWriter {
 
     fn frame(&mut self, f: Frame) {
         // Lost pictures, a broken timeline or a new session: whatever is open ends here.
-        if let Some(reason) = f.discontinuity {
-            self.end_run(reason);
-        } else if self.pending.as_ref().is_some_and(|p| p.frame.run != f.run)
-            || self.seg.as_ref().is_some_and(|s| s.rec.run != f.run)
+        if let Some(why) = f.discontinuity {
+            self.end_run(match why {
+                Break::Dropped => EndReason::Dropped,
+                Break::TimestampJump => EndReason::TimestampJump,
+            });
+        } else if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.frame.timeline != f.timeline)
+            || self.seg.as_ref().is_some_and(|s| s.rec.run != f.timeline)
         {
             self.end_run(EndReason::Disconnect);
         }
@@ -467,7 +410,7 @@ impl SegmentWriter {
             width: f.params.width as u16,
             height: f.params.height as u16,
             end_reason: EndReason::Open,
-            run: f.run,
+            run: f.timeline,
         };
         let _ = self.commit_tx.send(CommitMsg::Put(rec.clone()));
         self.status.camera(&self.cfg.camera, |s| {
