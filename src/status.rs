@@ -30,6 +30,7 @@ pub struct CameraStatus {
     pub since_us: i64,
     pub fps: f64,
     pub bitrate_bps: f64,
+    /// Frames written to segment files (counted by the writer when a fragment is written).
     pub frames: u64,
     pub bytes: u64,
     pub reconnects: u64,
@@ -40,6 +41,9 @@ pub struct CameraStatus {
     pub timeouts: u64,
     /// Frames the writer could not take (it fell behind); it skips to the next keyframe.
     pub dropped_frames: u64,
+    /// Frames lost because nothing could be written (a full or failing disk): from a
+    /// write error until a segment opens again.
+    pub unwritten_frames: u64,
     /// RTP packets the camera sent that never arrived (sequence-number gaps).
     pub lost_packets: u64,
     /// Packets that could not be depacketized (a fragment without its start, a corrupt
@@ -119,6 +123,7 @@ impl CameraStatus {
             connect_step: None,
             timeouts: 0,
             dropped_frames: 0,
+            unwritten_frames: 0,
             lost_packets: 0,
             packet_errors: 0,
             dropped_pictures: 0,

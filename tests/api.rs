@@ -45,8 +45,21 @@ fn bad_recordings_parameters_get_4xx_with_message() {
     let (ok, body) = r("?camera=cam&start=2026-01-01T00:00:00%2B01:00&end=2026-01-01T01:00:00Z");
     assert_eq!(ok, 200, "{body}");
     assert_eq!(body["start"], "2025-12-31T23:00:00Z");
-    let (code, _) = get_status(&format!("{base}/api/nothing-here"));
+    let (code, body) = get_status(&format!("{base}/api/nothing-here"));
     assert_eq!(code, 404);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("/api/nothing-here"),
+        "{body}"
+    );
+    // A known path with a method it does not take: 405 with a message.
+    let url = format!("{base}/api/events/counts");
+    let mut resp = bearer(lenient().delete(&url), &url).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    let body: serde_json::Value = resp.body_mut().read_json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("DELETE"), "{body}");
     assert_eq!(
         ureq::get(&format!("{base}/health"))
             .call() // no credentials: /health is public

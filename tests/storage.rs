@@ -144,6 +144,8 @@ fn full_disk_does_not_crash_and_writer_resumes() {
     );
     let cam = camera_status(&base, "f");
     assert!(cam["write_errors"].as_u64().unwrap() >= 1, "{cam}");
+    // What the full disk cost is counted, not silent.
+    assert!(cam["unwritten_frames"].as_u64().unwrap() >= 1, "{cam}");
     // Recording goes on in the space retention frees (in this worst case, in bursts: each
     // burst fills what one deletion freed).
     let before = camera_status(&base, "f")["frames"].as_u64().unwrap();

@@ -449,6 +449,21 @@ fn events_thumbnails_region_search_and_queries() {
             "min_score",
         ),
         (
+            format!("/api/events?start={then}&end={now}&min_score=NaN"),
+            400,
+            "min_score",
+        ),
+        (
+            format!("/api/events?start={then}&end={now}&min_duration=-5"),
+            400,
+            "min_duration",
+        ),
+        (
+            format!("/api/events?start={then}&end={now}&camera="),
+            400,
+            "camera must not be empty",
+        ),
+        (
             format!("/api/events?start={then}&end={now}&order=up"),
             400,
             "order",

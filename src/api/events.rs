@@ -56,14 +56,20 @@ impl Params {
     }
 
     /// All values of `key`, each also split at commas.
-    pub(super) fn all(&self, key: &str) -> Vec<String> {
-        self.0
-            .iter()
+    /// Every value of `key` (repeated or comma-separated). Errors: an empty value
+    /// (`camera=`), which would otherwise widen a search to everything.
+    pub(super) fn all(&self, key: &str) -> Result<Vec<String>, ApiError> {
+        let values: Vec<String> = (self.0.iter())
             .filter(|(k, _)| k == key)
             .flat_map(|(_, v)| v.split(','))
-            .filter(|s| !s.is_empty())
             .map(str::to_owned)
-            .collect()
+            .collect();
+        if values.iter().any(|v| v.is_empty()) {
+            return Err(ApiError::bad(format!(
+                "{key} must not be empty (leave it out for all)"
+            )));
+        }
+        Ok(values)
     }
 
     pub(super) fn required(&self, key: &str) -> Result<&str, ApiError> {
@@ -97,13 +103,21 @@ fn event_id(s: &str) -> Result<u64, ApiError> {
 /// The range and filters shared by the event queries: `start`, `end`, `camera`, `zone`,
 /// `min_score`, `min_duration` (seconds).
 fn filters(p: &Params) -> Result<EventQuery, ApiError> {
-    let min_duration: Option<f64> = p.parsed("min_duration", "a number of seconds")?;
+    let finite = |key: &str, what: &str| -> Result<Option<f64>, ApiError> {
+        match p.parsed::<f64>(key, what)? {
+            Some(v) if !v.is_finite() || v < 0.0 => {
+                Err(ApiError::bad(format!("{key} must be {what}, not {v}")))
+            }
+            v => Ok(v),
+        }
+    };
+    let min_duration = finite("min_duration", "a number of seconds, 0 or more")?;
     Ok(EventQuery {
         start_us: p.time("start")?,
         end_us: p.time("end")?,
-        cameras: p.all("camera"),
-        zones: p.all("zone"),
-        min_score: p.parsed("min_score", "a number")?,
+        cameras: p.all("camera")?,
+        zones: p.all("zone")?,
+        min_score: finite("min_score", "a number, 0 or more")?.map(|v| v as f32),
         min_duration_us: min_duration.map(|s| (s * 1e6) as i64),
         ..Default::default()
     })

@@ -34,7 +34,7 @@ pub fn render(status: &SharedStatus) -> String {
     let cams = status.cameras();
     let mut out = String::new();
     type Get = fn(&crate::status::CameraStatus) -> f64;
-    let camera_metrics: [(&str, &str, &str, Get); 23] = [
+    let camera_metrics: [(&str, &str, &str, Get); 24] = [
         (
             "vigil_camera_up",
             "gauge",
@@ -56,7 +56,7 @@ pub fn render(status: &SharedStatus) -> String {
         (
             "vigil_camera_frames_total",
             "counter",
-            "frames received",
+            "frames written to segment files",
             |c| c.frames as f64,
         ),
         (
@@ -74,8 +74,14 @@ pub fn render(status: &SharedStatus) -> String {
         (
             "vigil_camera_dropped_frames_total",
             "counter",
-            "frames the recorder dropped",
+            "frames the recorder dropped because its writer fell behind",
             |c| c.dropped_frames as f64,
+        ),
+        (
+            "vigil_camera_unwritten_frames_total",
+            "counter",
+            "frames lost because nothing could be written (full or failing disk)",
+            |c| c.unwritten_frames as f64,
         ),
         (
             "vigil_camera_lost_packets_total",

@@ -25,7 +25,7 @@ pub mod metrics;
 
 use crate::base::time::now_us;
 use crate::base::time::{parse_rfc3339, rfc3339};
-use crate::index::{Index, SegmentRecord};
+use crate::index::{EndReason, Index, SegmentRecord};
 use crate::status::SharedStatus;
 
 #[derive(Clone)]
@@ -98,6 +98,19 @@ pub fn router(state: AppState) -> axum::Router {
         .merge(operator)
         .merge(investigator)
         .merge(admin)
+        // Unknown paths and methods get a message too, like every other 4xx.
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no such resource: {}", uri.path()),
+            )
+        })
+        .method_not_allowed_fallback(|m: axum::http::Method, uri: axum::http::Uri| async move {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{m} is not allowed on {}", uri.path()),
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::middleware,
@@ -264,8 +277,10 @@ struct SegmentOut {
 pub struct Gap {
     pub start_us: i64,
     pub end_us: i64,
-    /// Why recording stopped before the gap (the end reason of the segment before it),
-    /// or "no-recording" if nothing precedes it in the range.
+    /// Why recording stopped before the gap: the end reason of the segment before it,
+    /// "interrupted" if that one was rotated (the segment after it was lost: a crash
+    /// before it held a playable fragment, or it could not be created), or
+    /// "no-recording" if nothing precedes it in the range.
     pub reason: String,
 }
 
@@ -286,7 +301,13 @@ pub fn gaps(segs: &[SegmentRecord], t0: i64, t1: i64) -> Vec<Gap> {
             });
         }
         cursor = cursor.max(s.end_us);
-        reason = s.end_reason.as_str().to_string();
+        reason = match s.end_reason {
+            // The writer opens the next segment at once after these: a gap after one
+            // means that segment was lost (a crash before it held a playable fragment,
+            // or it could not be created).
+            EndReason::Rotation | EndReason::ParamsChange => "interrupted".to_string(),
+            r => r.as_str().to_string(),
+        };
     }
     // After the last segment: a gap only if it is closed (an open one is the live edge).
     if segs.last().is_none_or(|s| !s.is_open()) && t1 - cursor > GAP_TOLERANCE_US {
@@ -408,6 +429,12 @@ mod tests {
                 reason: "disconnect".into()
             }]
         );
+        // A rotated segment followed by a gap: the next one was lost.
+        let lost = vec![
+            seg(0, 10 * s, EndReason::Rotation),
+            seg(18 * s, 20 * s, EndReason::Shutdown),
+        ];
+        assert_eq!(gaps(&lost, 0, 20 * s)[0].reason, "interrupted");
         let g = gaps(&segs[..2], -5 * s, 22 * s);
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].reason, "no-recording");

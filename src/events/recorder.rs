@@ -83,6 +83,22 @@ impl Recorder {
         self.unconfirmed.len()
     }
 
+    /// At exit: flushes the index (the committer's next flush may not come) and
+    /// returns how many writes are still not known to be durable.
+    pub fn finish(&mut self) -> usize {
+        self.sync();
+        if !self.unconfirmed.is_empty() {
+            if let Err(e) = self.index.flush() {
+                tracing::warn!(
+                    camera_id = self.camera_id,
+                    "flushing the timeline at exit: {e}"
+                );
+            }
+            self.sync();
+        }
+        self.unconfirmed.len()
+    }
+
     fn stock_ids(&mut self) {
         while self.spare_ids.len() < SPARE_IDS {
             match self.index.new_event_id() {

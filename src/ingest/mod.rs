@@ -1,7 +1,7 @@
 //! Ingest: one async task per camera that holds an RTSP session with retina, turns its
 //! video frames into [`Frame`]s and publishes them to the camera's sinks (`media::Sink`:
 //! the writer, the analyser; ingest imports neither), and reconnects with exponential
-//! backoff and jitter (1 s to 60 s) when the camera goes away.
+//! backoff and jitter (1 s to 10 s) when the camera goes away.
 //!
 //! Every RTSP step has a deadline (`timeout_seconds`); a packet that cannot be
 //! depacketized, or lost packets, drop pictures up to the next keyframe and the session
@@ -34,12 +34,14 @@ pub mod socket;
 pub mod timing;
 
 pub const MIN_BACKOFF: Duration = Duration::from_secs(1);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The longest wait between attempts: a camera back from a power cycle (a PoE switch
+/// rebooting) is recorded again within this; an attempt costs a TCP connection.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// A session that lasted this long resets the backoff (as does one that delivered a
 /// picture).
 const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
-/// Delay before reconnect attempt `failures` (1-based): 1 s doubling to 60 s, with up to
+/// Delay before reconnect attempt `failures` (1-based): 1 s doubling to 10 s, with up to
 /// 25% random jitter so that many cameras behind one failed switch do not reconnect in
 /// lockstep.
 pub fn backoff(failures: u32) -> Duration {
@@ -788,7 +790,7 @@ mod tests {
             let d3 = backoff(3);
             assert!(d3 >= Duration::from_secs(3) && d3 <= Duration::from_secs(4));
             let d20 = backoff(20);
-            assert!(d20 >= Duration::from_secs(45) && d20 <= MAX_BACKOFF);
+            assert!(d20 >= Duration::from_millis(7_500) && d20 <= MAX_BACKOFF);
         }
     }
 }

@@ -231,8 +231,8 @@ impl LiveAnalyzer {
         }
         self.end(&mut det, &mut run, &name, &zone_names);
         self.status.camera(&self.camera.name, |s| s.motion = false);
-        self.recorder.sync();
-        if self.recorder.unconfirmed() > 0 {
+        let unconfirmed = self.recorder.finish();
+        if unconfirmed > 0 {
             tracing::warn!(
                 camera = %self.camera.name,
                 "{} timeline writes not known to be durable at exit",

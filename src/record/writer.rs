@@ -86,6 +86,8 @@ pub struct SegmentWriter {
     seen_duration: bool,
     waiting_for_key: bool,
     last_open_attempt: Option<Instant>,
+    /// A write failed and no segment has opened since (frames are being lost).
+    unwritable: bool,
     /// Audio waiting for the fragment that covers its time.
     audio: std::collections::VecDeque<AudioFrame>,
     /// A segment just started: its keyframe's leading (RASL) pictures are left out.
@@ -112,6 +114,7 @@ impl SegmentWriter {
             seen_duration: false,
             waiting_for_key: true,
             last_open_attempt: None,
+            unwritable: false,
             audio: Default::default(),
             skip_leading: false,
         }
@@ -281,6 +284,7 @@ impl SegmentWriter {
         }
         if self.seg.is_none() || self.waiting_for_key {
             if !f.is_key {
+                self.unwritten(1);
                 return; // nothing plays before a keyframe
             }
             if self.seg.is_none() {
@@ -288,13 +292,16 @@ impl SegmentWriter {
                 if let Some(t) = self.last_open_attempt
                     && t.elapsed() < Duration::from_secs(1)
                 {
+                    self.unwritten(1);
                     return;
                 }
                 self.last_open_attempt = Some(Instant::now());
                 if let Err(e) = self.open_segment(&f) {
                     self.write_failed(e, "creating segment");
+                    self.unwritten(1);
                     return;
                 }
+                self.unwritable = false;
             }
             self.waiting_for_key = false;
         } else if f.is_key {
@@ -545,14 +552,27 @@ impl SegmentWriter {
 
     /// A write failed: keep what is durable, close the segment there, ask for space if the
     /// disk is full, and wait for the next keyframe to try again.
+    /// Counts frames lost because nothing could be written (after a write error, until
+    /// a segment opens again); frames before a stream's first keyframe are not.
+    fn unwritten(&mut self, n: u64) {
+        if self.unwritable && n > 0 {
+            self.status
+                .camera(&self.cfg.camera, |s| s.unwritten_frames += n);
+        }
+    }
+
     fn write_failed(&mut self, e: io::Error, what: &str) {
         let full = is_disk_full(&e);
         tracing::warn!(camera = %self.cfg.camera, "{what}: {e}");
+        self.unwritable = true;
+        let mut lost = self.frag.len() as u64 + self.pending.is_some() as u64;
         self.frag.clear();
         self.frag_start = None;
         self.pending = None;
         if let Some(mut seg) = self.seg.take() {
             let mut rec = seg.committed.clone();
+            // Written but not durable: cut off with the rest.
+            lost += seg.rec.frames.saturating_sub(rec.frames) as u64;
             let _ = seg.file.set_len(rec.bytes);
             let _ = seg.file.seek(SeekFrom::End(0));
             let _ = seg.file.sync_data();
@@ -563,6 +583,7 @@ impl SegmentWriter {
             }
             let _ = self.commit_tx.send(CommitMsg::Put(rec));
         }
+        self.unwritten(lost);
         if full {
             let _ = self.commit_tx.send(CommitMsg::DiskFull);
         }
