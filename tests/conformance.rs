@@ -963,6 +963,9 @@ fn hostile_servers_never_harm_the_daemon_or_a_good_camera() {
         .filter(|s| s.file.starts_with("good/"))
         .collect();
     let frames: u64 = segs.iter().map(|s| s.frames as u64).sum();
-    assert!(frames >= 25 * 15, "good camera: {frames} frames in 25 s");
+    // 25 s after it streamed, less up to a second: recording starts at the first
+    // keyframe after the first picture, and the stop cuts the last moment (the no-gap
+    // check above is the one about losing frames).
+    assert!(frames >= 24 * 15, "good camera: {frames} frames in 25 s");
     assert_segments_play(&storage, &segs);
 }

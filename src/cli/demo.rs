@@ -65,14 +65,15 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         dir.display(),
         if temporary { " (removed on exit)" } else { "" }
     );
-    let r = super::runtime()?.block_on(crate::daemon::run(
-        config,
-        crate::daemon::shutdown_signal(),
-        |addr| {
-            println!("status page: http://{addr}/   (Ctrl-C to stop)");
-            println!("log in as: demo {password}");
-        },
-    ));
+    let rt = super::runtime()?;
+    let shutdown = {
+        let _in_runtime = rt.enter();
+        crate::daemon::shutdown_signal()?
+    };
+    let r = rt.block_on(crate::daemon::run(config, shutdown, |addr| {
+        println!("status page: http://{addr}/   (Ctrl-C to stop)");
+        println!("log in as: demo {password}");
+    }));
     cam.stop();
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);

@@ -17,10 +17,13 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
     } else {
         "http"
     };
-    super::runtime()?.block_on(crate::daemon::run(
-        config,
-        crate::daemon::shutdown_signal(),
-        |addr| println!("listening on {scheme}://{addr}/"),
-    ))?;
+    let rt = super::runtime()?;
+    let shutdown = {
+        let _in_runtime = rt.enter();
+        crate::daemon::shutdown_signal()?
+    };
+    rt.block_on(crate::daemon::run(config, shutdown, |addr| {
+        println!("listening on {scheme}://{addr}/")
+    }))?;
     Ok(ExitCode::SUCCESS)
 }
