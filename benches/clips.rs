@@ -44,7 +44,7 @@ fn main() {
         index.clone(),
         status.clone(),
         RetentionPolicy {
-            dir: dir.path().to_owned(),
+            storage: vigil::storage::Layout::new(dir.path()),
             retain_days: None,
             max_bytes: None,
             min_free: None,

@@ -89,7 +89,7 @@ pub async fn run(
         index.clone(),
         status.clone(),
         RetentionPolicy {
-            dir: dir.clone(),
+            storage: crate::storage::Layout::new(dir.clone()),
             retain_days: config.storage.retain_days,
             max_bytes: config.storage.max_bytes,
             min_free,

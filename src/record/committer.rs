@@ -15,7 +15,6 @@
 //! disk; the reserve is allocated again once there is room.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -23,10 +22,12 @@ use super::writer::CommitMsg;
 use crate::base::time::now_us;
 use crate::index::{ClockStep, Index, Op, SegmentRecord};
 use crate::status::SharedStatus;
+use crate::storage::Layout;
 
 #[derive(Clone, Debug)]
 pub struct RetentionPolicy {
-    pub dir: PathBuf,
+    /// The storage directory whose segments retention deletes.
+    pub storage: Layout,
     pub retain_days: Option<f64>,
     pub max_bytes: Option<u64>,
     pub min_free: Option<u64>,
@@ -102,7 +103,7 @@ impl Committer {
             s.clock_steps = clock_steps.clone();
             s.min_free = policy.min_free;
             s.index_reserve_bytes = reserve;
-            s.dir = policy.dir.display().to_string();
+            s.dir = policy.storage.dir().display().to_string();
             s.total_bytes = total;
             s.segments = n;
             s.max_bytes = policy.max_bytes;
@@ -428,7 +429,7 @@ impl Committer {
         if target == 0 {
             return Ok(());
         }
-        while free_bytes(&self.policy.dir).is_some_and(|f| f < target) {
+        while free_bytes(self.policy.storage.dir()).is_some_and(|f| f < target) {
             match self.delete_oldest("min_free") {
                 Ok(true) => {}
                 Ok(false) => break,
@@ -483,7 +484,7 @@ impl Committer {
                 "index unavailable on a full disk: deleting the oldest segment now, \
                  indexing the deletion later"
             );
-            unlink(&crate::storage::Layout::new(&self.policy.dir).segment(&r.file))?;
+            unlink(&self.policy.storage.segment(&r.file))?;
             self.index.end_delete(key);
             self.unindexed.push(Op::DeleteSegment {
                 camera_id: r.camera_id,
@@ -511,7 +512,9 @@ impl Committer {
             return;
         }
         let need = self.index.reserve_bytes() + self.policy.min_free.unwrap_or(0);
-        if free_bytes(&self.policy.dir).is_some_and(|f| f >= need) && self.index.restore_reserve() {
+        if free_bytes(self.policy.storage.dir()).is_some_and(|f| f >= need)
+            && self.index.restore_reserve()
+        {
             tracing::info!("index reserve allocated again");
         }
     }
@@ -541,7 +544,7 @@ impl Committer {
         self.enforce_max_bytes()?;
         self.enforce_min_free()?;
         self.refresh_fallback()?;
-        let free = free_bytes(&self.policy.dir);
+        let free = free_bytes(self.policy.storage.dir());
         self.status.storage(|s| s.free_bytes = free);
         Ok(())
     }
@@ -601,7 +604,7 @@ impl Committer {
             start_us: r.start_us,
             file: r.file.clone(),
         };
-        let path = crate::storage::Layout::new(&self.policy.dir).segment(&r.file);
+        let path = self.policy.storage.segment(&r.file);
         match self.index.commit(std::slice::from_ref(&op)) {
             Ok(()) => unlink(&path)?,
             Err(e) if e.is_disk_full() => {
@@ -735,7 +738,9 @@ mod tests {
         }
     }
 
-    fn setup(policy: impl FnOnce(PathBuf) -> RetentionPolicy) -> (tempfile::TempDir, Committer) {
+    fn setup(
+        policy: impl FnOnce(std::path::PathBuf) -> RetentionPolicy,
+    ) -> (tempfile::TempDir, Committer) {
         let dir = tempfile::tempdir().unwrap();
         let ix = Index::temporary().unwrap();
         assert_eq!(ix.camera_id("a").unwrap(), 1);
@@ -768,7 +773,7 @@ mod tests {
     #[test]
     fn max_bytes_deletes_oldest_first_across_cameras_never_open() {
         let (dir, mut c) = setup(|dir| RetentionPolicy {
-            dir,
+            storage: Layout::new(dir),
             retain_days: None,
             max_bytes: Some(3500),
             min_free: None,
@@ -795,7 +800,7 @@ mod tests {
     #[test]
     fn age_deletes_segments_that_ended_before_the_cutoff() {
         let (dir, mut c) = setup(|dir| RetentionPolicy {
-            dir,
+            storage: Layout::new(dir),
             retain_days: Some(1.0),
             max_bytes: None,
             min_free: None,
@@ -812,7 +817,7 @@ mod tests {
     #[test]
     fn growing_open_segment_is_counted_once() {
         let (dir, mut c) = setup(|dir| RetentionPolicy {
-            dir,
+            storage: Layout::new(dir),
             retain_days: None,
             max_bytes: None,
             min_free: None,
@@ -834,7 +839,7 @@ mod tests {
             ix.clone(),
             Arc::new(crate::status::Status::default()),
             RetentionPolicy {
-                dir: dir.path().to_owned(),
+                storage: Layout::new(dir.path()),
                 retain_days: None,
                 max_bytes: None,
                 min_free: None,
@@ -887,7 +892,7 @@ mod tests {
     #[test]
     fn retention_ages_recordings_across_a_forward_clock_step() {
         let (dir, mut c) = setup(|dir| RetentionPolicy {
-            dir,
+            storage: Layout::new(dir),
             retain_days: Some(0.5),
             max_bytes: None,
             min_free: None,

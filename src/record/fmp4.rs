@@ -653,6 +653,11 @@ fn parse_traf(traf: &[u8]) -> Result<TrackRun, String> {
     let stride = if cts { 16 } else { 12 };
     let n = rd_u32(trun, 4).ok_or("short trun")? as usize;
     let data_offset = rd_u32(trun, 8).ok_or("short trun")? as i32 as i64;
+    // The count is the file's word: a damaged one must not size the allocation (the
+    // box holds at most this many entries).
+    if n > trun.len().saturating_sub(12) / stride {
+        return Err(format!("trun claims {n} samples in {} bytes", trun.len()));
+    }
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let at = 12 + i * stride;
@@ -987,6 +992,23 @@ mod tests {
         assert_eq!(r.problem, None);
         assert_eq!(r.fragments[0].samples, frags[0]);
         assert_eq!(r.fragments[1].samples, frags[1]);
+    }
+
+    #[test]
+    fn an_absurd_sample_count_is_a_problem_not_an_allocation() {
+        let frags = vec![vec![s(6000, 100, true)], vec![s(6000, 70, true)]];
+        let mut f = build(&frags);
+        // The second fragment's trun claims 4 billion samples (found by the hostile
+        // input test: the count sized a 59 GB allocation).
+        let at = f.windows(4).rposition(|w| w == b"trun").unwrap() + 8;
+        f[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        let r = scan(&mut Cursor::new(&f)).unwrap();
+        assert_eq!(r.fragments.len(), 1);
+        assert!(
+            r.problem.as_deref().unwrap().contains("claims"),
+            "{:?}",
+            r.problem
+        );
     }
 
     #[test]
