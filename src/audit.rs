@@ -67,9 +67,10 @@ impl Drop for Locked {
 
 impl AuditLog {
     pub fn new(storage: &Path) -> AuditLog {
+        let layout = crate::storage::Layout::new(storage);
         AuditLog {
-            path: crate::storage::Layout::new(storage).audit_log(),
-            head: crate::storage::Layout::new(storage).audit_head(),
+            path: layout.audit_log(),
+            head: layout.audit_head(),
         }
     }
 

@@ -34,7 +34,9 @@ pub async fn run(
     let dir = &config.storage.dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create storage dir {}", dir.display()))?;
-    let index_path = crate::storage::Layout::new(dir).index();
+    // One layout of the storage directory for everything started here.
+    let layout = crate::storage::Layout::new(dir.clone());
+    let index_path = layout.index();
     let index = match Index::open(&index_path) {
         // The disk filled while the daemon was down: the reserve is there for this.
         Err(e) if e.is_disk_full() && crate::index::reserve_path(&index_path).exists() => {
@@ -89,7 +91,7 @@ pub async fn run(
         index.clone(),
         status.clone(),
         RetentionPolicy {
-            storage: crate::storage::Layout::new(dir.clone()),
+            storage: layout.clone(),
             retain_days: config.storage.retain_days,
             max_bytes: config.storage.max_bytes,
             min_free,
@@ -181,7 +183,7 @@ pub async fn run(
             WriterConfig {
                 camera: cam.name.clone(),
                 camera_id: *id,
-                storage: crate::storage::Layout::new(dir.clone()),
+                storage: layout.clone(),
                 segment_seconds: config.storage.segment_seconds,
                 commit_interval: Duration::from_millis(config.storage.commit_interval_ms as u64),
             },

@@ -130,9 +130,10 @@ pub fn verify_password(hash: &str, p: &str) -> bool {
 
 impl AuthStore {
     pub fn new(storage: &Path) -> AuthStore {
+        let layout = crate::storage::Layout::new(storage);
         AuthStore {
-            path: crate::storage::Layout::new(storage).users(),
-            lock: crate::storage::Layout::new(storage).users_lock(),
+            path: layout.users(),
+            lock: layout.users_lock(),
         }
     }
 
