@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::alerts::schedule::Schedule;
+use crate::alerts::schedule::{Arming, Schedule};
 use toml::Spanned;
+use vigil_motion::{DetectorConfig, Polygon, Zone};
 
 /// One problem in a config file, located by line and column (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,29 +332,15 @@ pub struct CameraConfig {
     pub zones: Vec<Zone>,
     pub masks: Vec<Polygon>,
     pub motion: MotionConfig,
-    /// When motion on the camera as a whole raises alerts (always if None).
-    pub arm: Option<Arc<Schedule>>,
+    /// When motion on the camera as a whole, and in each zone, raises alerts.
+    pub arm: Arming,
 }
 
 /// Default [`CameraConfig::timeout`].
 pub const DEFAULT_CAMERA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A polygon in normalised image coordinates (x, y in 0..=1, origin top left).
-pub type Polygon = Vec<[f64; 2]>;
-
-#[derive(Debug, Clone)]
-pub struct Zone {
-    pub name: String,
-    pub polygon: Polygon,
-    /// Motion in this zone counts only if it covers at least this fraction of the image.
-    pub min_area: Option<f64>,
-    /// ... and at least this fraction of the zone (overrides `zone_min_fraction`).
-    pub min_fraction: Option<f64>,
-    /// When motion in this zone raises alerts (always if None).
-    pub arm: Option<Arc<Schedule>>,
-}
-
-/// Motion-detection settings (`[motion]` defaults, `[cameras.motion]` per camera).
+/// Motion analysis of one camera (`[motion]` defaults, `[cameras.motion]` per camera): how
+/// frames are sampled for the detector, and the detector's own settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MotionConfig {
     pub enabled: bool,
@@ -362,31 +349,10 @@ pub struct MotionConfig {
     /// Frames analysed per second.
     pub fps: u32,
     pub decode: crate::decode::DecodeMode,
-    /// A pixel changed if it differs from the background by more than this (grey levels).
-    pub threshold: u8,
-    /// Background learning rate for still pixels: 2^-shift per frame.
-    pub background_shift: u8,
-    /// ... and for changing pixels (slower, so moving objects are not absorbed).
-    pub moving_background_shift: u8,
-    /// Smallest moving blob, as a fraction of the image; smaller ones are noise.
-    pub min_area: f64,
-    /// A zone has motion if moving blobs cover at least this fraction of it.
-    pub zone_min_fraction: f64,
-    /// More than this fraction of the image changing at once is a lighting change.
-    pub lighting_fraction: f64,
-    /// Frames ignored after a lighting change while exposure settles.
-    pub lighting_quiet_frames: u32,
-    /// Frames that only train the background after start or a resolution change.
-    pub calibration_frames: u32,
-    /// Consecutive motion frames that open an event.
-    pub min_frames: u32,
-    /// Seconds without motion that close an event.
-    pub post_roll: f64,
-    /// An event still going after this long is closed and a new one opens, so that
-    /// continuous motion (a busy street) still yields searchable events and clips.
-    pub max_event_seconds: f64,
     /// Seconds of video kept before an event's start for its clip.
     pub pre_roll: f64,
+    /// Thresholds, noise filter and event timing.
+    pub detector: DetectorConfig,
 }
 
 impl Default for MotionConfig {
@@ -396,20 +362,8 @@ impl Default for MotionConfig {
             width: 640,
             fps: 5,
             decode: crate::decode::DecodeMode::Full,
-            threshold: 25,
-            background_shift: 4,
-            moving_background_shift: 6,
-            // 0.2% of the image: about 460 pixels at 640x360. A person crossing a typical
-            // scene covers several times that; a small bird a fraction of it.
-            min_area: 0.002,
-            zone_min_fraction: 0.0,
-            lighting_fraction: 0.4,
-            lighting_quiet_frames: 2,
-            calibration_frames: 5,
-            min_frames: 2,
-            post_roll: 5.0,
-            max_event_seconds: 120.0,
             pre_roll: 3.0,
+            detector: DetectorConfig::default(),
         }
     }
 }
@@ -862,6 +816,7 @@ impl Config {
                 }
             };
             let mut zones: Vec<Zone> = Vec::new();
+            let mut zone_arm = Vec::new();
             for z in cam.zones {
                 let z = z.into_inner();
                 let zname = z.name.get_ref().clone();
@@ -884,8 +839,8 @@ impl Config {
                     polygon: z.polygon.into_inner(),
                     min_area,
                     min_fraction,
-                    arm: arm(&z.arm, &mut errs),
                 });
+                zone_arm.push(arm(&z.arm, &mut errs));
             }
             let mut masks = Vec::new();
             for m in cam.masks {
@@ -908,7 +863,10 @@ impl Config {
                 zones,
                 masks,
                 motion,
-                arm: arm(&cam.arm, &mut errs),
+                arm: Arming {
+                    camera: arm(&cam.arm, &mut errs),
+                    zones: zone_arm,
+                },
             });
         }
 
@@ -1160,10 +1118,10 @@ fn motion_config(
             m.fps = x as u32;
         }
         if let Some(x) = int(&r.threshold, 1, 254, "threshold", errs) {
-            m.threshold = x as u8;
+            m.detector.threshold = x as u8;
         }
         if let Some(x) = int(&r.background_shift, 1, 12, "background_shift", errs) {
-            m.background_shift = x as u8;
+            m.detector.background_shift = x as u8;
         }
         if let Some(x) = int(
             &r.moving_background_shift,
@@ -1172,7 +1130,7 @@ fn motion_config(
             "moving_background_shift",
             errs,
         ) {
-            m.moving_background_shift = x as u8;
+            m.detector.moving_background_shift = x as u8;
         }
         if let Some(x) = int(
             &r.lighting_quiet_frames,
@@ -1181,27 +1139,27 @@ fn motion_config(
             "lighting_quiet_frames",
             errs,
         ) {
-            m.lighting_quiet_frames = x as u32;
+            m.detector.lighting_quiet_frames = x as u32;
         }
         if let Some(x) = int(&r.calibration_frames, 0, 1000, "calibration_frames", errs) {
-            m.calibration_frames = x as u32;
+            m.detector.calibration_frames = x as u32;
         }
         if let Some(x) = int(&r.min_frames, 1, 100, "min_frames", errs) {
-            m.min_frames = x as u32;
+            m.detector.min_frames = x as u32;
         }
         if let Some(x) = frac(&r.min_area, "min_area", errs) {
-            m.min_area = x;
+            m.detector.min_area = x;
         }
         if let Some(x) = frac(&r.zone_min_fraction, "zone_min_fraction", errs) {
-            m.zone_min_fraction = x;
+            m.detector.zone_min_fraction = x;
         }
         if let Some(x) = frac(&r.lighting_fraction, "lighting_fraction", errs) {
-            m.lighting_fraction = x;
+            m.detector.lighting_fraction = x;
         }
         if let Some(v) = &r.max_event_seconds {
             let x = *v.get_ref();
             if (10.0..=3600.0).contains(&x) {
-                m.max_event_seconds = x;
+                m.detector.max_event_seconds = x;
             } else {
                 errs.push(loc.error(
                     v.span(),
@@ -1210,7 +1168,7 @@ fn motion_config(
             }
         }
         for (v, key, dst) in [
-            (&r.post_roll, "post_roll", &mut m.post_roll),
+            (&r.post_roll, "post_roll", &mut m.detector.post_roll),
             (&r.pre_roll, "pre_roll", &mut m.pre_roll),
         ] {
             if let Some(v) = v {

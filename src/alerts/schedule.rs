@@ -12,6 +12,8 @@
 //! Disarmed motion is still detected and recorded in the timeline; only alerts (SSE,
 //! WebSocket, MQTT, webhooks) are held back.
 
+use std::sync::Arc;
+
 use jiff::tz::TimeZone;
 
 /// One weekly window: on each `days` (0 = Monday), from `start` to `end` minutes after
@@ -97,6 +99,26 @@ fn window(text: &str) -> Result<Window, String> {
         }
     };
     Ok(Window { days, start, end })
+}
+
+/// When a camera's motion raises alerts: a schedule for the camera as a whole and one per
+/// zone (indexed like the camera's zones); `None` means always armed.
+#[derive(Debug, Clone, Default)]
+pub struct Arming {
+    pub camera: Option<Arc<Schedule>>,
+    pub zones: Vec<Option<Arc<Schedule>>>,
+}
+
+impl Arming {
+    /// Motion on the camera as a whole raises alerts at `utc_us` (µs since the epoch).
+    pub fn camera_armed(&self, utc_us: i64) -> bool {
+        self.camera.as_ref().is_none_or(|s| s.armed(utc_us))
+    }
+
+    /// Motion in zone `zone` (an index into the camera's zones) raises alerts at `utc_us`.
+    pub fn zone_armed(&self, zone: usize, utc_us: i64) -> bool {
+        (self.zones.get(zone).and_then(|z| z.as_ref())).is_none_or(|s| s.armed(utc_us))
+    }
 }
 
 impl Schedule {

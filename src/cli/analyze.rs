@@ -60,7 +60,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         mode: m.decode,
         threads: 0,
     };
-    let mut det = Detector::new(&cam.name, &cam.zones, &cam.masks, m.clone());
+    let mut det = Detector::new(&cam.name, &cam.zones, &cam.masks, m.detector.clone());
     let interval_ms = 1000 / m.fps as u64;
     det.set_frame_interval_ms(interval_ms);
     let started = Instant::now();
@@ -91,7 +91,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(_) => true,
             Err(e) => {
-                failed = Some(e);
+                failed = Some(e.into());
                 false
             }
         }

@@ -69,10 +69,6 @@ struct Announced {
 }
 
 /// Whether alerts are armed now under an optional schedule (None: always).
-fn armed(arm: &Option<Arc<crate::alerts::schedule::Schedule>>, utc_us: i64) -> bool {
-    arm.as_ref().is_none_or(|s| s.armed(utc_us))
-}
-
 pub struct LiveAnalyzer {
     camera: CameraConfig,
     status: SharedStatus,
@@ -148,7 +144,12 @@ impl LiveAnalyzer {
         };
         let camera = self.camera.clone();
         let new_detector = || {
-            let mut d = Detector::new(&camera.name, &camera.zones, &camera.masks, m.clone());
+            let mut d = Detector::new(
+                &camera.name,
+                &camera.zones,
+                &camera.masks,
+                m.detector.clone(),
+            );
             d.set_frame_interval_ms(1000 / m.fps as u64);
             d
         };
@@ -253,7 +254,7 @@ impl LiveAnalyzer {
         {
             self.timeline_error(e);
         }
-        let camera = armed(&self.camera.arm, utc_us);
+        let camera = self.camera.arm.camera_armed(utc_us);
         self.open = Some((
             id,
             Announced {
@@ -329,7 +330,7 @@ impl LiveAnalyzer {
             }
             for &z in &res.new_zones {
                 let zone = self.camera.zones[z].name.clone();
-                if !armed(&self.camera.zones[z].arm, utc_us) {
+                if !self.camera.arm.zone_armed(z, utc_us) {
                     continue;
                 }
                 if let Some((id, Announced { zones, .. })) = &mut self.open {
@@ -349,10 +350,10 @@ impl LiveAnalyzer {
                 self.timeline_error(e);
             }
             let errors = r.decoder.decode_errors;
-            let camera_armed = armed(&self.camera.arm, utc_us);
-            let disarmed: Vec<String> = (self.camera.zones.iter())
-                .filter(|z| !armed(&z.arm, utc_us))
-                .map(|z| z.name.clone())
+            let camera_armed = self.camera.arm.camera_armed(utc_us);
+            let disarmed: Vec<String> = (self.camera.zones.iter().enumerate())
+                .filter(|&(i, _)| !self.camera.arm.zone_armed(i, utc_us))
+                .map(|(_, z)| z.name.clone())
                 .collect();
             self.status.camera(&self.camera.name, |s| {
                 s.motion = res.motion;
@@ -416,7 +417,7 @@ impl LiveAnalyzer {
                 - (self.camera.motion.pre_roll * 1e6) as i64,
             clip_end_us: base_utc
                 + ev.end_ms as i64 * 1000
-                + (self.camera.motion.post_roll * 1e6) as i64,
+                + (self.camera.motion.detector.post_roll * 1e6) as i64,
             zones: ev.zones,
             peak_score: ev.peak_score,
             bbox: ev.bbox,

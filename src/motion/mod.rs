@@ -1,11 +1,6 @@
-//! Motion analytics: the fused frame-difference kernel ([`kernel`]) and zones rasterised to
-//! label maps ([`zones`]). The detector state machine, noise filtering and GStreamer
-//! decoding build on these (issue 3, in progress).
-//!
-//! Everything here is pure computation, free of I/O and async: callers run it on their
-//! own threads, never on the tokio executor.
+//! Motion analytics. The pure core (kernel, zones, blobs, detector) is the `vigil-motion`
+//! crate (`crates/motion`), re-exported here; [`live`] runs it on a camera's decoded frames.
 
-pub mod detector;
-pub mod kernel;
+pub use vigil_motion::{Polygon, Zone, blobs, detector, kernel, zones};
+
 pub mod live;
-pub mod zones;

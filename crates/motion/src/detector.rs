@@ -6,17 +6,10 @@
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
-use super::kernel::{self, BitMask, FrameCounts, Grid, Impl, KernelParams, LabelWords, Pass};
-use super::zones::{LabelMap, MASKED};
-use crate::config::{MotionConfig, Polygon, Zone};
-
-/// A connected region of changed pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Blob {
-    pub area: u32,
-    /// x0, y0, x1, y1 in pixels (x1, y1 exclusive).
-    pub bbox: [u32; 4],
-}
+use crate::blobs::{RunScratch, blobs_weighted, pool2, union};
+use crate::config::{DetectorConfig, Polygon, Zone};
+use crate::kernel::{self, BitMask, FrameCounts, Grid, Impl, KernelParams, LabelWords, Pass};
+use crate::zones::{LabelMap, MASKED, ZoneError};
 
 /// A motion event, as `vigil analyze` prints it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -90,7 +83,7 @@ pub struct Detector {
     /// Per zone: (min_area as a fraction of the image, min fraction of the zone).
     zone_limits: Vec<(f64, f64)>,
     masks: Vec<Polygon>,
-    cfg: MotionConfig,
+    cfg: DetectorConfig,
     params: KernelParams,
     imp: Impl,
     geo: Option<Geometry>,
@@ -106,7 +99,7 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(camera: &str, zones: &[Zone], masks: &[Polygon], cfg: MotionConfig) -> Detector {
+    pub fn new(camera: &str, zones: &[Zone], masks: &[Polygon], cfg: DetectorConfig) -> Detector {
         Detector {
             camera: camera.to_owned(),
             zone_names: zones.iter().map(|z| z.name.clone()).collect(),
@@ -140,7 +133,7 @@ impl Detector {
         }
     }
 
-    fn ensure_geometry(&mut self, h: usize, w: usize) -> anyhow::Result<()> {
+    fn ensure_geometry(&mut self, h: usize, w: usize) -> Result<(), ZoneError> {
         if self
             .geo
             .as_ref()
@@ -177,7 +170,7 @@ impl Detector {
         &mut self,
         luma: ArrayView2<u8>,
         t_ms: u64,
-    ) -> anyhow::Result<(FrameResult, Option<Event>)> {
+    ) -> Result<(FrameResult, Option<Event>), ZoneError> {
         let (h, w) = luma.dim();
         self.ensure_geometry(h, w)?;
         let mut geo = self.geo.take().expect("geometry");
@@ -369,340 +362,10 @@ impl Detector {
     }
 }
 
-fn union(a: [u32; 4], b: [u32; 4]) -> [u32; 4] {
-    [
-        a[0].min(b[0]),
-        a[1].min(b[1]),
-        a[2].max(b[2]),
-        a[3].max(b[3]),
-    ]
-}
-
-/// Runs of changed pixels and their blob, reused across frames.
-#[derive(Default)]
-struct RunScratch {
-    /// (y, x0, x1, blob root index into `parent`)
-    runs: Vec<(u32, u32, u32, u32)>,
-    parent: Vec<u32>,
-    /// Final blob index of each run.
-    run_blob: Vec<u32>,
-    /// Label histogram scratch for zone counting.
-    hist: Vec<u32>,
-}
-
-impl RunScratch {
-    fn find(&mut self, mut i: u32) -> u32 {
-        while self.parent[i as usize] != i {
-            let p = self.parent[i as usize];
-            self.parent[i as usize] = self.parent[p as usize];
-            i = p;
-        }
-        i
-    }
-
-    /// Changed pixels per zone of the kept blobs' runs of a 2x2-pooled mask: each block
-    /// counts its changed pixels in `fine` (the mask before pooling) under the label of its
-    /// top-left pixel.
-    fn count_zones_pooled(
-        &mut self,
-        kept: &[bool],
-        labels: &LabelMap,
-        fine: &BitMask,
-        zone_px: &mut [u32],
-    ) {
-        if zone_px.is_empty() {
-            return;
-        }
-        let h = fine.dim().0;
-        self.hist.clear();
-        self.hist.resize(labels.num_labels(), 0);
-        for (r, &(y, x0, x1, _)) in self.runs.iter().enumerate() {
-            if !kept[self.run_blob[r] as usize] {
-                continue;
-            }
-            let y = 2 * y as usize;
-            let lrow = labels.labels.row(y);
-            let lrow = lrow.as_slice().expect("contiguous labels");
-            let (a, b) = (fine.row(y), (y + 1 < h).then(|| fine.row(y + 1)));
-            for x in x0 as usize..x1 as usize {
-                let n = kernel::count_range(a, 2 * x, 2 * x + 2)
-                    + b.map_or(0, |b| kernel::count_range(b, 2 * x, 2 * x + 2));
-                self.hist[lrow[2 * x] as usize] += n;
-            }
-        }
-        labels.zone_counts(&self.hist, zone_px);
-    }
-}
-
-impl RunScratch {
-    /// Changed pixels per grid cell of the kept blobs' runs of a 2x2-pooled mask, counted in
-    /// `fine` (the mask before pooling).
-    fn count_cells_pooled(&self, kept: &[bool], grid: &Grid, fine: &BitMask, cells: &mut [u32]) {
-        let h = fine.dim().0;
-        for (r, &(y, x0, x1, _)) in self.runs.iter().enumerate() {
-            if !kept[self.run_blob[r] as usize] {
-                continue;
-            }
-            let (x0, x1) = (2 * x0 as usize, 2 * x1 as usize);
-            for fy in [2 * y as usize, 2 * y as usize + 1] {
-                if fy < h {
-                    grid.add_range(fine.row(fy), fy, x0, x1, cells);
-                }
-            }
-        }
-    }
-}
-
-/// Pools a mask 2x2: a block is set in `pooled` if any of its pixels is set in `fine`.
-/// Word-parallel: OR the two rows, OR each bit pair, then gather the even bits.
-fn pool2(fine: &BitMask, pooled: &mut BitMask) {
-    let h = fine.dim().0;
-    for y2 in 0..h.div_ceil(2) {
-        let a = fine.row(2 * y2);
-        let b = (2 * y2 + 1 < h).then(|| fine.row(2 * y2 + 1));
-        let word = |i: usize| match a.get(i) {
-            Some(&w) => {
-                let w = w | b.map_or(0, |b| b[i]);
-                even_bits(w | w >> 1)
-            }
-            None => 0,
-        };
-        for (i, out) in pooled.row_mut(y2).iter_mut().enumerate() {
-            *out = word(2 * i) | word(2 * i + 1) << 32;
-        }
-    }
-}
-
-/// Bits 0, 2, 4, .. 62 of `x` packed into the low 32 bits.
-fn even_bits(x: u64) -> u64 {
-    let mut x = x & 0x5555_5555_5555_5555;
-    x = (x | x >> 1) & 0x3333_3333_3333_3333;
-    x = (x | x >> 2) & 0x0f0f_0f0f_0f0f_0f0f;
-    x = (x | x >> 4) & 0x00ff_00ff_00ff_00ff;
-    x = (x | x >> 8) & 0x0000_ffff_0000_ffff;
-    (x | x >> 16) & 0x0000_0000_ffff_ffff
-}
-
-/// 8-connected components of a mask, by runs (cheap when motion is sparse).
-#[cfg(test)]
-fn blobs(mask: &BitMask, s: &mut RunScratch) -> Vec<Blob> {
-    blobs_weighted(mask, None, s)
-}
-
-/// [`blobs`] of a 2x2-pooled mask whose areas are counted in `fine`, the mask before
-/// pooling (each pixel counts 1 without it).
-fn blobs_weighted(mask: &BitMask, fine: Option<&BitMask>, s: &mut RunScratch) -> Vec<Blob> {
-    s.runs.clear();
-    s.parent.clear();
-    let h = mask.dim().0;
-    let mut prev_start = 0usize; // index of the previous row's first run
-    for y in 0..h {
-        let row = mask.row(y);
-        let row_start = s.runs.len();
-        let mut prev = prev_start;
-        let mut x = 0;
-        while let Some((x0, x1)) = kernel::next_run(row, x) {
-            x = x1;
-            let id = s.runs.len() as u32;
-            s.runs.push((y as u32, x0 as u32, x as u32, id));
-            s.parent.push(id);
-            // Join runs of the previous row that touch [x0 - 1, x + 1). Both rows' runs are
-            // sorted by x: skip (for good) those that end left of this run, then join until
-            // one starts right of it. Linear in the runs of the two rows.
-            while prev < row_start && (s.runs[prev].2 as usize) < x0 {
-                prev += 1;
-            }
-            let mut p = prev;
-            while p < row_start && (s.runs[p].1 as usize) <= x {
-                let (a, b) = (s.find(p as u32), s.find(id));
-                if a != b {
-                    s.parent[a.max(b) as usize] = a.min(b);
-                }
-                p += 1;
-            }
-        }
-        prev_start = row_start;
-    }
-    let mut out: Vec<Blob> = Vec::new();
-    let mut root_blob = vec![u32::MAX; s.runs.len()];
-    s.run_blob.clear();
-    for r in 0..s.runs.len() {
-        let root = s.find(r as u32) as usize;
-        let (y, x0, x1, _) = s.runs[r];
-        if root_blob[root] == u32::MAX {
-            root_blob[root] = out.len() as u32;
-            out.push(Blob {
-                area: 0,
-                bbox: [x0, y, x1, y + 1],
-            });
-        }
-        let b = &mut out[root_blob[root] as usize];
-        b.area += match fine {
-            Some(f) => {
-                let (fy, (x0, x1)) = (2 * y as usize, (2 * x0 as usize, 2 * x1 as usize));
-                kernel::count_range(f.row(fy), x0, x1)
-                    + if fy + 1 < f.dim().0 {
-                        kernel::count_range(f.row(fy + 1), x0, x1)
-                    } else {
-                        0
-                    }
-            }
-            None => x1 - x0,
-        };
-        b.bbox = union(b.bbox, [x0, y, x1, y + 1]);
-        s.run_blob.push(root_blob[root]);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mask(rows: &[&str]) -> Array2<u8> {
-        let w = rows[0].len();
-        Array2::from_shape_fn((rows.len(), w), |(y, x)| {
-            (rows[y].as_bytes()[x] == b'#') as u8
-        })
-    }
-
-    fn bits(m: &Array2<u8>) -> BitMask {
-        let (h, w) = m.dim();
-        BitMask::from_fn(h, w, |y, x| m[(y, x)] == 1)
-    }
-
-    #[test]
-    fn blobs_are_8_connected_components() {
-        let m = mask(&[
-            "##......#.",
-            ".#......#.",
-            "..#.....##",
-            "..........",
-            "#...###...",
-            "....#.#...",
-        ]);
-        let mut s = RunScratch::default();
-        let mut b = blobs(&bits(&m), &mut s);
-        b.sort_by_key(|b| (b.bbox[1], b.bbox[0]));
-        assert_eq!(
-            b,
-            vec![
-                Blob {
-                    area: 4,
-                    bbox: [0, 0, 3, 3]
-                }, // diagonal: 8-connected
-                Blob {
-                    area: 4,
-                    bbox: [8, 0, 10, 3]
-                },
-                Blob {
-                    area: 1,
-                    bbox: [0, 4, 1, 5]
-                },
-                Blob {
-                    area: 5,
-                    bbox: [4, 4, 7, 6]
-                },
-            ]
-        );
-    }
-
-    /// Naive 8-connected flood fill, the reference for `blobs`.
-    fn flood(m: &Array2<u8>) -> Vec<Blob> {
-        let (h, w) = m.dim();
-        let mut seen = Array2::<bool>::from_elem((h, w), false);
-        let mut out = Vec::new();
-        for y0 in 0..h {
-            for x0 in 0..w {
-                if m[(y0, x0)] == 0 || seen[(y0, x0)] {
-                    continue;
-                }
-                let mut b = Blob {
-                    area: 0,
-                    bbox: [x0 as u32, y0 as u32, x0 as u32 + 1, y0 as u32 + 1],
-                };
-                let mut stack = vec![(y0, x0)];
-                seen[(y0, x0)] = true;
-                while let Some((y, x)) = stack.pop() {
-                    b.area += 1;
-                    b.bbox = union(b.bbox, [x as u32, y as u32, x as u32 + 1, y as u32 + 1]);
-                    for dy in -1i64..=1 {
-                        for dx in -1i64..=1 {
-                            let (ny, nx) = (y as i64 + dy, x as i64 + dx);
-                            if ny < 0 || nx < 0 || ny >= h as i64 || nx >= w as i64 {
-                                continue;
-                            }
-                            let (ny, nx) = (ny as usize, nx as usize);
-                            if m[(ny, nx)] == 1 && !seen[(ny, nx)] {
-                                seen[(ny, nx)] = true;
-                                stack.push((ny, nx));
-                            }
-                        }
-                    }
-                }
-                out.push(b);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn blobs_equal_naive_flood_fill_on_random_masks() {
-        let mut rng = fastrand::Rng::with_seed(11);
-        let mut s = RunScratch::default();
-        for _ in 0..300 {
-            let (h, w) = (rng.usize(1..24), rng.usize(1..150));
-            let density = rng.f64();
-            let m = Array2::from_shape_fn((h, w), |_| (rng.f64() < density) as u8);
-            let key = |b: &Blob| (b.bbox, b.area);
-            let mut got = blobs(&bits(&m), &mut s);
-            let mut want = flood(&m);
-            got.sort_by_key(key);
-            want.sort_by_key(key);
-            assert_eq!(got, want, "mask {m:?}");
-        }
-    }
-
-    #[test]
-    fn pooled_blobs_keep_exact_areas() {
-        let mut rng = fastrand::Rng::with_seed(3);
-        let mut s = RunScratch::default();
-        for _ in 0..200 {
-            let (h, w) = (rng.usize(1..30), rng.usize(1..300));
-            let density = rng.f64() * 0.5;
-            let m = Array2::from_shape_fn((h, w), |_| (rng.f64() < density) as u8);
-            let fine = bits(&m);
-            let mut pooled = BitMask::new(h.div_ceil(2), w.div_ceil(2));
-            pool2(&fine, &mut pooled);
-            for y in 0..h.div_ceil(2) {
-                for x in 0..w.div_ceil(2) {
-                    let mut n = 0;
-                    for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                        if 2 * y + dy < h && 2 * x + dx < w {
-                            n += m[(2 * y + dy, 2 * x + dx)];
-                        }
-                    }
-                    assert_eq!(pooled.get(y, x), n > 0, "({y}, {x}) of {m:?}");
-                }
-            }
-            // Padding bits stay 0 (runs rely on it).
-            assert_eq!(
-                pooled.count() as usize,
-                (0..h.div_ceil(2))
-                    .flat_map(|y| (0..w.div_ceil(2)).map(move |x| (y, x)))
-                    .filter(|&(y, x)| pooled.get(y, x))
-                    .count()
-            );
-            let b = blobs_weighted(&pooled, Some(&fine), &mut s);
-            assert_eq!(
-                b.iter().map(|b| b.area).sum::<u32>(),
-                m.iter().map(|&v| v as u32).sum::<u32>()
-            );
-            // Pooling only ever joins blobs.
-            assert!(b.len() <= blobs(&bits(&m), &mut s).len());
-        }
-    }
-
+    use ndarray::Array2;
     /// The grid handed to the timeline counts kept blobs only: a person-sized block shows
     /// in exactly the cells it covers, with its pixel counts; scattered noise pixels (each
     /// far below min_area) show nowhere.
@@ -714,9 +377,8 @@ mod tests {
             polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
             min_area: None,
             min_fraction: None,
-            arm: None,
         };
-        let mut d = Detector::new("c", &[zone], &[], MotionConfig::default());
+        let mut d = Detector::new("c", &[zone], &[], DetectorConfig::default());
         let grey = Array2::<u8>::from_elem((h, w), 100);
         for i in 0..10 {
             d.frame(grey.view(), i * 200).unwrap();
@@ -758,11 +420,10 @@ mod tests {
             polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
             min_area: None,
             min_fraction: None,
-            arm: None,
         };
-        let cfg = MotionConfig {
+        let cfg = DetectorConfig {
             max_event_seconds: 10.0,
-            ..MotionConfig::default()
+            ..DetectorConfig::default()
         };
         let mut d = Detector::new("c", &[zone], &[], cfg);
         let mut events = Vec::new();
@@ -784,13 +445,5 @@ mod tests {
         for pair in events.windows(2) {
             assert!(pair[1].start_ms - pair[0].end_ms <= 200, "gap: {events:?}");
         }
-    }
-
-    #[test]
-    fn u_shape_merges_late() {
-        let m = mask(&["#...#", "#...#", "#####"]);
-        let b = blobs(&bits(&m), &mut RunScratch::default());
-        assert_eq!(b.len(), 1);
-        assert_eq!(b[0].area, 9);
     }
 }

@@ -5,7 +5,7 @@
 
 use ndarray::{Array2, s};
 use proptest::prelude::*;
-use vigil::motion::kernel::{self, BitMask, FrameCounts, Grid, Impl, KernelParams, LabelWords};
+use vigil_motion::kernel::{self, BitMask, FrameCounts, Grid, Impl, KernelParams, LabelWords};
 
 fn params() -> impl Strategy<Value = KernelParams> {
     (any::<u8>(), 1u8..=12, 1u8..=12).prop_map(|(threshold, shift_still, shift_moving)| {
