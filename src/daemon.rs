@@ -9,11 +9,9 @@ use anyhow::Context;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::events::Recorder;
 use crate::index::Index;
 use crate::ingest::{IngestTask, Role};
 use crate::media::{SinkKind, StreamMsg};
-use crate::motion::live::{LiveAnalyzer, MotionMsg};
 use crate::record::committer::{Committer, RetentionPolicy};
 use crate::record::recovery::{self, Mode};
 use crate::record::writer::{CommitMsg, SegmentWriter, WriterConfig};
@@ -21,8 +19,6 @@ use crate::status::{CameraState, SharedStatus, Status};
 
 /// Frames a writer may have queued before ingest starts dropping (about 30 s at 15 fps).
 const WRITER_QUEUE: usize = 512;
-/// Frames the motion analyser may have queued before it skips to the next keyframe.
-const ANALYSIS_QUEUE: usize = 64;
 
 /// Runs the daemon until `shutdown` resolves. Binds the HTTP listener first and reports
 /// its address through `on_listen` (the demo prints it; tests read it).
@@ -140,8 +136,6 @@ pub async fn run(
     }
 
     let (cancel_src, cancel) = crate::base::cancel::new();
-    // Typed motion output (frames with grids, closed events) for the timeline.
-    let (motion_tx, _) = tokio::sync::broadcast::channel::<MotionMsg>(1024);
     let alert_hub = crate::alerts::hub();
     // The alert sinks (MQTT, webhooks) stop after the analysers, so that the end alerts of
     // events they close at shutdown still go out.
@@ -197,24 +191,10 @@ pub async fn run(
                 .spawn(move || w.run(rx))?,
         ));
         let analysis = if cam.motion.enabled {
-            let (atx, arx) = std::sync::mpsc::sync_channel::<StreamMsg>(ANALYSIS_QUEUE);
-            let zones: Vec<String> = cam.zones.iter().map(|z| z.name.clone()).collect();
-            let recorder = Recorder::new(index.clone(), &cam.name, &zones)
-                .with_context(|| format!("camera {}: cannot open its timeline", cam.name))?;
-            let a = LiveAnalyzer::new(
-                cam.clone(),
-                status.clone(),
-                motion_tx.clone(),
-                recorder,
-                alert_hub.clone(),
-            );
-            analyzers.push((
-                atx.clone(),
-                std::thread::Builder::new()
-                    .name(format!("motion-{}", cam.name))
-                    .spawn(move || a.run(arx))?,
-            ));
-            Some(atx)
+            let a = crate::pipeline::start(cam, &index, status.clone(), alert_hub.clone())?;
+            let tx = a.sender();
+            analyzers.push(a);
+            Some(tx)
         } else {
             None
         };
@@ -341,12 +321,8 @@ pub async fn run(
     for t in tasks {
         let _ = t.await;
     }
-    for (tx, h) in analyzers {
-        let _ = tokio::task::spawn_blocking(move || {
-            let _ = tx.send(StreamMsg::Shutdown);
-            h.join()
-        })
-        .await;
+    for a in analyzers {
+        let _ = tokio::task::spawn_blocking(move || a.stop()).await;
     }
     sinks_stop.cancel();
     if let Some(m) = mqtt {

@@ -21,6 +21,7 @@ pub mod index;
 pub mod ingest;
 pub mod media;
 pub mod motion;
+pub mod pipeline;
 pub mod record;
 pub mod status;
 pub mod storage;

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::base::time::now_us;
+use crate::base::time::{now_us, rfc3339};
+use crate::events::MotionEvent;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,7 +103,8 @@ pub struct CameraStatus {
     pub detect_state: Option<CameraState>,
     pub detect_error: Option<String>,
     /// The last motion event that closed.
-    pub last_event: Option<EventSummary>,
+    #[serde(serialize_with = "last_event_json")]
+    pub last_event: Option<MotionEvent>,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
 }
@@ -113,7 +115,7 @@ impl CameraStatus {
         CameraStatus {
             name: name.to_owned(),
             state: CameraState::Starting,
-            since: crate::base::time::rfc3339(now),
+            since: rfc3339(now),
             since_us: now,
             fps: 0.0,
             bitrate_bps: 0.0,
@@ -165,28 +167,43 @@ impl CameraStatus {
         if self.state != s {
             self.state = s;
             self.since_us = now_us();
-            self.since = crate::base::time::rfc3339(self.since_us);
+            self.since = rfc3339(self.since_us);
         }
     }
 
     pub fn set_error(&mut self, e: String) {
         self.last_error = Some(e);
-        self.last_error_at = Some(crate::base::time::rfc3339(now_us()));
+        self.last_error_at = Some(rfc3339(now_us()));
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct EventSummary {
-    /// Its id in the timeline (`/api/events/{id}`), if it was stored.
-    pub id: Option<u64>,
-    pub start: String,
-    pub end: String,
-    /// The event's clip window: `pre_roll` before `start` to `post_roll` after `end`.
-    pub clip_start: String,
-    pub clip_end: String,
-    pub zones: Vec<String>,
-    pub peak_score: f64,
-    pub bbox: [f64; 4],
+/// How the status shows [`CameraStatus::last_event`]: times as RFC 3339.
+fn last_event_json<S: serde::Serializer>(e: &Option<MotionEvent>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Summary<'a> {
+        /// Its id in the timeline (`/api/events/{id}`), if it was stored.
+        id: Option<u64>,
+        start: String,
+        end: String,
+        /// The event's clip window: `pre_roll` before `start` to `post_roll` after `end`.
+        clip_start: String,
+        clip_end: String,
+        zones: &'a [String],
+        peak_score: f64,
+        bbox: [f64; 4],
+    }
+    e.as_ref()
+        .map(|e| Summary {
+            id: e.id,
+            start: rfc3339(e.start_us),
+            end: rfc3339(e.end_us),
+            clip_start: rfc3339(e.clip_start_us),
+            clip_end: rfc3339(e.clip_end_us),
+            zones: &e.zones,
+            peak_score: e.peak_score,
+            bbox: e.bbox,
+        })
+        .serialize(s)
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -15,9 +15,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::MotionEvent;
 use crate::index::{EventRecord, Index, MotionMinute, MotionSecond, Result, Ticket};
 use crate::motion::detector::FrameResult;
-use crate::motion::live::LiveEvent;
 
 pub const HISTORY_WRITE_EVERY: Duration = Duration::from_secs(10);
 
@@ -274,7 +274,7 @@ impl Recorder {
     }
 
     /// Stores a closed event under `id` with its JPEG thumbnail.
-    pub fn event(&mut self, id: u64, ev: &LiveEvent, thumbnail: Option<Vec<u8>>) -> Result<()> {
+    pub fn event(&mut self, id: u64, ev: &MotionEvent, thumbnail: Option<Vec<u8>>) -> Result<()> {
         let mut zone_ids = Vec::with_capacity(ev.zones.len());
         for z in &ev.zones {
             zone_ids.push(match self.zone_names.iter().position(|n| n == z) {
@@ -381,7 +381,7 @@ mod tests {
         let ix = Index::open(&path).unwrap();
         let mut r = Recorder::new(ix.clone(), "c", &["door".into()]).unwrap();
         let id = r.new_event_id().unwrap();
-        let ev = LiveEvent {
+        let ev = MotionEvent {
             id: None,
             camera: "c".into(),
             start_us: 1_000_000,

@@ -1,6 +1,5 @@
-//! Motion analytics. The pure core (kernel, zones, blobs, detector) is the `vigil-motion`
-//! crate (`crates/motion`), re-exported here; [`live`] runs it on a camera's decoded frames.
+//! Motion analytics: the pure core (kernel, zones, blobs, detector), the `vigil-motion`
+//! crate (`crates/motion`), re-exported here. Running it on a camera's live frames is
+//! [`crate::pipeline`]'s job.
 
-pub use vigil_motion::{Polygon, Zone, blobs, detector, kernel, zones};
-
-pub mod live;
+pub use vigil_motion::{DetectorConfig, Polygon, Zone, blobs, detector, kernel, zones};

@@ -1,0 +1,76 @@
+//! The analysis pipeline of each camera: frames from ingest (a `media::Sink` of kind
+//! `Analysis`) -> GStreamer decoding ([`crate::decode::LiveDecoder`]) -> the motion
+//! detector (`vigil-motion`) -> its owned consumers, in this order per analysed frame:
+//!
+//! - [`pictures`]: the live snapshot and the open event's peak frame (its thumbnail);
+//! - [`alerting`]: arming and start/end alerts on the [`crate::alerts::AlertHub`];
+//! - the timeline ([`crate::events::Recorder`]): the motion history and closed events;
+//! - the status: motion state, arming, counters.
+//!
+//! One OS thread per camera, at a lower priority than recording ([`ANALYSIS_NICE`]). Its
+//! input queue is bounded and fed with `try_send`, so a slow decoder makes analysis drop
+//! frames (to the next keyframe), never recording. Closed events cross to the timeline as
+//! one type, [`crate::events::MotionEvent`].
+
+pub mod alerting;
+mod analyser;
+pub mod pictures;
+
+use std::sync::mpsc::SyncSender;
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+
+use crate::alerts::AlertHub;
+use crate::config::CameraConfig;
+use crate::events::Recorder;
+use crate::index::Index;
+use crate::media::StreamMsg;
+use crate::status::SharedStatus;
+
+pub use pictures::{SNAPSHOT_WIDTH, THUMBNAIL_WIDTH};
+
+/// Nice value of analysis threads (recording threads keep 0).
+pub const ANALYSIS_NICE: libc::c_int = 10;
+/// Frames the analyser may have queued before ingest skips it to the next keyframe.
+pub const ANALYSIS_QUEUE: usize = 64;
+
+/// A running analysis thread.
+pub struct Analysis {
+    tx: SyncSender<StreamMsg>,
+    thread: JoinHandle<()>,
+}
+
+/// Starts the analysis of `camera` (whose motion analysis is enabled): opens its timeline
+/// in `index` and starts its thread. Errors: the timeline cannot be opened (the index
+/// refused the camera's or a zone's id), or the thread cannot be created.
+pub fn start(
+    camera: &CameraConfig,
+    index: &Index,
+    status: SharedStatus,
+    alerts: AlertHub,
+) -> anyhow::Result<Analysis> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<StreamMsg>(ANALYSIS_QUEUE);
+    let zones: Vec<String> = camera.zones.iter().map(|z| z.name.clone()).collect();
+    let recorder = Recorder::new(index.clone(), &camera.name, &zones)
+        .with_context(|| format!("camera {}: cannot open its timeline", camera.name))?;
+    let a = analyser::Analyser::new(camera.clone(), status, recorder, alerts);
+    let thread = std::thread::Builder::new()
+        .name(format!("motion-{}", camera.name))
+        .spawn(move || a.run(rx))?;
+    Ok(Analysis { tx, thread })
+}
+
+impl Analysis {
+    /// The queue ingest feeds (as a sink of kind `Analysis`).
+    pub fn sender(&self) -> SyncSender<StreamMsg> {
+        self.tx.clone()
+    }
+
+    /// Stops the thread (blocking): it closes any open event, flushes the timeline and
+    /// exits. Call once ingest has stopped feeding it.
+    pub fn stop(self) {
+        let _ = self.tx.send(StreamMsg::Shutdown);
+        let _ = self.thread.join();
+    }
+}
