@@ -7,12 +7,10 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use vigil::index::Index;
+use vigil::config::StorageConfig;
 use vigil::media::{Frame, StreamMsg, VideoParams};
-use vigil::record::committer::{Committer, RetentionPolicy};
-use vigil::record::writer::{CommitMsg, SegmentWriter, WriterConfig};
 
 const FPS: i64 = 15;
 const T0: i64 = 1_700_000_000_000_000;
@@ -36,34 +34,22 @@ fn main() {
             e
         },
     });
-    let index = Index::open(&dir.path().join("index.sled")).unwrap();
+    let layout = vigil::storage::Layout::new(dir.path());
+    let index = vigil::record::open_index(&layout).unwrap();
+    let storage = StorageConfig {
+        dir: dir.path().to_owned(),
+        retain_days: None,
+        max_bytes: None,
+        // No free-space floor: nothing here is deleted.
+        min_free: Some(0),
+        segment_seconds: 60,
+        commit_interval_ms: 1000,
+    };
     let cam = index.camera_id("cam").unwrap();
     let status = Arc::new(vigil::status::Status::default());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let committer = Committer::new(
-        index.clone(),
-        status.clone(),
-        RetentionPolicy {
-            storage: vigil::storage::Layout::new(dir.path()),
-            retain_days: None,
-            max_bytes: None,
-            min_free: None,
-        },
-        Duration::from_millis(500),
-    )
-    .unwrap();
-    let ch = std::thread::spawn(move || committer.run(rx));
-    let mut w = SegmentWriter::new(
-        WriterConfig {
-            camera: "cam".into(),
-            camera_id: cam,
-            storage: vigil::storage::Layout::new(dir.path()),
-            segment_seconds: 60,
-            commit_interval: Duration::from_millis(1000),
-        },
-        tx.clone(),
-        status.clone(),
-    );
+    // The daemon's starter: start-up recovery, the committer thread, the writer.
+    let recording = vigil::record::start(&storage, &layout, &index, &status).unwrap();
+    let mut w = recording.writer("cam").unwrap();
     let t = Instant::now();
     let frames = 61 * 60 * FPS;
     for i in 0..frames {
@@ -86,8 +72,7 @@ fn main() {
         }));
     }
     w.handle(StreamMsg::Shutdown);
-    tx.send(CommitMsg::Shutdown).unwrap();
-    ch.join().unwrap();
+    recording.stop();
     println!(
         "wrote 61 min of 1080p 4 Mbit/s in {:.1} s",
         t.elapsed().as_secs_f64()

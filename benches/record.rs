@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vigil::index::Index;
+use vigil::config::StorageConfig;
 use vigil::media::{Frame, StreamMsg, VideoParams};
-use vigil::record::committer::{Committer, RetentionPolicy};
-use vigil::record::writer::{CommitMsg, SegmentWriter, WriterConfig};
 
 const FPS: i64 = 15;
 const FRAMES: usize = 900;
@@ -57,8 +55,17 @@ fn bench(c: &mut Criterion) {
             e
         },
     });
-    let index = Index::open(&dir.path().join("index.sled")).unwrap();
-    let cam = index.camera_id("bench").unwrap();
+    let layout = vigil::storage::Layout::new(dir.path());
+    let index = vigil::record::open_index(&layout).unwrap();
+    let storage = StorageConfig {
+        dir: dir.path().to_owned(),
+        retain_days: None,
+        max_bytes: None,
+        // No free-space floor: nothing here is deleted.
+        min_free: Some(0),
+        segment_seconds: 60,
+        commit_interval_ms: 1000,
+    };
     let bytes: u64 = frames(&params, 0).iter().map(|f| f.data.len() as u64).sum();
     let mut g = c.benchmark_group("segment_write");
     g.sample_size(10);
@@ -71,31 +78,9 @@ fn bench(c: &mut Criterion) {
                 t0 += 3_600_000_000;
                 let input = frames(&params, t0);
                 let status = Arc::new(vigil::status::Status::default());
-                let (tx, rx) = std::sync::mpsc::channel();
-                let committer = Committer::new(
-                    index.clone(),
-                    status.clone(),
-                    RetentionPolicy {
-                        storage: vigil::storage::Layout::new(dir.path()),
-                        retain_days: None,
-                        max_bytes: None,
-                        min_free: None,
-                    },
-                    Duration::from_millis(500),
-                )
-                .unwrap();
-                let ch = std::thread::spawn(move || committer.run(rx));
-                let mut w = SegmentWriter::new(
-                    WriterConfig {
-                        camera: "bench".into(),
-                        camera_id: cam,
-                        storage: vigil::storage::Layout::new(dir.path()),
-                        segment_seconds: 60,
-                        commit_interval: Duration::from_millis(1000),
-                    },
-                    tx.clone(),
-                    status,
-                );
+                // The daemon's starter: start-up recovery, the committer thread, the writer.
+                let recording = vigil::record::start(&storage, &layout, &index, &status).unwrap();
+                let mut w = recording.writer("bench").unwrap();
                 // Pace nothing: this measures the cost, not real time. The commit interval
                 // is wall-clock, so fsyncs happen about once per second of this run.
                 let start = Instant::now();
@@ -103,8 +88,7 @@ fn bench(c: &mut Criterion) {
                     w.handle(StreamMsg::Frame(f));
                 }
                 w.handle(StreamMsg::Shutdown);
-                tx.send(CommitMsg::Shutdown).unwrap();
-                ch.join().unwrap();
+                recording.stop();
                 total += start.elapsed();
             }
             total

@@ -71,3 +71,51 @@ pub type AlertHub = tokio::sync::broadcast::Sender<Alert>;
 pub fn hub() -> AlertHub {
     tokio::sync::broadcast::channel(BACKLOG).0
 }
+
+/// The alert channels that deliver beyond the API (MQTT, webhooks), as tokio tasks.
+pub struct Channels {
+    stop: crate::base::cancel::CancelSource,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the configured channels (`[mqtt]`, `[[webhooks]]`) on `hub`; call inside the
+/// runtime. Errors: a password or secret's environment variable is not set, a webhook's CA
+/// file is unusable.
+pub fn start(
+    mqtt: Option<&crate::config::MqttConfig>,
+    webhooks: &[crate::config::WebhookConfig],
+    hub: &AlertHub,
+) -> anyhow::Result<Channels> {
+    let (stop, token) = crate::base::cancel::new();
+    let mut tasks = Vec::new();
+    if let Some(m) = mqtt {
+        let password = mqtt::password(m)?;
+        tasks.push(tokio::spawn(mqtt::run(
+            m.clone(),
+            password,
+            hub.clone(),
+            token,
+        )));
+    }
+    for w in webhooks {
+        tasks.push(tokio::spawn(webhook::run(
+            w.clone(),
+            webhook::agent(w)?,
+            webhook::secret(w)?,
+            hub.clone(),
+            stop.token(),
+        )));
+    }
+    Ok(Channels { stop, tasks })
+}
+
+impl Channels {
+    /// Stops the channels once what they hold is delivered or given up. Stop them after the
+    /// analysers, so that the end alerts of events closed at shutdown still go out.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -22,6 +22,9 @@ mod clips;
 mod events;
 mod holds;
 pub mod metrics;
+mod serve;
+
+pub use serve::{Server, serve};
 
 use crate::base::time::now_us;
 use crate::base::time::{parse_rfc3339, rfc3339};

@@ -1,0 +1,123 @@
+//! Serving the API: the listener (plain HTTP on loopback, HTTPS with rustls elsewhere),
+//! graceful shutdown, and the separate Prometheus listener (`[metrics] listen`).
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+
+use super::{AppState, router};
+use crate::config::ServerConfig;
+
+/// The API (and metrics) listeners as they run.
+pub struct Server {
+    http: JoinHandle<std::io::Result<()>>,
+    http_stop: tokio::sync::oneshot::Sender<()>,
+    metrics: Option<(
+        JoinHandle<std::io::Result<()>>,
+        crate::base::cancel::CancelSource,
+    )>,
+}
+
+/// Binds the API's listener (and the metrics listener, if configured), reports the API's
+/// address through `on_listen` (the demo prints it; tests read it) and serves until
+/// [`Server::stop`]. Errors: an address cannot be bound, the TLS certificate or key is
+/// unusable.
+pub async fn serve(
+    state: AppState,
+    cfg: &ServerConfig,
+    on_listen: impl FnOnce(SocketAddr),
+) -> anyhow::Result<Server> {
+    let status = state.status.clone();
+    let app = router(state);
+    let tls = match &cfg.tls {
+        Some(t) => {
+            // ring: no OpenSSL or cmake needed to build. Installing twice is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot use TLS certificate {} with key {}",
+                            t.cert.display(),
+                            t.key.display()
+                        )
+                    })?,
+            )
+        }
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on {addr} beyond loopback (server.allow_insecure_remote): \
+             passwords, session cookies, tokens and video cross the network in clear"
+        );
+    }
+    tracing::info!(
+        "HTTP on {}://{addr}/",
+        if tls.is_some() { "https" } else { "http" }
+    );
+    on_listen(addr);
+    let metrics = match cfg.metrics_listen {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (metrics.listen)"))?;
+            tracing::info!("metrics on http://{}/metrics", l.local_addr()?);
+            let app = super::metrics::router(status);
+            let (stop_src, mut stop) = crate::base::cancel::new();
+            let task = tokio::spawn(async move {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            });
+            Some((task, stop_src))
+        }
+        None => None,
+    };
+    let (http_stop, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let http = match tls {
+        Some(tls) => {
+            // axum-server does the TLS handshakes; its handle stops it gracefully.
+            let handle = axum_server::Handle::new();
+            let server =
+                axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle.clone());
+            tokio::spawn(async move {
+                let _ = http_stop_rx.await;
+                handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            tokio::spawn(async move { server.serve(make_service).await })
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, make_service)
+                .with_graceful_shutdown(async {
+                    let _ = http_stop_rx.await;
+                })
+                .await
+        }),
+    };
+    Ok(Server {
+        http,
+        http_stop,
+        metrics,
+    })
+}
+
+impl Server {
+    /// Stops the metrics listener, and the API's once its requests are answered (long-lived
+    /// responses end on `AppState::shutdown`; TLS connections get 10 s).
+    pub async fn stop(self) {
+        if let Some((task, stop)) = self.metrics {
+            stop.cancel();
+            let _ = task.await;
+        }
+        let _ = self.http_stop.send(());
+        let _ = self.http.await;
+    }
+}
