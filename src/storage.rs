@@ -33,6 +33,31 @@ impl Layout {
         &self.dir
     }
 
+    /// Bytes available to unprivileged writers on the storage filesystem.
+    pub fn free_bytes(&self) -> Option<u64> {
+        free_bytes(&self.dir)
+    }
+
+    /// Removes the segment file at `rel` (relative to the storage directory, as the index
+    /// names it) and, if it was the last, its day directory. A file that cannot be removed
+    /// is logged; the caller keeps it listed in the index's `garbage`, and start-up retries.
+    pub fn unlink_segment(&self, rel: &str) {
+        Self::unlink(&self.segment(rel))
+    }
+
+    /// [`Layout::unlink_segment`] by full path. A file already gone is no error.
+    pub fn unlink(path: &Path) {
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                if let Some(day) = path.parent() {
+                    let _ = std::fs::remove_dir(day); // only succeeds when empty
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("cannot delete {}: {e}", path.display()),
+        }
+    }
+
     /// The index (a sled directory).
     pub fn index(&self) -> PathBuf {
         self.dir.join("index.sled")
@@ -151,6 +176,27 @@ pub fn segment_files(dir: &Path) -> std::io::Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Bytes available to unprivileged writers on the filesystem holding `dir`.
+#[allow(clippy::unnecessary_cast)] // the field types are narrower on 32-bit targets
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    statvfs(dir).map(|s| s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+/// Size of the filesystem holding `dir`, bytes.
+#[allow(clippy::unnecessary_cast)] // the field types are narrower on 32-bit targets
+pub fn fs_bytes(dir: &Path) -> Option<u64> {
+    statvfs(dir).map(|s| s.f_blocks as u64 * s.f_frsize as u64)
+}
+
+fn statvfs(dir: &Path) -> Option<libc::statvfs> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a properly sized out-parameter.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
+    (rc == 0).then_some(s)
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ impl Drop for Tmpfs {
 /// Fills the filesystem holding `dir` with a file until ENOSPC, leaving `leave` bytes free.
 fn fill(dir: &Path, leave: u64) -> PathBuf {
     let p = dir.join("filler");
-    let free = vigil::record::committer::free_bytes(dir).unwrap();
+    let free = vigil::storage::free_bytes(dir).unwrap();
     let n = free.saturating_sub(leave);
     std::fs::write(&p, vec![0xffu8; n as usize]).unwrap();
     p

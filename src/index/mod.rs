@@ -19,9 +19,14 @@ use serde::{Deserialize, Serialize};
 mod events;
 mod holds;
 mod leases;
+mod reserve;
+mod segments;
 pub use events::{Ack, EventEntry, EventRecord, EventScope, MotionMinute, MotionSecond};
 pub use holds::Hold;
 pub use leases::{Lease, SegmentKey};
+use reserve::Reserve;
+pub use reserve::reserve_path;
+pub use segments::{EndReason, Keyframe, SegmentRecord, decode_segment_key, segment_key};
 
 /// The index's schema version. It moves only with a migration in [`MIGRATIONS`] and a
 /// test that opens an index of the version before (`tests/index_upgrade.rs`, on the
@@ -63,106 +68,6 @@ impl IndexError {
             _ => false,
         }
     }
-}
-
-/// Why a segment ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EndReason {
-    /// Still being written.
-    Open,
-    /// Rotated at a keyframe after `segment_seconds`.
-    Rotation,
-    /// The stream's codec parameters changed.
-    ParamsChange,
-    /// The camera connection was lost.
-    Disconnect,
-    /// Frames were dropped (the writer fell behind, or packet loss dropped pictures for
-    /// longer than a still picture may stand in for them).
-    Dropped,
-    /// The daemon shut down cleanly.
-    Shutdown,
-    /// Found open after a crash and repaired.
-    Recovered,
-    /// A write failed (for example, the disk is full).
-    WriteError,
-    /// The camera's timestamps broke the timeline (a step back, a jump forward, or a
-    /// clock that left the drift bound); the next segment starts on a new timeline.
-    /// Added after schema 1's first release: appended, so older records still decode.
-    TimestampJump,
-}
-
-impl EndReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::Open => "open",
-            EndReason::Rotation => "rotation",
-            EndReason::ParamsChange => "params-change",
-            EndReason::Disconnect => "disconnect",
-            EndReason::Dropped => "dropped-frames",
-            EndReason::Shutdown => "shutdown",
-            EndReason::Recovered => "recovered",
-            EndReason::WriteError => "write-error",
-            EndReason::TimestampJump => "timestamp-jump",
-        }
-    }
-}
-
-/// A keyframe: its time from the segment start and the byte offset of the fragment it
-/// begins (every keyframe begins a fragment).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Keyframe {
-    pub t_90k: u64,
-    pub offset: u64,
-}
-
-/// One segment file, as the index knows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SegmentRecord {
-    pub camera_id: u32,
-    /// Path relative to the storage dir.
-    pub file: String,
-    /// UTC of the first frame, µs since the Unix epoch.
-    pub start_us: i64,
-    /// UTC just after the last committed frame.
-    pub end_us: i64,
-    /// Media duration of the committed frames, 90 kHz.
-    pub duration_90k: u64,
-    /// Committed (durable, playable) length of the file.
-    pub bytes: u64,
-    pub frames: u32,
-    pub init_len: u32,
-    /// Byte offset of `mehd`'s duration field, patched when the segment closes.
-    pub mehd_offset: u32,
-    pub keyframes: Vec<Keyframe>,
-    pub codec: String,
-    pub width: u16,
-    pub height: u16,
-    pub end_reason: EndReason,
-    /// RTSP session counter: segments with the same run id are contiguous.
-    pub run: u64,
-}
-
-impl SegmentRecord {
-    pub fn is_open(&self) -> bool {
-        self.end_reason == EndReason::Open
-    }
-}
-
-/// `segments` key: camera id (u32 BE) ++ start µs (i64 BE, offset by 2^63 to keep order).
-pub fn segment_key(camera_id: u32, start_us: i64) -> [u8; 12] {
-    let mut k = [0u8; 12];
-    k[..4].copy_from_slice(&camera_id.to_be_bytes());
-    k[4..].copy_from_slice(&((start_us as u64) ^ (1 << 63)).to_be_bytes());
-    k
-}
-
-pub fn decode_segment_key(k: &[u8]) -> Option<(u32, i64)> {
-    if k.len() != 12 {
-        return None;
-    }
-    let cam = u32::from_be_bytes(k[..4].try_into().ok()?);
-    let t = u64::from_be_bytes(k[4..].try_into().ok()?) ^ (1 << 63);
-    Some((cam, t as i64))
 }
 
 /// A step of the system's wall clock seen while recording: `at_us` is the wall clock just
@@ -480,58 +385,6 @@ impl Index {
         Ok(())
     }
 
-    /// Keeps `bytes` of the index's filesystem allocated in a file beside it, released
-    /// when the store meets a full disk (so that it can reopen and record deletions) and
-    /// taken again by [`Index::restore_reserve`]. No-op for a temporary index.
-    pub fn set_reserve(&self, bytes: u64) -> std::io::Result<()> {
-        let Some(path) = &self.shared.path else {
-            return Ok(());
-        };
-        let r = Reserve::new(reserve_path(path), bytes);
-        let mut g = self.shared.reserve.lock().unwrap();
-        let r = g.insert(r);
-        r.take()
-    }
-
-    /// Allocates the reserve again if it was released and `free` bytes (of the
-    /// filesystem, reserve not counted) allow; true if it is in place.
-    pub fn restore_reserve(&self) -> bool {
-        match self.shared.reserve.lock().unwrap().as_mut() {
-            Some(r) => r.held || r.take().is_ok(),
-            None => true,
-        }
-    }
-
-    /// Whether the reserve is allocated now.
-    pub fn reserve_held(&self) -> bool {
-        self.shared
-            .reserve
-            .lock()
-            .unwrap()
-            .as_ref()
-            .is_some_and(|r| r.held)
-    }
-
-    /// The reserve's size in bytes (0 without one).
-    pub fn reserve_bytes(&self) -> u64 {
-        self.shared
-            .reserve
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map_or(0, |r| r.bytes)
-    }
-
-    /// Frees the reserve's space (the store met, or is about to meet, a full disk).
-    pub fn release_reserve(&self) {
-        if let Some(r) = self.shared.reserve.lock().unwrap().as_mut()
-            && r.held
-        {
-            r.release();
-            tracing::warn!("disk full: index reserve of {} bytes released", r.bytes);
-        }
-    }
-
     /// The stable id of a camera name, assigned on first use.
     pub fn camera_id(&self, name: &str) -> Result<u32> {
         self.with(|t| {
@@ -577,63 +430,6 @@ impl Index {
         self.with(|t| self.flush_trees(t))
     }
 
-    pub fn get_segment(&self, camera_id: u32, start_us: i64) -> Result<Option<SegmentRecord>> {
-        self.with(
-            |t| match t.segments.get(segment_key(camera_id, start_us))? {
-                Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
-                None => Ok(None),
-            },
-        )
-    }
-
-    /// Segments of one camera overlapping `[t0, t1)`, in time order.
-    ///
-    /// A range scan: segments of one camera never overlap, so the only segment that
-    /// starts before `t0` and can still overlap it is the last one starting before `t0`.
-    pub fn segments_overlapping(
-        &self,
-        camera_id: u32,
-        t0: i64,
-        t1: i64,
-    ) -> Result<Vec<SegmentRecord>> {
-        self.with(|t| {
-            let mut out = Vec::new();
-            let lo = segment_key(camera_id, i64::MIN);
-            let k0 = segment_key(camera_id, t0);
-            if let Some(kv) = t.segments.range(lo..k0).next_back() {
-                let r: SegmentRecord = postcard::from_bytes(&kv?.1)?;
-                if r.end_us > t0 {
-                    out.push(r);
-                }
-            }
-            for kv in t.segments.range(k0..segment_key(camera_id, t1)) {
-                out.push(postcard::from_bytes(&kv?.1)?);
-            }
-            Ok(out)
-        })
-    }
-
-    /// Every segment of one camera, oldest first.
-    pub fn camera_segments(
-        &self,
-        camera_id: u32,
-    ) -> impl Iterator<Item = Result<SegmentRecord>> + use<> {
-        self.scan(move |t| {
-            t.segments
-                .range(segment_key(camera_id, i64::MIN)..=segment_key(camera_id, i64::MAX))
-        })
-    }
-
-    /// The oldest segment of one camera.
-    pub fn oldest_segment(&self, camera_id: u32) -> Result<Option<SegmentRecord>> {
-        self.camera_segments(camera_id).next().transpose()
-    }
-
-    /// Every segment of every camera.
-    pub fn all_segments(&self) -> impl Iterator<Item = Result<SegmentRecord>> + use<> {
-        self.scan(|t| t.segments.iter())
-    }
-
     /// Decodes the values of a sled scan; an unavailable store yields one error.
     fn scan<V: serde::de::DeserializeOwned + Send + 'static>(
         &self,
@@ -643,25 +439,6 @@ impl Index {
             Ok(t) => Box::new(f(&t).map(|kv| Ok(postcard::from_bytes(&kv?.1)?))),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
-    }
-
-    /// The newest end of any segment of any camera (µs), if there is one.
-    pub fn newest_end_us(&self) -> Result<Option<i64>> {
-        let mut newest: Option<i64> = None;
-        for (_, id) in self.cameras()? {
-            let last = self.with(|t| {
-                match t
-                    .segments
-                    .range(segment_key(id, i64::MIN)..=segment_key(id, i64::MAX))
-                    .next_back()
-                {
-                    Some(kv) => Ok(Some(postcard::from_bytes::<SegmentRecord>(&kv?.1)?.end_us)),
-                    None => Ok(None),
-                }
-            })?;
-            newest = newest.max(last);
-        }
-        Ok(newest)
     }
 
     /// The clock steps recorded so far, oldest first.
@@ -814,194 +591,5 @@ fn is_disk_full(e: &sled::Error) -> bool {
     }
 }
 
-/// The reserve file of the index at `index`: a sibling, so on the same filesystem.
-pub fn reserve_path(index: &Path) -> PathBuf {
-    let mut p = index.as_os_str().to_owned();
-    p.push(".reserve");
-    PathBuf::from(p)
-}
-
-/// Space kept allocated in a file so that the index has room after the disk fills.
-///
-/// Allocated with `posix_fallocate` (a sparse file would reserve nothing).
-struct Reserve {
-    path: PathBuf,
-    bytes: u64,
-    held: bool,
-}
-
-impl Reserve {
-    fn new(path: PathBuf, bytes: u64) -> Reserve {
-        Reserve {
-            path,
-            bytes,
-            held: false,
-        }
-    }
-
-    fn take(&mut self) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&self.path)?;
-        // SAFETY: a valid open file descriptor; offsets are in range for off_t.
-        let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, self.bytes as libc::off_t) };
-        if rc != 0 {
-            let e = std::io::Error::from_raw_os_error(rc);
-            drop(f);
-            let _ = std::fs::remove_file(&self.path);
-            return Err(e);
-        }
-        f.sync_all()?;
-        self.held = true;
-        Ok(())
-    }
-
-    fn release(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-        self.held = false;
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(cam: u32, start: i64, end: i64) -> SegmentRecord {
-        SegmentRecord {
-            camera_id: cam,
-            file: format!("c{cam}/{start}.mp4"),
-            start_us: start,
-            end_us: end,
-            duration_90k: ((end - start) * 9 / 100) as u64,
-            bytes: 1000,
-            frames: 10,
-            init_len: 100,
-            mehd_offset: 50,
-            keyframes: vec![Keyframe {
-                t_90k: 0,
-                offset: 100,
-            }],
-            codec: "avc1.640028".into(),
-            width: 640,
-            height: 360,
-            end_reason: EndReason::Rotation,
-            run: 1,
-        }
-    }
-
-    #[test]
-    fn key_order_is_time_order() {
-        let a = segment_key(1, -5);
-        let b = segment_key(1, 3);
-        let c = segment_key(2, -10);
-        assert!(a < b && b < c);
-        assert_eq!(decode_segment_key(&b), Some((1, 3)));
-    }
-
-    #[test]
-    fn overlap_query() {
-        let ix = Index::temporary().unwrap();
-        let ops: Vec<Op> = (0..10)
-            .map(|i| Op::PutSegment(rec(1, i * 100, i * 100 + 90)))
-            .chain([Op::PutSegment(rec(2, 150, 250))])
-            .collect();
-        ix.commit(&ops).unwrap();
-        let got: Vec<i64> = ix
-            .segments_overlapping(1, 195, 420)
-            .unwrap()
-            .iter()
-            .map(|r| r.start_us)
-            .collect();
-        assert_eq!(got, vec![200, 300, 400]);
-        let got: Vec<i64> = ix
-            .segments_overlapping(1, 150, 250)
-            .unwrap()
-            .iter()
-            .map(|r| r.start_us)
-            .collect();
-        assert_eq!(got, vec![100, 200]);
-        assert_eq!(ix.segments_overlapping(1, 1000, 2000).unwrap().len(), 0);
-        assert_eq!(ix.segments_overlapping(2, 0, 1000).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn camera_ids_are_stable() {
-        let ix = Index::temporary().unwrap();
-        let a = ix.camera_id("a").unwrap();
-        let b = ix.camera_id("b").unwrap();
-        assert_ne!(a, b);
-        assert_eq!(ix.camera_id("a").unwrap(), a);
-    }
-
-    #[test]
-    fn delete_goes_through_garbage() {
-        let ix = Index::temporary().unwrap();
-        ix.commit(&[Op::PutSegment(rec(1, 0, 90))]).unwrap();
-        ix.commit(&[Op::DeleteSegment {
-            camera_id: 1,
-            start_us: 0,
-            file: "c1/0.mp4".into(),
-        }])
-        .unwrap();
-        assert!(ix.get_segment(1, 0).unwrap().is_none());
-        assert_eq!(ix.garbage().unwrap(), vec!["c1/0.mp4".to_string()]);
-        ix.commit(&[Op::ForgetGarbage("c1/0.mp4".into())]).unwrap();
-        assert!(ix.garbage().unwrap().is_empty());
-    }
-
-    /// An index of a newer schema (or a damaged version) is refused with a clear error,
-    /// never read as if it were this one.
-    #[test]
-    fn newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("index.sled");
-        let ix = Index::open(&path).unwrap();
-        for v in [SCHEMA_VERSION + 1, 0] {
-            ix.trees()
-                .unwrap()
-                .meta
-                .insert(META_SCHEMA, &v.to_be_bytes())
-                .unwrap();
-            ix.flush().unwrap();
-            let e = reopen_elsewhere(&ix, &path);
-            assert!(
-                matches!(e, IndexError::Schema { found } if found == v),
-                "{e}"
-            );
-            assert!(e.to_string().contains("not supported"), "{e}");
-        }
-    }
-
-    /// Opens the store at `path` while `ix` (the only handle) is closed for the moment.
-    fn reopen_elsewhere(ix: &Index, path: &Path) -> IndexError {
-        let held = ix.shared.current.write().unwrap().take();
-        drop(held);
-        let e = Index::open(path).err().expect("opened");
-        *ix.shared.current.write().unwrap() = Some(Arc::new(Index::open_trees_unchecked(path)));
-        e
-    }
-
-    /// A write made before a reopen is never taken for durable, even if its ticket is
-    /// taken after the reopen and a flush of the new generation follows; a write after
-    /// the reopen becomes durable with the next flush.
-    #[test]
-    fn a_write_across_a_reopen_is_never_taken_for_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        let ix = Index::open(&dir.path().join("index.sled")).unwrap();
-        let g = ix.generation();
-        ix.put_thumbnail(1, b"x").unwrap();
-        ix.force_reopen();
-        let t = ix.ticket(g);
-        ix.flush().unwrap();
-        assert!(!ix.is_durable(&t) && ix.is_lost(&t));
-        let g = ix.generation();
-        ix.put_thumbnail(2, b"y").unwrap();
-        let t = ix.ticket(g);
-        assert!(!ix.is_durable(&t) && !ix.is_lost(&t));
-        ix.flush().unwrap();
-        assert!(ix.is_durable(&t));
-    }
-}
+mod tests;

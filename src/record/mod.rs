@@ -68,7 +68,7 @@ pub fn start(
 ) -> anyhow::Result<Recording> {
     let dir = storage.dir();
     // Free space and the index's reserve (see `index::Index`): sized from the filesystem.
-    let fs = committer::fs_bytes(dir).unwrap_or(0);
+    let fs = crate::storage::fs_bytes(dir).unwrap_or(0);
     let min_free = Some(
         cfg.min_free
             .unwrap_or_else(|| committer::default_min_free(fs)),

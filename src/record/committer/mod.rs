@@ -429,7 +429,7 @@ impl Committer {
         if target == 0 {
             return Ok(());
         }
-        while free_bytes(self.policy.storage.dir()).is_some_and(|f| f < target) {
+        while self.policy.storage.free_bytes().is_some_and(|f| f < target) {
             match self.delete_oldest("min_free") {
                 Ok(true) => {}
                 Ok(false) => break,
@@ -484,7 +484,7 @@ impl Committer {
                 "index unavailable on a full disk: deleting the oldest segment now, \
                  indexing the deletion later"
             );
-            unlink(&self.policy.storage.segment(&r.file))?;
+            self.policy.storage.unlink_segment(&r.file);
             self.index.end_delete(key);
             self.unindexed.push(Op::DeleteSegment {
                 camera_id: r.camera_id,
@@ -512,7 +512,7 @@ impl Committer {
             return;
         }
         let need = self.index.reserve_bytes() + self.policy.min_free.unwrap_or(0);
-        if free_bytes(self.policy.storage.dir()).is_some_and(|f| f >= need)
+        if self.policy.storage.free_bytes().is_some_and(|f| f >= need)
             && self.index.restore_reserve()
         {
             tracing::info!("index reserve allocated again");
@@ -544,7 +544,7 @@ impl Committer {
         self.enforce_max_bytes()?;
         self.enforce_min_free()?;
         self.refresh_fallback()?;
-        let free = free_bytes(self.policy.storage.dir());
+        let free = self.policy.storage.free_bytes();
         self.status.storage(|s| s.free_bytes = free);
         Ok(())
     }
@@ -606,7 +606,7 @@ impl Committer {
         };
         let path = self.policy.storage.segment(&r.file);
         match self.index.commit(std::slice::from_ref(&op)) {
-            Ok(()) => unlink(&path)?,
+            Ok(()) => Layout::unlink(&path),
             Err(e) if e.is_disk_full() => {
                 // The index cannot record the deletion because the disk is full (the index
                 // shares it; it releases its reserve and reopens). Free the space first,
@@ -617,7 +617,7 @@ impl Committer {
                     "index full; deleting {} before indexing the deletion",
                     r.file
                 );
-                unlink(&path)?;
+                Layout::unlink(&path);
                 self.commit_retrying(&op)?;
             }
             Err(e) => return Err(e),
@@ -659,42 +659,6 @@ impl Committer {
     }
 }
 
-/// Removes a segment file and, if it was the last, its day directory. A file that cannot
-/// be removed stays listed in `garbage`, and start-up retries it.
-fn unlink(path: &std::path::Path) -> crate::index::Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {
-            if let Some(day) = path.parent() {
-                let _ = std::fs::remove_dir(day); // only succeeds when empty
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("cannot delete {}: {e}", path.display()),
-    }
-    Ok(())
-}
-
-/// Bytes available to unprivileged writers on the filesystem holding `dir`.
-#[allow(clippy::unnecessary_cast)] // the field types are narrower on 32-bit targets
-pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
-    statvfs(dir).map(|s| s.f_bavail as u64 * s.f_frsize as u64)
-}
-
-/// Size of the filesystem holding `dir`, bytes.
-#[allow(clippy::unnecessary_cast)] // the field types are narrower on 32-bit targets
-pub fn fs_bytes(dir: &std::path::Path) -> Option<u64> {
-    statvfs(dir).map(|s| s.f_blocks as u64 * s.f_frsize as u64)
-}
-
-fn statvfs(dir: &std::path::Path) -> Option<libc::statvfs> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `s` a properly sized out-parameter.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-    (rc == 0).then_some(s)
-}
-
 /// `storage.min_free` when the configuration leaves it out: 2% of the filesystem, at
 /// most 4 GiB (an hour of 64 cameras at 150 kB/s is 35 GB; 4 GiB is minutes of headroom
 /// for the rest of the system, not a recording budget).
@@ -710,241 +674,4 @@ pub fn default_index_reserve(fs_bytes: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::index::{EndReason, Keyframe};
-    use std::sync::Arc;
-
-    fn rec(cam: u32, start_s: i64, bytes: u64, reason: EndReason) -> SegmentRecord {
-        SegmentRecord {
-            camera_id: cam,
-            file: format!("c{cam}/d/{start_s}.mp4"),
-            start_us: start_s * 1_000_000,
-            end_us: (start_s + 10) * 1_000_000,
-            duration_90k: 900_000,
-            bytes,
-            frames: 150,
-            init_len: 700,
-            mehd_offset: 600,
-            keyframes: vec![Keyframe {
-                t_90k: 0,
-                offset: 700,
-            }],
-            codec: "avc1.64001F".into(),
-            width: 640,
-            height: 360,
-            end_reason: reason,
-            run: 1,
-        }
-    }
-
-    fn setup(
-        policy: impl FnOnce(std::path::PathBuf) -> RetentionPolicy,
-    ) -> (tempfile::TempDir, Committer) {
-        let dir = tempfile::tempdir().unwrap();
-        let ix = Index::temporary().unwrap();
-        assert_eq!(ix.camera_id("a").unwrap(), 1);
-        assert_eq!(ix.camera_id("b").unwrap(), 2);
-        let c = Committer::new(
-            ix,
-            Arc::new(crate::status::Status::default()),
-            policy(dir.path().to_owned()),
-            Duration::from_millis(10),
-        )
-        .unwrap();
-        (dir, c)
-    }
-
-    fn put(c: &mut Committer, dir: &std::path::Path, r: SegmentRecord) {
-        let p = crate::storage::Layout::new(dir).segment(&r.file);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, vec![0u8; r.bytes as usize]).unwrap();
-        c.commit(vec![r]).unwrap();
-    }
-
-    fn remaining(c: &Committer) -> Vec<(u32, i64)> {
-        c.index
-            .all_segments()
-            .map(|r| r.unwrap())
-            .map(|r| (r.camera_id, r.start_us / 1_000_000))
-            .collect()
-    }
-
-    #[test]
-    fn max_bytes_deletes_oldest_first_across_cameras_never_open() {
-        let (dir, mut c) = setup(|dir| RetentionPolicy {
-            storage: Layout::new(dir),
-            retain_days: None,
-            max_bytes: Some(3500),
-            min_free: None,
-        });
-        let d = dir.path();
-        put(&mut c, d, rec(1, 0, 1000, EndReason::Rotation));
-        put(&mut c, d, rec(2, 5, 1000, EndReason::Rotation));
-        put(&mut c, d, rec(1, 10, 1000, EndReason::Rotation));
-        put(&mut c, d, rec(2, 15, 1000, EndReason::Rotation));
-        put(&mut c, d, rec(1, 20, 1000, EndReason::Open));
-        assert_eq!(c.total_bytes, 5000);
-        c.retention(0).unwrap();
-        assert_eq!(remaining(&c), vec![(1, 10), (1, 20), (2, 15)]);
-        assert_eq!(c.total_bytes, 3000);
-        assert!(!d.join("c1/d/0.mp4").exists() && !d.join("c2/d/5.mp4").exists());
-        assert!(d.join("c1/d/10.mp4").exists());
-        assert!(c.index.garbage().unwrap().is_empty());
-        // Only the open segment is left above the limit: it is never deleted.
-        c.policy.max_bytes = Some(10);
-        c.retention(0).unwrap();
-        assert_eq!(remaining(&c), vec![(1, 20)]);
-    }
-
-    #[test]
-    fn age_deletes_segments_that_ended_before_the_cutoff() {
-        let (dir, mut c) = setup(|dir| RetentionPolicy {
-            storage: Layout::new(dir),
-            retain_days: Some(1.0),
-            max_bytes: None,
-            min_free: None,
-        });
-        let d = dir.path();
-        let day = 86_400;
-        put(&mut c, d, rec(1, 0, 10, EndReason::Rotation));
-        put(&mut c, d, rec(1, day - 10, 10, EndReason::Rotation)); // ends at `day`
-        put(&mut c, d, rec(2, day, 10, EndReason::Rotation));
-        c.retention((2 * day) * 1_000_000).unwrap();
-        assert_eq!(remaining(&c), vec![(2, day)]);
-    }
-
-    #[test]
-    fn growing_open_segment_is_counted_once() {
-        let (dir, mut c) = setup(|dir| RetentionPolicy {
-            storage: Layout::new(dir),
-            retain_days: None,
-            max_bytes: None,
-            min_free: None,
-        });
-        let d = dir.path();
-        put(&mut c, d, rec(1, 0, 100, EndReason::Open));
-        put(&mut c, d, rec(1, 0, 300, EndReason::Open));
-        put(&mut c, d, rec(1, 0, 500, EndReason::Rotation));
-        assert_eq!((c.total_bytes, c.segments), (500, 1));
-    }
-
-    /// A committer over an on-disk index (which can be reopened) with camera "a" (id 1)
-    /// and no retention limits.
-    fn on_disk() -> (tempfile::TempDir, Index, Committer) {
-        let dir = tempfile::tempdir().unwrap();
-        let ix = Index::open(&dir.path().join("index.sled")).unwrap();
-        assert_eq!(ix.camera_id("a").unwrap(), 1);
-        let c = Committer::new(
-            ix.clone(),
-            Arc::new(crate::status::Status::default()),
-            RetentionPolicy {
-                storage: Layout::new(dir.path()),
-                retain_days: None,
-                max_bytes: None,
-                min_free: None,
-            },
-            Duration::from_millis(10),
-        )
-        .unwrap();
-        (dir, ix, c)
-    }
-
-    /// Records refused while the index reopens stay pending and are committed once,
-    /// counted once, when it is back.
-    #[test]
-    fn refused_records_are_kept_and_committed_once() {
-        let (_dir, ix, mut c) = on_disk();
-        c.commit(vec![rec(1, 0, 1000, EndReason::Open)]).unwrap();
-        // Another thread still holds the old generation: the reopen has to wait.
-        let pinned = ix.pin_generation();
-        ix.force_reopen();
-        assert!(!ix.is_available());
-        let refused = c.commit(vec![
-            rec(1, 0, 1500, EndReason::Rotation),
-            rec(1, 10, 700, EndReason::Open),
-        ]);
-        assert!(
-            matches!(refused, Err(crate::index::IndexError::Unavailable(_))),
-            "{refused:?}"
-        );
-        assert_eq!((c.total_bytes, c.segments, c.pending.len()), (1000, 1, 2));
-        // A newer record of a pending segment replaces the older.
-        c.receive(rec(1, 10, 900, EndReason::Open));
-        drop(pinned);
-        std::thread::sleep(crate::index::REOPEN_EVERY);
-        c.commit_pending().unwrap();
-        assert!(ix.is_available() && c.pending.is_empty());
-        assert_eq!((c.total_bytes, c.segments), (2400, 2));
-        let got: Vec<(i64, u64)> = remaining(&c)
-            .iter()
-            .map(|&(cam, s)| {
-                let r = ix.get_segment(cam, s * 1_000_000).unwrap().unwrap();
-                (s, r.bytes)
-            })
-            .collect();
-        assert_eq!(got, vec![(0, 1500), (10, 900)]);
-    }
-
-    /// After the wall clock stepped forward a day, recordings made before the step are
-    /// aged by the time that really passed: a 12-hour retention keeps them until 12 hours
-    /// have really passed, then deletes them.
-    #[test]
-    fn retention_ages_recordings_across_a_forward_clock_step() {
-        let (dir, mut c) = setup(|dir| RetentionPolicy {
-            storage: Layout::new(dir),
-            retain_days: Some(0.5),
-            max_bytes: None,
-            min_free: None,
-        });
-        let d = dir.path();
-        let day = 86_400i64;
-        put(&mut c, d, rec(1, 0, 10, EndReason::Rotation)); // ends at 10 s
-        // At 20 s of real time the clock jumps to a day later.
-        c.clock_steps = vec![ClockStep {
-            at_us: (day + 20) * 1_000_000,
-            delta_us: day * 1_000_000,
-            recorded_until_us: 10_000_000,
-        }];
-        put(&mut c, d, rec(1, day + 21, 10, EndReason::Rotation));
-        c.retention((day + 30) * 1_000_000).unwrap();
-        assert_eq!(remaining(&c), vec![(1, 0), (1, day + 21)]);
-        // 12 real hours after it was recorded (the clock reads a day more), the first
-        // goes; the second, recorded 11 s later, stays.
-        c.retention((day + 12 * 3600 + 20) * 1_000_000).unwrap();
-        assert_eq!(remaining(&c), vec![(1, day + 21)]);
-    }
-
-    /// On a full disk with the index unreadable (it could not reopen), retention deletes
-    /// the oldest candidates of its last scan and indexes the deletions once the index
-    /// is back; totals stay right.
-    #[test]
-    fn a_full_disk_with_the_index_down_still_frees_space() {
-        let (dir, ix, mut c) = on_disk();
-        let d = dir.path().to_owned();
-        for i in 0..3 {
-            put(&mut c, &d, rec(1, i * 10, 100, EndReason::Rotation));
-        }
-        put(&mut c, &d, rec(1, 30, 100, EndReason::Open));
-        c.refresh_fallback().unwrap();
-        let pinned = ix.pin_generation();
-        ix.force_reopen();
-        assert!(!ix.is_available());
-        // Nothing but the three closed segments may go, whatever the target.
-        c.policy.min_free = Some(u64::MAX / 2);
-        assert!(c.enforce_min_free().is_err());
-        for i in 0..3 {
-            assert!(!d.join(format!("c1/d/{}.mp4", i * 10)).exists());
-        }
-        assert!(d.join("c1/d/30.mp4").exists());
-        assert_eq!((c.total_bytes, c.segments), (100, 1));
-        drop(pinned);
-        std::thread::sleep(crate::index::REOPEN_EVERY);
-        c.policy.min_free = None;
-        c.catch_up().unwrap();
-        assert_eq!(remaining(&c), vec![(1, 30)]);
-        assert!(ix.garbage().unwrap().is_empty());
-        c.recount().unwrap();
-        assert_eq!((c.total_bytes, c.segments), (100, 1));
-    }
-}
+mod tests;
