@@ -80,7 +80,7 @@ fn main() {
 
     // A 1-hour clip starting between keyframes.
     let (start, end) = (T0 + 20_500_000, T0 + 20_500_000 + 3_600_000_000);
-    let plan = || vigil::export::plan(&index, dir.path(), cam, start, end).unwrap();
+    let plan = || vigil::export::plan(&index, &layout, cam, start, end).unwrap();
     // Warm the page cache (the files were just written, so mostly already there).
     let p = plan();
     p.write_range(0, p.len, &mut std::io::sink()).unwrap();
@@ -115,7 +115,7 @@ fn main() {
         .build()
         .unwrap();
     // Every API request is authenticated: an investigator's token, as an integration has.
-    let users = vigil::auth::AuthStore::new(dir.path());
+    let users = vigil::auth::AuthStore::new(&layout);
     users
         .add_user("bench", vigil::auth::Role::Investigator, "bench password 1")
         .unwrap();
@@ -124,12 +124,12 @@ fn main() {
         index: index.clone(),
         status,
         cameras: Arc::new(vec![("cam".into(), cam)]),
-        storage: dir.path().to_owned(),
+        storage: layout.clone(),
         alerts: vigil::alerts::hub(),
         shutdown: vigil::base::cancel::new().1,
-        audit: vigil::audit::AuditLog::new(dir.path()),
+        audit: vigil::audit::AuditLog::new(&layout),
         gate: Arc::new(vigil::api::auth::Gate::new(
-            dir.path(),
+            &layout,
             &vigil::config::ServerConfig::default(),
             false,
         )),

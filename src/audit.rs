@@ -66,8 +66,8 @@ impl Drop for Locked {
 }
 
 impl AuditLog {
-    pub fn new(storage: &Path) -> AuditLog {
-        let layout = crate::storage::Layout::new(storage);
+    /// The audit log of the storage directory `layout`.
+    pub fn new(layout: &crate::storage::Layout) -> AuditLog {
         AuditLog {
             path: layout.audit_log(),
             head: layout.audit_head(),
@@ -229,7 +229,7 @@ mod tests {
 
     fn log_with(n: usize) -> (tempfile::TempDir, AuditLog) {
         let d = tempfile::tempdir().unwrap();
-        let a = AuditLog::new(d.path());
+        let a = AuditLog::new(&crate::storage::Layout::new(d.path()));
         for i in 0..n {
             a.append(
                 "alice",

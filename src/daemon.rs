@@ -29,12 +29,12 @@ pub async fn run(
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create storage dir {}", dir.display()))?;
     // One layout of the storage directory for everything started here.
-    let layout = crate::storage::Layout::new(dir.clone());
+    let layout = config.storage.layout();
     let index = record::open_index(&layout)?;
     let status: SharedStatus = Arc::new(Status::default());
     let mut recording = record::start(&config.storage, &layout, &index, &status)?;
 
-    let audit = crate::audit::AuditLog::new(dir);
+    let audit = crate::audit::AuditLog::new(&layout);
     audit
         .append(
             "daemon",
@@ -48,7 +48,7 @@ pub async fn run(
         )
         .context("cannot write the audit log")?;
     let gate = Arc::new(api::auth::Gate::new(
-        dir,
+        &layout,
         &config.server,
         config.server.tls.is_some(),
     ));
@@ -94,7 +94,7 @@ pub async fn run(
         index: index.clone(),
         status: status.clone(),
         cameras: Arc::new(cameras),
-        storage: dir.clone(),
+        storage: layout.clone(),
         alerts: alert_hub.clone(),
         shutdown: cancel.clone(),
         audit,

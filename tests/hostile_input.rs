@@ -165,8 +165,8 @@ proptest! {
                 ix.commit(&[Op::PutSegment(r)]).unwrap();
             }
         }
-        recovery::reconcile(&ix, dir.path(), Mode::Startup).unwrap();
-        let rep = recovery::reconcile(&ix, dir.path(), Mode::Report).unwrap();
+        recovery::reconcile(&ix, &vigil::storage::Layout::new(dir.path()), Mode::Startup).unwrap();
+        let rep = recovery::reconcile(&ix, &vigil::storage::Layout::new(dir.path()), Mode::Report).unwrap();
         prop_assert!(rep.is_clean(), "{:?}", rep.problems);
         // A closed segment damaged without changing its length (bit rot) is not looked
         // into: its length matches the index (detecting that is what record-time hashes

@@ -50,11 +50,15 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(storage: &std::path::Path, c: &crate::config::ServerConfig, tls: bool) -> Gate {
+    pub fn new(
+        storage: &crate::storage::Layout,
+        c: &crate::config::ServerConfig,
+        tls: bool,
+    ) -> Gate {
         Gate {
             store: CachedAuth::new(crate::auth::AuthStore::new(storage)),
             sessions: Sessions::open(
-                crate::auth::session::sessions_path(storage),
+                storage.sessions(),
                 c.session_idle,
                 c.session_max,
                 crate::base::time::now_us(),

@@ -37,8 +37,8 @@ pub struct AppState {
     pub status: SharedStatus,
     /// Configured cameras as (name, id).
     pub cameras: Arc<Vec<(String, u32)>>,
-    /// The storage dir (segment paths in the index are relative to it).
-    pub storage: std::path::PathBuf,
+    /// The storage directory's layout (segment paths in the index are relative to it).
+    pub storage: crate::storage::Layout,
     /// Live alerts from the analysers.
     pub alerts: crate::alerts::AlertHub,
     /// The hash-chained audit log of who searched, viewed and exported what.

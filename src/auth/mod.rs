@@ -15,7 +15,7 @@ pub mod limiter;
 pub mod session;
 
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use argon2::Argon2;
@@ -129,8 +129,8 @@ pub fn verify_password(hash: &str, p: &str) -> bool {
 }
 
 impl AuthStore {
-    pub fn new(storage: &Path) -> AuthStore {
-        let layout = crate::storage::Layout::new(storage);
+    /// The users and tokens of the storage directory `layout`.
+    pub fn new(layout: &crate::storage::Layout) -> AuthStore {
         AuthStore {
             path: layout.users(),
             lock: layout.users_lock(),
@@ -380,7 +380,7 @@ mod tests {
     #[test]
     fn users_passwords_and_tokens() {
         let d = tempfile::tempdir().unwrap();
-        let s = AuthStore::new(d.path());
+        let s = AuthStore::new(&crate::storage::Layout::new(d.path()));
         s.add_user("alice", Role::Admin, "correct horse battery")
             .unwrap();
         assert!(

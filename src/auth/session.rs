@@ -82,11 +82,6 @@ pub fn password_fp(hash: &str) -> String {
     key(hash)[..16].to_owned()
 }
 
-/// The sessions file in a storage dir.
-pub fn sessions_path(storage: &Path) -> PathBuf {
-    crate::storage::Layout::new(storage).sessions()
-}
-
 impl Sessions {
     /// Sessions in memory only.
     pub fn new(idle: Duration, max: Duration) -> Sessions {
@@ -318,7 +313,7 @@ mod tests {
     #[test]
     fn sessions_survive_a_restart_hashed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = sessions_path(dir.path());
+        let path = crate::storage::Layout::new(dir.path()).sessions();
         let (idle, max) = (Duration::from_secs(60), Duration::from_secs(3600));
         let t0 = 1_800_000_000_000_000i64;
         let s = Sessions::open(path.clone(), idle, max, t0);

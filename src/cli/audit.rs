@@ -23,7 +23,7 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
     match c {
         Command::Verify { config } => {
             let config = super::load_config(&config)?;
-            let log = AuditLog::new(&config.storage.dir);
+            let log = AuditLog::new(&config.storage.layout());
             let (n, problems) = log.verify()?;
             if problems.is_empty() {
                 println!("{}: {n} records, chain intact", log.path().display());

@@ -41,8 +41,8 @@ pub struct Args {
 
 pub fn main(a: Args) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&a.config)?;
-    let dir = &config.storage.dir;
-    let path = crate::storage::Layout::new(dir).index();
+    let storage = config.storage.layout();
+    let path = storage.index();
     if !path.exists() {
         anyhow::bail!("no index at {} (has the daemon ever run?)", path.display());
     }
@@ -54,7 +54,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         )
     })?;
     let mode = if a.repair { Mode::Repair } else { Mode::Report };
-    let rep = recovery::reconcile(&index, dir, mode)?;
+    let rep = recovery::reconcile(&index, &storage, mode)?;
     for p in &rep.problems {
         println!("{}{p}", if a.repair { "repaired: " } else { "problem: " });
     }

@@ -36,7 +36,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         OsRng.fill_bytes(&mut b);
         hex::encode(b)
     };
-    let users = crate::auth::AuthStore::new(&dir);
+    let users = crate::auth::AuthStore::new(&crate::storage::Layout::new(&dir));
     if users.load()?.user("demo").is_some() {
         users.set_password("demo", &password)?;
     } else {

@@ -73,7 +73,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         limit: MAX_LIMIT,
         cursor: None,
     };
-    let path = crate::storage::Layout::new(&config.storage.dir).index();
+    let path = config.storage.layout().index();
     if !path.exists() {
         anyhow::bail!("no index at {} (has the daemon ever run?)", path.display());
     }

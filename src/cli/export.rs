@@ -39,7 +39,7 @@ pub struct Args {
 
 pub fn main(a: Args) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&a.config)?;
-    let storage = &config.storage.dir;
+    let storage = &config.storage.layout();
     let targets: Vec<(String, PathBuf)> = if a.cameras.len() == 1 {
         vec![(a.cameras[0].clone(), a.output.clone())]
     } else {
@@ -51,7 +51,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
             .map(|c| (c.clone(), a.output.join(format!("{c}-{stamp}.mp4"))))
             .collect()
     };
-    let path = crate::storage::Layout::new(storage).index();
+    let path = storage.index();
     if !path.exists() {
         anyhow::bail!("no index at {} (has the daemon ever run?)", path.display());
     }

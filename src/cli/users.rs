@@ -67,8 +67,8 @@ fn open(config: &std::path::Path) -> anyhow::Result<(AuthStore, AuditLog)> {
     let c = super::load_config(config)?;
     std::fs::create_dir_all(&c.storage.dir)?;
     Ok((
-        AuthStore::new(&c.storage.dir),
-        AuditLog::new(&c.storage.dir),
+        AuthStore::new(&c.storage.layout()),
+        AuditLog::new(&c.storage.layout()),
     ))
 }
 

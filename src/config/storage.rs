@@ -32,6 +32,13 @@ pub struct StorageConfig {
     pub commit_interval_ms: u32,
 }
 
+impl StorageConfig {
+    /// The storage directory's layout: where everything in it lives.
+    pub fn layout(&self) -> crate::storage::Layout {
+        crate::storage::Layout::new(self.dir.clone())
+    }
+}
+
 /// Validates `[storage]`; `base` is the config file's directory.
 pub(super) fn validate(
     storage: RawStorage,

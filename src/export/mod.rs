@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::index::{Index, IndexError, Lease, SegmentRecord};
 use crate::record::fmp4::{self, Chunk, ClipTrack, Sample};
+use crate::storage::Layout;
 
 /// Longest clip one request may ask for.
 pub const MAX_CLIP_US: i64 = 24 * 3_600_000_000;
@@ -128,7 +129,7 @@ fn close_gaps(picked: &[Picked], samples: &mut [Sample], rate: u32) -> Vec<(i64,
 /// segment in the range has the same kind of audio track, its audio.
 pub fn plan(
     index: &Index,
-    storage: &Path,
+    storage: &Layout,
     camera_id: u32,
     start_us: i64,
     end_us: i64,
@@ -142,6 +143,133 @@ pub fn plan(
         ));
     }
     let (segs, lease) = leased_segments(index, camera_id, start_us, end_us)?;
+    let Collected {
+        entries,
+        audio_entries,
+        audio_rate,
+        with_audio,
+        picked,
+        audio,
+        dims,
+    } = collect(storage, &segs, end_us)?;
+    // Start at the last keyframe at or before the start (or the first one after it, if
+    // the recording begins later).
+    let first = picked
+        .iter()
+        .rposition(|p| p.sample.is_key && p.utc_us <= start_us)
+        .or_else(|| picked.iter().position(|p| p.sample.is_key))
+        .ok_or_else(|| ExportError::NotFound("no recording of this camera in that range".into()))?;
+    let picked = &picked[first..];
+    // Keep only the samples that end after the start (frames before it are there only to
+    // decode from the keyframe; the edit list hides them).
+    let presented_from = picked
+        .iter()
+        .position(|p| p.utc_us + (p.sample.duration as i64 * 1_000_000 / 90_000) > start_us)
+        .unwrap_or(picked.len());
+    if presented_from == picked.len() {
+        return Err(ExportError::NotFound(
+            "no recording of this camera in that range".into(),
+        ));
+    }
+    let mut samples: Vec<Sample> = picked.iter().map(|p| p.sample).collect();
+    // Gaps between runs of samples: the last sample before each lasts until its end, so
+    // that media time is wall-clock time from `picked[0]` (players keep the video after a
+    // gap at its position; an edit list with empty edits would say the same, but FFmpeg,
+    // and so Chromium, ignore empty edits after the first).
+    let mut gaps = close_gaps(picked, &mut samples, 90_000);
+    // The edit: from the first presented instant to the end of the last sample (or the
+    // requested end), in 90 kHz units of the media timeline that starts at `picked[0]`.
+    let media_t = |utc: i64| ((utc - picked[0].utc_us).max(0) as u64 * 90_000) / 1_000_000;
+    let last = picked.last().unwrap();
+    let last_end = last.utc_us + (samples.last().unwrap().duration as i64 * 1_000_000 / 90_000);
+    let shown_start = start_us.max(picked[presented_from].utc_us);
+    let shown_end = end_us.min(last_end);
+    let edit_media_time = media_t(shown_start);
+    let edit_duration = media_t(shown_end).saturating_sub(edit_media_time);
+    gaps.retain(|&(a, b)| b > shown_start && a < shown_end);
+
+    // Audio from the first video sample on (what plays with the video).
+    let audio: &[Picked] = if with_audio {
+        let from = audio
+            .iter()
+            .position(|a| a.utc_us >= picked[0].utc_us)
+            .unwrap_or(audio.len());
+        &audio[from..]
+    } else {
+        &[]
+    };
+    let mut audio_samples: Vec<Sample> = audio.iter().map(|p| p.sample).collect();
+    let rate = audio_rate.unwrap_or(1);
+    close_gaps(audio, &mut audio_samples, rate);
+
+    let (chunks, pieces_data) = interleave(picked, audio);
+    let mut tracks = vec![ClipTrack {
+        track: fmp4::VIDEO_TRACK,
+        timescale: 90_000,
+        width: dims.0,
+        height: dims.1,
+        sample_entries: entries.iter().map(|e| e.as_slice()).collect(),
+        samples: &samples,
+        edit_delay: 0,
+        edit_media_time,
+        edit_duration,
+    }];
+    if let Some(first) = audio.first() {
+        // The audio edit covers the same instants as the video's: from the shown start
+        // (or the first audio sample, if later: an empty edit before it) to the end.
+        let from = shown_start.max(first.utc_us);
+        tracks.push(ClipTrack {
+            track: fmp4::AUDIO_TRACK,
+            timescale: rate,
+            width: 0,
+            height: 0,
+            sample_entries: audio_entries.iter().map(|e| e.as_slice()).collect(),
+            samples: &audio_samples,
+            edit_delay: media_t(from) - media_t(shown_start),
+            edit_media_time: (from - first.utc_us) as u64 * rate as u64 / 1_000_000,
+            edit_duration: media_t(shown_end).saturating_sub(media_t(from)),
+        });
+    }
+    let header = fmp4::clip_header(&tracks, &chunks);
+    let mut pieces = vec![Piece::Header(header.into())];
+    pieces.extend(pieces_data);
+    let len = pieces.iter().map(Piece::len).sum();
+    let mut h = std::hash::DefaultHasher::new();
+    (camera_id, start_us, end_us, len).hash(&mut h);
+    for s in &segs {
+        (&s.file, s.bytes, s.start_us).hash(&mut h);
+    }
+    Ok(ClipPlan {
+        etag: format!("\"{:016x}\"", h.finish()),
+        len,
+        frames: samples.len() as u64,
+        presented_frames: (picked.len() - presented_from) as u64,
+        audio_frames: audio_samples.len() as u64,
+        start_us: shown_start,
+        duration_us: shown_end - shown_start,
+        gaps,
+        pieces,
+        _lease: Arc::new(lease),
+    })
+}
+
+/// The samples of `segs` (video and audio, each with its file, offset and UTC) up to
+/// `end_us`, and their sample entries. Audio only if every segment has it, at one rate.
+struct Collected {
+    entries: Vec<Vec<u8>>,
+    audio_entries: Vec<Vec<u8>>,
+    audio_rate: Option<u32>,
+    with_audio: bool,
+    picked: Vec<Picked>,
+    audio: Vec<Picked>,
+    dims: (u32, u32),
+}
+
+fn collect(
+    storage: &Layout,
+    segs: &[SegmentRecord],
+    end_us: i64,
+) -> Result<Collected, ExportError> {
     let mut entries: Vec<Vec<u8>> = Vec::new();
     let mut audio_entries: Vec<Vec<u8>> = Vec::new();
     let mut audio_rate: Option<u32> = None;
@@ -150,8 +278,8 @@ pub fn plan(
     let mut audio: Vec<Picked> = Vec::new();
     let mut dims = (0u32, 0u32);
     let mut fragment = 0usize;
-    for seg in &segs {
-        let path = crate::storage::Layout::new(storage).segment(&seg.file);
+    for seg in segs {
+        let path = storage.segment(&seg.file);
         let scanned = scan_committed(&path, seg)?;
         let entry = entry_index(&mut entries, &scanned.sample_entry);
         // Audio only if every segment has it, at one sample rate.
@@ -210,57 +338,21 @@ pub fn plan(
             }
         }
     }
-    // Start at the last keyframe at or before the start (or the first one after it, if
-    // the recording begins later).
-    let first = picked
-        .iter()
-        .rposition(|p| p.sample.is_key && p.utc_us <= start_us)
-        .or_else(|| picked.iter().position(|p| p.sample.is_key))
-        .ok_or_else(|| ExportError::NotFound("no recording of this camera in that range".into()))?;
-    let picked = &picked[first..];
-    // Keep only the samples that end after the start (frames before it are there only to
-    // decode from the keyframe; the edit list hides them).
-    let presented_from = picked
-        .iter()
-        .position(|p| p.utc_us + (p.sample.duration as i64 * 1_000_000 / 90_000) > start_us)
-        .unwrap_or(picked.len());
-    if presented_from == picked.len() {
-        return Err(ExportError::NotFound(
-            "no recording of this camera in that range".into(),
-        ));
-    }
-    let mut samples: Vec<Sample> = picked.iter().map(|p| p.sample).collect();
-    // Gaps between runs of samples: the last sample before each lasts until its end, so
-    // that media time is wall-clock time from `picked[0]` (players keep the video after a
-    // gap at its position; an edit list with empty edits would say the same, but FFmpeg,
-    // and so Chromium, ignore empty edits after the first).
-    let mut gaps = close_gaps(picked, &mut samples, 90_000);
-    // The edit: from the first presented instant to the end of the last sample (or the
-    // requested end), in 90 kHz units of the media timeline that starts at `picked[0]`.
-    let media_t = |utc: i64| ((utc - picked[0].utc_us).max(0) as u64 * 90_000) / 1_000_000;
-    let last = picked.last().unwrap();
-    let last_end = last.utc_us + (samples.last().unwrap().duration as i64 * 1_000_000 / 90_000);
-    let shown_start = start_us.max(picked[presented_from].utc_us);
-    let shown_end = end_us.min(last_end);
-    let edit_media_time = media_t(shown_start);
-    let edit_duration = media_t(shown_end).saturating_sub(edit_media_time);
-    gaps.retain(|&(a, b)| b > shown_start && a < shown_end);
+    Ok(Collected {
+        entries,
+        audio_entries,
+        audio_rate,
+        with_audio,
+        picked,
+        audio,
+        dims,
+    })
+}
 
-    // Audio from the first video sample on (what plays with the video).
-    let audio: &[Picked] = if with_audio {
-        let from = audio
-            .iter()
-            .position(|a| a.utc_us >= picked[0].utc_us)
-            .unwrap_or(audio.len());
-        &audio[from..]
-    } else {
-        &[]
-    };
-    let mut audio_samples: Vec<Sample> = audio.iter().map(|p| p.sample).collect();
-    let rate = audio_rate.unwrap_or(1);
-    close_gaps(audio, &mut audio_samples, rate);
-
-    // Chunks in data order: per fragment, its video samples, then its audio samples.
+/// The clip's chunks in data order (per fragment, its video samples, then its audio
+/// samples; contiguous samples of one track in one fragment are one chunk), and the file
+/// ranges that hold them.
+fn interleave(picked: &[Picked], audio: &[Picked]) -> (Vec<Chunk>, Vec<Piece>) {
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut pieces_data: Vec<Piece> = Vec::new();
     let (mut v, mut a) = (0usize, 0usize);
@@ -298,54 +390,7 @@ pub fn plan(
         }
         prev = Some((track, p.fragment, p.offset + p.sample.size as u64));
     }
-    let mut tracks = vec![ClipTrack {
-        track: fmp4::VIDEO_TRACK,
-        timescale: 90_000,
-        width: dims.0,
-        height: dims.1,
-        sample_entries: entries.iter().map(|e| e.as_slice()).collect(),
-        samples: &samples,
-        edit_delay: 0,
-        edit_media_time,
-        edit_duration,
-    }];
-    if let Some(first) = audio.first() {
-        // The audio edit covers the same instants as the video's: from the shown start
-        // (or the first audio sample, if later: an empty edit before it) to the end.
-        let from = shown_start.max(first.utc_us);
-        tracks.push(ClipTrack {
-            track: fmp4::AUDIO_TRACK,
-            timescale: rate,
-            width: 0,
-            height: 0,
-            sample_entries: audio_entries.iter().map(|e| e.as_slice()).collect(),
-            samples: &audio_samples,
-            edit_delay: media_t(from) - media_t(shown_start),
-            edit_media_time: (from - first.utc_us) as u64 * rate as u64 / 1_000_000,
-            edit_duration: media_t(shown_end).saturating_sub(media_t(from)),
-        });
-    }
-    let header = fmp4::clip_header(&tracks, &chunks);
-    let mut pieces = vec![Piece::Header(header.into())];
-    pieces.extend(pieces_data);
-    let len = pieces.iter().map(Piece::len).sum();
-    let mut h = std::hash::DefaultHasher::new();
-    (camera_id, start_us, end_us, len).hash(&mut h);
-    for s in &segs {
-        (&s.file, s.bytes, s.start_us).hash(&mut h);
-    }
-    Ok(ClipPlan {
-        etag: format!("\"{:016x}\"", h.finish()),
-        len,
-        frames: samples.len() as u64,
-        presented_frames: (picked.len() - presented_from) as u64,
-        audio_frames: audio_samples.len() as u64,
-        start_us: shown_start,
-        duration_us: shown_end - shown_start,
-        gaps,
-        pieces,
-        _lease: Arc::new(lease),
-    })
+    (chunks, pieces_data)
 }
 
 /// The segments overlapping `[t0, t1)`, leased: retention leaves them alone until the

@@ -117,7 +117,7 @@ pub fn start(
 fn startup_recovery(index: &Index, storage: &Layout, status: &SharedStatus) -> anyhow::Result<()> {
     let mut tries = 0;
     let report = loop {
-        match recovery::reconcile(index, storage.dir(), recovery::Mode::Startup) {
+        match recovery::reconcile(index, storage, recovery::Mode::Startup) {
             Ok(r) => break r,
             Err(e) if tries < 5 && is_index_retryable(&e) => {
                 tries += 1;

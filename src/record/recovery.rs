@@ -7,12 +7,14 @@
 //! from what the file says), unless they overlap what the index has; the rest are moved
 //! to `lost+found/`, never deleted.
 
+use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::fmp4;
 use crate::index::{EndReason, Index, Keyframe, Op, SegmentRecord};
+use crate::storage::Layout;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -41,11 +43,31 @@ impl Report {
     }
 }
 
-pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report> {
+/// Reconciles `index` with the segment files of `storage`: (1) finishes interrupted
+/// deletions, (2) checks every indexed segment against its file (interrupted tails cut,
+/// missing files forgotten), (3) adopts or sets aside files no entry points at. In
+/// [`Mode::Report`] nothing changes and the report says what would be done. Errors: the
+/// index or the filesystem refused a change.
+pub fn reconcile(index: &Index, storage: &Layout, mode: Mode) -> anyhow::Result<Report> {
     let mut rep = Report::default();
     let fix = mode != Mode::Report;
+    finish_deletions(index, storage, fix, &mut rep)?;
+    let indexed = check_indexed(index, storage, fix, &mut rep)?;
+    adopt_orphans(index, storage, &indexed, fix, &mut rep)?;
+    if fix {
+        rep.orphans.clear();
+    }
+    index.flush()?;
+    Ok(rep)
+}
 
-    // 1. Unfinished deletions.
+/// Step 1: unfinished deletions (listed in `garbage`).
+fn finish_deletions(
+    index: &Index,
+    storage: &Layout,
+    fix: bool,
+    rep: &mut Report,
+) -> anyhow::Result<()> {
     for g in index.garbage()? {
         let still_indexed = index.all_segments().any(|r| r.is_ok_and(|r| r.file == g));
         if still_indexed {
@@ -58,7 +80,7 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
         }
         rep.problems.push(format!("{g}: deletion was interrupted"));
         if fix {
-            match std::fs::remove_file(dir.join(&g)) {
+            match std::fs::remove_file(storage.segment(&g)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => anyhow::bail!("cannot delete {g}: {e}"),
@@ -66,15 +88,23 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
             index.apply(&[Op::ForgetGarbage(g)])?;
         }
     }
+    Ok(())
+}
 
-    // 2. Every indexed segment against its file.
-    let mut indexed = std::collections::HashSet::new();
+/// Step 2: every indexed segment against its file; returns the files the index names.
+fn check_indexed(
+    index: &Index,
+    storage: &Layout,
+    fix: bool,
+    rep: &mut Report,
+) -> anyhow::Result<HashSet<String>> {
+    let mut indexed = HashSet::new();
     let records: Vec<SegmentRecord> = index.all_segments().collect::<Result<_, _>>()?;
     let mut ops = Vec::new();
     for r in records {
         rep.segments_checked += 1;
         indexed.insert(r.file.clone());
-        let path = crate::storage::Layout::new(dir).segment(&r.file);
+        let path = storage.segment(&r.file);
         let len = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
             Err(_) => {
@@ -137,10 +167,20 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
     if fix && !ops.is_empty() {
         index.commit(&ops)?;
     }
+    Ok(indexed)
+}
 
-    // 3. Files no index entry points at.
+/// Step 3: files no index entry points at are adopted if they play and overlap nothing
+/// indexed, else moved to `lost+found/` (never deleted).
+fn adopt_orphans(
+    index: &Index,
+    storage: &Layout,
+    indexed: &HashSet<String>,
+    fix: bool,
+    rep: &mut Report,
+) -> anyhow::Result<()> {
     let cameras: std::collections::HashMap<String, u32> = index.cameras()?.into_iter().collect();
-    for f in crate::storage::segment_files(dir)? {
+    for f in crate::storage::segment_files(storage.dir())? {
         if indexed.contains(&f) {
             continue;
         }
@@ -148,7 +188,7 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
         if !fix {
             continue;
         }
-        let path = dir.join(&f);
+        let path = storage.segment(&f);
         let mut adopted = adopt(&path, &f, &cameras)?;
         let mut why = "does not play";
         if let Some(rec) = &adopted {
@@ -178,9 +218,7 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
                 index.commit(&[Op::PutSegment(rec)])?;
             }
             None => {
-                let dest = crate::storage::Layout::new(dir)
-                    .lost_found()
-                    .join(f.replace('/', "_"));
+                let dest = storage.lost_found().join(f.replace('/', "_"));
                 std::fs::create_dir_all(dest.parent().unwrap())?;
                 std::fs::rename(&path, &dest)?;
                 rep.problems
@@ -188,11 +226,7 @@ pub fn reconcile(index: &Index, dir: &Path, mode: Mode) -> anyhow::Result<Report
             }
         }
     }
-    if fix {
-        rep.orphans.clear();
-    }
-    index.flush()?;
-    Ok(rep)
+    Ok(())
 }
 
 /// Scans a segment file and returns the record of its playable prefix (None if there is
