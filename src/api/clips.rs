@@ -10,24 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::events::Params;
 use super::{ApiError, AppState, blocking};
 use crate::events::{self, QueryError};
-use crate::export::{self, ClipPlan, ExportError};
-
-impl From<ExportError> for ApiError {
-    fn from(e: ExportError) -> Self {
-        match e {
-            ExportError::Bad(m) => ApiError(StatusCode::BAD_REQUEST, m),
-            ExportError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
-            ExportError::Index(e) => e.into(),
-            ExportError::Io { .. } => {
-                tracing::error!("clip: {e}");
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "cannot read the recording".into(),
-                )
-            }
-        }
-    }
-}
+use crate::export::{self, ClipPlan};
 
 /// `GET /api/clips/{camera}.mp4?start=&end=`
 pub(super) async fn clip(
@@ -100,7 +83,7 @@ pub(super) async fn event_clip(
             ev.clip_end_us,
         )
         .map_err(|e| match e {
-            ExportError::NotFound(_) => ApiError(
+            QueryError::NotFound(_) => ApiError(
                 StatusCode::NOT_FOUND,
                 format!("the video of event {id} is no longer recorded (retention)"),
             ),

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, AppState, blocking, gaps};
+use super::{ApiError, AppState, blocking};
 use crate::base::time::{parse_rfc3339, rfc3339};
 use crate::events::{self, EventQuery, Order, QueryError};
 
@@ -19,6 +19,13 @@ impl From<QueryError> for ApiError {
             QueryError::Bad(m) => ApiError(StatusCode::BAD_REQUEST, m),
             QueryError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
             QueryError::Index(e) => e.into(),
+            QueryError::Io { .. } => {
+                tracing::error!("reading a recording: {e}");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot read the recording".into(),
+                )
+            }
         }
     }
 }
@@ -247,44 +254,9 @@ pub(super) async fn timeline(
     let p = Params::parse(raw, &["camera", "start", "end"])?;
     let camera = p.required("camera")?.to_owned();
     let (t0, t1) = (p.time("start")?, p.time("end")?);
-    events::check_range(t0, t1)?;
     let index = st.index.clone();
     let now = crate::base::time::now_us();
-    let out = blocking(move || -> Result<serde_json::Value, QueryError> {
-        let cams = events::Cameras::load(&index)?;
-        let id = cams.id(&camera)?;
-        let segs = index.segments_overlapping(id, t0, t1)?;
-        let bucket = ((t1 - t0) / 300).div_euclid(60_000_000).max(1) * 60_000_000;
-        let activity = events::activity(&index, &camera, t0, t1, bucket)?;
-        let page = events::search(
-            &index,
-            &EventQuery {
-                start_us: t0,
-                end_us: t1,
-                cameras: vec![camera.clone()],
-                limit: events::MAX_LIMIT,
-                ..Default::default()
-            },
-        )?;
-        Ok(serde_json::json!({
-            "camera": camera,
-            "start": rfc3339(t0),
-            "end": rfc3339(t1),
-            "segments": segs.iter().map(|s| serde_json::json!({
-                "start": rfc3339(s.start_us), "end": rfc3339(s.end_us),
-                "start_us": s.start_us, "end_us": s.end_us,
-            })).collect::<Vec<_>>(),
-            "gaps": gaps(&segs, t0, t1.min(now)).iter().map(|g| serde_json::json!({
-                "start": rfc3339(g.start_us), "end": rfc3339(g.end_us),
-                "start_us": g.start_us, "end_us": g.end_us, "reason": g.reason,
-            })).collect::<Vec<_>>(),
-            "events": page.events,
-            "events_total": page.total,
-            "bucket_seconds": bucket / 1_000_000,
-            "motion": activity,
-        }))
-    })
-    .await??;
+    let out = blocking(move || events::timeline(&index, &camera, t0, t1, now)).await??;
     Ok(Json(out).into_response())
 }
 

@@ -13,7 +13,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use serde::Serialize;
 
 mod alerts;
 mod audit;
@@ -28,7 +27,7 @@ pub use serve::{Server, serve};
 
 use crate::base::time::now_us;
 use crate::base::time::{parse_rfc3339, rfc3339};
-use crate::index::{EndReason, Index, SegmentRecord};
+use crate::index::Index;
 use crate::status::SharedStatus;
 
 #[derive(Clone)]
@@ -258,83 +257,12 @@ async fn storage(State(st): State<AppState>) -> impl IntoResponse {
     Json(st.status.storage(|s| s.clone()))
 }
 
-#[derive(Serialize)]
-struct SegmentOut {
-    start: String,
-    end: String,
-    start_us: i64,
-    end_us: i64,
-    duration_ms: f64,
-    frames: u32,
-    bytes: u64,
-    keyframes: usize,
-    codec: String,
-    width: u16,
-    height: u16,
-    file: String,
-    open: bool,
-    end_reason: &'static str,
-}
-
-#[derive(Serialize, Debug, PartialEq)]
-pub struct Gap {
-    pub start_us: i64,
-    pub end_us: i64,
-    /// Why recording stopped before the gap: the end reason of the segment before it,
-    /// "interrupted" if that one was rotated (the segment after it was lost: a crash
-    /// before it held a playable fragment, or it could not be created), or
-    /// "no-recording" if nothing precedes it in the range.
-    pub reason: String,
-}
-
-/// Gaps longer than this between consecutive segments are reported.
-pub const GAP_TOLERANCE_US: i64 = 500_000;
-
-/// The uncovered intervals of `[t0, t1)` given one camera's segments in time order.
-pub fn gaps(segs: &[SegmentRecord], t0: i64, t1: i64) -> Vec<Gap> {
-    let mut out = Vec::new();
-    let mut cursor = t0;
-    let mut reason = "no-recording".to_string();
-    for s in segs {
-        if s.start_us - cursor > GAP_TOLERANCE_US {
-            out.push(Gap {
-                start_us: cursor,
-                end_us: s.start_us.min(t1),
-                reason: reason.clone(),
-            });
-        }
-        cursor = cursor.max(s.end_us);
-        reason = match s.end_reason {
-            // The writer opens the next segment at once after these: a gap after one
-            // means that segment was lost (a crash before it held a playable fragment,
-            // or it could not be created).
-            EndReason::Rotation | EndReason::ParamsChange => "interrupted".to_string(),
-            r => r.as_str().to_string(),
-        };
-    }
-    // After the last segment: a gap only if it is closed (an open one is the live edge).
-    if segs.last().is_none_or(|s| !s.is_open()) && t1 - cursor > GAP_TOLERANCE_US {
-        out.push(Gap {
-            start_us: cursor,
-            end_us: t1,
-            reason,
-        });
-    }
-    out
-}
-
 async fn recordings(
     State(st): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = events::Params::parse(raw, &["camera", "start", "end"])?;
     let camera = q.required("camera")?.to_owned();
-    let id = st
-        .cameras
-        .iter()
-        .find(|(n, _)| *n == camera)
-        .map(|(_, id)| *id)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown camera {camera:?}")))?;
     let now = now_us();
     let t0 = match q.one("start")? {
         Some(s) => parse_rfc3339(s).map_err(|e| ApiError::bad(format!("start: {e}")))?,
@@ -344,103 +272,7 @@ async fn recordings(
         Some(s) => parse_rfc3339(s).map_err(|e| ApiError::bad(format!("end: {e}")))?,
         None => now,
     };
-    if t1 <= t0 {
-        return Err(ApiError::bad("end must be after start"));
-    }
-    if t1 - t0 > 366 * 86_400_000_000 {
-        return Err(ApiError::bad("range is longer than 366 days"));
-    }
     let index = st.index.clone();
-    let segs = blocking(move || index.segments_overlapping(id, t0, t1)).await??;
-    let gaps: Vec<serde_json::Value> = gaps(&segs, t0, t1.min(now))
-        .into_iter()
-        .map(|g| {
-            serde_json::json!({
-                "start": rfc3339(g.start_us), "end": rfc3339(g.end_us),
-                "start_us": g.start_us, "end_us": g.end_us, "reason": g.reason,
-            })
-        })
-        .collect();
-    let segments: Vec<SegmentOut> = segs
-        .iter()
-        .map(|s| SegmentOut {
-            start: rfc3339(s.start_us),
-            end: rfc3339(s.end_us),
-            start_us: s.start_us,
-            end_us: s.end_us,
-            duration_ms: s.duration_90k as f64 / 90.0,
-            frames: s.frames,
-            bytes: s.bytes,
-            keyframes: s.keyframes.len(),
-            codec: s.codec.clone(),
-            width: s.width,
-            height: s.height,
-            file: s.file.clone(),
-            open: s.is_open(),
-            end_reason: s.end_reason.as_str(),
-        })
-        .collect();
-    Ok(Json(serde_json::json!({
-        "camera": camera,
-        "start": rfc3339(t0),
-        "end": rfc3339(t1),
-        "segments": segments,
-        "gaps": gaps,
-    }))
-    .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::index::EndReason;
-
-    fn seg(start: i64, end: i64, reason: EndReason) -> SegmentRecord {
-        SegmentRecord {
-            camera_id: 1,
-            file: String::new(),
-            start_us: start,
-            end_us: end,
-            duration_90k: 0,
-            bytes: 0,
-            frames: 1,
-            init_len: 0,
-            mehd_offset: 0,
-            keyframes: vec![],
-            codec: String::new(),
-            width: 0,
-            height: 0,
-            end_reason: reason,
-            run: 1,
-        }
-    }
-
-    #[test]
-    fn gaps_between_runs() {
-        let s = 1_000_000;
-        let segs = vec![
-            seg(0, 10 * s, EndReason::Rotation),
-            seg(10 * s, 20 * s, EndReason::Disconnect),
-            seg(25 * s, 30 * s, EndReason::Open),
-        ];
-        let g = gaps(&segs, 0, 40 * s);
-        assert_eq!(
-            g,
-            vec![Gap {
-                start_us: 20 * s,
-                end_us: 25 * s,
-                reason: "disconnect".into()
-            }]
-        );
-        // A rotated segment followed by a gap: the next one was lost.
-        let lost = vec![
-            seg(0, 10 * s, EndReason::Rotation),
-            seg(18 * s, 20 * s, EndReason::Shutdown),
-        ];
-        assert_eq!(gaps(&lost, 0, 20 * s)[0].reason, "interrupted");
-        let g = gaps(&segs[..2], -5 * s, 22 * s);
-        assert_eq!(g.len(), 2);
-        assert_eq!(g[0].reason, "no-recording");
-        assert_eq!(g[1].start_us, 20 * s);
-    }
+    let r = blocking(move || crate::events::recordings(&index, &camera, t0, t1, now)).await??;
+    Ok(Json(r).into_response())
 }

@@ -1,14 +1,14 @@
 //! `vigil events`: search the event timeline from the command line.
 //!
 //! With the daemon stopped it reads the index directly; while the daemon runs (it holds
-//! the index's lock) it asks the daemon's HTTP API, which runs the same library query.
+//! the index's lock) it asks the daemon's HTTP API, which runs the same library query
+//! (`cli::source`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::base::time::parse_rfc3339;
-use crate::events::{self, EventPage, EventQuery, EventView, MAX_LIMIT, Order};
-use crate::index::Index;
+use crate::events::{EventQuery, EventView, MAX_LIMIT, Order};
 
 #[derive(clap::Args)]
 #[command(
@@ -49,9 +49,6 @@ pub struct Args {
     json: bool,
 }
 
-/// One page of a query, from the index or from the daemon.
-type Fetch = dyn FnMut(&EventQuery) -> anyhow::Result<EventPage>;
-
 fn time_arg(s: &str) -> Result<i64, String> {
     parse_rfc3339(s)
 }
@@ -73,25 +70,14 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         limit: MAX_LIMIT,
         cursor: None,
     };
-    let path = config.storage.layout().index();
-    if !path.exists() {
-        anyhow::bail!("no index at {} (has the daemon ever run?)", path.display());
-    }
-    let mut fetch: Box<Fetch> = match Index::open(&path) {
-        Ok(index) => Box::new(move |q| Ok(events::search(&index, q)?)),
-        // Locked by the running daemon: ask it.
-        Err(e) => {
-            let api = super::DaemonApi::new(&config, &path, e)?;
-            Box::new(move |q| via_http(&api, q))
-        }
-    };
+    let source = super::source::Source::open(&config)?;
     let want = a.limit.unwrap_or(usize::MAX);
     let mut shown = 0usize;
     let mut total;
     let mut out = std::io::stdout().lock();
     loop {
         q.limit = (want - shown).clamp(1, MAX_LIMIT);
-        let page = fetch(&q)?;
+        let page = source.events(&q)?;
         total = page.total;
         for e in &page.events {
             print_event(&mut out, e, a.json)?;
@@ -128,41 +114,4 @@ fn print_event(out: &mut impl std::io::Write, e: &EventView, json: bool) -> anyh
         )?;
     }
     Ok(())
-}
-
-/// The same query through the running daemon's `/api/events`.
-fn via_http(api: &super::DaemonApi, q: &EventQuery) -> anyhow::Result<EventPage> {
-    use crate::base::time::rfc3339;
-    let mut url = url::Url::parse(&format!("{}/api/events", api.base))?;
-    {
-        let mut p = url.query_pairs_mut();
-        p.append_pair("start", &rfc3339(q.start_us));
-        p.append_pair("end", &rfc3339(q.end_us));
-        for c in &q.cameras {
-            p.append_pair("camera", c);
-        }
-        for z in &q.zones {
-            p.append_pair("zone", z);
-        }
-        if let Some(s) = q.min_score {
-            p.append_pair("min_score", &s.to_string());
-        }
-        if let Some(d) = q.min_duration_us {
-            p.append_pair("min_duration", &(d as f64 / 1e6).to_string());
-        }
-        p.append_pair(
-            "order",
-            if q.order == Order::Desc {
-                "desc"
-            } else {
-                "asc"
-            },
-        );
-        p.append_pair("limit", &q.limit.to_string());
-        if let Some(c) = &q.cursor {
-            p.append_pair("cursor", c);
-        }
-    }
-    let body: serde_json::Value = api.get(url.as_str())?.body_mut().read_json()?;
-    Ok(serde_json::from_value(body)?)
 }

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::source::Source;
 use crate::base::time::{parse_rfc3339, rfc3339};
 use crate::events::Cameras;
 use crate::export;
-use crate::index::Index;
 
 #[derive(clap::Args)]
 #[command(
@@ -39,7 +39,6 @@ pub struct Args {
 
 pub fn main(a: Args) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&a.config)?;
-    let storage = &config.storage.layout();
     let targets: Vec<(String, PathBuf)> = if a.cameras.len() == 1 {
         vec![(a.cameras[0].clone(), a.output.clone())]
     } else {
@@ -51,15 +50,12 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
             .map(|c| (c.clone(), a.output.join(format!("{c}-{stamp}.mp4"))))
             .collect()
     };
-    let path = storage.index();
-    if !path.exists() {
-        anyhow::bail!("no index at {} (has the daemon ever run?)", path.display());
-    }
-    match Index::open(&path) {
-        Ok(index) => {
-            let cams = Cameras::load(&index)?;
+    let source = super::source::Source::open(&config)?;
+    match &source {
+        Source::Index { index, storage, .. } => {
+            let cams = Cameras::load(index)?;
             for (camera, out) in &targets {
-                let plan = export::plan(&index, storage, cams.id(camera)?, a.start, a.end)
+                let plan = export::plan(index, storage, cams.id(camera)?, a.start, a.end)
                     .with_context(|| format!("camera {camera}"))?;
                 let mut f = std::io::BufWriter::new(create(out)?);
                 plan.write_range(0, plan.len, &mut f)
@@ -74,9 +70,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
                         (g1 - g0) as f64 / 1e6
                     );
                 }
-                crate::audit::AuditLog::new(storage).append(
-                    &std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-                    "cli",
+                source.audit(
                     "clip.export",
                     serde_json::json!({
                         "camera": camera,
@@ -88,10 +82,9 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
-        Err(e) => {
-            let api = super::DaemonApi::new(&config, &path, e)?;
+        Source::Daemon(api) => {
             for (camera, out) in &targets {
-                download(&api, camera, a.start, a.end, out)?;
+                download(api, camera, a.start, a.end, out)?;
                 eprintln!("{camera}: {}", out.display());
             }
         }

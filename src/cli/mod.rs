@@ -12,7 +12,9 @@ mod demo;
 mod events;
 mod export;
 mod fake_camera;
+mod recordings;
 mod run;
+mod source;
 mod users;
 
 #[derive(Parser)]
@@ -49,6 +51,8 @@ enum Command {
     Analyze(analyze::Args),
     /// Search the recorded motion events by time, camera, zone, score and duration.
     Events(events::Args),
+    /// List a camera's recorded segments and the gaps between them (with why recording stopped).
+    Recordings(recordings::Args),
     /// Export a time range of one or more cameras as playable MP4 files.
     Export(export::Args),
     /// The audit log of who searched, viewed and exported what.
@@ -73,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::FakeCamera(a) => fake_camera::main(a),
         Command::Analyze(a) => analyze::main(a),
         Command::Events(a) => events::main(a),
+        Command::Recordings(a) => recordings::main(a),
         Command::Export(a) => export::main(a),
         Command::Audit(c) => audit::main(c),
         Command::User(c) => users::user(c),

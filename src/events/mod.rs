@@ -9,12 +9,21 @@
 //! - [`activity`]: seconds of motion per zone per bucket (a scrub bar's histogram).
 //! - [`region_search`]: when anything moved inside a polygon drawn after the fact,
 //!   answered from the motion history alone, without decoding video.
+//! - [`recordings`]: one camera's segments in a range and the gaps between them, with
+//!   why recording stopped before each; [`timeline`]: what a timeline view draws (the
+//!   segments, gaps, events and motion intensity of one camera).
+//!
+//! Every read fails with one error type, [`QueryError`] (clips and exports too).
 
 mod recorder;
+mod recordings;
 mod region;
+mod timeline;
 
 pub use recorder::Recorder;
+pub use recordings::{GAP_TOLERANCE_US, Gap, Recordings, SegmentView, gaps, recordings};
 pub use region::{Interval, region_search};
+pub use timeline::{Timeline, timeline};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -52,16 +61,25 @@ pub const MAX_LIMIT: usize = 1000;
 /// Longest range a query may cover.
 pub const MAX_RANGE_US: i64 = 366 * 86_400_000_000;
 
+/// What a read of the recorded library (a query, a timeline, a clip or an export) can fail
+/// with; one type for the HTTP API (status codes below) and the CLI.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// The request is malformed (HTTP 400).
     #[error("{0}")]
     Bad(String),
-    /// It names something that does not exist (HTTP 404).
+    /// It names something that does not exist, or is no longer recorded (HTTP 404).
     #[error("{0}")]
     NotFound(String),
+    /// The index could not be read (HTTP 503 while it reopens, else 500).
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// A segment file could not be read (HTTP 500; the path is logged, not shown).
+    #[error("reading {path}: {err}")]
+    Io {
+        path: std::path::PathBuf,
+        err: std::io::Error,
+    },
 }
 
 fn bad(msg: impl Into<String>) -> QueryError {

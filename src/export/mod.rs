@@ -19,24 +19,13 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::index::{Index, IndexError, Lease, SegmentRecord};
+use crate::events::QueryError;
+use crate::index::{Index, Lease, SegmentRecord};
 use crate::record::fmp4::{self, Chunk, ClipTrack, Sample};
 use crate::storage::Layout;
 
 /// Longest clip one request may ask for.
 pub const MAX_CLIP_US: i64 = 24 * 3_600_000_000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error("{0}")]
-    Bad(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    #[error("reading {path}: {err}")]
-    Io { path: PathBuf, err: std::io::Error },
-}
 
 /// Where a clip's bytes come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,12 +122,12 @@ pub fn plan(
     camera_id: u32,
     start_us: i64,
     end_us: i64,
-) -> Result<ClipPlan, ExportError> {
+) -> Result<ClipPlan, QueryError> {
     if end_us <= start_us {
-        return Err(ExportError::Bad("end must be after start".into()));
+        return Err(QueryError::Bad("end must be after start".into()));
     }
     if end_us - start_us > MAX_CLIP_US {
-        return Err(ExportError::Bad(
+        return Err(QueryError::Bad(
             "a clip may be at most 24 hours long".into(),
         ));
     }
@@ -158,7 +147,7 @@ pub fn plan(
         .iter()
         .rposition(|p| p.sample.is_key && p.utc_us <= start_us)
         .or_else(|| picked.iter().position(|p| p.sample.is_key))
-        .ok_or_else(|| ExportError::NotFound("no recording of this camera in that range".into()))?;
+        .ok_or_else(|| QueryError::NotFound("no recording of this camera in that range".into()))?;
     let picked = &picked[first..];
     // Keep only the samples that end after the start (frames before it are there only to
     // decode from the keyframe; the edit list hides them).
@@ -167,7 +156,7 @@ pub fn plan(
         .position(|p| p.utc_us + (p.sample.duration as i64 * 1_000_000 / 90_000) > start_us)
         .unwrap_or(picked.len());
     if presented_from == picked.len() {
-        return Err(ExportError::NotFound(
+        return Err(QueryError::NotFound(
             "no recording of this camera in that range".into(),
         ));
     }
@@ -265,11 +254,7 @@ struct Collected {
     dims: (u32, u32),
 }
 
-fn collect(
-    storage: &Layout,
-    segs: &[SegmentRecord],
-    end_us: i64,
-) -> Result<Collected, ExportError> {
+fn collect(storage: &Layout, segs: &[SegmentRecord], end_us: i64) -> Result<Collected, QueryError> {
     let mut entries: Vec<Vec<u8>> = Vec::new();
     let mut audio_entries: Vec<Vec<u8>> = Vec::new();
     let mut audio_rate: Option<u32> = None;
@@ -400,7 +385,7 @@ fn leased_segments(
     camera_id: u32,
     t0: i64,
     t1: i64,
-) -> Result<(Vec<SegmentRecord>, Lease), ExportError> {
+) -> Result<(Vec<SegmentRecord>, Lease), QueryError> {
     let key = |s: &SegmentRecord| (s.camera_id, s.start_us);
     for _ in 0..10 {
         let segs = index.segments_overlapping(camera_id, t0, t1)?;
@@ -414,15 +399,15 @@ fn leased_segments(
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Err(ExportError::NotFound(
+    Err(QueryError::NotFound(
         "retention is deleting this range of the recording".into(),
     ))
 }
 
 /// Scans a segment, keeping the fragments within its committed (indexed) length: an open
 /// segment has more bytes on disk than are durable and indexed.
-fn scan_committed(path: &Path, seg: &SegmentRecord) -> Result<fmp4::ScanResult, ExportError> {
-    let io = |err| ExportError::Io {
+fn scan_committed(path: &Path, seg: &SegmentRecord) -> Result<fmp4::ScanResult, QueryError> {
+    let io = |err| QueryError::Io {
         path: path.to_owned(),
         err,
     };

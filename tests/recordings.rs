@@ -1,0 +1,149 @@
+//! `vigil recordings` and `GET /api/recordings` are one read service: the CLI asks the
+//! running daemon (which holds the index) or, once it is stopped, reads the index itself,
+//! and gives the same answer; both reads are audited under the same action.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use vigil::base::time::{now_us, rfc3339};
+
+const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+
+fn recordings(cfg: &std::path::Path, token: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut c = Command::new(VIGIL);
+    c.args(["recordings", "--config", cfg.to_str().unwrap()])
+        .args(args);
+    match token {
+        Some(t) => c.env("VIGIL_TOKEN", t),
+        None => c.env_remove("VIGIL_TOKEN"),
+    };
+    c.output().unwrap()
+}
+
+#[test]
+fn cli_and_api_list_the_same_recordings_and_both_are_audited() {
+    let t = TestDir::new();
+    let (_cam, port) = fake_camera(&["c"], 0, &[], &t.join("cam.log"));
+    let storage = t.join("storage");
+    // A fixed port, so that the CLI can ask the running daemon.
+    let text = config(
+        &storage,
+        &[("c", format!("rtsp://127.0.0.1:{port}/c"))],
+        "segment_seconds = 2",
+    )
+    .replace("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()));
+    let cfg = t.write("vigil.toml", &text);
+    let t0 = now_us() - 1_000_000;
+    let (daemon, base) = daemon(&cfg, &t.join("daemon.log"));
+    wait_for(Duration::from_secs(40), "3 segments", || {
+        (camera_status(&base, "c")["segments_written"]
+            .as_u64()
+            .unwrap()
+            >= 3)
+            .then_some(())
+    });
+    // A range that ended: its gaps do not depend on when it is asked.
+    let t1 = now_us() - 500_000;
+    let range = [
+        "--camera",
+        "c",
+        "--since",
+        &rfc3339(t0),
+        "--until",
+        &rfc3339(t1),
+    ];
+    let token = token_for(&base).unwrap();
+
+    let api = get_json(&format!(
+        "{base}/api/recordings?camera=c&start={}&end={}",
+        rfc3339(t0),
+        rfc3339(t1)
+    ));
+    let segments = api["segments"].as_array().unwrap();
+    assert!(segments.len() >= 2, "{api}");
+    let out = recordings(&cfg, Some(&token), &[&range[..], &["--json"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli, api, "the CLI asked the daemon");
+    // Errors come back with the daemon's message.
+    let out = recordings(
+        &cfg,
+        Some(&token),
+        &[
+            "--camera",
+            "nope",
+            "--since",
+            &rfc3339(t0),
+            "--until",
+            &rfc3339(t1),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown camera"),
+        "{out:?}"
+    );
+    assert!(daemon.stop(Duration::from_secs(20)).success());
+
+    // The daemon stopped: the same answer from the index, as text and as JSON.
+    let out = recordings(&cfg, None, &[&range[..], &["--json"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let direct: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The segment that was open is closed now (its end and reason changed).
+    let starts = |v: &serde_json::Value| -> Vec<i64> {
+        (v["segments"].as_array().unwrap().iter())
+            .map(|s| s["start_us"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(starts(&direct), starts(&api));
+    assert_eq!(direct["segments"][0], api["segments"][0]);
+    let out = recordings(&cfg, None, &range);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("segment ")).count(),
+        segments.len(),
+        "{text}"
+    );
+    // A bad range is refused with the library's message.
+    let out = recordings(
+        &cfg,
+        None,
+        &[
+            "--camera",
+            "c",
+            "--since",
+            &rfc3339(t1),
+            "--until",
+            &rfc3339(t0),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("end must be after start"));
+
+    // Both reads are in the audit log under one action: through the API as the token's
+    // user, from the index as the CLI's.
+    let log = vigil::audit::AuditLog::new(&vigil::storage::Layout::new(&storage));
+    let listed: Vec<_> = (log.records().unwrap().into_iter())
+        .filter(|r| r.action == "recordings.list")
+        .collect();
+    assert!(listed.iter().any(|r| r.user == "admin"), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|r| r.source == "cli" && r.params["camera"] == "c"),
+        "{listed:?}"
+    );
+    assert_eq!(log.verify().unwrap().1, Vec::<String>::new());
+}
