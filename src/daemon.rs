@@ -71,11 +71,15 @@ pub async fn run(
         cameras.push((cam.name.clone(), index.camera_id(&cam.name)?));
         // Every configured camera is in the status before the HTTP listener opens, so
         // `/api/cameras` never shows fewer cameras than configured (tasks fill in the rest).
-        status.camera(&cam.name, |s| {
+        status.analysis(&cam.name, |s| {
             s.motion_enabled = cam.enabled && cam.motion.enabled
         });
+        status.ingest(&cam.name, |s| {
+            if !cam.enabled {
+                s.set_state(CameraState::Disabled)
+            }
+        });
         if !cam.enabled {
-            status.camera(&cam.name, |s| s.set_state(CameraState::Disabled));
             continue;
         }
         let recorded = recording.start_writer(&cam.name)?;

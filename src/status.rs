@@ -21,18 +21,19 @@ pub enum CameraState {
     Stopped,
 }
 
+/// What ingest knows of a camera's stream (written by `ingest` only).
 #[derive(Clone, Debug, Serialize)]
-pub struct CameraStatus {
-    pub name: String,
+pub struct IngestStats {
     pub state: CameraState,
-    /// When `state` was entered (RFC 3339).
-    pub since: String,
+    /// When `state` was entered, µs since the epoch (shown as RFC 3339 `since`).
     #[serde(skip)]
     pub since_us: i64,
+    /// Pictures per second received, and the bitrate received (bits/s), over ~2 s.
     pub fps: f64,
     pub bitrate_bps: f64,
-    /// Frames written to segment files (counted by the writer when a fragment is written).
-    pub frames: u64,
+    /// Pictures ingest handed on to the sinks (the writer, the analyser).
+    pub received_frames: u64,
+    /// Video bytes received.
     pub bytes: u64,
     pub reconnects: u64,
     /// The RTSP step under way while `connecting`: "connect" (TCP), "describe",
@@ -42,9 +43,6 @@ pub struct CameraStatus {
     pub timeouts: u64,
     /// Frames the writer could not take (it fell behind); it skips to the next keyframe.
     pub dropped_frames: u64,
-    /// Frames lost because nothing could be written (a full or failing disk): from a
-    /// write error until a segment opens again.
-    pub unwritten_frames: u64,
     /// RTP packets the camera sent that never arrived (sequence-number gaps).
     pub lost_packets: u64,
     /// Packets that could not be depacketized (a fragment without its start, a corrupt
@@ -71,12 +69,38 @@ pub struct CameraStatus {
     /// Audio frames received, and those the writer's queue had no room for.
     pub audio_frames: u64,
     pub audio_dropped: u64,
+    /// Frames the analyser could not take because it fell behind (recording is
+    /// unaffected); it skips to the next keyframe.
+    pub analysis_dropped: u64,
+    /// State of the `detect_url` session, when the camera has one.
+    pub detect_state: Option<CameraState>,
+    pub detect_error: Option<String>,
+    #[serde(skip)]
+    pub error: Option<(i64, String)>,
+}
+
+/// What the segment writer knows of a camera's recording (written by `record::writer`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RecordingStats {
+    /// Frames written to segment files (counted when a fragment is written).
+    pub frames: u64,
     pub codec: Option<String>,
     pub width: u32,
     pub height: u32,
+    /// A segment is open.
     pub recording: bool,
     pub segments_written: u64,
     pub write_errors: u64,
+    /// Frames lost because nothing could be written (a full or failing disk): from a
+    /// write error until a segment opens again.
+    pub unwritten_frames: u64,
+    #[serde(skip)]
+    pub error: Option<(i64, String)>,
+}
+
+/// What motion analysis knows of a camera (written by `pipeline` only).
+#[derive(Clone, Debug, Serialize)]
+pub struct AnalysisStats {
     /// Motion analysis runs for this camera.
     pub motion_enabled: bool,
     /// Motion in the last analysed frame.
@@ -89,8 +113,6 @@ pub struct CameraStatus {
     pub disarmed_zones: Vec<String>,
     pub motion_events: u64,
     pub analysed_frames: u64,
-    /// Frames the analyser skipped because it fell behind (recording is unaffected).
-    pub analysis_dropped: u64,
     pub analysis_errors: u64,
     /// Events or motion history the index refused to store (a full disk, say).
     pub timeline_errors: u64,
@@ -99,33 +121,44 @@ pub struct CameraStatus {
     pub motion_seconds: f64,
     /// CPU time of the analysis pipeline's GStreamer threads (decoding, scaling), seconds.
     pub decode_seconds: f64,
-    /// State of the `detect_url` session, when the camera has one.
-    pub detect_state: Option<CameraState>,
-    pub detect_error: Option<String>,
     /// The last motion event that closed.
     #[serde(serialize_with = "last_event_json")]
     pub last_event: Option<MotionEvent>,
+    #[serde(skip)]
+    pub error: Option<(i64, String)>,
+}
+
+/// A camera's status as the API shows it: each stage's statistics, composed when asked
+/// (`Status::cameras`), with the times as RFC 3339.
+#[derive(Clone, Debug, Serialize)]
+pub struct CameraStatus {
+    pub name: String,
+    /// When the ingest state was entered (RFC 3339).
+    pub since: String,
+    #[serde(flatten)]
+    pub ingest: IngestStats,
+    #[serde(flatten)]
+    pub recording: RecordingStats,
+    #[serde(flatten)]
+    pub analysis: AnalysisStats,
+    /// The newest error of any stage, and when (RFC 3339).
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
 }
 
-impl CameraStatus {
-    fn new(name: &str) -> Self {
-        let now = now_us();
-        CameraStatus {
-            name: name.to_owned(),
+impl Default for IngestStats {
+    fn default() -> Self {
+        IngestStats {
             state: CameraState::Starting,
-            since: rfc3339(now),
-            since_us: now,
+            since_us: now_us(),
             fps: 0.0,
             bitrate_bps: 0.0,
-            frames: 0,
+            received_frames: 0,
             bytes: 0,
             reconnects: 0,
             connect_step: None,
             timeouts: 0,
             dropped_frames: 0,
-            unwritten_frames: 0,
             lost_packets: 0,
             packet_errors: 0,
             dropped_pictures: 0,
@@ -136,12 +169,17 @@ impl CameraStatus {
             audio: None,
             audio_frames: 0,
             audio_dropped: 0,
-            codec: None,
-            width: 0,
-            height: 0,
-            recording: false,
-            segments_written: 0,
-            write_errors: 0,
+            analysis_dropped: 0,
+            detect_state: None,
+            detect_error: None,
+            error: None,
+        }
+    }
+}
+
+impl Default for AnalysisStats {
+    fn default() -> Self {
+        AnalysisStats {
             motion_enabled: false,
             motion: false,
             motion_score: 0.0,
@@ -149,31 +187,63 @@ impl CameraStatus {
             disarmed_zones: Vec::new(),
             motion_events: 0,
             analysed_frames: 0,
-            analysis_dropped: 0,
             analysis_errors: 0,
             timeline_errors: 0,
             decode_errors: 0,
             motion_seconds: 0.0,
             decode_seconds: 0.0,
             last_event: None,
-            detect_state: None,
-            detect_error: None,
-            last_error: None,
-            last_error_at: None,
+            error: None,
         }
     }
+}
 
+impl IngestStats {
     pub fn set_state(&mut self, s: CameraState) {
         if self.state != s {
             self.state = s;
             self.since_us = now_us();
-            self.since = rfc3339(self.since_us);
         }
     }
 
     pub fn set_error(&mut self, e: String) {
-        self.last_error = Some(e);
-        self.last_error_at = Some(rfc3339(now_us()));
+        self.error = Some((now_us(), e));
+    }
+}
+
+impl RecordingStats {
+    pub fn set_error(&mut self, e: String) {
+        self.error = Some((now_us(), e));
+    }
+}
+
+impl AnalysisStats {
+    pub fn set_error(&mut self, e: String) {
+        self.error = Some((now_us(), e));
+    }
+}
+
+impl CameraStatus {
+    fn compose(
+        name: &str,
+        ingest: IngestStats,
+        recording: RecordingStats,
+        analysis: AnalysisStats,
+    ) -> CameraStatus {
+        let error = [&ingest.error, &recording.error, &analysis.error]
+            .into_iter()
+            .flatten()
+            .max_by_key(|(t, _)| *t)
+            .cloned();
+        CameraStatus {
+            name: name.to_owned(),
+            since: rfc3339(ingest.since_us),
+            last_error_at: error.as_ref().map(|(t, _)| rfc3339(*t)),
+            last_error: error.map(|(_, e)| e),
+            ingest,
+            recording,
+            analysis,
+        }
     }
 }
 
@@ -239,16 +309,27 @@ pub struct StorageStatus {
     pub clock_steps: Vec<crate::index::ClockStep>,
 }
 
-/// The registry everyone shares.
+/// The registry everyone shares: each stage's statistics per camera, each behind its
+/// own lock and written by its owner only, and the storage's.
 #[derive(Default)]
 pub struct Status {
-    cameras: Mutex<BTreeMap<String, CameraStatus>>,
+    ingest: Mutex<BTreeMap<String, IngestStats>>,
+    recording: Mutex<BTreeMap<String, RecordingStats>>,
+    analysis: Mutex<BTreeMap<String, AnalysisStats>>,
     storage: Mutex<StorageStatus>,
     /// The latest picture of each analysed camera: (frame UTC µs, JPEG).
     snapshots: Mutex<BTreeMap<String, (i64, bytes::Bytes)>>,
 }
 
 pub type SharedStatus = Arc<Status>;
+
+fn with<T: Default, R>(
+    m: &Mutex<BTreeMap<String, T>>,
+    name: &str,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    f(m.lock().unwrap().entry(name.to_owned()).or_default())
+}
 
 impl Status {
     pub fn set_snapshot(&self, camera: &str, utc_us: i64, jpeg: bytes::Bytes) {
@@ -262,19 +343,82 @@ impl Status {
         self.snapshots.lock().unwrap().get(camera).cloned()
     }
 
-    pub fn camera<R>(&self, name: &str, f: impl FnOnce(&mut CameraStatus) -> R) -> R {
-        let mut l = self.cameras.lock().unwrap();
-        let s = l
-            .entry(name.to_owned())
-            .or_insert_with(|| CameraStatus::new(name));
-        f(s)
+    /// Camera `name`'s ingest statistics (ingest writes them).
+    pub fn ingest<R>(&self, name: &str, f: impl FnOnce(&mut IngestStats) -> R) -> R {
+        with(&self.ingest, name, f)
     }
 
+    /// Camera `name`'s recording statistics (its segment writer writes them).
+    pub fn recording<R>(&self, name: &str, f: impl FnOnce(&mut RecordingStats) -> R) -> R {
+        with(&self.recording, name, f)
+    }
+
+    /// Camera `name`'s analysis statistics (its analysis pipeline writes them).
+    pub fn analysis<R>(&self, name: &str, f: impl FnOnce(&mut AnalysisStats) -> R) -> R {
+        with(&self.analysis, name, f)
+    }
+
+    /// Every camera any stage has reported on, composed, in name order.
     pub fn cameras(&self) -> Vec<CameraStatus> {
-        self.cameras.lock().unwrap().values().cloned().collect()
+        let ingest = self.ingest.lock().unwrap().clone();
+        let recording = self.recording.lock().unwrap().clone();
+        let analysis = self.analysis.lock().unwrap().clone();
+        let names: std::collections::BTreeSet<&String> = ingest
+            .keys()
+            .chain(recording.keys())
+            .chain(analysis.keys())
+            .collect();
+        (names.into_iter())
+            .map(|n| {
+                CameraStatus::compose(
+                    n,
+                    ingest.get(n).cloned().unwrap_or_default(),
+                    recording.get(n).cloned().unwrap_or_default(),
+                    analysis.get(n).cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
     }
 
     pub fn storage<R>(&self, f: impl FnOnce(&mut StorageStatus) -> R) -> R {
         f(&mut self.storage.lock().unwrap())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each stage writes its own statistics; the API sees one flat object per camera, with
+    /// the newest error of any stage.
+    #[test]
+    fn stages_compose_into_one_camera() {
+        let st = Status::default();
+        st.ingest("a", |s| {
+            s.set_state(CameraState::Streaming);
+            s.received_frames = 30;
+            s.error = Some((1_000, "ingest: old".into()));
+        });
+        st.recording("a", |s| {
+            s.frames = 29;
+            s.error = Some((2_000, "writer: newer".into()));
+        });
+        st.analysis("b", |s| s.motion_enabled = true);
+        let cams = st.cameras();
+        assert_eq!(cams.len(), 2);
+        let a = serde_json::to_value(&cams[0]).unwrap();
+        assert_eq!(a["name"], "a");
+        assert_eq!(a["state"], "streaming");
+        assert_eq!(a["received_frames"], 30);
+        assert_eq!(a["frames"], 29);
+        assert_eq!(a["motion_enabled"], false);
+        assert_eq!(a["last_error"], "writer: newer");
+        assert_eq!(a["last_error_at"], rfc3339(2_000));
+        assert!(a.get("ingest").is_none() && a.get("error").is_none(), "{a}");
+        let b = serde_json::to_value(&cams[1]).unwrap();
+        assert_eq!(b["name"], "b");
+        assert_eq!(b["motion_enabled"], true);
+        assert_eq!(b["state"], "starting");
+        assert!(b["last_error"].is_null());
     }
 }

@@ -56,6 +56,13 @@ fn cli_and_api_list_the_same_recordings_and_both_are_audited() {
         &rfc3339(t1),
     ];
     let token = token_for(&base).unwrap();
+    // Ingest counts what it received, the writer what it wrote.
+    let s = camera_status(&base, "c");
+    let (received, written) = (
+        s["received_frames"].as_u64().unwrap(),
+        s["frames"].as_u64().unwrap(),
+    );
+    assert!(written > 0 && received >= written, "{s}");
 
     let api = get_json(&format!(
         "{base}/api/recordings?camera=c&start={}&end={}",

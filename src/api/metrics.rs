@@ -54,150 +54,156 @@ pub fn render(status: &SharedStatus) -> String {
 type Metric<T> = (&'static str, &'static str, &'static str, fn(&T) -> f64);
 
 /// Per-camera metrics (label `camera`).
-const CAMERA_METRICS: [Metric<CameraStatus>; 24] = [
+const CAMERA_METRICS: [Metric<CameraStatus>; 25] = [
     (
         "vigil_camera_up",
         "gauge",
         "1 while the camera streams",
-        |c| (c.state == CameraState::Streaming) as u8 as f64,
+        |c| (c.ingest.state == CameraState::Streaming) as u8 as f64,
     ),
     (
         "vigil_camera_fps",
         "gauge",
         "frames per second received",
-        |c| c.fps,
+        |c| c.ingest.fps,
     ),
     (
         "vigil_camera_bitrate_bits_per_second",
         "gauge",
         "bitrate received",
-        |c| c.bitrate_bps,
+        |c| c.ingest.bitrate_bps,
+    ),
+    (
+        "vigil_camera_received_frames_total",
+        "counter",
+        "pictures received and handed on to the writer and the analyser",
+        |c| c.ingest.received_frames as f64,
     ),
     (
         "vigil_camera_frames_total",
         "counter",
         "frames written to segment files",
-        |c| c.frames as f64,
+        |c| c.recording.frames as f64,
     ),
     (
         "vigil_camera_bytes_total",
         "counter",
         "video bytes received",
-        |c| c.bytes as f64,
+        |c| c.ingest.bytes as f64,
     ),
     (
         "vigil_camera_reconnects_total",
         "counter",
         "RTSP reconnections",
-        |c| c.reconnects as f64,
+        |c| c.ingest.reconnects as f64,
     ),
     (
         "vigil_camera_dropped_frames_total",
         "counter",
         "frames the recorder dropped because its writer fell behind",
-        |c| c.dropped_frames as f64,
+        |c| c.ingest.dropped_frames as f64,
     ),
     (
         "vigil_camera_unwritten_frames_total",
         "counter",
         "frames lost because nothing could be written (full or failing disk)",
-        |c| c.unwritten_frames as f64,
+        |c| c.recording.unwritten_frames as f64,
     ),
     (
         "vigil_camera_lost_packets_total",
         "counter",
         "RTP packets lost on the way (sequence-number gaps)",
-        |c| c.lost_packets as f64,
+        |c| c.ingest.lost_packets as f64,
     ),
     (
         "vigil_camera_packet_errors_total",
         "counter",
         "packets that could not be depacketized (dropped; the session goes on)",
-        |c| c.packet_errors as f64,
+        |c| c.ingest.packet_errors as f64,
     ),
     (
         "vigil_camera_dropped_pictures_total",
         "counter",
         "pictures dropped after loss or a packet error, up to the next keyframe",
-        |c| c.dropped_pictures as f64,
+        |c| c.ingest.dropped_pictures as f64,
     ),
     (
         "vigil_camera_timestamp_jumps_total",
         "counter",
         "times the camera's timestamps broke the timeline (segment closed, re-anchored)",
-        |c| c.timestamp_jumps as f64,
+        |c| c.ingest.timestamp_jumps as f64,
     ),
     (
         "vigil_camera_timeouts_total",
         "counter",
         "RTSP steps and sessions that missed their deadline",
-        |c| c.timeouts as f64,
+        |c| c.ingest.timeouts as f64,
     ),
     (
         "vigil_camera_clock_rate",
         "gauge",
         "camera clock rate applied to the recorder's (1 = exact)",
-        |c| c.clock_rate,
+        |c| c.ingest.clock_rate,
     ),
     (
         "vigil_camera_segments_written_total",
         "counter",
         "segments written",
-        |c| c.segments_written as f64,
+        |c| c.recording.segments_written as f64,
     ),
     (
         "vigil_camera_write_errors_total",
         "counter",
         "segment write errors",
-        |c| c.write_errors as f64,
+        |c| c.recording.write_errors as f64,
     ),
     (
         "vigil_camera_analysed_frames_total",
         "counter",
         "frames analysed for motion",
-        |c| c.analysed_frames as f64,
+        |c| c.analysis.analysed_frames as f64,
     ),
     (
         "vigil_camera_analysis_dropped_total",
         "counter",
         "frames the analyser skipped",
-        |c| c.analysis_dropped as f64,
+        |c| c.ingest.analysis_dropped as f64,
     ),
     (
         "vigil_camera_decode_errors_total",
         "counter",
         "decoder errors",
-        |c| c.decode_errors as f64,
+        |c| c.analysis.decode_errors as f64,
     ),
     (
         "vigil_camera_motion_seconds_total",
         "counter",
         "time in the motion detector (kernel, blobs, zones)",
-        |c| c.motion_seconds,
+        |c| c.analysis.motion_seconds,
     ),
     (
         "vigil_camera_decode_seconds_total",
         "counter",
         "CPU time of the analysis pipeline's decoding and scaling threads",
-        |c| c.decode_seconds,
+        |c| c.analysis.decode_seconds,
     ),
     (
         "vigil_camera_motion",
         "gauge",
         "1 while motion is seen",
-        |c| c.motion as u8 as f64,
+        |c| c.analysis.motion as u8 as f64,
     ),
     (
         "vigil_camera_motion_score",
         "gauge",
         "moving fraction of the image",
-        |c| c.motion_score,
+        |c| c.analysis.motion_score,
     ),
     (
         "vigil_camera_motion_events_total",
         "counter",
         "motion events",
-        |c| c.motion_events as f64,
+        |c| c.analysis.motion_events as f64,
     ),
 ];
 
@@ -276,10 +282,8 @@ mod tests {
     #[test]
     fn exposition_format() {
         let st: SharedStatus = Default::default();
-        st.camera("front", |c| {
-            c.frames = 42;
-            c.fps = 15.0;
-        });
+        st.recording("front", |c| c.frames = 42);
+        st.ingest("front", |c| c.fps = 15.0);
         st.storage(|s| s.total_bytes = 1000);
         let text = render(&st);
         assert!(text.contains("# TYPE vigil_camera_frames_total counter\nvigil_camera_frames_total{camera=\"front\"} 42\n"), "{text}");

@@ -82,7 +82,7 @@ async fn step<T, E: Into<anyhow::Error>>(
     match tokio::time::timeout(t, fut).await {
         Ok(r) => r.map_err(Into::into),
         Err(_) => {
-            task.status.camera(&task.camera.name, |s| s.timeouts += 1);
+            task.status.ingest(&task.camera.name, |s| s.timeouts += 1);
             if step == "connect" {
                 anyhow::bail!(
                     "no TCP connection to {} within {} s",
@@ -104,8 +104,8 @@ impl IngestTask {
     fn set_state(&self, st: CameraState) {
         let name = &self.camera.name;
         match self.role {
-            Role::Record => self.status.camera(name, |s| s.set_state(st)),
-            Role::Detect => self.status.camera(name, |s| s.detect_state = Some(st)),
+            Role::Record => self.status.ingest(name, |s| s.set_state(st)),
+            Role::Detect => self.status.ingest(name, |s| s.detect_state = Some(st)),
         }
     }
 
@@ -113,7 +113,7 @@ impl IngestTask {
     fn set_step(&self, step: Option<&'static str>) {
         if self.role == Role::Record {
             self.status
-                .camera(&self.camera.name, |s| s.connect_step = step);
+                .ingest(&self.camera.name, |s| s.connect_step = step);
         }
     }
 
@@ -194,14 +194,14 @@ impl IngestTask {
             let delay = backoff(failures);
             tracing::warn!(camera = %name, role = ?self.role, server = %self.server(), "{msg}; reconnecting in {:.1} s", delay.as_secs_f64());
             match self.role {
-                Role::Record => self.status.camera(&name, |s| {
+                Role::Record => self.status.ingest(&name, |s| {
                     s.set_state(CameraState::Backoff);
                     s.set_error(msg);
                     s.reconnects += 1;
                     s.fps = 0.0;
                     s.bitrate_bps = 0.0;
                 }),
-                Role::Detect => self.status.camera(&name, |s| {
+                Role::Detect => self.status.ingest(&name, |s| {
                     s.detect_state = Some(CameraState::Backoff);
                     s.detect_error = Some(msg);
                 }),

@@ -51,7 +51,7 @@ impl Outlet<'_> {
             "the camera's clock {what} by {:.3} s: segment closed, timeline re-anchored to the recorder's clock",
             delta_us as f64 / 1e6
         );
-        self.task.status.camera(cam, |s| s.timestamp_jumps += 1);
+        self.task.status.ingest(cam, |s| s.timestamp_jumps += 1);
         for sink in &mut self.sinks {
             sink.timeline_break(Break::TimestampJump);
         }
@@ -71,17 +71,18 @@ impl Outlet<'_> {
             discontinuity: None,
         };
         tracing::trace!(camera = %cam, dts = p.dts_90k, cts = p.cts_90k, key = frame.is_key, timeline = p.timeline, "picture");
+        self.task.status.ingest(cam, |s| s.received_frames += 1);
         for sink in &mut self.sinks {
             match (sink.frame(&frame), sink.kind()) {
                 (Delivery::Queued, _) => {}
                 // The writer fell behind: it skips to the next keyframe rather than write
                 // a broken GOP.
                 (Delivery::Dropped, SinkKind::Recording) => {
-                    self.task.status.camera(cam, |s| s.dropped_frames += 1)
+                    self.task.status.ingest(cam, |s| s.dropped_frames += 1)
                 }
                 // Analysis is behind: it skips to the next keyframe; recording goes on.
                 (Delivery::Dropped, SinkKind::Analysis) => {
-                    self.task.status.camera(cam, |s| s.analysis_dropped += 1)
+                    self.task.status.ingest(cam, |s| s.analysis_dropped += 1)
                 }
                 (Delivery::Closed, SinkKind::Recording) => anyhow::bail!("writer stopped"),
                 (Delivery::Closed, SinkKind::Analysis) => {}
@@ -95,14 +96,14 @@ impl Outlet<'_> {
     pub fn audio_frame(&mut self, frame: AudioFrame) {
         self.task
             .status
-            .camera(&self.task.camera.name, |s| s.audio_frames += 1);
+            .ingest(&self.task.camera.name, |s| s.audio_frames += 1);
         for sink in &mut self.sinks {
             // Never blocks: audio that does not fit is dropped and counted (the video
             // matters more).
             if sink.audio(&frame) == Delivery::Dropped {
                 self.task
                     .status
-                    .camera(&self.task.camera.name, |s| s.audio_dropped += 1);
+                    .ingest(&self.task.camera.name, |s| s.audio_dropped += 1);
             }
         }
     }

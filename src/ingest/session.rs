@@ -169,7 +169,7 @@ impl IngestTask {
         let found = session.streams().iter().position(|s| s.media() == "audio");
         let status = |v: String| {
             if self.role == Role::Record {
-                self.status.camera(&cam.name, |s| s.audio = Some(v));
+                self.status.ingest(&cam.name, |s| s.audio = Some(v));
             }
         };
         let Some(i) = found.filter(|_| self.role == Role::Record) else {
@@ -289,7 +289,7 @@ impl<'a> Receiver<'a> {
                     continue;
                 }
                 Err(_) => {
-                    task.status.camera(&cam.name, |s| s.timeouts += 1);
+                    task.status.ingest(&cam.name, |s| s.timeouts += 1);
                     let what = if self.streaming {
                         "no picture"
                     } else {
@@ -319,7 +319,7 @@ impl<'a> Receiver<'a> {
                     // The depacketizer dropped the damaged access unit; carry on from the
                     // next keyframe.
                     let first = self.last_packet_error.is_none();
-                    task.status.camera(&cam.name, |s| s.packet_errors += 1);
+                    task.status.ingest(&cam.name, |s| s.packet_errors += 1);
                     if first {
                         tracing::warn!(camera = %cam.name, "packet error (dropping to the next keyframe; further ones are counted, not logged): {}", e.to_string().lines().next().unwrap_or(""));
                     }
@@ -417,7 +417,7 @@ impl<'a> Receiver<'a> {
         let loss = f.loss();
         if loss > 0 {
             task.status
-                .camera(&cam.name, |s| s.lost_packets += loss as u64);
+                .ingest(&cam.name, |s| s.lost_packets += loss as u64);
         }
         let rap = f.is_random_access_point();
         let data = f.into_data();
@@ -442,12 +442,12 @@ impl<'a> Receiver<'a> {
                     tracing::warn!(camera = %cam.name, "pictures with the timestamp of the previous one: dropped to the next keyframe (further ones are counted, not logged)");
                 }
                 self.need_key = true;
-                task.status.camera(&cam.name, |s| s.dropped_pictures += 1);
+                task.status.ingest(&cam.name, |s| s.dropped_pictures += 1);
             } else if loss > 0 {
                 // A slice of this picture was lost: the picture is incomplete.
                 *held = None;
                 self.need_key = true;
-                task.status.camera(&cam.name, |s| s.dropped_pictures += 1);
+                task.status.ingest(&cam.name, |s| s.dropped_pictures += 1);
             } else {
                 h.data.extend_from_slice(&data);
                 h.is_key |= is_key;
@@ -464,7 +464,7 @@ impl<'a> Receiver<'a> {
         if self.need_key && !is_key {
             // Counted once per picture, not per slice.
             if h26x::starts_picture(p.encoding, &data) {
-                task.status.camera(&cam.name, |s| s.dropped_pictures += 1);
+                task.status.ingest(&cam.name, |s| s.dropped_pictures += 1);
             }
             return Ok(());
         }
@@ -486,7 +486,7 @@ impl<'a> Receiver<'a> {
         ));
         if let Some((fps, bps, bytes, _)) = self.window.rate() {
             let (rate, lag, depth) = (timing.rate(), timing.lag_us(), timing.clock.reorder);
-            task.status.camera(&cam.name, |s| {
+            task.status.ingest(&cam.name, |s| {
                 s.fps = fps;
                 s.bitrate_bps = bps;
                 s.bytes += bytes;

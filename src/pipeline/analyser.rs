@@ -71,7 +71,7 @@ impl Analyser {
         }
         let mut run: Option<Run> = None;
         self.status
-            .camera(&self.camera.name, |s| s.motion_enabled = true);
+            .analysis(&self.camera.name, |s| s.motion_enabled = true);
         loop {
             // While no frames come (the camera is away), the timeline's writes the index
             // lost or refused are still written again.
@@ -92,7 +92,8 @@ impl Analyser {
             }
         }
         self.end(&mut run);
-        self.status.camera(&self.camera.name, |s| s.motion = false);
+        self.status
+            .analysis(&self.camera.name, |s| s.motion = false);
         let unconfirmed = self.recorder.finish();
         if unconfirmed > 0 {
             tracing::warn!(
@@ -173,7 +174,7 @@ impl Analyser {
             self.analysed(&frame, &res, utc_us);
             let errors = r.decoder.decode_errors;
             let (armed, disarmed) = self.alerting.armed_now(utc_us);
-            self.status.camera(&self.camera.name, |s| {
+            self.status.analysis(&self.camera.name, |s| {
                 s.motion = res.motion;
                 s.motion_score = res.score;
                 s.armed = armed;
@@ -190,7 +191,7 @@ impl Analyser {
             r.cpu_sampled = Instant::now();
             let cpu = r.decoder.cpu_seconds();
             self.status
-                .camera(&self.camera.name, |s| s.decode_seconds += cpu);
+                .analysis(&self.camera.name, |s| s.decode_seconds += cpu);
         }
         Ok(())
     }
@@ -294,7 +295,7 @@ impl Analyser {
         tracing::info!(camera = %event.camera, id = ?event.id, zones = ?event.zones,
             score = event.peak_score, "motion event {} .. {}", rfc3339(event.start_us),
             rfc3339(event.end_us));
-        self.status.camera(&self.camera.name, |s| {
+        self.status.analysis(&self.camera.name, |s| {
             s.motion_events += 1;
             s.last_event = Some(event);
         });
@@ -303,7 +304,7 @@ impl Analyser {
     /// The index refused a write (a full disk, say): analysis goes on, the status says so.
     fn timeline_error(&mut self, e: crate::index::IndexError) {
         tracing::warn!(camera = %self.camera.name, "timeline: {e}");
-        self.status.camera(&self.camera.name, |s| {
+        self.status.analysis(&self.camera.name, |s| {
             s.timeline_errors += 1;
             s.set_error(format!("timeline: {e}"));
         });
@@ -311,7 +312,7 @@ impl Analyser {
 
     fn error(&mut self, e: String) {
         tracing::warn!(camera = %self.camera.name, "motion analysis: {e}");
-        self.status.camera(&self.camera.name, |s| {
+        self.status.analysis(&self.camera.name, |s| {
             s.analysis_errors += 1;
             s.set_error(format!("motion analysis: {e}"));
         });

@@ -420,7 +420,7 @@ impl SegmentWriter {
             run: f.timeline,
         };
         let _ = self.commit_tx.send(CommitMsg::Put(rec.clone()));
-        self.status.camera(&self.cfg.camera, |s| {
+        self.status.recording(&self.cfg.camera, |s| {
             s.recording = true;
             s.codec = Some(f.params.codec.clone());
             s.width = f.params.width;
@@ -495,7 +495,7 @@ impl SegmentWriter {
         r.duration_90k += samples.iter().map(|s| s.duration as u64).sum::<u64>();
         r.end_us = r.start_us + (r.duration_90k as i64 * 100 / 9);
         let n = samples.len() as u64;
-        self.status.camera(&self.cfg.camera, |s| {
+        self.status.recording(&self.cfg.camera, |s| {
             s.frames += n;
         });
         self.frag.clear();
@@ -544,10 +544,10 @@ impl SegmentWriter {
             seg.rec.end_reason = reason;
             let _ = self.commit_tx.send(CommitMsg::Put(seg.rec));
             self.status
-                .camera(&self.cfg.camera, |s| s.segments_written += 1);
+                .recording(&self.cfg.camera, |s| s.segments_written += 1);
         }
         self.status
-            .camera(&self.cfg.camera, |s| s.recording = false);
+            .recording(&self.cfg.camera, |s| s.recording = false);
     }
 
     /// A write failed: keep what is durable, close the segment there, ask for space if the
@@ -557,7 +557,7 @@ impl SegmentWriter {
     fn unwritten(&mut self, n: u64) {
         if self.unwritable && n > 0 {
             self.status
-                .camera(&self.cfg.camera, |s| s.unwritten_frames += n);
+                .recording(&self.cfg.camera, |s| s.unwritten_frames += n);
         }
     }
 
@@ -589,7 +589,7 @@ impl SegmentWriter {
         }
         self.waiting_for_key = true;
         let msg = format!("{what}: {e}");
-        self.status.camera(&self.cfg.camera, |s| {
+        self.status.recording(&self.cfg.camera, |s| {
             s.recording = false;
             s.write_errors += 1;
             s.set_error(msg);
