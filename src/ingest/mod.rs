@@ -52,6 +52,19 @@ pub fn backoff(failures: u32) -> Duration {
     base.mul_f64(jitter).max(MIN_BACKOFF.mul_f64(0.75))
 }
 
+/// The count of consecutive failed sessions after one that `lasted` and `delivered` (a
+/// picture) or not: a session that delivered pictures was a success, however short, and
+/// so is one that lasted [`HEALTHY_SESSION`]: the next wait is the first delay again (a
+/// camera that flaps every few seconds is recorded between its drops; waiting up to
+/// [`MAX_BACKOFF`] would lose that). Pure, so the reconnect policy is unit-tested.
+pub fn failures_after(failures: u32, delivered: bool, lasted: Duration) -> u32 {
+    if delivered || lasted >= HEALTHY_SESSION {
+        1
+    } else {
+        failures.saturating_add(1)
+    }
+}
+
 /// What a session is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -169,13 +182,7 @@ impl IngestTask {
             for sink in self.sinks() {
                 sink.end_run();
             }
-            // A session that delivered pictures was a success, however short: the
-            // camera is back at the first delay (a camera that flaps every few seconds
-            // is recorded between its drops; waiting up to a minute would lose that).
-            if delivered || started.elapsed() >= HEALTHY_SESSION {
-                failures = 0;
-            }
-            failures += 1;
+            failures = failures_after(failures, delivered, started.elapsed());
             // One line for the status and the log (retina's errors carry multi-line
             // packet and connection context, and hex dumps of what the server sent: at
             // debug level).
@@ -225,6 +232,22 @@ impl IngestTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_sessions_grow_the_delay_and_a_success_resets_it() {
+        let short = Duration::from_secs(2);
+        let mut f = 0;
+        for n in 1..=5 {
+            f = failures_after(f, false, short);
+            assert_eq!(f, n);
+        }
+        assert!(backoff(f) >= Duration::from_secs(7));
+        // A picture delivered, however short the session: back to the first delay.
+        assert_eq!(failures_after(f, true, Duration::ZERO), 1);
+        // A long session without a picture (a camera sending only audio) counts too.
+        assert_eq!(failures_after(f, false, HEALTHY_SESSION), 1);
+        assert_eq!(failures_after(u32::MAX, false, short), u32::MAX);
+    }
 
     #[test]
     fn backoff_grows_and_caps_with_jitter() {

@@ -14,7 +14,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::base::clock::Clock;
 
 use super::fmp4::{self, Sample};
 use crate::index::{EndReason, Keyframe, SegmentRecord};
@@ -62,7 +64,8 @@ struct OpenSegment {
     /// Decode time (recorder timeline) of the segment's first sample.
     start_dts: i64,
     params: Arc<VideoParams>,
-    last_sync: Instant,
+    /// Monotonic time of the last fsync (the clock's).
+    last_sync: Duration,
     /// Where the next audio sample goes (audio timescale, from the segment's start).
     audio_next: Option<u64>,
 }
@@ -85,7 +88,9 @@ pub struct SegmentWriter {
     /// Whether `last_duration` was measured in the current run.
     seen_duration: bool,
     waiting_for_key: bool,
-    last_open_attempt: Option<Instant>,
+    last_open_attempt: Option<Duration>,
+    /// Where monotonic time comes from (the system's, or a simulated clock in tests).
+    clock: Clock,
     /// A write failed and no segment has opened since (frames are being lost).
     unwritable: bool,
     /// Audio waiting for the fragment that covers its time.
@@ -114,10 +119,17 @@ impl SegmentWriter {
             seen_duration: false,
             waiting_for_key: true,
             last_open_attempt: None,
+            clock: crate::base::clock::real(),
             unwritable: false,
             audio: Default::default(),
             skip_leading: false,
         }
+    }
+
+    /// Takes its time from `clock` (tests pass a simulated one).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn audio(&mut self, a: AudioFrame) {
@@ -289,13 +301,14 @@ impl SegmentWriter {
             }
             if self.seg.is_none() {
                 // Do not hammer a full disk: retry at most once a second.
+                let now = self.clock.monotonic();
                 if let Some(t) = self.last_open_attempt
-                    && t.elapsed() < Duration::from_secs(1)
+                    && now.saturating_sub(t) < Duration::from_secs(1)
                 {
                     self.unwritten(1);
                     return;
                 }
-                self.last_open_attempt = Some(Instant::now());
+                self.last_open_attempt = Some(now);
                 if let Err(e) = self.open_segment(&f) {
                     self.write_failed(e, "creating segment");
                     self.unwritten(1);
@@ -435,7 +448,7 @@ impl SegmentWriter {
             seq: 0,
             start_dts: f.dts_90k,
             params: f.params.clone(),
-            last_sync: Instant::now(),
+            last_sync: self.clock.monotonic(),
             audio_next: None,
         });
         Ok(())
@@ -448,10 +461,9 @@ impl SegmentWriter {
             self.write_failed(e, "writing fragment");
             return;
         }
-        let due = self
-            .seg
-            .as_ref()
-            .is_some_and(|s| s.last_sync.elapsed() >= self.cfg.commit_interval);
+        let due = self.seg.as_ref().is_some_and(|s| {
+            self.clock.monotonic().saturating_sub(s.last_sync) >= self.cfg.commit_interval
+        });
         if due && let Err(e) = self.sync_and_commit() {
             self.write_failed(e, "syncing segment");
         }
@@ -507,7 +519,7 @@ impl SegmentWriter {
             return Ok(());
         };
         seg.file.sync_data()?;
-        seg.last_sync = Instant::now();
+        seg.last_sync = self.clock.monotonic();
         if seg.rec != seg.committed {
             seg.committed = seg.rec.clone();
             let _ = self.commit_tx.send(CommitMsg::Put(seg.rec.clone()));
@@ -617,4 +629,108 @@ fn write_all_vectored(f: &mut std::fs::File, mut bufs: &mut [io::IoSlice<'_>]) -
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::clock::SimulatedClocks;
+    use crate::media::{Frame, VideoParams};
+    use std::sync::Arc;
+
+    fn frame(i: i64, params: &Arc<VideoParams>) -> StreamMsg {
+        StreamMsg::Frame(Frame {
+            dts_90k: i * 6000,
+            cts_90k: 0,
+            utc_us: 1_700_000_000_000_000 + i * 66_667,
+            is_key: i % 30 == 0,
+            leading: false,
+            data: vec![(i % 251) as u8; 2000].into(),
+            params: params.clone(),
+            timeline: 1,
+            discontinuity: None,
+        })
+    }
+
+    /// Fragments are written as media time goes, but made durable and committed only
+    /// once `commit_interval` of (monotonic) time has passed: driven by a simulated
+    /// clock, without sleeping.
+    #[test]
+    fn commits_follow_the_commit_interval_of_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = Arc::new(VideoParams {
+            codec: "avc1.640028".into(),
+            width: 640,
+            height: 360,
+            nominal_duration: Some(6000),
+            encoding: "h264",
+            codec_config: Vec::new(),
+            audio: None,
+            sample_entry: {
+                let mut e = vec![0, 0, 0, 86, b'a', b'v', b'c', b'1'];
+                e.resize(86, 0);
+                e
+            },
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let clock = SimulatedClocks::new(1_700_000_000_000_000);
+        let mut w = SegmentWriter::new(
+            WriterConfig {
+                camera: "c".into(),
+                camera_id: 1,
+                storage: crate::storage::Layout::new(dir.path()),
+                segment_seconds: 60,
+                commit_interval: Duration::from_secs(1),
+            },
+            tx,
+            Arc::new(crate::status::Status::default()),
+        )
+        .with_clock(clock.clone());
+        let puts = |rx: &std::sync::mpsc::Receiver<CommitMsg>| -> Vec<SegmentRecord> {
+            std::iter::from_fn(|| rx.try_recv().ok())
+                .filter_map(|m| match m {
+                    CommitMsg::Put(r) => Some(r),
+                    _ => None,
+                })
+                .collect()
+        };
+        // 4 s of media (fragments of at most 1 s written) while no time passes: only the
+        // segment's opening record.
+        for i in 0..60 {
+            assert!(w.handle(frame(i, &params)));
+        }
+        let opened = puts(&rx);
+        assert_eq!(opened.len(), 1, "{opened:?}");
+        assert_eq!(opened[0].frames, 0);
+        // A second passes: the next fragment written is synced and committed.
+        clock.advance(Duration::from_secs(1));
+        for i in 60..75 {
+            assert!(w.handle(frame(i, &params)));
+        }
+        let committed = puts(&rx);
+        assert_eq!(committed.len(), 1, "{committed:?}");
+        assert!(committed[0].frames >= 60, "{:?}", committed[0]);
+        // No time passes: nothing more is committed until the interval has passed again.
+        for i in 75..120 {
+            assert!(w.handle(frame(i, &params)));
+        }
+        assert!(puts(&rx).is_empty());
+        clock.advance(Duration::from_millis(999));
+        for i in 120..135 {
+            assert!(w.handle(frame(i, &params)));
+        }
+        assert!(puts(&rx).is_empty());
+        clock.advance(Duration::from_millis(1));
+        for i in 135..150 {
+            assert!(w.handle(frame(i, &params)));
+        }
+        assert_eq!(puts(&rx).len(), 1);
+        // Shutdown closes and commits the segment.
+        assert!(!w.handle(StreamMsg::Shutdown));
+        let closed = puts(&rx);
+        assert_eq!(
+            closed.last().unwrap().end_reason,
+            crate::index::EndReason::Shutdown
+        );
+    }
 }

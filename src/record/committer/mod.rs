@@ -19,6 +19,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::writer::CommitMsg;
+use crate::base::clock::Clock;
 use crate::base::time::now_us;
 use crate::index::{ClockStep, Index, Op, SegmentRecord};
 use crate::status::SharedStatus;
@@ -48,8 +49,10 @@ pub struct Committer {
     /// The last error logged, and when: a broken index fails every tick, the log says so
     /// once in a while.
     last_logged: Option<(String, Instant)>,
+    /// Where time comes from (the system's clocks, or a simulated clock in tests).
+    clock: Clock,
     /// The wall clock and the monotonic clock at the last tick, to see the wall clock step.
-    clocks: (i64, Instant),
+    clocks: (i64, Duration),
     /// Wall clock steps seen (persisted in the index), and the ticket of their last
     /// write until a flush covers it.
     clock_steps: Vec<ClockStep>,
@@ -109,6 +112,7 @@ impl Committer {
             s.max_bytes = policy.max_bytes;
             s.retain_days = policy.retain_days;
         });
+        let clock = crate::base::clock::real();
         Ok(Committer {
             index,
             status,
@@ -119,7 +123,8 @@ impl Committer {
             open_bytes: HashMap::new(),
             pending: BTreeMap::new(),
             last_logged: None,
-            clocks: (now_us(), Instant::now()),
+            clocks: (now_us(), clock.monotonic()),
+            clock,
             clock_steps,
             steps_ticket: None,
             counted_at_reopens: 0,
@@ -128,8 +133,15 @@ impl Committer {
         })
     }
 
+    /// Takes its time from `clock` (tests pass a simulated one).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clocks = (clock.realtime_us(), clock.monotonic());
+        self.clock = clock;
+        self
+    }
+
     pub fn run(mut self, rx: Receiver<CommitMsg>) {
-        let mut last_retention = Instant::now() - RETENTION_EVERY;
+        let mut last_retention: Option<Duration> = None;
         let mut shutting_down = false;
         while !shutting_down {
             let mut disk_full = false;
@@ -184,9 +196,11 @@ impl Committer {
             {
                 self.error(format!("retention: {e}"));
             }
-            if disk_full || last_retention.elapsed() >= RETENTION_EVERY {
-                last_retention = Instant::now();
-                if let Err(e) = self.retention(now_us()) {
+            let mono = self.clock.monotonic();
+            if disk_full || last_retention.is_none_or(|t| mono.saturating_sub(t) >= RETENTION_EVERY)
+            {
+                last_retention = Some(mono);
+                if let Err(e) = self.retention(self.clock.realtime_us()) {
                     self.error(format!("retention: {e}"));
                 }
                 let (bytes, reopens, available) = (
@@ -238,8 +252,8 @@ impl Committer {
                 self.save_clock_steps();
             }
         }
-        let (wall, mono) = (now_us(), Instant::now());
-        let expected = self.clocks.0 + mono.duration_since(self.clocks.1).as_micros() as i64;
+        let (wall, mono) = (self.clock.realtime_us(), self.clock.monotonic());
+        let expected = self.clocks.0 + mono.saturating_sub(self.clocks.1).as_micros() as i64;
         self.clocks = (wall, mono);
         let delta = wall - expected;
         if delta.abs() < CLOCK_STEP_US {

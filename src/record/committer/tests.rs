@@ -1,6 +1,7 @@
 //! Unit tests of the committer: group commit, refused records, retention by age (with clock steps), bytes and free space.
 
 use super::*;
+use crate::base::clock::Clocks;
 use crate::index::{EndReason, Keyframe};
 use std::sync::Arc;
 
@@ -202,6 +203,48 @@ fn retention_ages_recordings_across_a_forward_clock_step() {
     // goes; the second, recorded 11 s later, stays.
     c.retention((day + 12 * 3600 + 20) * 1_000_000).unwrap();
     assert_eq!(remaining(&c), vec![(1, day + 21)]);
+}
+
+/// The committer sees the wall clock step (and only a step: time passing, or a slew under
+/// [`CLOCK_STEP_US`], is none) from its clock alone, and records it with the newest end
+/// recorded before it; driven by a simulated clock, without sleeping.
+#[test]
+fn wall_clock_steps_are_seen_and_recorded() {
+    let (dir, c) = setup(|dir| RetentionPolicy {
+        storage: Layout::new(dir),
+        retain_days: None,
+        max_bytes: None,
+        min_free: None,
+    });
+    let clock = crate::base::clock::SimulatedClocks::new(1_000_000_000_000);
+    let mut c = c.with_clock(clock.clone());
+    put(
+        &mut c,
+        dir.path(),
+        rec(1, 1_000_000, 10, EndReason::Rotation),
+    );
+    // An hour passes, with a slew of 1.5 s: no step.
+    clock.advance(Duration::from_secs(3600));
+    clock.step_realtime(1_500_000);
+    c.watch_clock();
+    assert!(c.clock_steps.is_empty());
+    // `date -s` a day ahead.
+    clock.advance(Duration::from_secs(1));
+    clock.step_realtime(86_400_000_000);
+    c.watch_clock();
+    assert_eq!(c.clock_steps.len(), 1, "{:?}", c.clock_steps);
+    let s = &c.clock_steps[0];
+    assert_eq!(s.delta_us, 86_400_000_000);
+    assert_eq!(s.at_us, clock.realtime_us());
+    // Recordings up to the segment's end (and the time expected before the step) were
+    // stamped by the clock before it.
+    assert_eq!(s.recorded_until_us, s.at_us - s.delta_us);
+    assert_eq!(c.index.clock_steps().unwrap(), c.clock_steps);
+    // Back by ten minutes: a second step, negative.
+    clock.step_realtime(-600_000_000);
+    c.watch_clock();
+    assert_eq!(c.clock_steps.len(), 2);
+    assert_eq!(c.clock_steps[1].delta_us, -600_000_000);
 }
 
 /// On a full disk with the index unreadable (it could not reopen), retention deletes
