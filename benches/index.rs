@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use vigil::index::{EndReason, Index, Keyframe, Op, SegmentRecord};
+use vigil::index::{Index, Keyframe, Op, SegmentRecord};
 
 const CAMERAS: u32 = 32;
 const SEGMENTS_PER_CAMERA: i64 = 30 * 24 * 60;
@@ -15,12 +15,8 @@ const SEG_US: i64 = 60_000_000;
 
 fn record(cam: u32, i: i64) -> SegmentRecord {
     let start = T0 + i * SEG_US;
+    // A 60 s 1080p segment of a 4 Mbit/s camera with a keyframe every 2 s.
     SegmentRecord {
-        camera_id: cam,
-        file: format!("cam{cam}/2023-11-14/{i:08}.mp4"),
-        start_us: start,
-        end_us: start + SEG_US,
-        duration_90k: 60 * 90_000,
         bytes: 30_000_000,
         frames: 900,
         init_len: 760,
@@ -31,11 +27,14 @@ fn record(cam: u32, i: i64) -> SegmentRecord {
                 offset: 760 + k * 1_000_000,
             })
             .collect(),
-        codec: "avc1.640028".into(),
         width: 1920,
         height: 1080,
-        end_reason: EndReason::Rotation,
-        run: 1,
+        ..SegmentRecord::for_test(
+            cam,
+            format!("cam{cam}/2023-11-14/{i:08}.mp4"),
+            start,
+            start + SEG_US,
+        )
     }
 }
 

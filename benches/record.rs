@@ -41,30 +41,13 @@ fn frames(params: &Arc<VideoParams>, t0_us: i64) -> Vec<Frame> {
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(std::env::var("VIGIL_BENCH_DIR").unwrap_or(".".into())).unwrap();
-    let params = Arc::new(VideoParams {
-        codec: "avc1.640028".into(),
-        width: 1920,
-        height: 1080,
-        nominal_duration: Some(6000),
-        encoding: "h264",
-        codec_config: Vec::new(),
-        audio: None,
-        sample_entry: {
-            let mut e = vec![0, 0, 0, 86, b'a', b'v', b'c', b'1'];
-            e.resize(86, 0);
-            e
-        },
-    });
+    let params = Arc::new(VideoParams::for_test(1920, 1080));
     let layout = vigil::storage::Layout::new(dir.path());
     let index = vigil::record::open_index(&layout).unwrap();
+    // No free-space floor: nothing here is deleted.
     let storage = StorageConfig {
-        dir: dir.path().to_owned(),
-        retain_days: None,
-        max_bytes: None,
-        // No free-space floor: nothing here is deleted.
         min_free: Some(0),
-        segment_seconds: 60,
-        commit_interval_ms: 1000,
+        ..StorageConfig::new(dir.path())
     };
     let bytes: u64 = frames(&params, 0).iter().map(|f| f.data.len() as u64).sum();
     let mut g = c.benchmark_group("segment_write");

@@ -30,6 +30,26 @@ pub struct VideoParams {
     pub audio: Option<Arc<AudioTrack>>,
 }
 
+impl VideoParams {
+    /// H.264 parameters of `width` x `height` at 15 fps with a placeholder `avc1` sample
+    /// entry (86 bytes, zeros), for tests and benchmarks of recording (nothing decodes it).
+    #[doc(hidden)]
+    pub fn for_test(width: u32, height: u32) -> VideoParams {
+        let mut sample_entry = vec![0, 0, 0, 86, b'a', b'v', b'c', b'1'];
+        sample_entry.resize(86, 0);
+        VideoParams {
+            codec: "avc1.640028".into(),
+            width,
+            height,
+            nominal_duration: Some(6000),
+            sample_entry,
+            encoding: "h264",
+            codec_config: Vec::new(),
+            audio: None,
+        }
+    }
+}
+
 /// A recorded audio track's description: its MP4 sample entry (`mp4a` with `esds`,
 /// ISO/IEC 14496-14) and timescale (the sample rate, Hz).
 #[derive(Clone, Debug, PartialEq, Eq)]

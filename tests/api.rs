@@ -1,4 +1,5 @@
 //! HTTP API parameter handling: every bad parameter gets a 4xx with a message, never a 500.
+//! The daemon runs in this process ([`TestDaemon`]).
 
 mod common;
 
@@ -8,10 +9,10 @@ use common::*;
 fn bad_recordings_parameters_get_4xx_with_message() {
     let t = TestDir::new();
     let cfg = idle_camera_config(&t, "");
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let d = TestDaemon::start(&cfg);
     // The first request after the listener opens already lists every configured camera
     // (even one that never connects), so clients never see a partial list.
-    let cams = get_json(&format!("{base}/api/cameras"));
+    let cams = d.get_json("/api/cameras");
     let names: Vec<_> = cams["cameras"]
         .as_array()
         .unwrap()
@@ -20,7 +21,7 @@ fn bad_recordings_parameters_get_4xx_with_message() {
         .collect();
     assert_eq!(names, vec![serde_json::json!("cam")], "{cams}");
     assert_eq!(cams["cameras"][0]["motion_enabled"], true, "{cams}");
-    let r = |q: &str| get_status(&format!("{base}/api/recordings{q}"));
+    let r = |q: &str| d.get_status(&format!("/api/recordings{q}"));
     let cases = [
         ("", 400, "missing parameter: camera"),
         ("?camera=nope", 404, "unknown camera"),
@@ -45,7 +46,7 @@ fn bad_recordings_parameters_get_4xx_with_message() {
     let (ok, body) = r("?camera=cam&start=2026-01-01T00:00:00%2B01:00&end=2026-01-01T01:00:00Z");
     assert_eq!(ok, 200, "{body}");
     assert_eq!(body["start"], "2025-12-31T23:00:00Z");
-    let (code, body) = get_status(&format!("{base}/api/nothing-here"));
+    let (code, body) = d.get_status("/api/nothing-here");
     assert_eq!(code, 404);
     assert!(
         body["error"]
@@ -55,13 +56,12 @@ fn bad_recordings_parameters_get_4xx_with_message() {
         "{body}"
     );
     // A known path with a method it does not take: 405 with a message.
-    let url = format!("{base}/api/events/counts");
-    let mut resp = bearer(lenient().delete(&url), &url).call().unwrap();
+    let mut resp = d.delete("/api/events/counts").call().unwrap();
     assert_eq!(resp.status().as_u16(), 405);
     let body: serde_json::Value = resp.body_mut().read_json().unwrap();
     assert!(body["error"].as_str().unwrap().contains("DELETE"), "{body}");
     assert_eq!(
-        ureq::get(&format!("{base}/health"))
+        ureq::get(&d.url("/health"))
             .call() // no credentials: /health is public
             .unwrap()
             .body_mut()
@@ -69,7 +69,7 @@ fn bad_recordings_parameters_get_4xx_with_message() {
             .unwrap(),
         "ok\n"
     );
-    assert!(d.stop(std::time::Duration::from_secs(20)).success());
+    d.stop();
 }
 
 /// The OpenAPI document and the router agree: every route of the router is documented
@@ -96,14 +96,13 @@ fn openapi_document_matches_the_routes() {
 
     let t = TestDir::new();
     let cfg = idle_camera_config(&t, "");
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    assert_eq!(get_json(&format!("{base}/api/openapi.json")), doc);
+    let d = TestDaemon::start(&cfg);
+    assert_eq!(d.get_json("/api/openapi.json"), doc);
     for (path, method) in &documented {
         if method != "get" || path == "/api/alerts/stream" {
             continue; // POST is tested elsewhere; the stream never ends
         }
-        let url = format!("{base}{}", fill_path(path));
-        let mut r = bearer(lenient().get(&url), &url).call().unwrap();
+        let mut r = d.get(&fill_path(path)).call().unwrap();
         let code = r.status().as_u16();
         let body = r.body_mut().read_to_string().unwrap_or_default();
         // An unrouted path is axum's bare 404; handlers answer, or refuse with a message.
@@ -113,5 +112,5 @@ fn openapi_document_matches_the_routes() {
         );
         assert!(code < 500, "{path}: {code} {body}");
     }
-    assert!(d.stop(std::time::Duration::from_secs(20)).success());
+    d.stop();
 }

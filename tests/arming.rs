@@ -23,8 +23,8 @@ fn disarmed_zones_are_recorded_but_raise_no_alerts() {
            \n[[schedules]]\nname = \"always\"\ntimezone = \"Pacific/Auckland\"\ndisarmed = []\n";
     std::fs::write(&cfg, text).unwrap();
     let t0 = vigil::base::time::now_us() - 60_000_000;
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    let alerts = sse_alerts(&format!("{base}/api/alerts/stream"));
+    let d = TestDaemon::start(&cfg);
+    let alerts = d.alerts();
 
     // The clip's first crossing goes through "left" and "right"; collect its alerts up to
     // the camera's end alert.
@@ -61,30 +61,28 @@ fn disarmed_zones_are_recorded_but_raise_no_alerts() {
     // The event itself has both zones: disarming holds back alerts, not the record.
     let far = vigil::base::time::now_us() + 3_600_000_000;
     let ev = wait_for(Duration::from_secs(20), "the stored event", || {
-        let (code, v) = get_status(&format!("{base}/api/events/{id}"));
+        let (code, v) = d.get_status(&format!("/api/events/{id}"));
         (code == 200).then_some(v)
     });
     assert_eq!(ev["zones"], serde_json::json!(["left", "right"]), "{ev}");
-    let list = get_json(&format!(
-        "{base}/api/events?start={}&end={}&zone=left",
+    let list = d.get_json(&format!(
+        "/api/events?start={}&end={}&zone=left",
         rfc3339(t0),
         rfc3339(far)
     ));
     assert!(list["total"].as_u64().unwrap() >= 1, "{list}");
-    let s = camera_status(&base, "fixture");
+    let s = d.camera("fixture");
     assert_eq!(s["armed"], true, "{s}");
     assert_eq!(s["disarmed_zones"], serde_json::json!(["left"]), "{s}");
     // The latest picture, for live view: a JPEG of the camera's 320x180 image.
-    let mut r = get(&format!("{base}/api/cameras/fixture/snapshot.jpg"))
-        .call()
-        .unwrap();
+    let mut r = d.get("/api/cameras/fixture/snapshot.jpg").call().unwrap();
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     assert!(r.headers().contains_key("x-vigil-time"));
     let img = image::load_from_memory(&r.body_mut().read_to_vec().unwrap()).unwrap();
     assert_eq!((img.width(), img.height()), (320, 180));
-    let (code, body) = get_status(&format!("{base}/api/cameras/nope/snapshot.jpg"));
+    let (code, body) = d.get_status("/api/cameras/nope/snapshot.jpg");
     assert_eq!(code, 404, "{body}");
     // The analysis pipeline's decoding threads were found and their CPU time counted.
     assert!(s["decode_seconds"].as_f64().unwrap() > 0.0, "{s}");
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
 }

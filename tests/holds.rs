@@ -1,6 +1,6 @@
 //! Legal holds in the running daemon: a held segment outlives retention by bytes until an
 //! admin releases it. (Its own test binary, so that it does not run beside the full-disk
-//! test and slow it down.)
+//! test and slow it down.) The daemon runs in this process.
 
 mod common;
 
@@ -13,15 +13,15 @@ use common::*;
 #[test]
 fn legal_hold_survives_retention_until_released() {
     let t = TestDir::new();
-    let r = rig(
+    let r = site(
         &t,
         &[("r", "r")],
         &["--bitrate-kbps", "1500"],
         "segment_seconds = 2\nmax_bytes = \"1 MiB\"",
     );
-    let base = r.base.clone();
+    let d = &r.daemon;
     let first = wait_for(Duration::from_secs(30), "a closed segment", || {
-        let v = get_json(&format!("{base}/api/recordings?camera=r"));
+        let v = d.get_json("/api/recordings?camera=r");
         let s = &v["segments"][0];
         (s["open"] == false).then(|| s.clone())
     });
@@ -57,7 +57,7 @@ fn legal_hold_survives_retention_until_released() {
             "no event 123456",
         ),
     ] {
-        let mut a = post(&format!("{base}/api/holds")).send_json(&body).unwrap();
+        let mut a = d.post("/api/holds").send_json(&body).unwrap();
         let got: serde_json::Value = a.body_mut().read_json().unwrap();
         assert_eq!(a.status().as_u16(), code, "{body}: {got}");
         assert!(
@@ -65,7 +65,7 @@ fn legal_hold_survives_retention_until_released() {
             "{body}: {got}"
         );
     }
-    let mut a = post(&format!("{base}/api/holds"))
+    let mut a = d.post("/api/holds")
         .send_json(serde_json::json!({"camera": "r", "start": start, "end": end, "reason": "case 12: till 3"}))
         .unwrap();
     assert_eq!(a.status(), 201);
@@ -81,32 +81,28 @@ fn legal_hold_survives_retention_until_released() {
         Duration::from_secs(60),
         "retention to delete 3 segments",
         || {
-            let s = get_json(&format!("{base}/api/storage"));
+            let s = d.get_json("/api/storage");
             (s["deleted_segments"].as_u64().unwrap() >= 3).then_some(())
         },
     );
-    let v = get_json(&format!("{base}/api/recordings?camera=r&start={start}"));
+    let v = d.get_json(&format!("/api/recordings?camera=r&start={start}"));
     assert_eq!(v["segments"][0]["file"], held_file.as_str(), "{v}");
     assert!(r.storage.join(&held_file).exists());
-    let list = get_json(&format!("{base}/api/holds?camera=r"));
+    let list = d.get_json("/api/holds?camera=r");
     assert_eq!(list["holds"][0]["id"], hold["id"], "{list}");
 
     // Released (admin), it goes the way of the rest.
     let id = hold["id"].as_u64().unwrap();
-    let del = bearer(lenient().delete(&format!("{base}/api/holds/{id}")), &base)
-        .call()
-        .unwrap();
+    let del = d.delete(&format!("/api/holds/{id}")).call().unwrap();
     assert_eq!(del.status(), 200);
-    let del = bearer(lenient().delete(&format!("{base}/api/holds/{id}")), &base)
-        .call()
-        .unwrap();
+    let del = d.delete(&format!("/api/holds/{id}")).call().unwrap();
     assert_eq!(del.status(), 404);
     wait_for(
         Duration::from_secs(60),
         "the released segment deleted",
         || (!r.storage.join(&held_file).exists()).then_some(()),
     );
-    assert!(r.daemon.stop(Duration::from_secs(20)).success());
+    r.daemon.stop();
     let audit = std::fs::read_to_string(r.storage.join("audit.log")).unwrap();
     assert!(audit.contains("\"hold.create\"") && audit.contains("\"hold.release\""));
     assert!(audit.contains("case 12: till 3"));

@@ -85,17 +85,17 @@ fn h265_and_udp_record_playable_segments() {
     );
     text += "transport = \"udp\"\n"; // applies to the last camera
     let cfg = t.write("vigil.toml", &text);
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    wait_streaming(&base, "hevc");
-    wait_streaming(&base, "udp");
+    let d = TestDaemon::start(&cfg);
+    d.wait_streaming("hevc");
+    d.wait_streaming("udp");
     std::thread::sleep(Duration::from_secs(8));
-    let hevc = camera_status(&base, "hevc");
+    let hevc = d.camera("hevc");
     assert!(
         hevc["codec"].as_str().unwrap().starts_with("hvc1")
             || hevc["codec"].as_str().unwrap().starts_with("hev1"),
         "{hevc}"
     );
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
     let segs = indexed_segments(&storage);
     for cam in [1, 2] {
         let n: u32 = segs
@@ -115,32 +115,31 @@ fn h265_and_udp_record_playable_segments() {
 fn dropped_connections_and_corrupt_data_keep_recording() {
     let t = TestDir::new();
     let clip = fixture("clips/scene-320x180.mp4");
-    let Rig {
+    let Site {
         cam,
         storage,
         daemon: d,
-        base,
         ..
-    } = rig(
+    } = site(
         &t,
         &[("f", "f")],
         &["--file", clip.to_str().unwrap()],
         "segment_seconds = 2",
     );
-    wait_streaming(&base, "f");
+    d.wait_streaming("f");
     std::thread::sleep(Duration::from_secs(3));
     cam.signal(libc::SIGUSR1);
     let s = wait_for(Duration::from_secs(30), "reconnect after drop", || {
-        let s = camera_status(&base, "f");
+        let s = d.camera("f");
         (s["reconnects"].as_u64().unwrap() >= 1 && s["state"] == "streaming").then_some(s)
     });
     let frames_before = s["frames"].as_u64().unwrap();
     cam.signal(libc::SIGUSR2);
     std::thread::sleep(Duration::from_secs(6));
-    let s = camera_status(&base, "f");
+    let s = d.camera("f");
     assert_eq!(s["state"], "streaming", "{s}");
     assert!(s["frames"].as_u64().unwrap() >= frames_before + 60, "{s}");
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
     let segs = indexed_segments(&storage);
     assert!(
         segs.iter().any(|s| s.end_reason == EndReason::Disconnect),
@@ -160,21 +159,20 @@ fn dropped_connections_and_corrupt_data_keep_recording() {
 fn codec_parameter_change_starts_new_segment() {
     let t = TestDir::new();
     let clip = fixture("clips/two-sizes.h264");
-    let Rig {
+    let Site {
         cam: _cam,
         storage,
         daemon: d,
-        base,
         ..
-    } = rig(
+    } = site(
         &t,
         &[("p", "p")],
         &["--file", clip.to_str().unwrap()],
         "segment_seconds = 60",
     );
-    wait_streaming(&base, "p");
+    d.wait_streaming("p");
     std::thread::sleep(Duration::from_secs(9));
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
     let segs = indexed_segments(&storage);
     let changes = segs
         .iter()

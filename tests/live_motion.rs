@@ -13,11 +13,11 @@ fn daemon_detects_crossings_live_with_zones() {
     let t = TestDir::new();
     let (_cam, cfg) = crossing_camera(&t, "segment_seconds = 4");
     let storage = t.join("storage");
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let d = TestDaemon::start(&cfg);
     let mut saw_motion = false;
     // The first crossing runs 1.5-5.5 s into the clip and closes 2 s later (post_roll).
     let s = wait_for(Duration::from_secs(40), "a live motion event", || {
-        let s = camera_status(&base, "fixture");
+        let s = d.camera("fixture");
         saw_motion |= s["motion"] == true && s["motion_score"].as_f64().unwrap() > 0.005;
         (s["motion_events"].as_u64().unwrap() >= 1).then_some(s)
     });
@@ -38,7 +38,7 @@ fn daemon_detects_crossings_live_with_zones() {
     );
     // Recording went on beside the analysis.
     assert_eq!(s["dropped_frames"], 0, "{s}");
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
     assert_segments_play(&storage, &indexed_segments(&storage));
 }
 
@@ -64,9 +64,8 @@ fn detect_url_is_analysed_and_its_loss_does_not_stop_recording() {
         "",
         &format!("detect_url = \"rtsp://127.0.0.1:{sub_port}/sub\""),
     );
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    let s = wait_status(
-        &base,
+    let d = TestDaemon::start(&cfg);
+    let s = d.wait_status(
         "fixture",
         Duration::from_secs(40),
         "an event from the detect stream",
@@ -84,18 +83,18 @@ fn detect_url_is_analysed_and_its_loss_does_not_stop_recording() {
     let frames = s["frames"].as_u64().unwrap();
     sub.kill9();
     let s = wait_for(Duration::from_secs(30), "detect session lost", || {
-        let s = camera_status(&base, "fixture");
+        let s = d.camera("fixture");
         (s["detect_state"] == "backoff").then_some(s)
     });
     assert!(s["detect_error"].is_string(), "{s}");
     std::thread::sleep(Duration::from_secs(3));
-    let s = camera_status(&base, "fixture");
+    let s = d.camera("fixture");
     assert_eq!(s["state"], "streaming", "{s}");
     assert!(
         s["frames"].as_u64().unwrap() > frames + 30,
         "recording stalled: {s}"
     );
     assert_eq!(s["reconnects"], 0, "{s}");
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
     assert_segments_play(&storage, &indexed_segments(&storage));
 }

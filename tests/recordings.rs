@@ -1,6 +1,7 @@
 //! `vigil recordings` and `GET /api/recordings` are one read service: the CLI asks the
 //! running daemon (which holds the index) or, once it is stopped, reads the index itself,
-//! and gives the same answer; both reads are audited under the same action.
+//! and gives the same answer; both reads are audited under the same action. The daemon runs
+//! in this process.
 
 mod common;
 
@@ -37,13 +38,9 @@ fn cli_and_api_list_the_same_recordings_and_both_are_audited() {
     .replace("127.0.0.1:0", &format!("127.0.0.1:{}", free_port()));
     let cfg = t.write("vigil.toml", &text);
     let t0 = now_us() - 1_000_000;
-    let (daemon, base) = daemon(&cfg, &t.join("daemon.log"));
+    let daemon = TestDaemon::start(&cfg);
     wait_for(Duration::from_secs(40), "3 segments", || {
-        (camera_status(&base, "c")["segments_written"]
-            .as_u64()
-            .unwrap()
-            >= 3)
-            .then_some(())
+        (daemon.camera("c")["segments_written"].as_u64().unwrap() >= 3).then_some(())
     });
     // A range that ended: its gaps do not depend on when it is asked.
     let t1 = now_us() - 500_000;
@@ -55,17 +52,17 @@ fn cli_and_api_list_the_same_recordings_and_both_are_audited() {
         "--until",
         &rfc3339(t1),
     ];
-    let token = token_for(&base).unwrap();
+    let token = daemon.token.clone();
     // Ingest counts what it received, the writer what it wrote.
-    let s = camera_status(&base, "c");
+    let s = daemon.camera("c");
     let (received, written) = (
         s["received_frames"].as_u64().unwrap(),
         s["frames"].as_u64().unwrap(),
     );
     assert!(written > 0 && received >= written, "{s}");
 
-    let api = get_json(&format!(
-        "{base}/api/recordings?camera=c&start={}&end={}",
+    let api = daemon.get_json(&format!(
+        "/api/recordings?camera=c&start={}&end={}",
         rfc3339(t0),
         rfc3339(t1)
     ));
@@ -97,7 +94,7 @@ fn cli_and_api_list_the_same_recordings_and_both_are_audited() {
         String::from_utf8_lossy(&out.stderr).contains("unknown camera"),
         "{out:?}"
     );
-    assert!(daemon.stop(Duration::from_secs(20)).success());
+    daemon.stop();
 
     // The daemon stopped: the same answer from the index, as text and as JSON.
     let out = recordings(&cfg, None, &[&range[..], &["--json"]].concat());

@@ -74,16 +74,14 @@ impl Default for ServerConfig {
     }
 }
 
-/// Validates `[server]` and `[metrics]`; `base` is the config file's directory.
-pub(super) fn validate(
-    server: Option<RawServer>,
-    metrics: Option<RawMetrics>,
+/// `server.tls_cert` and `server.tls_key` (both or neither), resolved against `base`.
+fn tls(
+    server: &RawServer,
     base: &Path,
     loc: &Locator,
     errs: &mut Vec<ConfigError>,
-) -> ServerConfig {
-    let server = server.unwrap_or_default();
-    let tls = match (&server.tls_cert, &server.tls_key) {
+) -> Option<TlsConfig> {
+    match (&server.tls_cert, &server.tls_key) {
         (None, None) => None,
         (Some(cert), Some(key)) => {
             let mut file = |v: &Spanned<String>, key: &str| {
@@ -108,7 +106,19 @@ pub(super) fn validate(
             ));
             None
         }
-    };
+    }
+}
+
+/// Validates `[server]` and `[metrics]`; `base` is the config file's directory.
+pub(super) fn validate(
+    server: Option<RawServer>,
+    metrics: Option<RawMetrics>,
+    base: &Path,
+    loc: &Locator,
+    errs: &mut Vec<ConfigError>,
+) -> ServerConfig {
+    let server = server.unwrap_or_default();
+    let tls = tls(&server, base, loc, errs);
     let listen = match &server.listen {
         None => DEFAULT_LISTEN.parse().unwrap(),
         Some(l) => match l.get_ref().parse::<SocketAddr>() {

@@ -33,6 +33,19 @@ pub struct StorageConfig {
 }
 
 impl StorageConfig {
+    /// What a `[storage]` section with only `dir` gives: no age or byte limit, the default
+    /// free-space floor (2% of the disk, at most 4 GiB), 60 s segments, commits every 1 s.
+    pub fn new(dir: impl Into<PathBuf>) -> StorageConfig {
+        StorageConfig {
+            dir: dir.into(),
+            retain_days: None,
+            max_bytes: None,
+            min_free: None,
+            segment_seconds: 60,
+            commit_interval_ms: 1000,
+        }
+    }
+
     /// The storage directory's layout: where everything in it lives.
     pub fn layout(&self) -> crate::storage::Layout {
         crate::storage::Layout::new(self.dir.clone())

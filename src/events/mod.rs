@@ -502,26 +502,10 @@ pub fn activity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{EndReason, Op, SegmentRecord};
+    use crate::index::{Op, SegmentRecord};
 
     fn seg(cam: u32, start: i64, end: i64) -> SegmentRecord {
-        SegmentRecord {
-            camera_id: cam,
-            file: format!("f{start}"),
-            start_us: start,
-            end_us: end,
-            duration_90k: 0,
-            bytes: 0,
-            frames: 1,
-            init_len: 0,
-            mehd_offset: 0,
-            keyframes: vec![],
-            codec: String::new(),
-            width: 0,
-            height: 0,
-            end_reason: EndReason::Rotation,
-            run: 1,
-        }
+        SegmentRecord::for_test(cam, format!("f{start}"), start, end)
     }
 
     fn ev(ix: &Index, cam: u32, start: i64, end: i64, zones: &[&str], score: f32) -> u64 {

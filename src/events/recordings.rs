@@ -154,21 +154,8 @@ mod tests {
 
     fn seg(start: i64, end: i64, reason: EndReason) -> SegmentRecord {
         SegmentRecord {
-            camera_id: 1,
-            file: String::new(),
-            start_us: start,
-            end_us: end,
-            duration_90k: 0,
-            bytes: 0,
-            frames: 1,
-            init_len: 0,
-            mehd_offset: 0,
-            keyframes: vec![],
-            codec: String::new(),
-            width: 0,
-            height: 0,
             end_reason: reason,
-            run: 1,
+            ..SegmentRecord::for_test(1, "", start, end)
         }
     }
 

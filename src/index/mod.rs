@@ -97,6 +97,23 @@ pub enum Op {
     ForgetGarbage(String),
 }
 
+impl Op {
+    /// Removing segment `r` from the index.
+    pub fn delete(r: &SegmentRecord) -> Op {
+        Op::DeleteSegment {
+            camera_id: r.camera_id,
+            start_us: r.start_us,
+            file: r.file.clone(),
+        }
+    }
+
+    /// Forgetting segment `r` whose file is already gone: its entry, and its file in
+    /// `garbage`.
+    pub fn forget(r: &SegmentRecord) -> [Op; 2] {
+        [Op::delete(r), Op::ForgetGarbage(r.file.clone())]
+    }
+}
+
 /// The sled database and its trees: one generation of the store.
 pub(crate) struct Trees {
     /// Which generation of the store this is (see [`Epochs`]).

@@ -86,6 +86,35 @@ impl SegmentRecord {
     pub fn is_open(&self) -> bool {
         self.end_reason == EndReason::Open
     }
+
+    /// A closed segment record for tests and benchmarks (the one builder they share):
+    /// camera `camera_id`, file `file`, `[start_us, end_us)` with the media duration of
+    /// that span, 1,000 bytes of which the first 100 are the init segment, 10 frames, one
+    /// keyframe at the start of the data, H.264 640x360, ended by rotation, run 1.
+    /// Override what a test needs with struct update syntax.
+    #[doc(hidden)]
+    pub fn for_test(camera_id: u32, file: impl Into<String>, start_us: i64, end_us: i64) -> Self {
+        SegmentRecord {
+            camera_id,
+            file: file.into(),
+            start_us,
+            end_us,
+            duration_90k: ((end_us - start_us).max(0) * 9 / 100) as u64,
+            bytes: 1000,
+            frames: 10,
+            init_len: 100,
+            mehd_offset: 50,
+            keyframes: vec![Keyframe {
+                t_90k: 0,
+                offset: 100,
+            }],
+            codec: "avc1.640028".into(),
+            width: 640,
+            height: 360,
+            end_reason: EndReason::Rotation,
+            run: 1,
+        }
+    }
 }
 
 /// `segments` key: camera id (u32 BE) ++ start µs (i64 BE, offset by 2^63 to keep order).

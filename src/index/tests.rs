@@ -3,26 +3,7 @@
 use super::*;
 
 fn rec(cam: u32, start: i64, end: i64) -> SegmentRecord {
-    SegmentRecord {
-        camera_id: cam,
-        file: format!("c{cam}/{start}.mp4"),
-        start_us: start,
-        end_us: end,
-        duration_90k: ((end - start) * 9 / 100) as u64,
-        bytes: 1000,
-        frames: 10,
-        init_len: 100,
-        mehd_offset: 50,
-        keyframes: vec![Keyframe {
-            t_90k: 0,
-            offset: 100,
-        }],
-        codec: "avc1.640028".into(),
-        width: 640,
-        height: 360,
-        end_reason: EndReason::Rotation,
-        run: 1,
-    }
+    SegmentRecord::for_test(cam, format!("c{cam}/{start}.mp4"), start, end)
 }
 
 #[test]

@@ -112,12 +112,7 @@ fn check_indexed(
                     "{}: indexed but the file is gone; entry dropped",
                     r.file
                 ));
-                ops.push(Op::DeleteSegment {
-                    camera_id: r.camera_id,
-                    start_us: r.start_us,
-                    file: r.file.clone(),
-                });
-                ops.push(Op::ForgetGarbage(r.file.clone()));
+                ops.extend(Op::forget(&r));
                 continue;
             }
         };
@@ -154,12 +149,7 @@ fn check_indexed(
                     .push(format!("{}: {what}; nothing playable, removed", r.file));
                 if fix {
                     std::fs::remove_file(&path)?;
-                    ops.push(Op::DeleteSegment {
-                        camera_id: r.camera_id,
-                        start_us: r.start_us,
-                        file: r.file.clone(),
-                    });
-                    ops.push(Op::ForgetGarbage(r.file.clone()));
+                    ops.extend(Op::forget(&r));
                 }
             }
         }

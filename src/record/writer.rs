@@ -658,20 +658,7 @@ mod tests {
     #[test]
     fn commits_follow_the_commit_interval_of_the_clock() {
         let dir = tempfile::tempdir().unwrap();
-        let params = Arc::new(VideoParams {
-            codec: "avc1.640028".into(),
-            width: 640,
-            height: 360,
-            nominal_duration: Some(6000),
-            encoding: "h264",
-            codec_config: Vec::new(),
-            audio: None,
-            sample_entry: {
-                let mut e = vec![0, 0, 0, 86, b'a', b'v', b'c', b'1'];
-                e.resize(86, 0);
-                e
-            },
-        });
+        let params = Arc::new(VideoParams::for_test(640, 360));
         let (tx, rx) = std::sync::mpsc::channel();
         let clock = SimulatedClocks::new(1_700_000_000_000_000);
         let mut w = SegmentWriter::new(

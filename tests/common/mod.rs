@@ -9,6 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod inprocess;
+mod media;
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use inprocess::*;
+#[allow(unused_imports)]
+pub use media::*;
+
 pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 
 /// A child process killed (SIGKILL) on drop unless already stopped.
@@ -373,106 +381,6 @@ pub fn camera_status(base: &str, name: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no camera {name} in {v}"))
 }
 
-/// Frames and duration (s) of a media file as ffprobe counts them.
-pub fn ffprobe(path: &Path) -> (u64, f64) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames:format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe (apt install ffmpeg)");
-    assert!(
-        out.status.success(),
-        "ffprobe failed on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let frames = v["streams"][0]["nb_read_frames"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let dur = v["format"]["duration"].as_str().unwrap().parse().unwrap();
-    (frames, dur)
-}
-
-/// Rows of numbers FFmpeg shows for `stream` (`v:0`, `a:0`) of a file: `entries` as in
-/// `ffprobe -show_entries` (`packet=dts_time`, `frame=pts`, ...), one row per packet or
-/// frame; rows with a missing value are left out.
-pub fn ffprobe_rows(path: &Path, stream: &str, entries: &str) -> Vec<Vec<f64>> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            stream,
-            "-show_entries",
-            entries,
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            l.trim()
-                .trim_end_matches(',')
-                .split(',')
-                .map(|v| v.parse().ok())
-                .collect()
-        })
-        .collect()
-}
-
-/// Decode times (s) of the video stream's packets, as FFmpeg reads them.
-pub fn ffprobe_dts(path: &Path) -> Vec<f64> {
-    ffprobe_rows(path, "v:0", "packet=dts_time")
-        .into_iter()
-        .map(|r| r[0])
-        .collect()
-}
-
-/// Checks a segment file against its index record with FFmpeg: the frame count FFmpeg
-/// decodes, and the span of its decode times, which must equal the indexed duration less
-/// the last sample's (that one FFmpeg only guesses: fragmented MP4 has no `stts`, so
-/// FFmpeg's per-packet durations come from the frame rate).
-pub fn ffprobe_matches_index(path: &Path, rec: &vigil::index::SegmentRecord) -> Result<(), String> {
-    let (frames, _) = ffprobe(path);
-    if frames != rec.frames as u64 {
-        return Err(format!(
-            "{}: ffprobe {frames} frames, index {}",
-            rec.file, rec.frames
-        ));
-    }
-    let dts = ffprobe_dts(path);
-    let span = dts.last().unwrap_or(&0.0) - dts.first().unwrap_or(&0.0);
-    let scan = vigil::record::fmp4::scan(&mut std::fs::File::open(path).unwrap()).unwrap();
-    let last = scan
-        .fragments
-        .last()
-        .and_then(|f| f.samples.last())
-        .map_or(0, |s| s.duration);
-    let want = (rec.duration_90k - last as u64) as f64 / 90_000.0;
-    if (span - want).abs() > 0.002 {
-        return Err(format!(
-            "{}: ffprobe decode times span {span} s, index {want} s (+ last sample)",
-            rec.file
-        ));
-    }
-    Ok(())
-}
-
 pub struct TestDir {
     pub dir: tempfile::TempDir,
 }
@@ -533,42 +441,10 @@ pub fn indexed_segments(storage: &Path) -> Vec<vigil::index::SegmentRecord> {
     v
 }
 
-/// Number of video packets in a file (no decoding: corrupt frames count too).
-pub fn ffprobe_packets(path: &Path) -> u64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_packets", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap()
-}
-
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(name)
-}
-
-/// Checks that every indexed segment plays in ffprobe with the indexed frame count and
-/// duration (to the millisecond).
-pub fn assert_segments_play(storage: &Path, segs: &[vigil::index::SegmentRecord]) {
-    for s in segs {
-        let path = storage.join(&s.file);
-        if let Err(e) = ffprobe_matches_index(&path, s) {
-            panic!("{e}");
-        }
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().len(),
-            s.bytes,
-            "{}: file length vs index",
-            s.file
-        );
-    }
 }
 
 /// A 10 s clip at 15 fps (1080p at about 4 Mbit/s, or 360p at about 600 kbit/s), made
@@ -645,6 +521,36 @@ pub fn rig(t: &TestDir, cameras: &[(&str, &str)], cam_args: &[&str], storage_ext
     }
 }
 
+/// [`Rig`] with the daemon in this process ([`TestDaemon`], which holds its token).
+pub struct Site {
+    /// The fake camera: keep it bound (`cam: _cam`) or it stops.
+    pub cam: Proc,
+    pub port: u16,
+    pub storage: PathBuf,
+    pub cfg: PathBuf,
+    pub daemon: TestDaemon,
+}
+
+/// [`rig`] with the daemon run in this process.
+pub fn site(t: &TestDir, cameras: &[(&str, &str)], cam_args: &[&str], storage_extra: &str) -> Site {
+    let paths: Vec<&str> = cameras.iter().map(|c| c.1).collect();
+    let (cam, port) = fake_camera(&paths, 0, cam_args, &t.join("cam.log"));
+    let storage = t.join("storage");
+    let cams: Vec<(&str, String)> = cameras
+        .iter()
+        .map(|(name, path)| (*name, format!("rtsp://127.0.0.1:{port}/{path}")))
+        .collect();
+    let cfg = t.write("vigil.toml", &config(&storage, &cams, storage_extra));
+    let daemon = TestDaemon::start(&cfg);
+    Site {
+        cam,
+        port,
+        storage,
+        cfg,
+        daemon,
+    }
+}
+
 /// Waits until camera `cam` is streaming.
 pub fn wait_streaming(base: &str, cam: &str) {
     wait_for(Duration::from_secs(30), &format!("{cam} streaming"), || {
@@ -710,12 +616,18 @@ pub fn fixture_camera_config(
 
 /// Subscribes to an SSE stream of alerts: each `alert` event's JSON arrives on the channel.
 pub fn sse_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    sse_alerts_from(get(url))
+}
+
+/// [`sse_alerts`] of a prepared request.
+pub fn sse_alerts_from(
+    req: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+) -> std::sync::mpsc::Receiver<serde_json::Value> {
     use std::io::BufRead;
     let (tx, rx) = std::sync::mpsc::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let url = url.to_string();
     std::thread::spawn(move || {
-        let mut r = get(&url).call().unwrap();
+        let mut r = req.call().unwrap();
         assert_eq!(r.headers()["content-type"], "text/event-stream");
         ready_tx.send(()).unwrap();
         let reader = std::io::BufReader::new(r.body_mut().with_config().limit(u64::MAX).reader());

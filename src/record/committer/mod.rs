@@ -361,12 +361,7 @@ impl Committer {
                 if let Some(b) = old {
                     total = total.saturating_sub(b);
                     n = n.saturating_sub(1);
-                    ops.push(Op::DeleteSegment {
-                        camera_id: r.camera_id,
-                        start_us: r.start_us,
-                        file: r.file.clone(),
-                    });
-                    ops.push(Op::ForgetGarbage(r.file.clone()));
+                    ops.extend(Op::forget(r));
                 }
                 continue;
             }
@@ -500,21 +495,10 @@ impl Committer {
             );
             self.policy.storage.unlink_segment(&r.file);
             self.index.end_delete(key);
-            self.unindexed.push(Op::DeleteSegment {
-                camera_id: r.camera_id,
-                start_us: r.start_us,
-                file: r.file.clone(),
-            });
-            self.unindexed.push(Op::ForgetGarbage(r.file.clone()));
+            self.unindexed.extend(Op::forget(&r));
             self.total_bytes = self.total_bytes.saturating_sub(r.bytes);
             self.segments = self.segments.saturating_sub(1);
-            let (t, n) = (self.total_bytes, self.segments);
-            self.status.storage(|s| {
-                s.total_bytes = t;
-                s.segments = n;
-                s.deleted_segments += 1;
-                s.deleted_bytes += r.bytes;
-            });
+            self.deleted(r.bytes);
             return Ok(true);
         }
         Ok(false)
@@ -613,11 +597,7 @@ impl Committer {
 
     fn delete_unleased(&mut self, r: SegmentRecord, why: &str) -> crate::index::Result<()> {
         tracing::info!(file = %r.file, bytes = r.bytes, "retention ({why}): deleting segment");
-        let op = Op::DeleteSegment {
-            camera_id: r.camera_id,
-            start_us: r.start_us,
-            file: r.file.clone(),
-        };
+        let op = Op::delete(&r);
         let path = self.policy.storage.segment(&r.file);
         match self.index.commit(std::slice::from_ref(&op)) {
             Ok(()) => Layout::unlink(&path),
@@ -646,14 +626,19 @@ impl Committer {
                 r.file
             );
         }
+        self.deleted(r.bytes);
+        Ok(())
+    }
+
+    /// A segment of `bytes` was deleted (the totals already updated): the status says so.
+    fn deleted(&self, bytes: u64) {
         let (t, n) = (self.total_bytes, self.segments);
         self.status.storage(|s| {
             s.total_bytes = t;
             s.segments = n;
             s.deleted_segments += 1;
-            s.deleted_bytes += r.bytes;
+            s.deleted_bytes += bytes;
         });
-        Ok(())
     }
 }
 

@@ -2,29 +2,19 @@
 
 use super::*;
 use crate::base::clock::Clocks;
-use crate::index::{EndReason, Keyframe};
+use crate::index::EndReason;
 use std::sync::Arc;
 
 fn rec(cam: u32, start_s: i64, bytes: u64, reason: EndReason) -> SegmentRecord {
     SegmentRecord {
-        camera_id: cam,
-        file: format!("c{cam}/d/{start_s}.mp4"),
-        start_us: start_s * 1_000_000,
-        end_us: (start_s + 10) * 1_000_000,
-        duration_90k: 900_000,
         bytes,
-        frames: 150,
-        init_len: 700,
-        mehd_offset: 600,
-        keyframes: vec![Keyframe {
-            t_90k: 0,
-            offset: 700,
-        }],
-        codec: "avc1.64001F".into(),
-        width: 640,
-        height: 360,
         end_reason: reason,
-        run: 1,
+        ..SegmentRecord::for_test(
+            cam,
+            format!("c{cam}/d/{start_s}.mp4"),
+            start_s * 1_000_000,
+            (start_s + 10) * 1_000_000,
+        )
     }
 }
 

@@ -170,6 +170,81 @@ fn parse_moof(moof: &[u8]) -> Result<Moof, String> {
 /// (offset, UTC µs)).
 type PendingMoof = (u64, Moof, Option<(u64, i64)>);
 
+/// The track facts of a `moov` box (body `body`, box at offset `pos`): the video sample
+/// entry, the audio track, where `mehd`'s duration is. Errors: no video sample entry.
+fn parse_moov(body: &[u8], pos: u64, res: &mut ScanResult) -> Result<(), String> {
+    for (fourcc, ts, te) in children(body) {
+        if &fourcc != b"trak" {
+            continue;
+        }
+        let trak = &body[ts..te];
+        let id = find(trak, &[b"tkhd"]).and_then(|(t, _)| {
+            // tkhd v1: version/flags 4, two 8-byte times, then track_ID.
+            rd_u32(t, if t.first() == Some(&1) { 20 } else { 12 })
+        });
+        let entry = find(trak, &[b"mdia", b"minf", b"stbl", b"stsd"]).and_then(|(stsd, _)| {
+            // `s` is the entry's body start; its header is the 8 bytes
+            // before.
+            let (_, s, e) = children(stsd.get(8..).unwrap_or(&[])).next()?;
+            Some(stsd[8 + s - 8..8 + e].to_vec())
+        });
+        let timescale = find(trak, &[b"mdia", b"mdhd"])
+            .and_then(|(m, _)| rd_u32(m, if m.first() == Some(&1) { 20 } else { 12 }));
+        match (id, entry) {
+            (Some(VIDEO_TRACK), Some(e)) => res.sample_entry = e,
+            (Some(AUDIO_TRACK), Some(e)) => {
+                res.audio = Some(AudioTrack {
+                    sample_entry: e,
+                    timescale: timescale.unwrap_or(0),
+                })
+            }
+            _ => {}
+        }
+    }
+    if let Some((_, off)) = find(body, &[b"mvex", b"mehd"]) {
+        res.mehd_duration_offset = Some(pos + 8 + off as u64 + 4);
+    }
+    if res.sample_entry.is_empty() {
+        return Err("moov has no sample entry".into());
+    }
+    Ok(())
+}
+
+/// The fragment that the `mdat` box at `pos` (`size` bytes) completes, given its pending
+/// `moof` (and `prft`). Errors: the `mdat` does not hold what the `moof` describes.
+fn fragment(pending: PendingMoof, pos: u64, size: u64) -> Result<Fragment, String> {
+    let (moof_pos, m, prft) = pending;
+    let (_, base, data_off, samples) = m.video;
+    let video: u64 = samples.iter().map(|s| s.size as u64).sum();
+    let audio: u64 = m
+        .audio
+        .as_ref()
+        .map_or(0, |a| a.3.iter().map(|s| s.size as u64).sum());
+    let audio_ok = m
+        .audio
+        .as_ref()
+        .is_none_or(|a| moof_pos as i64 + a.2 == (pos + 8 + video) as i64);
+    if video + audio != size - 8 || moof_pos as i64 + data_off != (pos + 8) as i64 || !audio_ok {
+        return Err(format!(
+            "mdat at offset {pos} holds {} bytes, its moof describes {}",
+            size - 8,
+            video + audio
+        ));
+    }
+    Ok(Fragment {
+        offset: prft.map(|p| p.0).unwrap_or(moof_pos),
+        end: pos + size,
+        data_offset: pos + 8,
+        base_decode_time: base,
+        utc_us: prft.map(|p| p.1),
+        samples,
+        audio: m.audio.map(|a| AudioRun {
+            base_decode_time: a.1,
+            samples: a.3,
+        }),
+    })
+}
+
 /// Reads a segment file box by box and returns its structure and playable prefix.
 ///
 /// Reads only box headers and `moof`s, never frame data, so it is cheap even for large
@@ -225,40 +300,8 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> io::Result<ScanResult> {
             b"moov" if seen_ftyp && res.init_len == 0 => {
                 let mut body = vec![0u8; body_len];
                 r.read_exact(&mut body)?;
-                for (fourcc, ts, te) in children(&body) {
-                    if &fourcc != b"trak" {
-                        continue;
-                    }
-                    let trak = &body[ts..te];
-                    let id = find(trak, &[b"tkhd"]).and_then(|(t, _)| {
-                        // tkhd v1: version/flags 4, two 8-byte times, then track_ID.
-                        rd_u32(t, if t.first() == Some(&1) { 20 } else { 12 })
-                    });
-                    let entry =
-                        find(trak, &[b"mdia", b"minf", b"stbl", b"stsd"]).and_then(|(stsd, _)| {
-                            // `s` is the entry's body start; its header is the 8 bytes
-                            // before.
-                            let (_, s, e) = children(stsd.get(8..).unwrap_or(&[])).next()?;
-                            Some(stsd[8 + s - 8..8 + e].to_vec())
-                        });
-                    let timescale = find(trak, &[b"mdia", b"mdhd"])
-                        .and_then(|(m, _)| rd_u32(m, if m.first() == Some(&1) { 20 } else { 12 }));
-                    match (id, entry) {
-                        (Some(VIDEO_TRACK), Some(e)) => res.sample_entry = e,
-                        (Some(AUDIO_TRACK), Some(e)) => {
-                            res.audio = Some(AudioTrack {
-                                sample_entry: e,
-                                timescale: timescale.unwrap_or(0),
-                            })
-                        }
-                        _ => {}
-                    }
-                }
-                if let Some((_, off)) = find(&body, &[b"mvex", b"mehd"]) {
-                    res.mehd_duration_offset = Some(pos + 8 + off as u64 + 4);
-                }
-                if res.sample_entry.is_empty() {
-                    res.problem = Some("moov has no sample entry".into());
+                if let Err(e) = parse_moov(&body, pos, &mut res) {
+                    res.problem = Some(e);
                     break;
                 }
                 res.init_len = pos + size;
@@ -284,40 +327,13 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> io::Result<ScanResult> {
                 }
             }
             b"mdat" if pending_moof.is_some() => {
-                let (moof_pos, m, prft) = pending_moof.take().unwrap();
-                let (_, base, data_off, samples) = m.video;
-                let video: u64 = samples.iter().map(|s| s.size as u64).sum();
-                let audio: u64 = m
-                    .audio
-                    .as_ref()
-                    .map_or(0, |a| a.3.iter().map(|s| s.size as u64).sum());
-                let audio_ok = m
-                    .audio
-                    .as_ref()
-                    .is_none_or(|a| moof_pos as i64 + a.2 == (pos + 8 + video) as i64);
-                if video + audio != size - 8
-                    || moof_pos as i64 + data_off != (pos + 8) as i64
-                    || !audio_ok
-                {
-                    res.problem = Some(format!(
-                        "mdat at offset {pos} holds {} bytes, its moof describes {}",
-                        size - 8,
-                        video + audio
-                    ));
-                    break;
+                match fragment(pending_moof.take().unwrap(), pos, size) {
+                    Ok(f) => res.fragments.push(f),
+                    Err(e) => {
+                        res.problem = Some(e);
+                        break;
+                    }
                 }
-                res.fragments.push(Fragment {
-                    offset: prft.map(|p| p.0).unwrap_or(moof_pos),
-                    end: pos + size,
-                    data_offset: pos + 8,
-                    base_decode_time: base,
-                    utc_us: prft.map(|p| p.1),
-                    samples,
-                    audio: m.audio.map(|a| AudioRun {
-                        base_decode_time: a.1,
-                        samples: a.3,
-                    }),
-                });
                 res.valid_len = pos + size;
             }
             other => {
