@@ -1,6 +1,8 @@
-//! The daemon: wires config -> index and recovery -> writer threads and committer ->
-//! ingest tasks -> HTTP, and shuts it all down in the reverse order so that every open
-//! segment is finished and indexed.
+//! The daemon: a short ordered list of starters (the index; recording: start-up recovery
+//! and the committer; the audit log; the alert channels; per camera its writer, analysis
+//! pipeline and ingest sessions; the API), each returning a handle, and the stops: ingest
+//! first, then analysis (its last events' end alerts), the alert channels, recording
+//! (every open segment finished and indexed), and the API last (it answers until the end).
 
 use std::sync::Arc;
 
@@ -18,8 +20,9 @@ use crate::status::{CameraState, SharedStatus, Status};
 ///
 /// Starts, in order: the index, recording (start-up recovery, committer), the audit log's
 /// start record, the alert channels, per camera its writer, analysis and ingest sessions,
-/// then the API. Stops in the reverse order, so that every open segment is finished and
-/// indexed and the end alerts of events closed at shutdown go out.
+/// then the API. Stops ingest, analysis, the alert channels and recording in that order, so
+/// that every open segment is finished and indexed and the end alerts of events closed at
+/// shutdown go out; the API (and metrics) answer until the end.
 pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
@@ -140,6 +143,7 @@ fn start_ingest(
                 sinks,
                 status: status.clone(),
                 cancel: cancel.clone(),
+                sessions: Arc::new(crate::ingest::Rtsp),
             }
             .run(),
         )

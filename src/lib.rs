@@ -1,9 +1,12 @@
 //! Vigil: a video-surveillance recorder and motion-analytics engine.
 //!
-//! The modules follow the path a frame takes: [`ingest`] (RTSP sessions) -> [`record`]
-//! (segment files, commit, retention, recovery) -> [`index`] (sled) -> [`api`] (HTTP).
-//! [`daemon`] wires them together; [`cli`] is the command line; [`fake_camera`] is the
-//! RTSP test source used by the demo and the tests. See ARCHITECTURE.md.
+//! The modules follow the path a frame takes: [`ingest`] (RTSP sessions) publishes
+//! [`media`] frames to sinks: [`record`] (segment files, commit, retention, recovery) ->
+//! [`index`] (sled), and [`pipeline`] (decoding, the [`motion`] detector, alerts, the
+//! [`events`] timeline); [`api`] (HTTP) and [`cli`] read what they leave. [`base`] and
+//! [`storage`] are the foundation (time, cancellation, the clock seam; the storage
+//! directory's layout); [`daemon`] wires everything together; [`fake_camera`] is the
+//! RTSP test source used by the demo and the tests. See ARCHITECTURE.md, "Layering".
 
 pub mod alerts;
 pub mod api;

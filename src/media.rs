@@ -3,7 +3,9 @@
 //! the one message a camera's stream is made of ([`StreamMsg`]), and [`Sink`]: a
 //! consumer's bounded queue with its drop policy. Ingest publishes to a list of sinks
 //! and imports none of their modules; the writer (`record`) and the analyser (`motion`)
-//! read the same messages. A new consumer (a live view, a publisher) is a new sink.
+//! read the same messages. A new consumer (a live view, a publisher) is a new sink. And
+//! what analysis finds in the stream: [`MotionEvent`], the one event type from the
+//! analysis pipeline to the timeline, the status and the log.
 //!
 //! Frames share their data (`bytes::Bytes`) and parameters (`Arc`): a frame handed to
 //! several sinks is never copied.
@@ -48,6 +50,30 @@ impl VideoParams {
             audio: None,
         }
     }
+}
+
+/// A motion event as analysis hands it on (to the timeline, the status and the log): the
+/// detector's event (`vigil_motion::detector::Event`, media milliseconds) placed on the
+/// camera's UTC clock, with its clip window. The index stores it as an
+/// `index::EventRecord`; the API shows it as an `events::EventView`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MotionEvent {
+    /// Its id in the timeline (`None` if it could not be stored).
+    pub id: Option<u64>,
+    pub camera: String,
+    /// UTC µs of the first motion frame and just after the last.
+    pub start_us: i64,
+    pub end_us: i64,
+    /// The event's clip: `pre_roll` s before the start to `post_roll` s after the end
+    /// (recording is continuous, so that video is on disk until retention takes it).
+    pub clip_start_us: i64,
+    pub clip_end_us: i64,
+    /// Zones with motion, by name.
+    pub zones: Vec<String>,
+    /// Largest fraction of the unmasked image in moving blobs (0..1).
+    pub peak_score: f64,
+    /// Union of the moving blobs' boxes: x0, y0, x1, y1 normalised to 0..1.
+    pub bbox: [f64; 4],
 }
 
 /// A recorded audio track's description: its MP4 sample entry (`mp4a` with `esds`,

@@ -1,5 +1,10 @@
-//! Live status shared between the pipeline threads and the HTTP API: per camera (state and
-//! since when, rates, counters, last error) and for storage (bytes, retention, disk errors).
+//! Live status shared between the recording and analysis threads and the HTTP API. Per
+//! camera, each stage keeps its own statistics behind its own lock: [`IngestStats`]
+//! (ingest: state and since when, rates, what was received, lost and dropped),
+//! [`RecordingStats`] (the segment writer), [`AnalysisStats`] (the analysis pipeline);
+//! [`Status::cameras`] composes them into one flat [`CameraStatus`] per camera when the API
+//! asks. For storage, [`StorageStatus`] (bytes, retention, disk errors; the committer and
+//! start-up recovery). The daemon seeds each camera's entry before anything runs.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -7,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::base::time::{now_us, rfc3339};
-use crate::events::MotionEvent;
+use crate::media::MotionEvent;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,7 +36,9 @@ pub struct IngestStats {
     /// Pictures per second received, and the bitrate received (bits/s), over ~2 s.
     pub fps: f64,
     pub bitrate_bps: f64,
-    /// Pictures ingest handed on to the sinks (the writer, the analyser).
+    /// Pictures received whole from the recorded stream (the camera's `url`) and offered
+    /// to the writer and the analyser (what they could not take is counted apart:
+    /// `dropped_frames`, `analysis_dropped`).
     pub received_frames: u64,
     /// Video bytes received.
     pub bytes: u64,
@@ -76,7 +83,19 @@ pub struct IngestStats {
     pub detect_state: Option<CameraState>,
     pub detect_error: Option<String>,
     #[serde(skip)]
-    pub error: Option<(i64, String)>,
+    error: Option<StageError>,
+}
+
+/// A stage's last error: (order of errors across all stages, µs since the epoch, text).
+/// Ordered by a counter, not by the wall clock, which may step back.
+type StageError = (u64, i64, String);
+
+/// Numbers stage errors in the order they happen.
+static ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn stage_error(e: String) -> Option<StageError> {
+    let n = ERRORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Some((n, now_us(), e))
 }
 
 /// What the segment writer knows of a camera's recording (written by `record::writer`).
@@ -95,7 +114,7 @@ pub struct RecordingStats {
     /// write error until a segment opens again.
     pub unwritten_frames: u64,
     #[serde(skip)]
-    pub error: Option<(i64, String)>,
+    error: Option<StageError>,
 }
 
 /// What motion analysis knows of a camera (written by `pipeline` only).
@@ -125,7 +144,7 @@ pub struct AnalysisStats {
     #[serde(serialize_with = "last_event_json")]
     pub last_event: Option<MotionEvent>,
     #[serde(skip)]
-    pub error: Option<(i64, String)>,
+    error: Option<StageError>,
 }
 
 /// A camera's status as the API shows it: each stage's statistics, composed when asked
@@ -135,10 +154,13 @@ pub struct CameraStatus {
     pub name: String,
     /// When the ingest state was entered (RFC 3339).
     pub since: String,
+    /// Ingest's statistics (shown flattened, as are the next two).
     #[serde(flatten)]
     pub ingest: IngestStats,
+    /// The segment writer's.
     #[serde(flatten)]
     pub recording: RecordingStats,
+    /// The analysis pipeline's.
     #[serde(flatten)]
     pub analysis: AnalysisStats,
     /// The newest error of any stage, and when (RFC 3339).
@@ -206,20 +228,26 @@ impl IngestStats {
         }
     }
 
+    /// Records `e` as this stage's last error (shown as `last_error` if no stage's error
+    /// is newer).
     pub fn set_error(&mut self, e: String) {
-        self.error = Some((now_us(), e));
+        self.error = stage_error(e);
     }
 }
 
 impl RecordingStats {
+    /// Records `e` as this stage's last error (shown as `last_error` if no stage's error
+    /// is newer).
     pub fn set_error(&mut self, e: String) {
-        self.error = Some((now_us(), e));
+        self.error = stage_error(e);
     }
 }
 
 impl AnalysisStats {
+    /// Records `e` as this stage's last error (shown as `last_error` if no stage's error
+    /// is newer).
     pub fn set_error(&mut self, e: String) {
-        self.error = Some((now_us(), e));
+        self.error = stage_error(e);
     }
 }
 
@@ -233,13 +261,13 @@ impl CameraStatus {
         let error = [&ingest.error, &recording.error, &analysis.error]
             .into_iter()
             .flatten()
-            .max_by_key(|(t, _)| *t)
+            .max_by_key(|(n, _, _)| *n)
             .cloned();
         CameraStatus {
             name: name.to_owned(),
             since: rfc3339(ingest.since_us),
-            last_error_at: error.as_ref().map(|(t, _)| rfc3339(*t)),
-            last_error: error.map(|(_, e)| e),
+            last_error_at: error.as_ref().map(|(_, t, _)| rfc3339(*t)),
+            last_error: error.map(|(_, _, e)| e),
             ingest,
             recording,
             analysis,
@@ -397,11 +425,11 @@ mod tests {
         st.ingest("a", |s| {
             s.set_state(CameraState::Streaming);
             s.received_frames = 30;
-            s.error = Some((1_000, "ingest: old".into()));
+            s.set_error("ingest: old".into());
         });
         st.recording("a", |s| {
             s.frames = 29;
-            s.error = Some((2_000, "writer: newer".into()));
+            s.set_error("writer: newer".into());
         });
         st.analysis("b", |s| s.motion_enabled = true);
         let cams = st.cameras();
@@ -413,7 +441,7 @@ mod tests {
         assert_eq!(a["frames"], 29);
         assert_eq!(a["motion_enabled"], false);
         assert_eq!(a["last_error"], "writer: newer");
-        assert_eq!(a["last_error_at"], rfc3339(2_000));
+        assert!(a["last_error_at"].as_str().unwrap().ends_with('Z'), "{a}");
         assert!(a.get("ingest").is_none() && a.get("error").is_none(), "{a}");
         let b = serde_json::to_value(&cams[1]).unwrap();
         assert_eq!(b["name"], "b");

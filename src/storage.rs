@@ -68,6 +68,18 @@ impl Layout {
         self.dir.join(rel)
     }
 
+    /// The index's disk reserve file (beside the index, so on the same filesystem; the
+    /// same path as `index::reserve_path(&self.index())`).
+    pub fn index_reserve(&self) -> PathBuf {
+        self.dir.join("index.sled.reserve")
+    }
+
+    /// Where recovery moves the file `rel` (relative to the storage directory) that it
+    /// will not index: `lost+found/` with the path flattened (`/` becomes `_`).
+    pub fn lost_found_for(&self, rel: &str) -> PathBuf {
+        self.lost_found().join(rel.replace('/', "_"))
+    }
+
     /// Where files that recovery will not index are moved.
     pub fn lost_found(&self) -> PathBuf {
         self.dir.join("lost+found")
@@ -202,6 +214,16 @@ fn statvfs(dir: &Path) -> Option<libc::statvfs> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reserve_is_where_the_index_looks_for_it() {
+        let l = Layout::new("/srv/vigil");
+        assert_eq!(l.index_reserve(), crate::index::reserve_path(&l.index()));
+        assert_eq!(
+            l.lost_found_for("cam/2026-11-30/x.mp4"),
+            Path::new("/srv/vigil/lost+found/cam_2026-11-30_x.mp4")
+        );
+    }
 
     #[test]
     fn segment_names_round_trip_and_sort_by_time() {

@@ -11,8 +11,12 @@ use std::time::Duration;
 use common::*;
 use vigil::base::time::rfc3339;
 
-fn get_bytes(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut req = bearer(lenient().get(url), url);
+fn get_bytes(
+    d: &TestDaemon,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut req = d.get(path);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -40,7 +44,7 @@ fn header<'a>(h: &'a [(String, String)], k: &str) -> &'a str {
 fn clips_match_the_requested_range() {
     let t = TestDir::new();
     let metrics_port = free_port();
-    let r = rig(
+    let r = site(
         &t,
         &[("cam", "a"), ("cam2", "b")],
         &["--gop-seconds", "1"],
@@ -48,9 +52,8 @@ fn clips_match_the_requested_range() {
     );
     // Wait for 10 s of indexed recording.
     let segs = wait_for(Duration::from_secs(40), "10 s recorded", || {
-        let v = get_json(&format!(
-            "{}/api/recordings?camera=cam&start={}&end={}",
-            r.base,
+        let v = r.daemon.get_json(&format!(
+            "/api/recordings?camera=cam&start={}&end={}",
             rfc3339(vigil::base::time::now_us() - 600_000_000),
             rfc3339(vigil::base::time::now_us() + 60_000_000)
         ));
@@ -59,6 +62,101 @@ fn clips_match_the_requested_range() {
         let last = segs.last()?["end_us"].as_i64()?;
         (last - first > 10_500_000).then_some(segs)
     });
+    metrics_served_both_ways(&r.daemon, metrics_port);
+
+    // 6 s from 1.3 s in: not on a keyframe (1 s GOP), across a segment boundary (3 s).
+    let start = segs[0]["start_us"].as_i64().unwrap() + 1_300_000;
+    let end = start + 6_000_000;
+    let url = format!(
+        "/api/clips/cam.mp4?start={}&end={}",
+        rfc3339(start),
+        rfc3339(end)
+    );
+    let (code, h, body) = get_bytes(&r.daemon, &url, &[]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(header(&h, "content-type"), "video/mp4");
+    assert_eq!(header(&h, "content-length"), body.len().to_string());
+    assert_eq!(header(&h, "accept-ranges"), "bytes");
+    let clip = t.join("clip.mp4");
+    std::fs::write(&clip, &body).unwrap();
+    let (frames, duration) = ffprobe(&clip);
+    // 15 fps: 90 frames presented; the frames before the start (from the keyframe) are
+    // decoded but not shown.
+    assert!((89..=91).contains(&frames), "{frames} frames");
+    assert!((duration - 6.0).abs() < 0.1, "{duration} s");
+
+    ranges_and_etag(&r.daemon, &url, &body, &h);
+
+    bad_clip_requests_refused(&r.daemon, start, end);
+
+    clip_views_audited(&r.daemon, start, end);
+
+    // `vigil export`: from the index once the daemon is stopped.
+    let export = |out: &std::path::Path| {
+        Command::new(VIGIL)
+            .args([
+                "export",
+                "--config",
+                r.cfg.to_str().unwrap(),
+                "--camera",
+                "cam",
+            ])
+            .args(["--start", &rfc3339(start), "--end", &rfc3339(end), "-o"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let cfg_text = std::fs::read_to_string(&r.cfg).unwrap();
+    assert!(cfg_text.contains("127.0.0.1:0"));
+    // The config's port is 0 (chosen at start): while the daemon runs, export says why it
+    // cannot proceed instead of failing obscurely.
+    let o = export(&t.join("running.mp4"));
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("listen port 0"),
+        "{o:?}"
+    );
+    r.daemon.stop();
+    let out = t.join("exported.mp4");
+    let o = export(&out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        body,
+        "export equals the HTTP clip"
+    );
+    // The same window from both cameras into one folder.
+    let dir = t.join("case-42");
+    let o = Command::new(VIGIL)
+        .args(["export", "--config", r.cfg.to_str().unwrap()])
+        .args(["--camera", "cam", "--camera", "cam2"])
+        .args(["--start", &rfc3339(start), "--end", &rfc3339(end), "-o"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for (f, cam) in files.iter().zip(["cam-", "cam2-"]) {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(cam) && name.ends_with(".mp4"), "{name}");
+        let (frames, secs) = ffprobe(f);
+        assert!(
+            (secs - 6.0).abs() < 0.1 && (89..=91).contains(&frames),
+            "{name}: {frames} frames, {secs} s"
+        );
+    }
+
+    audit_chain_finds_tampering(&r.cfg, &r.storage);
+}
+
+/// Prometheus metrics on their own address without authentication, and on the API's
+/// with a token only.
+fn metrics_served_both_ways(d: &TestDaemon, metrics_port: u16) {
     // Prometheus metrics on their own address, without authentication.
     let text = ureq::get(&format!("http://127.0.0.1:{metrics_port}/metrics"))
         .call()
@@ -79,43 +177,22 @@ fn clips_match_the_requested_range() {
     assert!(value("vigil_camera_segments_written_total{camera=\"cam\"}") >= 3.0);
     assert!(value("vigil_storage_bytes") > 0.0);
     // And on the API's, with a token only.
-    let api = get(&format!("{}/metrics", r.base))
+    let api = d
+        .get("/metrics")
         .call()
         .unwrap()
         .body_mut()
         .read_to_string()
         .unwrap();
     assert!(api.contains("vigil_camera_up{camera=\"cam\"} 1"), "{api}");
-    let anonymous = lenient()
-        .get(&format!("{}/metrics", r.base))
-        .call()
-        .unwrap();
+    let anonymous = lenient().get(&d.url("/metrics")).call().unwrap();
     assert_eq!(anonymous.status(), 401);
+}
 
-    // 6 s from 1.3 s in: not on a keyframe (1 s GOP), across a segment boundary (3 s).
-    let start = segs[0]["start_us"].as_i64().unwrap() + 1_300_000;
-    let end = start + 6_000_000;
-    let url = format!(
-        "{}/api/clips/cam.mp4?start={}&end={}",
-        r.base,
-        rfc3339(start),
-        rfc3339(end)
-    );
-    let (code, h, body) = get_bytes(&url, &[]);
-    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(header(&h, "content-type"), "video/mp4");
-    assert_eq!(header(&h, "content-length"), body.len().to_string());
-    assert_eq!(header(&h, "accept-ranges"), "bytes");
-    let clip = t.join("clip.mp4");
-    std::fs::write(&clip, &body).unwrap();
-    let (frames, duration) = ffprobe(&clip);
-    // 15 fps: 90 frames presented; the frames before the start (from the keyframe) are
-    // decoded but not shown.
-    assert!((89..=91).contains(&frames), "{frames} frames");
-    assert!((duration - 6.0).abs() < 0.1, "{duration} s");
-
+/// Byte ranges, 416 past the end, 304 for the ETag, and the same bytes again.
+fn ranges_and_etag(d: &TestDaemon, url: &str, body: &[u8], h: &[(String, String)]) {
     // Byte ranges and the ETag.
-    let etag = header(&h, "etag").to_string();
+    let etag = header(h, "etag").to_string();
     let len = body.len();
     for (range, from, to) in [
         ("bytes=0-99".to_string(), 0, 100),
@@ -123,7 +200,7 @@ fn clips_match_the_requested_range() {
         ("bytes=-500".to_string(), len - 500, len),
         (format!("bytes=1000-{}", len / 2), 1000, len / 2 + 1),
     ] {
-        let (code, h, part) = get_bytes(&url, &[("Range", &range)]);
+        let (code, h, part) = get_bytes(d, url, &[("Range", &range)]);
         assert_eq!(code, 206, "{range}");
         assert_eq!(part, body[from..to], "{range}");
         assert_eq!(
@@ -131,16 +208,19 @@ fn clips_match_the_requested_range() {
             format!("bytes {from}-{}/{len}", to - 1)
         );
     }
-    let (code, h, _) = get_bytes(&url, &[("Range", &format!("bytes={len}-"))]);
+    let (code, h, _) = get_bytes(d, url, &[("Range", &format!("bytes={len}-"))]);
     assert_eq!(code, 416);
     assert_eq!(header(&h, "content-range"), format!("bytes */{len}"));
-    let (code, _, _) = get_bytes(&url, &[("If-None-Match", &etag)]);
+    let (code, _, _) = get_bytes(d, url, &[("If-None-Match", &etag)]);
     assert_eq!(code, 304);
     // The same request again is byte-identical (and has the same ETag).
-    let (_, h2, again) = get_bytes(&url, &[]);
+    let (_, h2, again) = get_bytes(d, url, &[]);
     assert_eq!(header(&h2, "etag"), etag);
     assert!(again == body);
+}
 
+/// Bad clip requests get a 4xx with a message.
+fn bad_clip_requests_refused(d: &TestDaemon, start: i64, end: i64) {
     // Bad requests.
     for (u, code) in [
         (
@@ -185,16 +265,18 @@ fn clips_match_the_requested_range() {
             404,
         ),
     ] {
-        let (got, body) = get_status(&format!("{}{u}", r.base));
+        let (got, body) = d.get_status(&u);
         assert_eq!(got, code, "{u}: {body}");
         assert!(body["error"].is_string(), "{u}: {body}");
     }
+}
 
+/// The clip views are in the audit log, once per view.
+fn clip_views_audited(d: &TestDaemon, start: i64, end: i64) {
     // The audit log recorded the clip views (once per view, not per byte range), with the
     // client's address and the range asked for.
-    let audit = get_json(&format!(
-        "{}/api/audit?start={}&end={}",
-        r.base,
+    let audit = d.get_json(&format!(
+        "/api/audit?start={}&end={}",
         rfc3339(vigil::base::time::now_us() - 600_000_000),
         rfc3339(vigil::base::time::now_us() + 60_000_000)
     ));
@@ -232,71 +314,14 @@ fn clips_match_the_requested_range() {
     );
     assert_eq!(views[0]["params"]["query"]["start"], rfc3339(start));
     assert_eq!(views[0]["params"]["status"], 200);
+}
 
-    // `vigil export`: from the index once the daemon is stopped.
-    let export = |out: &std::path::Path| {
-        Command::new(VIGIL)
-            .args([
-                "export",
-                "--config",
-                r.cfg.to_str().unwrap(),
-                "--camera",
-                "cam",
-            ])
-            .args(["--start", &rfc3339(start), "--end", &rfc3339(end), "-o"])
-            .arg(out)
-            .output()
-            .unwrap()
-    };
-    let cfg_text = std::fs::read_to_string(&r.cfg).unwrap();
-    assert!(cfg_text.contains("127.0.0.1:0"));
-    // The config's port is 0 (chosen at start): while the daemon runs, export says why it
-    // cannot proceed instead of failing obscurely.
-    let o = export(&t.join("running.mp4"));
-    assert!(!o.status.success());
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("listen port 0"),
-        "{o:?}"
-    );
-    assert!(r.daemon.stop(Duration::from_secs(20)).success());
-    let out = t.join("exported.mp4");
-    let o = export(&out);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        std::fs::read(&out).unwrap(),
-        body,
-        "export equals the HTTP clip"
-    );
-    // The same window from both cameras into one folder.
-    let dir = t.join("case-42");
-    let o = Command::new(VIGIL)
-        .args(["export", "--config", r.cfg.to_str().unwrap()])
-        .args(["--camera", "cam", "--camera", "cam2"])
-        .args(["--start", &rfc3339(start), "--end", &rfc3339(end), "-o"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 2, "{files:?}");
-    for (f, cam) in files.iter().zip(["cam-", "cam2-"]) {
-        let name = f.file_name().unwrap().to_str().unwrap();
-        assert!(name.starts_with(cam) && name.ends_with(".mp4"), "{name}");
-        let (frames, secs) = ffprobe(f);
-        assert!(
-            (secs - 6.0).abs() < 0.1 && (89..=91).contains(&frames),
-            "{name}: {frames} frames, {secs} s"
-        );
-    }
-
+/// Every view and export is in the hash-chained audit log; tampering is found.
+fn audit_chain_finds_tampering(cfg: &std::path::Path, storage: &std::path::Path) {
     // Every view and export is in the hash-chained audit log; tampering is found.
     let verify = || {
         Command::new(VIGIL)
-            .args(["audit", "verify", "--config", r.cfg.to_str().unwrap()])
+            .args(["audit", "verify", "--config", cfg.to_str().unwrap()])
             .output()
             .unwrap()
     };
@@ -304,7 +329,7 @@ fn clips_match_the_requested_range() {
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{out}");
     assert!(out.contains("chain intact"), "{out}");
-    let log = r.storage.join("audit.log");
+    let log = storage.join("audit.log");
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         text.matches("\"clip.export\"").count(),

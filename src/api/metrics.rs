@@ -76,7 +76,7 @@ const CAMERA_METRICS: [Metric<CameraStatus>; 25] = [
     (
         "vigil_camera_received_frames_total",
         "counter",
-        "pictures received and handed on to the writer and the analyser",
+        "pictures received whole from the recorded stream",
         |c| c.ingest.received_frames as f64,
     ),
     (

@@ -1,5 +1,7 @@
-//! Serving the API: the listener (plain HTTP on loopback, HTTPS with rustls elsewhere),
-//! graceful shutdown, and the separate Prometheus listener (`[metrics] listen`).
+//! Serving the API: the listener (HTTPS with rustls when a certificate is configured;
+//! plain HTTP otherwise, beyond loopback only with `allow_insecure_remote`), graceful
+//! shutdown, and the separate Prometheus listener (`[metrics] listen`), which now stops
+//! with the API, at the very end of shutdown.
 
 use std::net::SocketAddr;
 

@@ -25,36 +25,14 @@ pub use recordings::{GAP_TOLERANCE_US, Gap, Recordings, SegmentView, gaps, recor
 pub use region::{Interval, region_search};
 pub use timeline::{Timeline, timeline};
 
+pub use crate::media::MotionEvent;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::base::time::rfc3339;
 use crate::index::{EventEntry, EventRecord, EventScope, Index, IndexError};
-
-/// A motion event as analysis hands it on (to the timeline, the status and the log): the
-/// detector's event (`vigil_motion::detector::Event`, media milliseconds) placed on the
-/// camera's UTC clock, with its clip window. The index stores it as an [`EventRecord`]; the
-/// API shows it as an [`EventView`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct MotionEvent {
-    /// Its id in the timeline (`None` if it could not be stored).
-    pub id: Option<u64>,
-    pub camera: String,
-    /// UTC µs of the first motion frame and just after the last.
-    pub start_us: i64,
-    pub end_us: i64,
-    /// The event's clip: `pre_roll` s before the start to `post_roll` s after the end
-    /// (recording is continuous, so that video is on disk until retention takes it).
-    pub clip_start_us: i64,
-    pub clip_end_us: i64,
-    /// Zones with motion, by name.
-    pub zones: Vec<String>,
-    /// Largest fraction of the unmasked image in moving blobs (0..1).
-    pub peak_score: f64,
-    /// Union of the moving blobs' boxes: x0, y0, x1, y1 normalised to 0..1.
-    pub bbox: [f64; 4],
-}
 
 /// Largest page a query may ask for.
 pub const MAX_LIMIT: usize = 1000;

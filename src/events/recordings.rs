@@ -29,7 +29,7 @@ pub struct SegmentView {
     pub file: String,
     /// Still being written.
     pub open: bool,
-    /// Why it ended (`rotation`, `camera-lost`, ...; see `index::EndReason`).
+    /// Why it ended (`rotation`, `disconnect`, `timestamp-jump`, ...; see `index::EndReason`).
     pub end_reason: String,
 }
 

@@ -1,5 +1,5 @@
 //! Ingest: one async task per camera that holds an RTSP session with retina, turns its
-//! video frames into [`Frame`]s and publishes them to the camera's sinks (`media::Sink`:
+//! video frames into `media::Frame`s and publishes them to the camera's sinks (`media::Sink`:
 //! the writer, the analyser; ingest imports neither), and reconnects with exponential
 //! backoff and jitter (1 s to 10 s) when the camera goes away.
 //!
@@ -16,6 +16,8 @@
 //! assemble pictures). `outlet`: handing pictures and audio to the sinks. `timing`: the
 //! timing model. `socket`: the TCP receive low-water mark. `h26x`: NAL unit facts.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
@@ -74,6 +76,37 @@ pub enum Role {
     Detect,
 }
 
+/// The RTSP-opener seam: how the task runs one session. [`Rtsp`] opens a real one with
+/// retina (`session`); tests put a script in its place to unit-test the reconnect loop
+/// (backoff, its reset, the status, the sinks' run ends) on tokio's paused clock.
+pub trait Sessions: Send + Sync {
+    /// Runs one session of `task` until it ends; sets `delivered` if it handed on a
+    /// picture. `clock` is what the camera's sessions learnt of its clock.
+    fn session<'a>(
+        &'a self,
+        task: &'a IngestTask,
+        group: Arc<SessionGroup>,
+        clock: &'a mut CameraClock,
+        delivered: &'a mut bool,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+}
+
+/// Sessions with the camera over RTSP (retina).
+pub struct Rtsp;
+
+impl Sessions for Rtsp {
+    fn session<'a>(
+        &'a self,
+        task: &'a IngestTask,
+        group: Arc<SessionGroup>,
+        clock: &'a mut CameraClock,
+        delivered: &'a mut bool,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        Box::pin(task.session(group, clock, delivered))
+    }
+}
+
+/// One camera's ingest: one RTSP session after another, for as long as it runs.
 pub struct IngestTask {
     pub camera: CameraConfig,
     pub role: Role,
@@ -82,6 +115,8 @@ pub struct IngestTask {
     pub sinks: Vec<(SinkKind, SyncSender<StreamMsg>)>,
     pub status: SharedStatus,
     pub cancel: CancelToken,
+    /// How sessions are run ([`Rtsp`], or a test's script).
+    pub sessions: Arc<dyn Sessions>,
 }
 
 /// Runs `fut` as RTSP step `step` under the camera's deadline.
@@ -172,7 +207,7 @@ impl IngestTask {
             let started = Instant::now();
             let mut delivered = false;
             let result = tokio::select! {
-                r = self.session(group.clone(), &mut clock, &mut delivered) => r,
+                r = self.sessions.session(&self, group.clone(), &mut clock, &mut delivered) => r,
                 _ = cancel.cancelled() => Ok(()),
             };
             self.set_step(None);
@@ -232,6 +267,105 @@ impl IngestTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A script in place of RTSP: each session fails with the given message, or ends
+    /// after delivering pictures (`None`); the time each one started is kept.
+    struct Script {
+        plan: Vec<Option<&'static str>>,
+        started: std::sync::Mutex<Vec<tokio::time::Instant>>,
+    }
+
+    impl Sessions for Script {
+        fn session<'a>(
+            &'a self,
+            _task: &'a IngestTask,
+            _group: Arc<SessionGroup>,
+            _clock: &'a mut CameraClock,
+            delivered: &'a mut bool,
+        ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+            Box::pin(async move {
+                let n = {
+                    let mut s = self.started.lock().unwrap();
+                    s.push(tokio::time::Instant::now());
+                    s.len() - 1
+                };
+                match self.plan.get(n) {
+                    Some(Some(e)) => Err(anyhow::anyhow!("{e}")),
+                    Some(None) => {
+                        *delivered = true;
+                        Ok(())
+                    }
+                    None => std::future::pending().await,
+                }
+            })
+        }
+    }
+
+    /// The reconnect loop on tokio's paused clock: delays double from 1 s with jitter,
+    /// a session that delivered pictures resets them, each end of a session ends the
+    /// sinks' run, and the status counts the reconnects and keeps the last error.
+    #[tokio::test(start_paused = true)]
+    async fn reconnects_back_off_and_a_delivering_session_resets_the_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[storage]\ndir = {:?}\n[[cameras]]\nname = \"c\"\nurl = \"rtsp://127.0.0.1:1/c\"\n",
+            dir.path().display().to_string()
+        );
+        let cfg = crate::config::Config::parse(&dir.path().join("v.toml"), &text).unwrap();
+        let script = Arc::new(Script {
+            plan: vec![
+                Some("refused"),
+                Some("refused"),
+                Some("refused"),
+                None,
+                Some("refused again"),
+            ],
+            started: Default::default(),
+        });
+        let (tx, rx) = std::sync::mpsc::sync_channel(100);
+        let (stop, cancel) = crate::base::cancel::new();
+        let status: SharedStatus = Default::default();
+        let task = IngestTask {
+            camera: cfg.cameras[0].clone(),
+            role: Role::Record,
+            sinks: vec![(SinkKind::Recording, tx)],
+            status: status.clone(),
+            cancel,
+            sessions: script.clone(),
+        };
+        let run = tokio::spawn(task.run());
+        while script.started.lock().unwrap().len() < 6 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.cancel();
+        run.await.unwrap();
+        let t = script.started.lock().unwrap().clone();
+        let gaps: Vec<f64> = t.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+        let within = |g: f64, lo: f64, hi: f64| (lo..=hi + 0.06).contains(&g);
+        assert!(within(gaps[0], 0.75, 1.0), "{gaps:?}");
+        assert!(within(gaps[1], 1.5, 2.0), "{gaps:?}");
+        assert!(within(gaps[2], 3.0, 4.0), "{gaps:?}");
+        // The fourth session delivered: the next delay is the first again.
+        assert!(within(gaps[3], 0.75, 1.0), "{gaps:?}");
+        assert!(within(gaps[4], 1.5, 2.0), "{gaps:?}");
+        let s = status.ingest("c", |s| s.clone());
+        assert_eq!(s.reconnects, 5);
+        assert_eq!(s.state, CameraState::Stopped);
+        let cams = status.cameras();
+        assert!(
+            cams[0]
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("refused again"),
+            "{:?}",
+            cams[0].last_error
+        );
+        let ends = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter(|m| matches!(m, StreamMsg::EndRun))
+            .count();
+        assert_eq!(ends, 5);
+    }
 
     #[test]
     fn failed_sessions_grow_the_delay_and_a_success_resets_it() {

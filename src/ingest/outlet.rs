@@ -71,7 +71,9 @@ impl Outlet<'_> {
             discontinuity: None,
         };
         tracing::trace!(camera = %cam, dts = p.dts_90k, cts = p.cts_90k, key = frame.is_key, timeline = p.timeline, "picture");
-        self.task.status.ingest(cam, |s| s.received_frames += 1);
+        if self.task.role == super::Role::Record {
+            self.task.status.ingest(cam, |s| s.received_frames += 1);
+        }
         for sink in &mut self.sinks {
             match (sink.frame(&frame), sink.kind()) {
                 (Delivery::Queued, _) => {}

@@ -10,7 +10,9 @@ use crate::alerts::{Alert, AlertHub, AlertKind};
 /// What an open event's start alerts went out for.
 #[derive(Debug, Default, PartialEq)]
 pub struct Announced {
+    /// A start alert went out for the camera as a whole.
     pub camera: bool,
+    /// ... and for these zones, in the order they joined.
     pub zones: Vec<String>,
 }
 

@@ -10,6 +10,7 @@ use crate::decode::LumaFrame;
 pub const THUMBNAIL_WIDTH: u32 = 320;
 /// Width (at most) and period of the live snapshot (`/api/cameras/{name}/snapshot.jpg`).
 pub const SNAPSHOT_WIDTH: u32 = 640;
+/// How often the live snapshot is taken (of the frame being analysed then).
 pub const SNAPSHOT_PERIOD: Duration = Duration::from_secs(2);
 
 /// One camera's snapshot clock and the open event's peak frame.

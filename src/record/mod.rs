@@ -33,9 +33,9 @@ pub const WRITER_QUEUE: usize = 512;
 pub fn open_index(storage: &Layout) -> anyhow::Result<Index> {
     let path = storage.index();
     match Index::open(&path) {
-        Err(e) if e.is_disk_full() && crate::index::reserve_path(&path).exists() => {
+        Err(e) if e.is_disk_full() && storage.index_reserve().exists() => {
             tracing::warn!("disk full at start-up: releasing the index reserve");
-            let _ = std::fs::remove_file(crate::index::reserve_path(&path));
+            let _ = std::fs::remove_file(storage.index_reserve());
             Index::open(&path)
         }
         r => r,

@@ -208,7 +208,7 @@ fn adopt_orphans(
                 index.commit(&[Op::PutSegment(rec)])?;
             }
             None => {
-                let dest = storage.lost_found().join(f.replace('/', "_"));
+                let dest = storage.lost_found_for(&f);
                 std::fs::create_dir_all(dest.parent().unwrap())?;
                 std::fs::rename(&path, &dest)?;
                 rep.problems
