@@ -126,6 +126,7 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
     let revoked = revoked.trim().to_owned();
     let revoked_id = revoked.split('_').nth(1).unwrap().to_owned();
     cli(&cfg, &["token", "revoke", &revoked_id], "");
+    // A process of its own: its log is checked for secrets below.
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
 
     let ops = operations(&base);
@@ -463,8 +464,9 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
 fn malformed_parameters_and_bodies_get_4xx_everywhere() {
     let t = TestDir::new();
     let cfg = idle_camera_config(&t, "");
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    let token = format!("Bearer {}", token_for(&base).unwrap());
+    let d = TestDaemon::start(&cfg);
+    let base = d.base.clone();
+    let token = format!("Bearer {}", d.token.clone());
     let auth = [("authorization", token.as_str())];
     let doc: serde_json::Value =
         serde_json::from_str(include_str!("../src/api/openapi.json")).unwrap();
@@ -590,7 +592,7 @@ fn malformed_parameters_and_bodies_get_4xx_everywhere() {
         }
     }
     assert!(checked > 100, "only {checked} checks");
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
 }
 
 /// A daemon restart logs nobody out: the session cookie and its CSRF token work after
@@ -606,7 +608,8 @@ fn sessions_survive_a_restart() {
         &["user", "add", "olga", "--role", "operator"],
         "password of olga\n",
     );
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let d = TestDaemon::start(&cfg);
+    let base = d.base.clone();
     let (cookie, csrf) = login(&base, "olga", "password of olga").unwrap();
     let (ended, ended_csrf) = login(&base, "olga", "password of olga").unwrap();
     let a = call(
@@ -616,12 +619,13 @@ fn sessions_survive_a_restart() {
         None,
     );
     assert_eq!(a.code, 204, "{}", a.body);
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
     let file = std::fs::read_to_string(storage.join("sessions.json")).unwrap();
     let value = cookie.split('=').nth(1).unwrap();
     assert!(!file.contains(value), "a cookie value is on disk");
 
-    let (d, base) = daemon(&cfg, &t.join("daemon2.log"));
+    let d = TestDaemon::start(&cfg);
+    let base = d.base.clone();
     let a = call(
         "get",
         &format!("{base}/api/session"),
@@ -649,5 +653,5 @@ fn sessions_survive_a_restart() {
         None,
     );
     assert_eq!(a.code, 401, "a logged-out session came back: {}", a.body);
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
 }
