@@ -129,11 +129,49 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
     // A process of its own: its log is checked for secrets below.
     let (d, base) = daemon(&cfg, &t.join("daemon.log"));
 
-    let ops = operations(&base);
-    let bearer = |t: &str| format!("Bearer {t}");
+    let c = Ctx {
+        ops: operations(&base),
+        base,
+        tokens,
+        revoked,
+        revoked_id,
+        cfg: cfg.clone(),
+    };
+    anonymous_and_bad_tokens(&c);
+    let sessions = each_role_where_it_suffices(&c);
+    csrf_websocket_session_and_users(&c, &sessions);
+    logout_password_change_and_deletion(&c, &sessions);
+    idle_sessions_and_lockout(&c, &sessions);
+    // The audit log has the logins, failures, refusals and bad tokens, with users, and
+    // never a password or a token's secret.
+    assert!(d.stop(Duration::from_secs(20)).success());
+    audit_has_no_secrets(&c, &t, &storage);
+}
 
+/// What the phases of the authorisation test share.
+struct Ctx {
+    base: String,
+    /// Every documented operation: (method, URL, least role).
+    ops: Vec<(String, String, String)>,
+    /// A (role, user, token) per role.
+    tokens: Vec<(&'static str, String, String)>,
+    /// A revoked token, and its public id.
+    revoked: String,
+    revoked_id: String,
+    cfg: std::path::PathBuf,
+}
+
+/// An `Authorization` header value for token `t`.
+fn bearer_of(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+/// Anonymous: only the public operations answer (`/` sends browsers to the login
+/// page); bad and revoked tokens are refused everywhere but there.
+fn anonymous_and_bad_tokens(c: &Ctx) {
+    let (base, ops, revoked) = (&c.base, &c.ops, &c.revoked);
     // Anonymous: only the public operations answer; `/` sends browsers to the login page.
-    for (method, url, role) in &ops {
+    for (method, url, role) in ops.iter() {
         let a = call(method, url, &[], None);
         if role == "public" {
             assert!(
@@ -160,7 +198,7 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
     // Bad and revoked tokens are refused everywhere but the public operations.
     for (method, url, role) in ops.iter().filter(|o| o.2 != "public") {
         for tok in ["vgl_0000_nonsense", "not-even-a-token", revoked.as_str()] {
-            let a = call(method, url, &[("authorization", &bearer(tok))], None);
+            let a = call(method, url, &[("authorization", &bearer_of(tok))], None);
             assert_eq!(
                 a.code, 401,
                 "{method} {url} ({role}) with token {tok}: {}",
@@ -169,14 +207,19 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
             assert!(a.body.contains("invalid or revoked"), "{}", a.body);
         }
     }
-    // Each role's token and session: allowed exactly where its role suffices.
+}
+
+/// Each role's token and session: allowed exactly where its role suffices. Returns each
+/// role's live session: (role, cookie, CSRF token).
+fn each_role_where_it_suffices(c: &Ctx) -> Vec<(&'static str, String, String)> {
+    let (base, ops, tokens) = (&c.base, &c.ops, &c.tokens);
     let mut sessions = Vec::new();
-    for (role, name, token) in &tokens {
+    for (role, name, token) in tokens.iter() {
         let password = format!("password of {name}");
-        let (mut cookie, mut csrf) = login(&base, name, &password).unwrap();
+        let (mut cookie, mut csrf) = login(base, name, &password).unwrap();
         for (method, url, need) in ops.iter().filter(|o| o.2 != "public") {
             let allowed = rank(role) >= rank(need);
-            let by_token = call(method, url, &[("authorization", &bearer(token))], None);
+            let by_token = call(method, url, &[("authorization", &bearer_of(token))], None);
             let by_session = call(
                 method,
                 url,
@@ -206,12 +249,18 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
             }
             if url.ends_with("/api/logout") {
                 // That ended the session: start another.
-                (cookie, csrf) = login(&base, name, &password).unwrap();
+                (cookie, csrf) = login(base, name, &password).unwrap();
             }
         }
         sessions.push((*role, cookie, csrf));
     }
+    sessions
+}
 
+/// CSRF on sessions (tokens need none), WebSocket origins, `GET /api/session`, and what
+/// admins see of users and tokens.
+fn csrf_websocket_session_and_users(c: &Ctx, sessions: &[(&'static str, String, String)]) {
+    let (base, tokens, revoked_id) = (&c.base, &c.tokens, &c.revoked_id);
     // CSRF: a session's POST without (or with a wrong) X-CSRF-Token is refused; a token
     // needs none (browsers never send it by themselves).
     let (_, op_cookie, op_csrf) = sessions[1].clone();
@@ -233,7 +282,7 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
     let a = call(
         "post",
         &ack,
-        &[("authorization", &bearer(&tokens[1].2))],
+        &[("authorization", &bearer_of(&tokens[1].2))],
         None,
     );
     assert_eq!(a.code, 404, "{}", a.body);
@@ -244,7 +293,7 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
         use tungstenite::client::IntoClientRequest;
         let mut req = ws_url.as_str().into_client_request().unwrap();
         let h = req.headers_mut();
-        h.insert("authorization", bearer(&tokens[1].2).parse().unwrap());
+        h.insert("authorization", bearer_of(&tokens[1].2).parse().unwrap());
         h.insert("origin", origin.parse().unwrap());
         tungstenite::connect(req)
     };
@@ -252,7 +301,7 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
         Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
         other => panic!("cross-origin WebSocket: {:?}", other.map(|_| ())),
     }
-    assert!(handshake(&base).is_ok());
+    assert!(handshake(base).is_ok());
 
     // GET /api/session tells a page its user, role and CSRF token.
     let a = call(
@@ -271,7 +320,7 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
     let a = call(
         "get",
         &format!("{base}/api/users"),
-        &[("authorization", &bearer(&tokens[3].2))],
+        &[("authorization", &bearer_of(&tokens[3].2))],
         None,
     );
     let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
@@ -298,7 +347,11 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
         "{v}"
     );
     assert!(!a.body.contains(tokens[3].2.rsplit('_').next().unwrap()));
+}
 
+/// Logout, a password change and deleting a user end sessions (and tokens) at once.
+fn logout_password_change_and_deletion(c: &Ctx, sessions: &[(&'static str, String, String)]) {
+    let (base, tokens, cfg) = (&c.base, &c.tokens, &c.cfg);
     // Logout ends the session (and needs its CSRF token too).
     let (_, inv_cookie, inv_csrf) = sessions[2].clone();
     let logout = format!("{base}/api/logout");
@@ -330,7 +383,7 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
         200
     );
     cli(
-        &cfg,
+        cfg,
         &["user", "passwd", "admin-user"],
         "a brand new password\n",
     );
@@ -344,24 +397,29 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
         call(
             "get",
             &cameras,
-            &[("authorization", &bearer(&viewer_token))],
+            &[("authorization", &bearer_of(&viewer_token))],
             None
         )
         .code,
         200
     );
-    cli(&cfg, &["user", "del", "viewer-user"], "");
+    cli(cfg, &["user", "del", "viewer-user"], "");
     assert_eq!(
         call(
             "get",
             &cameras,
-            &[("authorization", &bearer(&viewer_token))],
+            &[("authorization", &bearer_of(&viewer_token))],
             None
         )
         .code,
         401
     );
+}
 
+/// Idle sessions end; malformed login bodies get a 400; wrong passwords lock a user name
+/// for a while, and only that one.
+fn idle_sessions_and_lockout(c: &Ctx, sessions: &[(&'static str, String, String)]) {
+    let (base, ops) = (&c.base, &c.ops);
     // Idle sessions end (session_idle_minutes = 0.05: 3 s): every operation then refuses.
     let (_, op_cookie, op_csrf) = sessions[1].clone();
     std::thread::sleep(Duration::from_millis(3500));
@@ -399,7 +457,7 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
     // for the right password, for lockout_minutes (6 s); other users are not affected.
     for _ in 0..3 {
         assert_eq!(
-            login(&base, "operator-user", "wrong password")
+            login(base, "operator-user", "wrong password")
                 .unwrap_err()
                 .0,
             401
@@ -413,13 +471,15 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
     );
     assert_eq!(a.code, 429, "{}", a.body);
     assert!(a.body.contains("try again in"), "{}", a.body);
-    assert!(login(&base, "investigator-user", "password of investigator-user").is_ok());
+    assert!(login(base, "investigator-user", "password of investigator-user").is_ok());
     std::thread::sleep(Duration::from_millis(6500));
-    assert!(login(&base, "operator-user", "password of operator-user").is_ok());
+    assert!(login(base, "operator-user", "password of operator-user").is_ok());
+}
 
-    // The audit log has the logins, failures, refusals and bad tokens, with users, and
-    // never a password or a token's secret.
-    assert!(d.stop(Duration::from_secs(20)).success());
+/// The audit log has the logins, failures, refusals and bad tokens, with users, and
+/// never a password or a token's secret; nor has the daemon's log.
+fn audit_has_no_secrets(c: &Ctx, t: &TestDir, storage: &std::path::Path) {
+    let (tokens, revoked, revoked_id) = (&c.tokens, &c.revoked, &c.revoked_id);
     let log = std::fs::read_to_string(storage.join("audit.log")).unwrap();
     let records: Vec<serde_json::Value> = log
         .lines()
