@@ -20,7 +20,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock (the system's, unless a test paused it): how long a session lasted is
+// measured on the same clock as the backoff sleeps.
+use tokio::time::Instant;
 
 use retina::client::SessionGroup;
 use timing::CameraClock;
@@ -268,10 +272,11 @@ impl IngestTask {
 mod tests {
     use super::*;
 
-    /// A script in place of RTSP: each session fails with the given message, or ends
-    /// after delivering pictures (`None`); the time each one started is kept.
+    /// A script in place of RTSP: each session fails with the given message after the
+    /// given time, or ends after delivering pictures (message `None`); the time each one
+    /// started is kept.
     struct Script {
-        plan: Vec<Option<&'static str>>,
+        plan: Vec<(Option<&'static str>, Duration)>,
         started: std::sync::Mutex<Vec<tokio::time::Instant>>,
     }
 
@@ -289,13 +294,16 @@ mod tests {
                     s.push(tokio::time::Instant::now());
                     s.len() - 1
                 };
-                match self.plan.get(n) {
-                    Some(Some(e)) => Err(anyhow::anyhow!("{e}")),
-                    Some(None) => {
+                let Some(&(outcome, lasts)) = self.plan.get(n) else {
+                    return std::future::pending().await;
+                };
+                tokio::time::sleep(lasts).await;
+                match outcome {
+                    Some(e) => Err(anyhow::anyhow!("{e}")),
+                    None => {
                         *delivered = true;
                         Ok(())
                     }
-                    None => std::future::pending().await,
                 }
             })
         }
@@ -314,11 +322,15 @@ mod tests {
         let cfg = crate::config::Config::parse(&dir.path().join("v.toml"), &text).unwrap();
         let script = Arc::new(Script {
             plan: vec![
-                Some("refused"),
-                Some("refused"),
-                Some("refused"),
-                None,
-                Some("refused again"),
+                (Some("refused"), Duration::ZERO),
+                (Some("refused"), Duration::ZERO),
+                (Some("refused"), Duration::ZERO),
+                (None, Duration::ZERO),
+                (Some("refused again"), Duration::ZERO),
+                (Some("refused"), Duration::ZERO),
+                (Some("refused"), Duration::ZERO),
+                // Silent, but healthy for long enough: the delay starts over too.
+                (Some("no picture for 10 s"), HEALTHY_SESSION),
             ],
             started: Default::default(),
         });
@@ -334,7 +346,7 @@ mod tests {
             sessions: script.clone(),
         };
         let run = tokio::spawn(task.run());
-        while script.started.lock().unwrap().len() < 6 {
+        while script.started.lock().unwrap().len() < 9 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         stop.cancel();
@@ -348,8 +360,12 @@ mod tests {
         // The fourth session delivered: the next delay is the first again.
         assert!(within(gaps[3], 0.75, 1.0), "{gaps:?}");
         assert!(within(gaps[4], 1.5, 2.0), "{gaps:?}");
+        assert!(within(gaps[5], 3.0, 4.0), "{gaps:?}");
+        // The eighth session lasted HEALTHY_SESSION (on the paused clock): then 1 s again.
+        let after_healthy = gaps[7] - HEALTHY_SESSION.as_secs_f64();
+        assert!(within(after_healthy, 0.75, 1.0), "{gaps:?}");
         let s = status.ingest("c", |s| s.clone());
-        assert_eq!(s.reconnects, 5);
+        assert_eq!(s.reconnects, 8);
         assert_eq!(s.state, CameraState::Stopped);
         let cams = status.cameras();
         assert!(
@@ -357,14 +373,14 @@ mod tests {
                 .last_error
                 .as_deref()
                 .unwrap()
-                .contains("refused again"),
+                .contains("no picture"),
             "{:?}",
             cams[0].last_error
         );
         let ends = std::iter::from_fn(|| rx.try_recv().ok())
             .filter(|m| matches!(m, StreamMsg::EndRun))
             .count();
-        assert_eq!(ends, 5);
+        assert_eq!(ends, 8);
     }
 
     #[test]
