@@ -10,7 +10,7 @@
 //! One OS thread per camera, at a lower priority than recording ([`ANALYSIS_NICE`]). Its
 //! input queue is bounded and fed with `try_send`, so a slow decoder makes analysis drop
 //! frames (to the next keyframe), never recording. Closed events cross to the timeline as
-//! one type, [`crate::events::MotionEvent`].
+//! one type, [`crate::media::MotionEvent`].
 
 pub mod alerting;
 mod analyser;

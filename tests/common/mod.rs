@@ -487,6 +487,26 @@ pub fn clip_of(dir: &Path, small: bool, seconds: u32) -> std::path::PathBuf {
     p
 }
 
+/// One fake camera process serving each `(camera, path)` (with `cam_args`), and a config
+/// recording them into `<t>/storage` with `storage_extra` in `[storage]`: (the camera, its
+/// port, the storage dir, the config file).
+fn served(
+    t: &TestDir,
+    cameras: &[(&str, &str)],
+    cam_args: &[&str],
+    storage_extra: &str,
+) -> (Proc, u16, PathBuf, PathBuf) {
+    let paths: Vec<&str> = cameras.iter().map(|c| c.1).collect();
+    let (cam, port) = fake_camera(&paths, 0, cam_args, &t.join("cam.log"));
+    let storage = t.join("storage");
+    let cams: Vec<(&str, String)> = cameras
+        .iter()
+        .map(|(name, path)| (*name, format!("rtsp://127.0.0.1:{port}/{path}")))
+        .collect();
+    let cfg = t.write("vigil.toml", &config(&storage, &cams, storage_extra));
+    (cam, port, storage, cfg)
+}
+
 /// The usual end-to-end set-up: one fake camera process and the daemon recording it.
 pub struct Rig {
     /// The fake camera: keep it bound (`cam: _cam`) or it stops.
@@ -502,14 +522,7 @@ pub struct Rig {
 /// Serves each `(camera, path)` from one fake camera (with `cam_args`) and runs the daemon
 /// recording them into `<t>/storage`, with `storage_extra` in `[storage]`.
 pub fn rig(t: &TestDir, cameras: &[(&str, &str)], cam_args: &[&str], storage_extra: &str) -> Rig {
-    let paths: Vec<&str> = cameras.iter().map(|c| c.1).collect();
-    let (cam, port) = fake_camera(&paths, 0, cam_args, &t.join("cam.log"));
-    let storage = t.join("storage");
-    let cams: Vec<(&str, String)> = cameras
-        .iter()
-        .map(|(name, path)| (*name, format!("rtsp://127.0.0.1:{port}/{path}")))
-        .collect();
-    let cfg = t.write("vigil.toml", &config(&storage, &cams, storage_extra));
+    let (cam, port, storage, cfg) = served(t, cameras, cam_args, storage_extra);
     let (daemon, base) = daemon(&cfg, &t.join("daemon.log"));
     Rig {
         cam,
@@ -533,14 +546,7 @@ pub struct Site {
 
 /// [`rig`] with the daemon run in this process.
 pub fn site(t: &TestDir, cameras: &[(&str, &str)], cam_args: &[&str], storage_extra: &str) -> Site {
-    let paths: Vec<&str> = cameras.iter().map(|c| c.1).collect();
-    let (cam, port) = fake_camera(&paths, 0, cam_args, &t.join("cam.log"));
-    let storage = t.join("storage");
-    let cams: Vec<(&str, String)> = cameras
-        .iter()
-        .map(|(name, path)| (*name, format!("rtsp://127.0.0.1:{port}/{path}")))
-        .collect();
-    let cfg = t.write("vigil.toml", &config(&storage, &cams, storage_extra));
+    let (cam, port, storage, cfg) = served(t, cameras, cam_args, storage_extra);
     let daemon = TestDaemon::start(&cfg);
     Site {
         cam,
