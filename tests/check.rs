@@ -14,22 +14,17 @@ fn check(cfg: &std::path::Path, repair: bool) -> (i32, String) {
 /// Camera `c` recorded in 2 s segments until `n` are written, then the daemon stopped:
 /// (its fake camera, the storage dir, the config).
 fn recorded(t: &TestDir, n: u64) -> (Proc, std::path::PathBuf, std::path::PathBuf) {
-    let Rig {
+    let Site {
         cam,
         storage,
         cfg,
         daemon: d,
-        base,
         ..
-    } = rig(t, &[("c", "c")], &[], "segment_seconds = 2");
+    } = site(t, &[("c", "c")], &[], "segment_seconds = 2");
     wait_for(Duration::from_secs(40), &format!("{n} segments"), || {
-        (camera_status(&base, "c")["segments_written"]
-            .as_u64()
-            .unwrap()
-            >= n)
-            .then_some(())
+        (d.camera("c")["segments_written"].as_u64().unwrap() >= n).then_some(())
     });
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
     (cam, storage, cfg)
 }
 
@@ -164,8 +159,8 @@ fn daemon_adopts_orphans_at_start_up() {
     std::fs::write(storage.join(&junk), b"not a video").unwrap();
     assert_eq!(check(&cfg, false).0, 3);
 
-    let (d, base) = daemon(&cfg, &t.join("daemon2.log"));
-    let st = get_json(&format!("{base}/api/storage"));
+    let d = TestDaemon::start(&cfg);
+    let st = d.get_json("/api/storage");
     let lines: Vec<String> = st["startup_recovery"]
         .as_array()
         .unwrap()
@@ -189,7 +184,7 @@ fn daemon_adopts_orphans_at_start_up() {
         "{lines:?}"
     );
     assert!(has(&junk, "lost+found"), "{lines:?}");
-    let r = get_json(&format!("{base}/api/recordings?camera=c"));
+    let r = d.get_json("/api/recordings?camera=c");
     assert!(
         r["segments"]
             .as_array()
@@ -198,7 +193,7 @@ fn daemon_adopts_orphans_at_start_up() {
             .any(|s| s["file"] == segs[1].file.as_str()),
         "{r}"
     );
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
     let (code, out) = check(&cfg, false);
     assert_eq!(code, 0, "{out}");
     assert_eq!(storage.join("lost+found").read_dir().unwrap().count(), 2);

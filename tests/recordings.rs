@@ -76,6 +76,15 @@ fn cli_and_api_list_the_same_recordings_and_both_are_audited() {
     );
     let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cli, api, "the CLI asked the daemon");
+    // Without a token the CLI says how to give one, in words (not the lock's OS error).
+    let out = recordings(&cfg, None, &range);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(
+        err.contains("it is locked") && err.contains("VIGIL_TOKEN"),
+        "{err}"
+    );
+    assert!(!err.contains("Os {"), "{err}");
     // Errors come back with the daemon's message.
     let out = recordings(
         &cfg,

@@ -33,17 +33,17 @@ pub struct Args {
     #[arg(long = "zone")]
     zones: Vec<String>,
     /// Only events whose peak score reached this (fraction of the image, 0..1).
-    #[arg(long)]
-    min_score: Option<f32>,
+    #[arg(long, value_parser = non_negative)]
+    min_score: Option<f64>,
     /// Only events lasting at least this many seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = non_negative)]
     min_duration: Option<f64>,
     /// Newest first.
     #[arg(long)]
     newest_first: bool,
     /// At most this many events (all by default).
-    #[arg(long)]
-    limit: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
     /// One JSON object per event (the fields of `vigil analyze` plus `id` and UTC times).
     #[arg(long)]
     json: bool,
@@ -53,6 +53,14 @@ fn time_arg(s: &str) -> Result<i64, String> {
     parse_rfc3339(s)
 }
 
+/// A number, 0 or more (what the API accepts for `min_score` and `min_duration`).
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("must be a number, 0 or more, not {s:?}")),
+    }
+}
+
 pub fn main(a: Args) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&a.config)?;
     let mut q = EventQuery {
@@ -60,7 +68,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         end_us: a.until,
         cameras: a.cameras.clone(),
         zones: a.zones.clone(),
-        min_score: a.min_score,
+        min_score: a.min_score.map(|v| v as f32),
         min_duration_us: a.min_duration.map(|s| (s * 1e6) as i64),
         order: if a.newest_first {
             Order::Desc
@@ -71,7 +79,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         cursor: None,
     };
     let source = super::source::Source::open(&config)?;
-    let want = a.limit.unwrap_or(usize::MAX);
+    let want = a.limit.map_or(usize::MAX, |l| l as usize);
     let mut shown = 0usize;
     let mut total;
     let mut out = std::io::stdout().lock();

@@ -44,7 +44,10 @@ impl Source {
                 user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
             },
             // Locked by the running daemon: ask it.
-            Err(e) => Source::Daemon(DaemonApi::new(config, &path, e)?),
+            Err(e) if e.is_locked() => {
+                Source::Daemon(DaemonApi::new(config, &path, "it is locked")?)
+            }
+            Err(e) => anyhow::bail!("cannot open index {}: {e}", path.display()),
         })
     }
 

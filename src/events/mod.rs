@@ -254,6 +254,7 @@ fn parse_cursor(s: &str) -> Result<(i64, u64), QueryError> {
 /// The entries matching `q`, deduplicated and sorted in its order.
 fn matching(index: &Index, cams: &Cameras, q: &EventQuery) -> Result<Vec<EventEntry>, QueryError> {
     check_range(q.start_us, q.end_us)?;
+    check_filters(q)?;
     let keep = |e: &EventEntry| {
         q.min_score.is_none_or(|m| e.peak_score >= m)
             && q.min_duration_us.is_none_or(|m| e.end_us - e.start_us >= m)
@@ -276,6 +277,27 @@ fn matching(index: &Index, cams: &Cameras, q: &EventQuery) -> Result<Vec<EventEn
         out.reverse();
     }
     Ok(out)
+}
+
+/// The score and duration filters must be numbers, 0 or more (the same rule for the API
+/// and the CLI, whichever reads the index).
+fn check_filters(q: &EventQuery) -> Result<(), QueryError> {
+    if let Some(s) = q.min_score
+        && !(s.is_finite() && s >= 0.0)
+    {
+        return Err(bad(format!(
+            "min_score must be a number, 0 or more, not {s}"
+        )));
+    }
+    if let Some(d) = q.min_duration_us
+        && d < 0
+    {
+        return Err(bad(format!(
+            "min_duration must be a number of seconds, 0 or more, not {}",
+            d as f64 / 1e6
+        )));
+    }
+    Ok(())
 }
 
 /// Runs an event search: one page and the total.
@@ -376,6 +398,7 @@ pub fn count_by_zone(
     q: &EventQuery,
 ) -> Result<BTreeMap<String, BTreeMap<String, u64>>, QueryError> {
     check_range(q.start_us, q.end_us)?;
+    check_filters(q)?;
     let cams = Cameras::load(index)?;
     let mut out = BTreeMap::new();
     for c in cams.ids(&q.cameras)? {
@@ -540,6 +563,31 @@ mod tests {
         assert_eq!(video(kept), "available");
         assert_eq!(video(never), "deleted");
         assert!(matches!(get(&ix, 12345), Err(QueryError::NotFound(_))));
+    }
+
+    /// Score and duration filters are refused unless numbers, 0 or more, by the library
+    /// itself (so the CLI reading the index answers as the API does).
+    #[test]
+    fn bad_filters_are_refused_by_the_library() {
+        let ix = Index::temporary().unwrap();
+        ix.camera_id("c").unwrap();
+        let q = |min_score, min_duration_us| EventQuery {
+            start_us: 0,
+            end_us: 1_000_000,
+            min_score,
+            min_duration_us,
+            limit: 10,
+            ..Default::default()
+        };
+        for bad in [
+            q(Some(f32::NAN), None),
+            q(Some(-1.0), None),
+            q(None, Some(-5)),
+        ] {
+            assert!(matches!(search(&ix, &bad), Err(QueryError::Bad(_))));
+            assert!(matches!(count_by_zone(&ix, &bad), Err(QueryError::Bad(_))));
+        }
+        assert!(search(&ix, &q(Some(0.5), Some(0))).is_ok());
     }
 
     #[test]

@@ -61,6 +61,14 @@ pub enum IndexError {
 pub type Result<T> = std::result::Result<T, IndexError>;
 
 impl IndexError {
+    /// Whether the store could not be opened because another process holds it (sled
+    /// takes an exclusive lock: a running daemon).
+    pub fn is_locked(&self) -> bool {
+        matches!(self, IndexError::Sled(sled::Error::Io(e))
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.to_string().contains("could not acquire lock"))
+    }
+
     /// Whether the store failed for lack of disk space.
     pub fn is_disk_full(&self) -> bool {
         match self {

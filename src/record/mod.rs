@@ -37,10 +37,15 @@ pub fn open_index(storage: &Layout) -> anyhow::Result<Index> {
             tracing::warn!("disk full at start-up: releasing the index reserve");
             let _ = std::fs::remove_file(storage.index_reserve());
             Index::open(&path)
+                .with_context(|| format!("cannot open index in {}", storage.dir().display()))
         }
-        r => r,
+        Err(e) if e.is_locked() => anyhow::bail!(
+            "the index in {} is locked: another Vigil daemon (or a `vigil check`) is using \
+             this storage directory",
+            storage.dir().display()
+        ),
+        r => r.with_context(|| format!("cannot open index in {}", storage.dir().display())),
     }
-    .with_context(|| format!("cannot open index in {}", storage.dir().display()))
 }
 
 /// Recording as it runs: the committer thread and the writers started so far.

@@ -109,8 +109,9 @@ fn check_indexed(
             Ok(m) => m.len(),
             Err(_) => {
                 rep.problems.push(format!(
-                    "{}: indexed but the file is gone; entry dropped",
-                    r.file
+                    "{}: indexed but the file is gone{}",
+                    r.file,
+                    if fix { "; entry dropped" } else { "" }
                 ));
                 ops.extend(Op::forget(&r));
                 continue;
