@@ -48,10 +48,14 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
     }
     // sled takes an exclusive lock: this fails clearly while the daemon runs.
     let index = Index::open(&path).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open index {} (is the daemon running?): {e}",
-            path.display()
-        )
+        if e.is_locked() {
+            anyhow::anyhow!(
+                "cannot check {}: its index is locked (the daemon is running; stop it first)",
+                storage.dir().display()
+            )
+        } else {
+            anyhow::anyhow!("cannot open index {}: {e}", path.display())
+        }
     })?;
     let mode = if a.repair { Mode::Repair } else { Mode::Report };
     let rep = recovery::reconcile(&index, &storage, mode)?;
