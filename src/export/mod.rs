@@ -132,15 +132,8 @@ pub fn plan(
         ));
     }
     let (segs, lease) = leased_segments(index, camera_id, start_us, end_us)?;
-    let Collected {
-        entries,
-        audio_entries,
-        audio_rate,
-        with_audio,
-        picked,
-        audio,
-        dims,
-    } = collect(storage, &segs, end_us)?;
+    let c = collect(storage, &segs, end_us)?;
+    let (picked, audio) = (&c.picked, &c.audio);
     // Start at the last keyframe at or before the start (or the first one after it, if
     // the recording begins later).
     let first = picked
@@ -178,7 +171,7 @@ pub fn plan(
     gaps.retain(|&(a, b)| b > shown_start && a < shown_end);
 
     // Audio from the first video sample on (what plays with the video).
-    let audio: &[Picked] = if with_audio {
+    let audio: &[Picked] = if c.with_audio {
         let from = audio
             .iter()
             .position(|a| a.utc_us >= picked[0].utc_us)
@@ -188,16 +181,16 @@ pub fn plan(
         &[]
     };
     let mut audio_samples: Vec<Sample> = audio.iter().map(|p| p.sample).collect();
-    let rate = audio_rate.unwrap_or(1);
+    let rate = c.audio_rate.unwrap_or(1);
     close_gaps(audio, &mut audio_samples, rate);
 
     let (chunks, pieces_data) = interleave(picked, audio);
     let mut tracks = vec![ClipTrack {
         track: fmp4::VIDEO_TRACK,
         timescale: 90_000,
-        width: dims.0,
-        height: dims.1,
-        sample_entries: entries.iter().map(|e| e.as_slice()).collect(),
+        width: c.dims.0,
+        height: c.dims.1,
+        sample_entries: c.entries.iter().map(|e| e.as_slice()).collect(),
         samples: &samples,
         edit_delay: 0,
         edit_media_time,
@@ -212,7 +205,7 @@ pub fn plan(
             timescale: rate,
             width: 0,
             height: 0,
-            sample_entries: audio_entries.iter().map(|e| e.as_slice()).collect(),
+            sample_entries: c.audio_entries.iter().map(|e| e.as_slice()).collect(),
             samples: &audio_samples,
             edit_delay: media_t(from) - media_t(shown_start),
             edit_media_time: (from - first.utc_us) as u64 * rate as u64 / 1_000_000,

@@ -80,6 +80,9 @@ pub enum Role {
     Detect,
 }
 
+/// A session as a future: it resolves when the session ends.
+pub type SessionFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
 /// The RTSP-opener seam: how the task runs one session. [`Rtsp`] opens a real one with
 /// retina (`session`); tests put a script in its place to unit-test the reconnect loop
 /// (backoff, its reset, the status, the sinks' run ends) on tokio's paused clock.
@@ -92,7 +95,7 @@ pub trait Sessions: Send + Sync {
         group: Arc<SessionGroup>,
         clock: &'a mut CameraClock,
         delivered: &'a mut bool,
-    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+    ) -> SessionFuture<'a>;
 }
 
 /// Sessions with the camera over RTSP (retina).
@@ -105,7 +108,7 @@ impl Sessions for Rtsp {
         group: Arc<SessionGroup>,
         clock: &'a mut CameraClock,
         delivered: &'a mut bool,
-    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+    ) -> SessionFuture<'a> {
         Box::pin(task.session(group, clock, delivered))
     }
 }
@@ -287,7 +290,7 @@ mod tests {
             _group: Arc<SessionGroup>,
             _clock: &'a mut CameraClock,
             delivered: &'a mut bool,
-        ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>> {
+        ) -> SessionFuture<'a> {
             Box::pin(async move {
                 let n = {
                     let mut s = self.started.lock().unwrap();

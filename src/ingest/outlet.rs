@@ -25,7 +25,16 @@ pub(super) struct Outlet<'a> {
     pub pictures: u64,
 }
 
-impl Outlet<'_> {
+impl<'a> Outlet<'a> {
+    /// The output side of a new session of `task`.
+    pub fn new(task: &'a IngestTask) -> Self {
+        Outlet {
+            task,
+            sinks: task.sinks(),
+            pictures: 0,
+        }
+    }
+
     pub fn emit(&mut self, out: Vec<Output<Picture>>) -> anyhow::Result<()> {
         for o in out {
             match o {
@@ -71,6 +80,8 @@ impl Outlet<'_> {
             discontinuity: None,
         };
         tracing::trace!(camera = %cam, dts = p.dts_90k, cts = p.cts_90k, key = frame.is_key, timeline = p.timeline, "picture");
+        // Counted as it is offered, so that it never trails the writer's count (an
+        // uncontended lock a picture: nothing next to the sinks' queues).
         if self.task.role == super::Role::Record {
             self.task.status.ingest(cam, |s| s.received_frames += 1);
         }

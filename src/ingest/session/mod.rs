@@ -41,11 +41,7 @@ impl IngestTask {
         delivered: &mut bool,
     ) -> anyhow::Result<()> {
         let mut timing = Timing::new(clock.clone());
-        let mut outlet = Outlet {
-            task: self,
-            sinks: self.sinks(),
-            pictures: 0,
-        };
+        let mut outlet = Outlet::new(self);
         let mut held = None;
         let r = self
             .stream(group, &mut timing, &mut outlet, &mut held)

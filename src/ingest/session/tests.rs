@@ -48,11 +48,7 @@ fn receive(
         sample_entry: Vec::new(),
     }));
     let mut timing = Timing::new(CameraClock::default());
-    let mut outlet = Outlet {
-        task: &task,
-        sinks: task.sinks(),
-        pictures: 0,
-    };
+    let mut outlet = Outlet::new(&task);
     let mut held = None;
     let t0 = now_us();
     for (pts, loss, rap, data) in units {
