@@ -23,8 +23,8 @@ fn main() {
     }
     let t = TestDir::new();
     let (_cam, cfg) = crossing_camera(&t, "");
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    let mut r = get(&format!("{base}/api/alerts/stream")).call().unwrap();
+    let d = daemon(&cfg, &t.join("daemon.log"));
+    let mut r = d.get("/api/alerts/stream").call().unwrap();
     let reader = std::io::BufReader::new(r.body_mut().with_config().limit(u64::MAX).reader());
     let deadline = Instant::now() + Duration::from_secs(50);
     let mut lat_ms = Vec::new();

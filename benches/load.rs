@@ -234,9 +234,9 @@ fn run_vigil(dir: &Path, urls: &[String], cam: &Proc, secs: u64, motion: bool) -
         1,
     );
     std::fs::write(&cfg, text).unwrap();
-    let (d, base) = daemon(&cfg, &dir.join("daemon.log"));
+    let d = daemon(&cfg, &dir.join("daemon.log"));
     wait_for(Duration::from_secs(120), "all cameras streaming", || {
-        let v = get_json(&format!("{base}/api/cameras"));
+        let v = d.get_json("/api/cameras");
         let up = v["cameras"]
             .as_array()
             .unwrap()
@@ -254,17 +254,17 @@ fn run_vigil(dir: &Path, urls: &[String], cam: &Proc, secs: u64, motion: bool) -
             .map(|c| c[key].as_u64().unwrap())
             .sum()
     };
-    let v0 = get_json(&format!("{base}/api/cameras"));
+    let v0 = d.get_json("/api/cameras");
     let (d_cpu0, c_cpu0, bytes0, t0) = (
-        cpu_seconds(d.pid()),
+        cpu_seconds(d.proc.pid()),
         cpu_seconds(cam.pid()),
         dir_bytes(&storage),
         Instant::now(),
     );
     std::thread::sleep(Duration::from_secs(secs));
     let el = t0.elapsed().as_secs_f64();
-    let v1 = get_json(&format!("{base}/api/cameras"));
-    let d_cpu = cpu_seconds(d.pid()) - d_cpu0;
+    let v1 = d.get_json("/api/cameras");
+    let d_cpu = cpu_seconds(d.proc.pid()) - d_cpu0;
     let c_cpu = cpu_seconds(cam.pid()) - c_cpu0;
     let written = dir_bytes(&storage) - bytes0;
     let frames = totals(&v1, "frames") - totals(&v0, "frames");
@@ -272,8 +272,8 @@ fn run_vigil(dir: &Path, urls: &[String], cam: &Proc, secs: u64, motion: bool) -
     let analysed = totals(&v1, "analysed_frames") - totals(&v0, "analysed_frames");
     let analysis_dropped = totals(&v1, "analysis_dropped");
     let reconnects = totals(&v1, "reconnects");
-    let rss = status_kb(d.pid(), "VmRSS:");
-    let hwm = status_kb(d.pid(), "VmHWM:");
+    let rss = status_kb(d.proc.pid(), "VmRSS:");
+    let hwm = status_kb(d.proc.pid(), "VmHWM:");
     println!("vigil:");
     println!(
         "  daemon CPU       {:.1}% of one core = {:.3}% per camera",

@@ -2,8 +2,8 @@
 //! camera, each stage keeps its own statistics behind its own lock: [`IngestStats`]
 //! (ingest: state and since when, rates, what was received, lost and dropped),
 //! [`RecordingStats`] (the segment writer), [`AnalysisStats`] (the analysis pipeline);
-//! [`Status::cameras`] composes them into one flat [`CameraStatus`] per camera when the API
-//! asks. For storage, [`StorageStatus`] (bytes, retention, disk errors; the committer and
+//! [`Status::cameras`] hands them out together ([`CameraStages`]); the API composes its view
+//! (and formats the times) from them. For storage, [`StorageStatus`] (bytes, retention, disk errors; the committer and
 //! start-up recovery). The daemon seeds each camera's entry before anything runs.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::base::time::{now_us, rfc3339};
+use crate::base::time::now_us;
 use crate::media::MotionEvent;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -140,32 +140,35 @@ pub struct AnalysisStats {
     pub motion_seconds: f64,
     /// CPU time of the analysis pipeline's GStreamer threads (decoding, scaling), seconds.
     pub decode_seconds: f64,
-    /// The last motion event that closed.
-    #[serde(serialize_with = "last_event_json")]
+    /// The last motion event that closed (the API shows it with its times formatted).
+    #[serde(skip)]
     pub last_event: Option<MotionEvent>,
     #[serde(skip)]
     error: Option<StageError>,
 }
 
-/// A camera's status as the API shows it: each stage's statistics, composed when asked
-/// (`Status::cameras`), with the times as RFC 3339.
-#[derive(Clone, Debug, Serialize)]
-pub struct CameraStatus {
+/// A camera's statistics from every stage, as [`Status::cameras`] hands them out.
+#[derive(Clone, Debug)]
+pub struct CameraStages {
     pub name: String,
-    /// When the ingest state was entered (RFC 3339).
-    pub since: String,
-    /// Ingest's statistics (shown flattened, as are the next two).
-    #[serde(flatten)]
     pub ingest: IngestStats,
-    /// The segment writer's.
-    #[serde(flatten)]
     pub recording: RecordingStats,
-    /// The analysis pipeline's.
-    #[serde(flatten)]
     pub analysis: AnalysisStats,
-    /// The newest error of any stage, and when (RFC 3339).
-    pub last_error: Option<String>,
-    pub last_error_at: Option<String>,
+}
+
+impl CameraStages {
+    /// The newest error of any stage: (µs since the epoch, text).
+    pub fn last_error(&self) -> Option<(i64, &str)> {
+        [
+            &self.ingest.error,
+            &self.recording.error,
+            &self.analysis.error,
+        ]
+        .into_iter()
+        .flatten()
+        .max_by_key(|(n, _, _)| *n)
+        .map(|(_, t, e)| (*t, e.as_str()))
+    }
 }
 
 impl Default for IngestStats {
@@ -251,59 +254,6 @@ impl AnalysisStats {
     }
 }
 
-impl CameraStatus {
-    fn compose(
-        name: &str,
-        ingest: IngestStats,
-        recording: RecordingStats,
-        analysis: AnalysisStats,
-    ) -> CameraStatus {
-        let error = [&ingest.error, &recording.error, &analysis.error]
-            .into_iter()
-            .flatten()
-            .max_by_key(|(n, _, _)| *n)
-            .cloned();
-        CameraStatus {
-            name: name.to_owned(),
-            since: rfc3339(ingest.since_us),
-            last_error_at: error.as_ref().map(|(_, t, _)| rfc3339(*t)),
-            last_error: error.map(|(_, _, e)| e),
-            ingest,
-            recording,
-            analysis,
-        }
-    }
-}
-
-/// How the status shows [`CameraStatus::last_event`]: times as RFC 3339.
-fn last_event_json<S: serde::Serializer>(e: &Option<MotionEvent>, s: S) -> Result<S::Ok, S::Error> {
-    #[derive(Serialize)]
-    struct Summary<'a> {
-        /// Its id in the timeline (`/api/events/{id}`), if it was stored.
-        id: Option<u64>,
-        start: String,
-        end: String,
-        /// The event's clip window: `pre_roll` before `start` to `post_roll` after `end`.
-        clip_start: String,
-        clip_end: String,
-        zones: &'a [String],
-        peak_score: f64,
-        bbox: [f64; 4],
-    }
-    e.as_ref()
-        .map(|e| Summary {
-            id: e.id,
-            start: rfc3339(e.start_us),
-            end: rfc3339(e.end_us),
-            clip_start: rfc3339(e.clip_start_us),
-            clip_end: rfc3339(e.clip_end_us),
-            zones: &e.zones,
-            peak_score: e.peak_score,
-            bbox: e.bbox,
-        })
-        .serialize(s)
-}
-
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct StorageStatus {
     pub dir: String,
@@ -316,7 +266,9 @@ pub struct StorageStatus {
     pub deleted_bytes: u64,
     pub disk_full_events: u64,
     pub last_error: Option<String>,
-    pub last_error_at: Option<String>,
+    /// When `last_error` happened, µs since the epoch (the API shows `last_error_at`).
+    #[serde(skip)]
+    pub last_error_us: Option<i64>,
     pub index_bytes: u64,
     /// What start-up recovery found and did (interrupted segments repaired, orphan
     /// files adopted or moved to `lost+found/`, ...), one line each, at most 100.
@@ -386,8 +338,8 @@ impl Status {
         with(&self.analysis, name, f)
     }
 
-    /// Every camera any stage has reported on, composed, in name order.
-    pub fn cameras(&self) -> Vec<CameraStatus> {
+    /// Every camera any stage has reported on, in name order.
+    pub fn cameras(&self) -> Vec<CameraStages> {
         let ingest = self.ingest.lock().unwrap().clone();
         let recording = self.recording.lock().unwrap().clone();
         let analysis = self.analysis.lock().unwrap().clone();
@@ -397,13 +349,11 @@ impl Status {
             .chain(analysis.keys())
             .collect();
         (names.into_iter())
-            .map(|n| {
-                CameraStatus::compose(
-                    n,
-                    ingest.get(n).cloned().unwrap_or_default(),
-                    recording.get(n).cloned().unwrap_or_default(),
-                    analysis.get(n).cloned().unwrap_or_default(),
-                )
+            .map(|n| CameraStages {
+                name: n.clone(),
+                ingest: ingest.get(n).cloned().unwrap_or_default(),
+                recording: recording.get(n).cloned().unwrap_or_default(),
+                analysis: analysis.get(n).cloned().unwrap_or_default(),
             })
             .collect()
     }
@@ -417,10 +367,9 @@ impl Status {
 mod tests {
     use super::*;
 
-    /// Each stage writes its own statistics; the API sees one flat object per camera, with
-    /// the newest error of any stage.
+    /// Each stage writes its own statistics; the newest error of any stage is the camera's.
     #[test]
-    fn stages_compose_into_one_camera() {
+    fn stages_are_handed_out_together() {
         let st = Status::default();
         st.ingest("a", |s| {
             s.set_state(CameraState::Streaming);
@@ -434,19 +383,17 @@ mod tests {
         st.analysis("b", |s| s.motion_enabled = true);
         let cams = st.cameras();
         assert_eq!(cams.len(), 2);
-        let a = serde_json::to_value(&cams[0]).unwrap();
-        assert_eq!(a["name"], "a");
-        assert_eq!(a["state"], "streaming");
-        assert_eq!(a["received_frames"], 30);
-        assert_eq!(a["frames"], 29);
-        assert_eq!(a["motion_enabled"], false);
-        assert_eq!(a["last_error"], "writer: newer");
-        assert!(a["last_error_at"].as_str().unwrap().ends_with('Z'), "{a}");
-        assert!(a.get("ingest").is_none() && a.get("error").is_none(), "{a}");
-        let b = serde_json::to_value(&cams[1]).unwrap();
-        assert_eq!(b["name"], "b");
-        assert_eq!(b["motion_enabled"], true);
-        assert_eq!(b["state"], "starting");
-        assert!(b["last_error"].is_null());
+        let a = &cams[0];
+        assert_eq!(a.name, "a");
+        assert_eq!(a.ingest.state, CameraState::Streaming);
+        assert_eq!(a.ingest.received_frames, 30);
+        assert_eq!(a.recording.frames, 29);
+        assert!(!a.analysis.motion_enabled);
+        assert_eq!(a.last_error().unwrap().1, "writer: newer");
+        let b = &cams[1];
+        assert_eq!(b.name, "b");
+        assert!(b.analysis.motion_enabled);
+        assert_eq!(b.ingest.state, CameraState::Starting);
+        assert!(b.last_error().is_none());
     }
 }

@@ -122,7 +122,7 @@ fn alerts_reach_mosquitto_and_webhooks() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("HOOK_SECRET (secret_env) is not set"));
     let secret = "s3cret-hook";
-    let (d, _base) = daemon_env(&cfg, &t.join("daemon.log"), &[("HOOK_SECRET", secret)]);
+    let d = daemon_env(&cfg, &t.join("daemon.log"), &[("HOOK_SECRET", secret)]);
     let expect = |want: &str| sub.wait_line(want, Duration::from_secs(40));
     expect(" vigil/available online");
     // The first crossing: camera and both zones ON, then OFF; the events topic carries
@@ -201,7 +201,7 @@ fn alerts_reach_mosquitto_and_webhooks() {
     late.wait_line("1 vigil/fixture/motion OFF", Duration::from_secs(5));
 
     // SIGKILL: the broker publishes the last will.
-    let (d, _) = daemon_env(&cfg, &t.join("daemon2.log"), &[("HOOK_SECRET", secret)]);
+    let d = daemon_env(&cfg, &t.join("daemon2.log"), &[("HOOK_SECRET", secret)]);
     expect(" vigil/available online");
     d.kill9();
     expect(" vigil/available offline");

@@ -127,7 +127,8 @@ fn authorisation_matrix_sessions_csrf_and_lockout() {
     let revoked_id = revoked.split('_').nth(1).unwrap().to_owned();
     cli(&cfg, &["token", "revoke", &revoked_id], "");
     // A process of its own: its log is checked for secrets below.
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let d = daemon(&cfg, &t.join("daemon.log"));
+    let base = d.base.clone();
 
     let c = Ctx {
         ops: operations(&base),

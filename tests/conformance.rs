@@ -275,10 +275,10 @@ fn stalled_servers_are_timed_out_and_retried() {
             play.url
         ),
     );
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let d = daemon(&cfg, &t.join("daemon.log"));
     // While stuck, the status names the step.
     let s = wait_for(Duration::from_secs(10), "silent stuck in describe", || {
-        let s = camera_status(&base, "silent");
+        let s = d.camera("silent");
         (s["state"] == "connecting" && s["connect_step"] == "describe").then_some(s)
     });
     assert!(s["since"].is_string(), "{s}");
@@ -286,14 +286,14 @@ fn stalled_servers_are_timed_out_and_retried() {
         Duration::from_secs(10),
         "mute stuck before its first picture",
         || {
-            let s = camera_status(&base, "mute");
+            let s = d.camera("mute");
             (s["state"] == "connecting" && s["connect_step"] == "first-picture").then_some(())
         },
     );
     // Then each misses its deadline again and again: counted and retried.
     for (cam, step) in [("silent", "DESCRIBE"), ("mute", "first picture")] {
         let s = wait_for(Duration::from_secs(30), &format!("{cam} retried"), || {
-            let s = camera_status(&base, cam);
+            let s = d.camera(cam);
             (s["timeouts"].as_u64() >= Some(2) && s["reconnects"].as_u64() >= Some(2)).then_some(s)
         });
         let err = s["last_error"].as_str().unwrap_or_default().to_string();
@@ -302,7 +302,8 @@ fn stalled_servers_are_timed_out_and_retried() {
             "{cam}: {s}"
         );
     }
-    let metrics = get(&format!("{base}/metrics"))
+    let metrics = d
+        .get("/metrics")
         .call()
         .unwrap()
         .body_mut()
@@ -428,13 +429,13 @@ fn hostile_servers_never_harm_the_daemon_or_a_good_camera() {
         servers.push(s);
     }
     let cfg = t.write("vigil.toml", &cfg);
-    let (mut d, base) = daemon(&cfg, &t.join("daemon.log"));
-    wait_streaming(&base, "good");
+    let mut d = daemon(&cfg, &t.join("daemon.log"));
+    d.wait_streaming("good");
     let started = vigil::base::time::now_us();
     let mut peak_rss = 0u64;
     for _ in 0..25 {
         std::thread::sleep(Duration::from_secs(1));
-        let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", d.proc.pid())).unwrap();
         let rss: u64 = (status.lines())
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
@@ -442,12 +443,12 @@ fn hostile_servers_never_harm_the_daemon_or_a_good_camera() {
         peak_rss = peak_rss.max(rss * 1024);
     }
     let ended = vigil::base::time::now_us();
-    assert!(d.is_running(), "the daemon died");
+    assert!(d.proc.is_running(), "the daemon died");
     // Seven sessions, one decoder at most each: far below this unless something buffers
     // what a hostile server sends without bound.
     assert!(peak_rss < 400 << 20, "RSS reached {} MiB", peak_rss >> 20);
     for m in modes {
-        let s = camera_status(&base, m);
+        let s = d.camera(m);
         if m == "fuzz-rtp" {
             let damage = s["packet_errors"].as_u64().unwrap_or(0)
                 + s["dropped_pictures"].as_u64().unwrap_or(0);
@@ -465,10 +466,10 @@ fn hostile_servers_never_harm_the_daemon_or_a_good_camera() {
         }
     }
     // The good camera: one run, no gap, every frame.
-    let g = camera_status(&base, "good");
+    let g = d.camera("good");
     assert_eq!(g["reconnects"].as_u64(), Some(0), "{g}");
-    let r = get_json(&format!(
-        "{base}/api/recordings?camera=good&start={}&end={}",
+    let r = d.get_json(&format!(
+        "/api/recordings?camera=good&start={}&end={}",
         vigil::base::time::rfc3339(started),
         vigil::base::time::rfc3339(ended - 2_000_000)
     ));

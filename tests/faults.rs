@@ -91,11 +91,11 @@ fn kill9_loop() {
     let mut played: HashMap<String, u64> = HashMap::new();
     let mut losses = Vec::new();
     for run in 0..runs {
-        let (d, base) = daemon(&cfg, &t.join(&format!("daemon{run}.log")));
+        let d = daemon(&cfg, &t.join(&format!("daemon{run}.log")));
         let started = vigil::base::time::now_us();
         wait_for(Duration::from_secs(30), "every camera recording", || {
             (names.iter())
-                .all(|n| camera_status(&base, n)["frames"].as_u64().unwrap_or(0) > 0)
+                .all(|n| d.camera(n)["frames"].as_u64().unwrap_or(0) > 0)
                 .then_some(())
         });
         std::thread::sleep(Duration::from_millis(rng.u64(300..5000)));
@@ -113,7 +113,7 @@ fn kill9_loop() {
         // Every other kill is repaired the way a restart does it (the daemon's start-up
         // recovery, then a clean stop), the others by `check --repair`.
         let how = if run % 2 == 1 {
-            let (d, _) = daemon(&cfg, &t.join(&format!("recovery{run}.log")));
+            let d = daemon(&cfg, &t.join(&format!("recovery{run}.log")));
             assert!(d.stop(Duration::from_secs(20)).success());
             "start-up recovery"
         } else {
@@ -267,17 +267,17 @@ fn flapping_cameras() {
     let t = TestDir::new();
     let (cam, port, names, _, cfg) = small_cameras(&t, "f", 4, "segment_seconds = 4");
     let paths: Vec<&str> = names.iter().map(String::as_str).collect();
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    let pid = d.pid();
+    let d = daemon(&cfg, &t.join("daemon.log"));
+    let pid = d.proc.pid();
     wait_for(Duration::from_secs(30), "every camera streaming", || {
         (names.iter())
-            .all(|n| camera_status(&base, n)["state"] == "streaming")
+            .all(|n| d.camera(n)["state"] == "streaming")
             .then_some(())
     });
     let started = vigil::base::time::now_us();
     let mut cam = Some(cam);
     let mut samples: Vec<ProcStats> = Vec::new();
-    let reconnects = |n: &str| camera_status(&base, n)["reconnects"].as_u64().unwrap();
+    let reconnects = |n: &str| d.camera(n)["reconnects"].as_u64().unwrap();
     for i in 0..drops {
         std::thread::sleep(Duration::from_secs(7));
         let before: Vec<u64> = names.iter().map(|n| reconnects(n)).collect();
@@ -291,7 +291,7 @@ fn flapping_cameras() {
             || {
                 (names.iter().zip(&before))
                     .all(|(n, b)| {
-                        let s = camera_status(&base, n);
+                        let s = d.camera(n);
                         s["reconnects"].as_u64().unwrap() > *b && s["state"] == "streaming"
                     })
                     .then_some(())
@@ -301,13 +301,13 @@ fn flapping_cameras() {
     }
     let ended = vigil::base::time::now_us();
     for n in &names {
-        let s = camera_status(&base, n);
+        let s = d.camera(n);
         assert!(
             s["reconnects"].as_u64().unwrap() >= drops,
             "{n}: {drops} drops, {s}"
         );
-        let r = get_json(&format!(
-            "{base}/api/recordings?camera={n}&start={}&end={}",
+        let r = d.get_json(&format!(
+            "/api/recordings?camera={n}&start={}&end={}",
             vigil::base::time::rfc3339(started),
             vigil::base::time::rfc3339(ended)
         ));
@@ -357,11 +357,11 @@ fn endurance_soak() {
     let n = env_u64("VIGIL_FAULT_SOAK_CAMERAS", 16) as usize;
     let t = TestDir::new();
     let (_cam, _, names, storage, cfg) = small_cameras(&t, "s", n, "");
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    let pid = d.pid();
+    let d = daemon(&cfg, &t.join("daemon.log"));
+    let pid = d.proc.pid();
     wait_for(Duration::from_secs(60), "every camera streaming", || {
         (names.iter())
-            .all(|c| camera_status(&base, c)["state"] == "streaming")
+            .all(|c| d.camera(c)["state"] == "streaming")
             .then_some(())
     });
     let every = Duration::from_secs((seconds / 30).max(2));
@@ -374,13 +374,9 @@ fn endurance_soak() {
     }
     let last = samples.last().unwrap().1;
     let wall = t0.elapsed().as_secs_f64();
-    let storage_status = get_json(&format!("{base}/api/storage"));
+    let storage_status = d.get_json("/api/storage");
     let analysed: u64 = (names.iter())
-        .map(|c| {
-            camera_status(&base, c)["analysed_frames"]
-                .as_u64()
-                .unwrap_or(0)
-        })
+        .map(|c| d.camera(c)["analysed_frames"].as_u64().unwrap_or(0))
         .sum();
     assert!(d.stop(Duration::from_secs(30)).success());
     let rss = |r: &[(f64, ProcStats)]| median(r.iter().map(|(_, s)| s.rss).collect());
@@ -442,7 +438,7 @@ fn clock_jumps() {
     // The daemon's wall clock (CLOCK_REALTIME) reads this file's offset, re-read every
     // second; its monotonic clock is left alone, as a real clock step leaves it.
     let clock = t.write("faketime", "+0");
-    let (d, base) = daemon_env(
+    let d = daemon_env(
         &cfg,
         &t.join("daemon.log"),
         &[
@@ -452,11 +448,7 @@ fn clock_jumps() {
             ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
         ],
     );
-    let written = || {
-        camera_status(&base, "j0")["segments_written"]
-            .as_u64()
-            .unwrap()
-    };
+    let written = || d.camera("j0")["segments_written"].as_u64().unwrap();
     let recorded = |n: u64, what: &str| {
         let n0 = written();
         wait_for(Duration::from_secs(40), what, || {
@@ -469,7 +461,7 @@ fn clock_jumps() {
             Duration::from_secs(20),
             &format!("clock step {n} seen"),
             || {
-                let s = get_json(&format!("{base}/api/storage"));
+                let s = d.get_json("/api/storage");
                 let steps = s["clock_steps"].as_array()?.clone();
                 (steps.len() >= n).then_some(steps)
             },
@@ -488,13 +480,13 @@ fn clock_jumps() {
     // Retention (every 10 s) has run since: with 12 hours to keep, what was recorded
     // before the forward step is minutes old, not a day.
     std::thread::sleep(Duration::from_secs(11));
-    let st = get_json(&format!("{base}/api/storage"));
+    let st = d.get_json("/api/storage");
     assert_eq!(st["deleted_segments"].as_u64(), Some(0), "{st}");
-    let cam = camera_status(&base, "j0");
+    let cam = d.camera("j0");
     assert!(cam["timestamp_jumps"].as_u64().unwrap() >= 2, "{cam}");
     let now = vigil::base::time::now_us();
-    let r = get_json(&format!(
-        "{base}/api/recordings?camera=j0&start={}&end={}",
+    let r = d.get_json(&format!(
+        "/api/recordings?camera=j0&start={}&end={}",
         vigil::base::time::rfc3339(now - 7_200_000_000),
         vigil::base::time::rfc3339(now + 2 * 86_400_000_000)
     ));

@@ -28,15 +28,15 @@ fn credentials_digest_basic_and_wrong_password_never_logged() {
         pass_file.display().to_string()
     );
     let cfg = t.write("vigil.toml", &text);
-    let (d, base) = daemon_env(
+    let d = daemon_env(
         &cfg,
         &t.join("daemon.log"),
         &[("VIGIL_TEST_PW", secret), ("VIGIL_TEST_WRONG", "not-it")],
     );
-    wait_streaming(&base, "digest");
-    wait_streaming(&base, "basic");
+    d.wait_streaming("digest");
+    d.wait_streaming("basic");
     let wrong = wait_for(Duration::from_secs(20), "wrong password refused", || {
-        let s = camera_status(&base, "wrong");
+        let s = d.camera("wrong");
         (s["reconnects"].as_u64().unwrap() >= 1).then_some(s)
     });
     assert_ne!(wrong["state"], "streaming");
@@ -52,7 +52,7 @@ fn credentials_digest_basic_and_wrong_password_never_logged() {
         "recordings?camera=wrong",
     ]
     .iter()
-    .map(|r| get_json(&format!("{base}/api/{r}")).to_string())
+    .map(|r| d.get_json(&format!("/api/{r}")).to_string())
     .collect();
     assert!(d.stop(Duration::from_secs(20)).success());
     let segs = indexed_segments(&storage);

@@ -196,7 +196,6 @@ fn sigkill_mid_segment_recovers_within_bound() {
         storage,
         cfg,
         daemon: d,
-        base,
         ..
     } = rig(
         &t,
@@ -204,15 +203,15 @@ fn sigkill_mid_segment_recovers_within_bound() {
         &[],
         "segment_seconds = 60\ncommit_interval_ms = 1000",
     );
-    wait_streaming(&base, "k");
+    d.wait_streaming("k");
     std::thread::sleep(Duration::from_secs(8));
     // The newest frame received is about "now": the loss is measured against it.
     let killed_at = vigil::base::time::now_us();
     d.kill9();
 
     // The daemon's own start-up recovery repairs the open segment.
-    let (d2, base2) = daemon(&cfg, &t.join("daemon2.log"));
-    wait_streaming(&base2, "k");
+    let d2 = daemon(&cfg, &t.join("daemon2.log"));
+    d2.wait_streaming("k");
     assert!(d2.stop(Duration::from_secs(20)).success());
     let log = std::fs::read_to_string(t.join("daemon2.log")).unwrap();
     assert!(
@@ -254,9 +253,9 @@ fn missing_camera_backs_off_and_reports() {
             "",
         ),
     );
-    let (mut d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let mut d = daemon(&cfg, &t.join("daemon.log"));
     let s = wait_for(Duration::from_secs(20), "two failed attempts", || {
-        let s = camera_status(&base, "gone");
+        let s = d.camera("gone");
         (s["reconnects"].as_u64().unwrap() >= 2).then_some(s)
     });
     assert!(
@@ -266,9 +265,9 @@ fn missing_camera_backs_off_and_reports() {
             .contains("onnection refused"),
         "{s}"
     );
-    assert!(d.is_running());
+    assert!(d.proc.is_running());
     assert_eq!(
-        get_json(&format!("{base}/api/recordings?camera=gone"))["segments"],
+        d.get_json("/api/recordings?camera=gone")["segments"],
         serde_json::json!([])
     );
     assert!(d.stop(Duration::from_secs(20)).success());

@@ -20,7 +20,6 @@ fn max_bytes_keeps_newest_contiguous_segments() {
         storage,
         cfg,
         daemon: d,
-        base,
         ..
     } = rig(
         &t,
@@ -29,14 +28,14 @@ fn max_bytes_keeps_newest_contiguous_segments() {
         "segment_seconds = 2\nmax_bytes = \"1 MiB\"",
     );
     let first = wait_for(Duration::from_secs(30), "first segment", || {
-        let r = get_json(&format!("{base}/api/recordings?camera=r"));
+        let r = d.get_json("/api/recordings?camera=r");
         r["segments"][0]["start_us"].as_i64()
     });
     let st = wait_for(
         Duration::from_secs(60),
         "retention to delete 3 segments",
         || {
-            let s = get_json(&format!("{base}/api/storage"));
+            let s = d.get_json("/api/storage");
             (s["deleted_segments"].as_u64().unwrap() >= 3).then_some(s)
         },
     );
@@ -128,39 +127,39 @@ fn full_disk_does_not_crash_and_writer_resumes() {
             "segment_seconds = 2\nmin_free = \"0\"",
         ),
     );
-    let (mut d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let mut d = daemon(&cfg, &t.join("daemon.log"));
     wait_for(Duration::from_secs(30), "recording", || {
-        let s = camera_status(&base, "f");
+        let s = d.camera("f");
         (s["segments_written"].as_u64().unwrap() >= 1).then_some(())
     });
     // Another process fills the disk to the last byte: only Vigil's own recordings can be
     // freed, and the index (on the same disk) cannot grow either.
     let filler = fill(&mnt, 0);
     let st = wait_for(Duration::from_secs(60), "a disk-full event", || {
-        let s = get_json(&format!("{base}/api/storage"));
+        let s = d.get_json("/api/storage");
         (s["disk_full_events"].as_u64().unwrap() >= 1).then_some(s)
     });
     assert!(
         st["last_error"].as_str().unwrap().contains("disk full"),
         "{st}"
     );
-    let cam = camera_status(&base, "f");
+    let cam = d.camera("f");
     assert!(cam["write_errors"].as_u64().unwrap() >= 1, "{cam}");
     // What the full disk cost is counted, not silent.
     assert!(cam["unwritten_frames"].as_u64().unwrap() >= 1, "{cam}");
     // Recording goes on in the space retention frees (in this worst case, in bursts: each
     // burst fills what one deletion freed).
-    let before = camera_status(&base, "f")["frames"].as_u64().unwrap();
+    let before = d.camera("f")["frames"].as_u64().unwrap();
     std::thread::sleep(Duration::from_secs(10));
-    let after = camera_status(&base, "f");
+    let after = d.camera("f");
     assert!(
         after["frames"].as_u64().unwrap() > before + 30,
         "writer did not resume: before {before}, after {after}; recordings {}",
-        get_json(&format!("{base}/api/recordings?camera=f"))
+        d.get_json("/api/recordings?camera=f")
     );
-    assert!(d.is_running(), "daemon died on a full disk");
+    assert!(d.proc.is_running(), "daemon died on a full disk");
     assert!(
-        get_json(&format!("{base}/api/storage"))["deleted_segments"]
+        d.get_json("/api/storage")["deleted_segments"]
             .as_u64()
             .unwrap()
             >= 1
@@ -195,15 +194,15 @@ fn full_disk_with_the_camera_gone_and_at_start_up() {
             "segment_seconds = 2",
         ),
     );
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
-    let st = get_json(&format!("{base}/api/storage"));
+    let d = daemon(&cfg, &t.join("daemon.log"));
+    let st = d.get_json("/api/storage");
     // 32 MiB filesystem: the defaults are 2% free (655 kB) and a 2 MiB index reserve.
     assert_eq!(st["min_free"].as_u64(), Some((32u64 << 20) / 50), "{st}");
     assert_eq!(st["index_reserve_bytes"].as_u64(), Some(2 << 20), "{st}");
     assert_eq!(st["index_reserve_held"], true, "{st}");
     assert!(storage.join("index.sled.reserve").exists());
     wait_for(Duration::from_secs(30), "4 segments", || {
-        let s = camera_status(&base, "f");
+        let s = d.camera("f");
         (s["segments_written"].as_u64().unwrap() >= 4).then_some(())
     });
     // The camera goes away: its segment closes, nothing writes any more.
@@ -212,18 +211,18 @@ fn full_disk_with_the_camera_gone_and_at_start_up() {
         Duration::from_secs(30),
         "the camera's segment to close",
         || {
-            let r = get_json(&format!("{base}/api/recordings?camera=f"));
+            let r = d.get_json("/api/recordings?camera=f");
             let segs = r["segments"].as_array().unwrap().clone();
             (segs.last()?["end_reason"] != "open").then_some(())
         },
     );
-    let before = indexed_segments_live(&base);
+    let before = indexed_segments_live(&d);
     let filler = fill(&mnt, 0);
     let st = wait_for(
         Duration::from_secs(60),
         "retention to free space (index open, reserve in place)",
         || {
-            let s = get_json(&format!("{base}/api/storage"));
+            let s = d.get_json("/api/storage");
             (s["deleted_segments"].as_u64().unwrap() >= 1
                 && s["index_available"] == true
                 && s["index_reserve_held"] == true
@@ -236,11 +235,11 @@ fn full_disk_with_the_camera_gone_and_at_start_up() {
     let now = vigil::base::time::rfc3339(vigil::base::time::now_us());
     let body =
         serde_json::json!({"camera": "f", "start": before[0].0, "end": now, "reason": "case 9"});
-    let mut r = post(&format!("{base}/api/holds")).send_json(&body).unwrap();
+    let mut r = d.post("/api/holds").send_json(&body).unwrap();
     let code = r.status().as_u16();
     assert_eq!(code, 201, "{}", r.body_mut().read_to_string().unwrap());
     // Retention deleted the oldest only; nothing else was lost.
-    let after = indexed_segments_live(&base);
+    let after = indexed_segments_live(&d);
     assert!(after.len() < before.len(), "{before:?} {after:?}");
     assert_eq!(after[..], before[before.len() - after.len()..]);
     // The camera comes back on the same port: recording resumes.
@@ -250,11 +249,9 @@ fn full_disk_with_the_camera_gone_and_at_start_up() {
         &["--bitrate-kbps", "1500"],
         &t.join("cam2.log"),
     );
-    let f0 = camera_status(&base, "f")["segments_written"]
-        .as_u64()
-        .unwrap();
+    let f0 = d.camera("f")["segments_written"].as_u64().unwrap();
     wait_for(Duration::from_secs(30), "recording to resume", || {
-        let s = camera_status(&base, "f");
+        let s = d.camera("f");
         (s["segments_written"].as_u64().unwrap() >= f0 + 2).then_some(())
     });
     assert!(d.stop(Duration::from_secs(20)).success());
@@ -262,16 +259,16 @@ fn full_disk_with_the_camera_gone_and_at_start_up() {
     // A restart on a disk that filled while the daemon was down.
     std::fs::remove_file(&filler).unwrap();
     let filler = fill(&mnt, 0);
-    let (d, base) = daemon(&cfg, &t.join("daemon2.log"));
+    let d = daemon(&cfg, &t.join("daemon2.log"));
     wait_for(
         Duration::from_secs(30),
         "recording after a restart on a full disk",
         || {
-            let s = camera_status(&base, "f");
+            let s = d.camera("f");
             (s["segments_written"].as_u64().unwrap() >= 2).then_some(())
         },
     );
-    let st = get_json(&format!("{base}/api/storage"));
+    let st = d.get_json("/api/storage");
     assert!(st["deleted_segments"].as_u64().unwrap() >= 1, "{st}");
     assert!(d.stop(Duration::from_secs(20)).success());
     drop(cam);
@@ -292,8 +289,8 @@ fn full_disk_with_the_camera_gone_and_at_start_up() {
 }
 
 /// Closed segments of camera f as the API lists them: (start, end) RFC 3339.
-fn indexed_segments_live(base: &str) -> Vec<(String, String)> {
-    let r = get_json(&format!("{base}/api/recordings?camera=f"));
+fn indexed_segments_live(d: &Daemon) -> Vec<(String, String)> {
+    let r = d.get_json("/api/recordings?camera=f");
     r["segments"]
         .as_array()
         .unwrap()
@@ -384,7 +381,6 @@ fn a_clip_being_served_is_not_cut_by_retention() {
     let Rig {
         cam: _cam,
         daemon: d,
-        base,
         ..
     } = rig(
         &t,
@@ -403,22 +399,23 @@ fn a_clip_being_served_is_not_cut_by_retention() {
         Duration::from_secs(60),
         "retention to start deleting",
         || {
-            let s = get_json(&format!("{base}/api/storage"));
+            let s = d.get_json("/api/storage");
             (s["deleted_segments"].as_u64().unwrap() >= 1).then_some(())
         },
     );
-    let r = get_json(&format!("{base}/api/recordings?camera=r"));
+    let r = d.get_json("/api/recordings?camera=r");
     let segs = r["segments"].as_array().unwrap();
     let (first, start) = (
         segs[0]["file"].as_str().unwrap().to_owned(),
         segs[0]["start_us"].as_i64().unwrap(),
     );
     let url = format!(
-        "{base}/api/clips/r.mp4?start={}&end={}",
+        "/api/clips/r.mp4?start={}&end={}",
         vigil::base::time::rfc3339(start),
         vigil::base::time::rfc3339(start + 10_000_000)
     );
-    let mut resp = get(&url).call().unwrap();
+    let mut resp = d.get(&url).call().unwrap();
+    assert_eq!(resp.status(), 200);
     let len: usize = resp.headers()["content-length"]
         .to_str()
         .unwrap()
@@ -432,18 +429,18 @@ fn a_clip_being_served_is_not_cut_by_retention() {
     let mut body = vec![0u8; 64 * 1024];
     reader.read_exact(&mut body).unwrap();
     // Retention runs while the response waits: it must delete newer segments.
-    let deleted = get_json(&format!("{base}/api/storage"))["deleted_segments"]
+    let deleted = d.get_json("/api/storage")["deleted_segments"]
         .as_u64()
         .unwrap();
     wait_for(
         Duration::from_secs(30),
         "retention to delete 3 segments",
         || {
-            let s = get_json(&format!("{base}/api/storage"));
+            let s = d.get_json("/api/storage");
             (s["deleted_segments"].as_u64().unwrap() >= deleted + 3).then_some(())
         },
     );
-    let r = get_json(&format!("{base}/api/recordings?camera=r"));
+    let r = d.get_json("/api/recordings?camera=r");
     assert_eq!(
         r["segments"][0]["file"], first,
         "retention deleted a segment being served"
@@ -462,7 +459,7 @@ fn a_clip_being_served_is_not_cut_by_retention() {
         Duration::from_secs(20),
         "the clip's segments to be deleted",
         || {
-            let r = get_json(&format!("{base}/api/recordings?camera=r"));
+            let r = d.get_json("/api/recordings?camera=r");
             (r["segments"][0]["file"] != first.as_str()).then_some(())
         },
     );

@@ -51,7 +51,8 @@ fn api_over_https_with_secure_cookies_and_the_cli() {
             &format!("[server]\ntls_cert = {cert:?}\ntls_key = {key:?}\n"),
         ),
     );
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let d = TestDaemon::start(&cfg);
+    let base = d.base.clone();
     assert!(base.starts_with("https://127.0.0.1:"), "{base}");
     let https = client(&cert);
     let mut r = https.get(&format!("{base}/health")).call().unwrap();
@@ -85,7 +86,7 @@ fn api_over_https_with_secure_cookies_and_the_cli() {
     for attr in ["HttpOnly", "SameSite=Strict", "Secure"] {
         assert!(cookie.contains(attr), "{cookie}");
     }
-    let token = token_for(&base).unwrap();
+    let token = d.token.clone();
     let r = https
         .get(&format!("{base}/api/storage"))
         .header("Authorization", &format!("Bearer {token}"))
@@ -128,7 +129,7 @@ fn api_over_https_with_secure_cookies_and_the_cli() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
     let audit = std::fs::read_to_string(storage.join("audit.log")).unwrap();
     assert!(audit.contains("\"events.search\""), "{audit}");
 

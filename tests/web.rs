@@ -27,13 +27,13 @@ fn demo_status_page_shows_cameras_in_chromium() {
     let base = url.trim_end_matches('/');
     let creds = demo.wait_line("log in as:", Duration::from_secs(5));
     let password = creds.split_whitespace().nth(4).unwrap().to_string();
-    use_session(base, "demo", &password);
+    let demo_api = Session::login(base, "demo", &password);
     wait_for(
         Duration::from_secs(30),
         "both demo cameras recording",
         || {
             let ok = ["front-door", "yard"].iter().all(|c| {
-                let s = camera_status(base, c);
+                let s = demo_api.camera(c);
                 s["state"] == "streaming" && s["segments_written"].as_u64().unwrap() >= 1
             });
             ok.then_some(())
@@ -153,7 +153,8 @@ fn operator_sees_and_acknowledges_live_alerts_in_chromium() {
         "olga's long password\n",
     );
     assert!(ok, "{err}");
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let d = TestDaemon::start(&cfg);
+    let base = d.base.clone();
 
     let mut b = Browser::start(&t);
     b.call(
@@ -192,7 +193,7 @@ fn operator_sees_and_acknowledges_live_alerts_in_chromium() {
     );
     b.screenshot(&t.join("alerts.png"));
     drop(b);
-    assert!(d.stop(Duration::from_secs(20)).success());
+    d.stop();
     let audit = std::fs::read_to_string(t.join("storage/audit.log")).unwrap();
     assert!(
         audit.lines().any(|l| l.contains("\"alert.ack\"")

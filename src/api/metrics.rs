@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::status::{CameraState, CameraStatus, SharedStatus, StorageStatus};
+use crate::status::{CameraStages, CameraState, SharedStatus, StorageStatus};
 
 /// The router of the metrics listener.
 pub fn router(status: SharedStatus) -> axum::Router {
@@ -54,7 +54,7 @@ pub fn render(status: &SharedStatus) -> String {
 type Metric<T> = (&'static str, &'static str, &'static str, fn(&T) -> f64);
 
 /// Per-camera metrics (label `camera`).
-const CAMERA_METRICS: [Metric<CameraStatus>; 25] = [
+const CAMERA_METRICS: [Metric<CameraStages>; 25] = [
     (
         "vigil_camera_up",
         "gauge",

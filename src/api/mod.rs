@@ -22,11 +22,12 @@ mod events;
 mod holds;
 pub mod metrics;
 mod serve;
+mod status;
 
 pub use serve::{Server, serve};
 
 use crate::base::time::now_us;
-use crate::base::time::{parse_rfc3339, rfc3339};
+use crate::base::time::parse_rfc3339;
 use crate::index::Index;
 use crate::status::SharedStatus;
 
@@ -65,9 +66,9 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/session", get(auth::current))
         .route("/api/logout", post(auth::logout))
         .route("/api/openapi.json", get(openapi))
-        .route("/api/cameras", get(cameras))
-        .route("/api/storage", get(storage))
-        .route("/api/cameras/{name}/snapshot.jpg", get(snapshot))
+        .route("/api/cameras", get(status::cameras))
+        .route("/api/storage", get(status::storage))
+        .route("/api/cameras/{name}/snapshot.jpg", get(status::snapshot))
         .route("/metrics", get(metrics::api))
         .route_layer(need(Role::Viewer));
     let operator = axum::Router::new()
@@ -215,46 +216,6 @@ async fn openapi() -> impl IntoResponse {
 
 async fn health() -> &'static str {
     "ok\n"
-}
-
-async fn cameras(State(st): State<AppState>) -> impl IntoResponse {
-    Json(serde_json::json!({ "cameras": st.status.cameras() }))
-}
-
-/// `GET /api/cameras/{name}/snapshot.jpg`: the camera's latest analysed picture (taken
-/// every 2 s by its analysis thread; none for cameras without motion analysis).
-async fn snapshot(
-    State(st): State<AppState>,
-    axum::extract::Path(name): axum::extract::Path<String>,
-) -> Result<Response, ApiError> {
-    if !st.cameras.iter().any(|(n, _)| *n == name) {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("unknown camera {name:?}"),
-        ));
-    }
-    let Some((utc_us, jpeg)) = st.status.snapshot(&name) else {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no picture of {name} yet (its motion analysis is off or has not started)"),
-        ));
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/jpeg".to_owned()),
-            (header::CACHE_CONTROL, "no-store".to_owned()),
-            (
-                header::HeaderName::from_static("x-vigil-time"),
-                rfc3339(utc_us),
-            ),
-        ],
-        jpeg,
-    )
-        .into_response())
-}
-
-async fn storage(State(st): State<AppState>) -> impl IntoResponse {
-    Json(st.status.storage(|s| s.clone()))
 }
 
 async fn recordings(

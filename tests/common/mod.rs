@@ -9,9 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod api;
 mod inprocess;
 mod media;
 // Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use api::*;
 #[allow(unused_imports)]
 pub use inprocess::*;
 #[allow(unused_imports)]
@@ -136,34 +139,15 @@ pub fn fake_camera(paths: &[&str], port: u16, extra: &[&str], log: &Path) -> (Pr
     (p, port)
 }
 
-/// Starts `vigil run` and returns it with its HTTP base URL.
-pub fn daemon(config: &Path, log: &Path) -> (Proc, String) {
-    daemon_env(config, log, &[])
+/// Starts `vigil run` (see [`Daemon::start`]).
+pub fn daemon(config: &Path, log: &Path) -> Daemon {
+    Daemon::start(config, log, &[])
 }
 
-/// [`daemon`] with extra environment variables. Before starting it, makes sure the
-/// storage has an admin with an API token (see [`admin_token`]); requests made through
-/// [`get`], [`post`], [`get_json`] and [`get_status`] to the returned base URL carry it.
-pub fn daemon_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> (Proc, String) {
-    let token = admin_token(config);
-    let p = spawn_env(&["run", "--config", config.to_str().unwrap()], log, env);
-    let line = p.wait_line("listening on", Duration::from_secs(30));
-    let url = line
-        .trim_start_matches("listening on ")
-        .trim_end_matches('/')
-        .to_string();
-    if let Some(t) = token {
-        CREDENTIALS
-            .lock()
-            .unwrap()
-            .push((url.clone(), "Authorization", format!("Bearer {t}")));
-    }
-    (p, url)
+/// [`daemon`] with extra environment variables.
+pub fn daemon_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Daemon {
+    Daemon::start(config, log, env)
 }
-
-/// The credentials (a header) of the daemons started by tests, by base URL.
-static CREDENTIALS: std::sync::Mutex<Vec<(String, &'static str, String)>> =
-    std::sync::Mutex::new(Vec::new());
 
 /// Logs in with `POST /api/login`; returns the session cookie (`name=value`) and the
 /// CSRF token, or the refusal's status and message.
@@ -182,15 +166,6 @@ pub fn login(base: &str, user: &str, password: &str) -> Result<(String, String),
         (200, Some(c)) => Ok((c, body["csrf"].as_str().unwrap().to_owned())),
         _ => Err((code, body["error"].as_str().unwrap_or("").to_owned())),
     }
-}
-
-/// Logs in and makes [`get`] and friends use that session for `base`.
-pub fn use_session(base: &str, user: &str, password: &str) {
-    let (cookie, _) = login(base, user, password).unwrap();
-    CREDENTIALS
-        .lock()
-        .unwrap()
-        .push((base.to_owned(), "Cookie", cookie));
 }
 
 /// The password of the admin every test daemon has.
@@ -276,86 +251,12 @@ pub fn vigil_cli(args: &[&str], stdin: &str) -> (bool, String, String) {
     )
 }
 
-fn credential(url: &str) -> Option<(&'static str, String)> {
-    CREDENTIALS
-        .lock()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|(base, _, _)| url.starts_with(base.as_str()))
-        .map(|(_, h, v)| (*h, v.clone()))
-}
-
-/// The admin's API token of the test daemon serving `url`, if any.
-pub fn token_for(url: &str) -> Option<String> {
-    match credential(url)? {
-        ("Authorization", v) => Some(v.trim_start_matches("Bearer ").to_owned()),
-        _ => None,
-    }
-}
-
-/// Adds the credentials of the daemon serving `url` to a request.
-pub fn bearer<B>(r: ureq::RequestBuilder<B>, url: &str) -> ureq::RequestBuilder<B> {
-    match credential(url) {
-        Some((h, v)) => r.header(h, v),
-        None => r,
-    }
-}
-
-/// An authenticated GET (4xx/5xx are errors).
-pub fn get(url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
-    bearer(ureq::get(url), url)
-}
-
 /// An agent that returns 4xx/5xx responses instead of failing on them.
 pub fn lenient() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into()
-}
-
-/// An authenticated POST that returns 4xx/5xx responses.
-pub fn post(url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
-    bearer(lenient().post(url), url)
-}
-
-pub fn get_json(url: &str) -> serde_json::Value {
-    let mut r = get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    r.body_mut().read_json().unwrap()
-}
-
-/// GET that returns (status, body JSON) without failing on 4xx.
-pub fn get_status(url: &str) -> (u16, serde_json::Value) {
-    let mut r = bearer(lenient().get(url), url).call().unwrap();
-    let code = r.status().as_u16();
-    (
-        code,
-        r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
-    )
-}
-
-/// Polls camera `cam`'s status until `ok` accepts it; on timeout the panic shows the
-/// last status seen.
-pub fn wait_status(
-    base: &str,
-    cam: &str,
-    timeout: Duration,
-    what: &str,
-    ok: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = camera_status(base, cam);
-        if ok(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last status: {s}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Polls `f` every 200 ms until it returns Some or `timeout` passes.
@@ -368,17 +269,6 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-pub fn camera_status(base: &str, name: &str) -> serde_json::Value {
-    let v = get_json(&format!("{base}/api/cameras"));
-    v["cameras"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no camera {name} in {v}"))
 }
 
 pub struct TestDir {
@@ -514,23 +404,20 @@ pub struct Rig {
     pub port: u16,
     pub storage: PathBuf,
     pub cfg: PathBuf,
-    pub daemon: Proc,
-    /// The daemon's HTTP base URL.
-    pub base: String,
+    pub daemon: Daemon,
 }
 
 /// Serves each `(camera, path)` from one fake camera (with `cam_args`) and runs the daemon
 /// recording them into `<t>/storage`, with `storage_extra` in `[storage]`.
 pub fn rig(t: &TestDir, cameras: &[(&str, &str)], cam_args: &[&str], storage_extra: &str) -> Rig {
     let (cam, port, storage, cfg) = served(t, cameras, cam_args, storage_extra);
-    let (daemon, base) = daemon(&cfg, &t.join("daemon.log"));
+    let daemon = daemon(&cfg, &t.join("daemon.log"));
     Rig {
         cam,
         port,
         storage,
         cfg,
         daemon,
-        base,
     }
 }
 
@@ -557,16 +444,6 @@ pub fn site(t: &TestDir, cameras: &[(&str, &str)], cam_args: &[&str], storage_ex
     }
 }
 
-/// Waits until camera `cam` is streaming.
-pub fn wait_streaming(base: &str, cam: &str) {
-    wait_for(Duration::from_secs(30), &format!("{cam} streaming"), || {
-        (camera_status(base, cam)["state"] == "streaming").then_some(())
-    });
-}
-
-/// A config for the ground-truth fixture camera `fixture` (zones, mask and motion settings
-/// of `fixtures/motion/zones.toml`) recording into `<t>/storage`, with its stream at
-/// `url` and these extra lines in the camera's table (`detect_url = ...`, say).
 /// A config with one camera `cam` that nobody serves (the API answers regardless), in
 /// `t`'s `storage` dir; `server_extra` goes into `[server]`.
 pub fn idle_camera_config(t: &TestDir, server_extra: &str) -> PathBuf {
@@ -601,6 +478,9 @@ pub fn crossing_camera(t: &TestDir, storage_extra: &str) -> (Proc, PathBuf) {
     (cam, fixture_camera_config(t, &url, storage_extra, ""))
 }
 
+/// A config for the ground-truth fixture camera `fixture` (zones, mask and motion settings
+/// of `fixtures/motion/zones.toml`) recording into `<t>/storage`, with its stream at
+/// `url` and these extra lines in the camera's table (`detect_url = ...`, say).
 pub fn fixture_camera_config(
     t: &TestDir,
     url: &str,
@@ -620,12 +500,8 @@ pub fn fixture_camera_config(
     t.write("vigil.toml", &text)
 }
 
-/// Subscribes to an SSE stream of alerts: each `alert` event's JSON arrives on the channel.
-pub fn sse_alerts(url: &str) -> std::sync::mpsc::Receiver<serde_json::Value> {
-    sse_alerts_from(get(url))
-}
-
-/// [`sse_alerts`] of a prepared request.
+/// The `alert` events of an SSE stream (`/api/alerts/stream`) of a prepared request: each
+/// event's JSON arrives on the channel.
 pub fn sse_alerts_from(
     req: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
 ) -> std::sync::mpsc::Receiver<serde_json::Value> {

@@ -218,7 +218,7 @@ pub(crate) fn record_and_check(t: &TestDir, cells: &[Cell]) {
         );
     }
     let cfg = t.write("vigil.toml", &cfg);
-    let (d, base) = daemon(&cfg, &t.join("daemon.log"));
+    let d = daemon(&cfg, &t.join("daemon.log"));
     let started = vigil::base::time::now_us();
     std::thread::sleep(RECORD);
     // A 30 s clip from the middle of the run crosses at least two segment boundaries.
@@ -226,25 +226,23 @@ pub(crate) fn record_and_check(t: &TestDir, cells: &[Cell]) {
     let mut clips = Vec::new();
     for c in cells {
         let url = format!(
-            "{base}/api/clips/{}.mp4?start={}&end={}",
+            "/api/clips/{}.mp4?start={}&end={}",
             c.name,
             vigil::base::time::rfc3339(c0),
             vigil::base::time::rfc3339(c1)
         );
         let path = t.join(&format!("{}-clip.mp4", c.name));
-        match get(&url).call() {
-            Ok(mut r) => {
+        match d.get(&url).call() {
+            Ok(mut r) if r.status() == 200 => {
                 let body = r.body_mut().with_config().limit(1 << 30).read_to_vec();
                 std::fs::write(&path, body.unwrap()).unwrap()
             }
+            Ok(r) => panic!("{}: clip: {}", c.name, r.status()),
             Err(e) => panic!("{}: clip: {e}", c.name),
         }
         clips.push(path);
     }
-    let status: Vec<serde_json::Value> = cells
-        .iter()
-        .map(|c| camera_status(&base, &c.name))
-        .collect();
+    let status: Vec<serde_json::Value> = cells.iter().map(|c| d.camera(&c.name)).collect();
     let stopped = vigil::base::time::now_us();
     assert!(d.stop(Duration::from_secs(30)).success());
     let ended = vigil::base::time::now_us();

@@ -183,7 +183,7 @@ impl Committer {
                 self.status.storage(|s| {
                     s.disk_full_events += 1;
                     s.last_error = Some("disk full: deleting oldest recordings".into());
-                    s.last_error_at = Some(crate::base::time::rfc3339(now_us()));
+                    s.last_error_us = Some(now_us());
                 });
                 if let Err(e) = self.delete_oldest("disk full") {
                     self.error(format!("retention: {e}"));
@@ -324,7 +324,7 @@ impl Committer {
         }
         self.status.storage(|s| {
             s.last_error = Some(msg);
-            s.last_error_at = Some(crate::base::time::rfc3339(now_us()));
+            s.last_error_us = Some(now_us());
         });
     }
 
