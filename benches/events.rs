@@ -54,7 +54,19 @@ fn main() {
         zone_ids.push((cam, z));
     }
 
-    // Inserts, in time order (events are written as they close).
+    insert(&ix, &mut rng, &zone_ids, events_n);
+    search(&ix, &mut rng);
+    count(&ix);
+    region(&ix, &mut rng, &zone_ids);
+}
+
+/// Inserts `events_n` events, in time order (events are written as they close).
+fn insert(
+    ix: &Index,
+    rng: &mut fastrand::Rng,
+    zone_ids: &[(u32, Vec<(String, u32)>)],
+    events_n: u64,
+) {
     let mut starts: Vec<i64> = (0..events_n).map(|_| T0 + rng.i64(0..DAYS * DAY)).collect();
     starts.sort_unstable();
     let t = Instant::now();
@@ -97,8 +109,10 @@ fn main() {
         ix.size_on_disk() as f64 / 1e6,
         ix.size_on_disk() as f64 / events_n as f64
     );
+}
 
-    // A 1-hour search on one zone.
+/// 1-hour searches on one zone.
+fn search(ix: &Index, rng: &mut fastrand::Rng) {
     let mut times = Vec::new();
     let mut found = 0;
     for _ in 0..1000 {
@@ -113,7 +127,7 @@ fn main() {
             ..Default::default()
         };
         let t = Instant::now();
-        let page = events::search(&ix, &q).unwrap();
+        let page = events::search(ix, &q).unwrap();
         times.push(t.elapsed());
         found += page.total;
     }
@@ -123,8 +137,10 @@ fn main() {
         percentile(&mut times, 0.99).as_secs_f64() * 1e3,
         found as f64 / 1000.0
     );
+}
 
-    // A 30-day count by zone.
+/// 30-day counts by zone.
+fn count(ix: &Index) {
     for (what, cameras) in [
         ("one camera", vec!["cam07".to_string()]),
         ("all 32 cameras", vec![]),
@@ -139,7 +155,7 @@ fn main() {
                 ..Default::default()
             };
             let t = Instant::now();
-            let counts = events::count_by_zone(&ix, &q).unwrap();
+            let counts = events::count_by_zone(ix, &q).unwrap();
             times.push(t.elapsed());
             total = counts.values().map(|z| z[""]).sum::<u64>();
         }
@@ -149,9 +165,11 @@ fn main() {
             percentile(&mut times, 1.0).as_secs_f64() * 1e3,
         );
     }
+}
 
-    // Region search over 24 h of one camera's motion history: motion in 30% of the
-    // seconds, a blob of a few cells wandering over the 32x18 grid.
+/// Region search over 24 h of one camera's motion history: motion in 30% of the
+/// seconds, a blob of a few cells wandering over the 32x18 grid.
+fn region(ix: &Index, rng: &mut fastrand::Rng, zone_ids: &[(u32, Vec<(String, u32)>)]) {
     let cam = zone_ids[3].0;
     let (cols, rows) = (32u16, 18u16);
     let mut seconds = 0;
@@ -194,7 +212,7 @@ fn main() {
     let mut n = 0;
     for _ in 0..20 {
         let t = Instant::now();
-        let iv = events::region_search(&ix, &["cam03".into()], &poly, T0, T0 + DAY).unwrap();
+        let iv = events::region_search(ix, &["cam03".into()], &poly, T0, T0 + DAY).unwrap();
         times.push(t.elapsed());
         n = iv.len();
     }

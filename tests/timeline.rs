@@ -495,107 +495,102 @@ fn clip_activity_and_timeline(c: &Ctx, t: &TestDir, b: &serde_json::Value, id_a:
     assert!(ids(&tl).contains(&id_a), "{tl}");
 }
 
+/// Bad read requests: (path, status, words the error must contain). `{then}` stands for
+/// a time before the test's events, `{now}` for now.
+const BAD_READS: &[(&str, u16, &str)] = &[
+    (
+        "/api/events?start={now}&end={then}",
+        400,
+        "end must be after start",
+    ),
+    ("/api/events?end={now}", 400, "missing parameter: start"),
+    ("/api/events?start=yesterday&end={now}", 400, "start:"),
+    (
+        "/api/events?start={then}&end={now}&camera=nope",
+        404,
+        "unknown camera",
+    ),
+    (
+        "/api/events?start={then}&end={now}&zone=attic",
+        404,
+        "unknown zone",
+    ),
+    (
+        "/api/events?start={then}&end={now}&limit=100000",
+        400,
+        "limit must be",
+    ),
+    (
+        "/api/events?start={then}&end={now}&limit=-1",
+        400,
+        "limit must be",
+    ),
+    (
+        "/api/events?start={then}&end={now}&min_score=lots",
+        400,
+        "min_score",
+    ),
+    (
+        "/api/events?start={then}&end={now}&min_score=NaN",
+        400,
+        "min_score",
+    ),
+    (
+        "/api/events?start={then}&end={now}&min_duration=-5",
+        400,
+        "min_duration",
+    ),
+    (
+        "/api/events?start={then}&end={now}&camera=",
+        400,
+        "camera must not be empty",
+    ),
+    ("/api/events?start={then}&end={now}&order=up", 400, "order"),
+    (
+        "/api/events?start={then}&end={now}&cursor=xyz",
+        400,
+        "cursor",
+    ),
+    (
+        "/api/events?start={then}&end={now}&cameras=fixture",
+        400,
+        "unknown parameter",
+    ),
+    ("/api/events/abc", 400, "event id"),
+    ("/api/events/999999999", 404, "no event"),
+    ("/api/events/999999999/thumbnail.jpg", 404, "no event"),
+    (
+        "/api/activity?camera=fixture&start={then}&end={now}&bucket=90",
+        400,
+        "minutes",
+    ),
+    (
+        "/api/timeline?start={then}&end={now}",
+        400,
+        "missing parameter: camera",
+    ),
+];
+
 /// Bad parameters: a 4xx with a message, never a 500.
 fn bad_parameters_get_4xx(c: &Ctx) {
     let (d, t0) = (c.d, c.t0);
     let now = rfc3339(vigil::base::time::now_us());
     let then = rfc3339(t0);
-    for (url, code, msg) in [
-        (
-            format!("/api/events?start={now}&end={then}"),
-            400,
-            "end must be after start",
-        ),
-        (
-            format!("/api/events?end={now}"),
-            400,
-            "missing parameter: start",
-        ),
-        (
-            format!("/api/events?start=yesterday&end={now}"),
-            400,
-            "start:",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&camera=nope"),
-            404,
-            "unknown camera",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&zone=attic"),
-            404,
-            "unknown zone",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&limit=100000"),
-            400,
-            "limit must be",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&limit=-1"),
-            400,
-            "limit must be",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&min_score=lots"),
-            400,
-            "min_score",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&min_score=NaN"),
-            400,
-            "min_score",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&min_duration=-5"),
-            400,
-            "min_duration",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&camera="),
-            400,
-            "camera must not be empty",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&order=up"),
-            400,
-            "order",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&cursor=xyz"),
-            400,
-            "cursor",
-        ),
-        (
-            format!("/api/events?start={then}&end={now}&cameras=fixture"),
-            400,
-            "unknown parameter",
-        ),
-        ("/api/events/abc".to_string(), 400, "event id"),
-        ("/api/events/999999999".to_string(), 404, "no event"),
-        (
-            "/api/events/999999999/thumbnail.jpg".to_string(),
-            404,
-            "no event",
-        ),
-        (
-            format!("/api/activity?camera=fixture&start={then}&end={now}&bucket=90"),
-            400,
-            "minutes",
-        ),
-        (
-            format!("/api/timeline?start={then}&end={now}"),
-            400,
-            "missing parameter: camera",
-        ),
-    ] {
+    for (path, code, msg) in BAD_READS {
+        let url = path.replace("{now}", &now).replace("{then}", &then);
         let (got, body) = d.get_status(&url);
-        assert_eq!(got, code, "{url}: {body}");
+        assert_eq!(got, *code, "{url}: {body}");
         assert!(
             body["error"].as_str().unwrap().contains(msg),
             "{url}: {body}"
         );
     }
+    bad_region_searches(c, &then, &now);
+}
+
+/// Region searches with a bad polygon, range, camera or field get 4xx.
+fn bad_region_searches(c: &Ctx, then: &str, now: &str) {
+    let d = c.d;
     for (body, msg) in [
         (
             serde_json::json!({"polygon": [[0.1, 0.1], [0.2, 0.2]], "start": then, "end": now}),

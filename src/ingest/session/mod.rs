@@ -6,7 +6,6 @@
 //! received is lost.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::StreamExt;
 use retina::client::{
@@ -25,6 +24,10 @@ use crate::base::time::now_us;
 use crate::config::TransportKind;
 use crate::media::{AudioFrame, AudioTrack, VideoParams};
 use crate::status::CameraState;
+
+/// tokio's clock, so that a session's deadlines follow the runtime's time (paused and
+/// advanced by hand in tests) as its `tokio::time::timeout`s do.
+use tokio::time::Instant;
 
 /// The picture being assembled: (RTP presentation time, arrival UTC µs, picture).
 type Held = Option<(i64, i64, Picture)>;
@@ -279,7 +282,7 @@ impl<'a> Receiver<'a> {
             error_pending: false,
             progressive: true,
             audio_clock: None,
-            window: RateWindow::new(),
+            window: RateWindow::new(Instant::now()),
             coalescer,
         }
     }
@@ -459,7 +462,8 @@ impl<'a> Receiver<'a> {
         self.last_picture = Instant::now();
         self.error_pending = false;
         self.window.add(data.len());
-        self.coalescer.picture(data.len(), self.last_picture);
+        self.coalescer
+            .picture(data.len(), self.last_picture.into_std());
         // Slices of one picture (several NAL units under one RTP timestamp, even
         // with a marker bit after each) are one picture, and so are the two fields
         // of an interlaced frame. A new picture under the timestamp of the previous
@@ -516,7 +520,7 @@ impl<'a> Receiver<'a> {
                 params: p,
             },
         ));
-        if let Some((fps, bps, bytes, _)) = self.window.rate() {
+        if let Some((fps, bps, bytes, _)) = self.window.rate(Instant::now()) {
             let (rate, lag, depth) = (timing.rate(), timing.lag_us(), timing.clock.reorder);
             task.status.ingest(&cam.name, |s| {
                 s.fps = fps;
@@ -560,7 +564,7 @@ fn video_params(
     })
 }
 
-/// Frame and byte rates over ~2 s windows.
+/// Frame and byte rates over windows of at least [`RateWindow::SPAN`].
 struct RateWindow {
     start: Instant,
     frames: u64,
@@ -568,29 +572,38 @@ struct RateWindow {
 }
 
 impl RateWindow {
-    fn new() -> Self {
+    /// The shortest window a rate is given for.
+    const SPAN: std::time::Duration = std::time::Duration::from_secs(2);
+
+    fn new(now: Instant) -> Self {
         RateWindow {
-            start: Instant::now(),
+            start: now,
             frames: 0,
             bytes: 0,
         }
     }
+
+    /// Counts a picture of `n` bytes.
     fn add(&mut self, n: usize) {
         self.frames += 1;
         self.bytes += n as u64;
     }
-    fn rate(&mut self) -> Option<(f64, f64, u64, u64)> {
-        let el = self.start.elapsed().as_secs_f64();
-        if el < 2.0 {
+
+    /// Once the window spans [`Self::SPAN`] at `now`: (pictures/s, bits/s, bytes, pictures)
+    /// over it, and a new window starts at `now`.
+    fn rate(&mut self, now: Instant) -> Option<(f64, f64, u64, u64)> {
+        let el = now.saturating_duration_since(self.start);
+        if el < Self::SPAN {
             return None;
         }
+        let el = el.as_secs_f64();
         let r = (
             self.frames as f64 / el,
             self.bytes as f64 * 8.0 / el,
             self.bytes,
             self.frames,
         );
-        *self = RateWindow::new();
+        *self = RateWindow::new(now);
         Some(r)
     }
 }

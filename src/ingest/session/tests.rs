@@ -126,3 +126,27 @@ fn a_picture_reusing_a_timestamp_is_dropped_to_the_next_keyframe() {
     assert!(frames.iter().all(|f| f.is_key));
     assert_eq!(s.dropped_pictures, 2);
 }
+
+/// Rates are given once a window spans two seconds, over the whole window, and the next
+/// window starts then.
+#[test]
+fn rates_are_taken_over_two_second_windows() {
+    let t0 = Instant::now();
+    let mut w = RateWindow::new(t0);
+    for _ in 0..30 {
+        w.add(1000);
+    }
+    assert!(
+        w.rate(t0 + std::time::Duration::from_millis(1999))
+            .is_none()
+    );
+    let t1 = t0 + std::time::Duration::from_millis(2500);
+    let (fps, bps, bytes, frames) = w.rate(t1).unwrap();
+    assert_eq!((bytes, frames), (30_000, 30));
+    assert!((fps - 12.0).abs() < 1e-9, "{fps}");
+    assert!((bps - 96_000.0).abs() < 1e-6, "{bps}");
+    // A new window from t1: empty, and not due before t1 + 2 s.
+    assert!(w.rate(t1 + std::time::Duration::from_secs(1)).is_none());
+    let (fps, _, bytes, _) = w.rate(t1 + std::time::Duration::from_secs(2)).unwrap();
+    assert_eq!((fps, bytes), (0.0, 0));
+}
