@@ -364,12 +364,12 @@ impl Status {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Each stage writes its own statistics; the newest error of any stage is the camera's.
-    #[test]
-    fn stages_are_handed_out_together() {
+    /// Camera `a` with ingest and writer statistics (and an error from each, the writer's
+    /// newer), camera `b` with analysis statistics only.
+    pub(crate) fn example() -> Status {
         let st = Status::default();
         st.ingest("a", |s| {
             s.set_state(CameraState::Streaming);
@@ -381,7 +381,13 @@ mod tests {
             s.set_error("writer: newer".into());
         });
         st.analysis("b", |s| s.motion_enabled = true);
-        let cams = st.cameras();
+        st
+    }
+
+    /// Each stage writes its own statistics; the newest error of any stage is the camera's.
+    #[test]
+    fn stages_are_handed_out_together() {
+        let cams = example().cameras();
         assert_eq!(cams.len(), 2);
         let a = &cams[0];
         assert_eq!(a.name, "a");

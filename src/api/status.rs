@@ -147,22 +147,12 @@ pub(super) async fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{CameraState, Status};
 
     /// The API sees one flat object per camera, with the newest error of any stage and
     /// the times as RFC 3339.
     #[test]
     fn stages_compose_into_one_flat_camera() {
-        let st = Status::default();
-        st.ingest("a", |s| {
-            s.set_state(CameraState::Streaming);
-            s.received_frames = 30;
-            s.set_error("ingest: old".into());
-        });
-        st.recording("a", |s| {
-            s.frames = 29;
-            s.set_error("writer: newer".into());
-        });
+        let st = crate::status::tests::example();
         st.analysis("a", |s| {
             s.last_event = Some(MotionEvent {
                 id: Some(7),

@@ -543,3 +543,60 @@ pub fn vigil_check(cfg: &Path, repair: bool) -> (i32, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// A response as [`call`] reads it.
+pub struct Answer {
+    pub code: u16,
+    pub body: String,
+    /// The `Location` header (redirects are not followed).
+    pub location: Option<String>,
+}
+
+/// One request with optional headers; the body of a stream is not read.
+pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut r = if method == "get" || method == "delete" {
+        let mut q = if method == "get" {
+            agent.get(url)
+        } else {
+            agent.delete(url)
+        };
+        for (k, v) in headers {
+            q = q.header(*k, *v);
+        }
+        q.call().unwrap()
+    } else {
+        let mut q = agent.post(url).header("content-type", "application/json");
+        for (k, v) in headers {
+            q = q.header(*k, *v);
+        }
+        q.send(body.unwrap_or("{}")).unwrap()
+    };
+    let code = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let streaming = r
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    let body = if streaming {
+        String::new()
+    } else {
+        r.body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .unwrap_or_default()
+    };
+    Answer {
+        code,
+        body,
+        location,
+    }
+}
