@@ -105,7 +105,7 @@ fn library(plan: &dyn Fn() -> vigil::export::ClipPlan) -> vigil::export::ClipPla
     p
 }
 
-/// The clip over HTTP: the daemon's router on loopback.
+/// The clip over HTTP: the daemon's server on loopback.
 fn http(
     index: &vigil::index::Index,
     layout: &vigil::storage::Layout,
@@ -124,7 +124,12 @@ fn http(
         .add_user("bench", vigil::auth::Role::Investigator, "bench password 1")
         .unwrap();
     let (token, _) = users.create_token("bench", "bench").unwrap();
-    let app = vigil::api::router(vigil::api::AppState {
+    // The daemon's server starter, on a free loopback port.
+    let server_cfg = vigil::config::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let state = vigil::api::AppState {
         index: index.clone(),
         status,
         cameras: Arc::new(vec![("cam".into(), cam)]),
@@ -132,17 +137,13 @@ fn http(
         alerts: vigil::alerts::hub(),
         shutdown: vigil::base::cancel::new().1,
         audit: vigil::audit::AuditLog::new(layout),
-        gate: Arc::new(vigil::api::auth::Gate::new(
-            layout,
-            &vigil::config::ServerConfig::default(),
-            false,
-        )),
-    });
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        gate: Arc::new(vigil::api::auth::Gate::new(layout, &server_cfg, false)),
+    };
+    let mut addr = None;
+    let _server = rt
+        .block_on(vigil::api::serve(state, &server_cfg, |a| addr = Some(a)))
         .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, app).await });
+    let addr = addr.unwrap();
     let url = format!(
         "http://{addr}/api/clips/cam.mp4?start={}&end={}",
         vigil::base::time::rfc3339(start),

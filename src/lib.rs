@@ -26,6 +26,7 @@ pub mod media;
 pub mod motion;
 pub mod pipeline;
 pub mod record;
+pub mod schedule;
 pub mod status;
 pub mod storage;
 pub mod tls;

@@ -5,7 +5,8 @@
 //! and imports none of their modules; the writer (`record`) and the analyser (`motion`)
 //! read the same messages. A new consumer (a live view, a publisher) is a new sink. And
 //! what analysis finds in the stream: [`MotionEvent`], the one event type from the
-//! analysis pipeline to the timeline, the status and the log.
+//! analysis pipeline to the timeline, the status and the log; and [`DecodeMode`], how much
+//! of a stream the analysis decodes.
 //!
 //! Frames share their data (`bytes::Bytes`) and parameters (`Arc`): a frame handed to
 //! several sinks is never copied.
@@ -331,4 +332,18 @@ mod tests {
         assert_eq!(s.audio(&a), Delivery::Queued);
         assert!(rx.try_recv().is_err(), "analysis takes no audio");
     }
+}
+
+/// How much of a stream the analysis decodes (`[motion] decode`, `vigil analyze --decode`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecodeMode {
+    /// Every frame (needed for P-frame references), then thinned to the analysis fps.
+    Full,
+    /// Skip B-frames in the decoder (cheaper only for streams that have them).
+    SkipB,
+    /// Decode keyframes only: by far the cheapest, at one analysed frame per GOP.
+    KeyframesOnly,
 }

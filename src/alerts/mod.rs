@@ -6,7 +6,6 @@
 //! slowing analysis.
 
 pub mod mqtt;
-pub mod schedule;
 pub mod webhook;
 
 use serde::Serialize;

@@ -7,9 +7,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ConfigError, Locator, valid_name};
-use crate::alerts::schedule::Schedule;
+use crate::schedule::Schedule;
 
-/// `[[schedules]]`: when alerts are armed (see [`crate::alerts::schedule`]).
+/// `[[schedules]]`: when alerts are armed (see [`crate::schedule`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSchedule {

@@ -10,7 +10,7 @@ use vigil_motion::{Polygon, Zone};
 
 use super::motion::{MotionConfig, RawMotion};
 use super::{ConfigError, Locator, alerts::arm, fraction, resolve, valid_name};
-use crate::alerts::schedule::{Arming, Schedule};
+use crate::schedule::{Arming, Schedule};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,7 @@
 //! with its raw struct, its validated struct and its validator; this module holds the
 //! file as a whole, the errors and the helpers the sections share. Domain types belong to
 //! the modules that own them: zones, polygons and the detector's settings to
-//! `vigil-motion`, arming schedules to [`crate::alerts::schedule`].
+//! `vigil-motion`, arming schedules to [`crate::schedule`].
 
 mod alerts;
 mod camera;

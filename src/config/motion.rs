@@ -15,7 +15,7 @@ pub(super) struct RawMotion {
     enabled: Option<bool>,
     width: Option<Spanned<i64>>,
     fps: Option<Spanned<i64>>,
-    decode: Option<crate::decode::DecodeMode>,
+    decode: Option<crate::media::DecodeMode>,
     threshold: Option<Spanned<i64>>,
     background_shift: Option<Spanned<i64>>,
     moving_background_shift: Option<Spanned<i64>>,
@@ -39,7 +39,7 @@ pub struct MotionConfig {
     pub width: u32,
     /// Frames analysed per second.
     pub fps: u32,
-    pub decode: crate::decode::DecodeMode,
+    pub decode: crate::media::DecodeMode,
     /// Seconds of video kept before an event's start for its clip.
     pub pre_roll: f64,
     /// Thresholds, noise filter and event timing.
@@ -52,7 +52,7 @@ impl Default for MotionConfig {
             enabled: true,
             width: 640,
             fps: 5,
-            decode: crate::decode::DecodeMode::Full,
+            decode: crate::media::DecodeMode::Full,
             pre_roll: 3.0,
             detector: DetectorConfig::default(),
         }

@@ -16,19 +16,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use ndarray::ArrayView2;
 
-/// How much of the stream to decode.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum DecodeMode {
-    /// Every frame (needed for P-frame references), then thinned to the analysis fps.
-    Full,
-    /// Skip B-frames in the decoder (cheaper only for streams that have them).
-    SkipB,
-    /// Decode keyframes only: by far the cheapest, at one analysed frame per GOP.
-    KeyframesOnly,
-}
+pub use crate::media::DecodeMode;
 
 #[derive(Clone, Debug)]
 pub struct DecodeOptions {

@@ -1,11 +1,11 @@
 //! Arming and alerts of one camera's analysis: which starts of an event are announced
 //! (the camera as a whole, each zone as it joins), under the arming schedules at the time
-//! (`alerts::schedule`), and an end alert for exactly what was announced.
+//! (`schedule`), and an end alert for exactly what was announced.
 //!
 //! Pure bookkeeping over an [`AlertHub`]: no I/O, no threads, unit-tested here.
 
-use crate::alerts::schedule::Arming;
 use crate::alerts::{Alert, AlertHub, AlertKind};
+use crate::schedule::Arming;
 
 /// What an open event's start alerts went out for.
 #[derive(Debug, Default, PartialEq)]
@@ -116,7 +116,7 @@ impl Alerting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::schedule::Schedule;
+    use crate::schedule::Schedule;
     use std::sync::Arc;
 
     fn alerts(
