@@ -15,8 +15,10 @@ use crate::media::{SinkKind, StreamMsg};
 use crate::record;
 use crate::status::{CameraState, SharedStatus, Status};
 
-/// Runs the daemon until `shutdown` resolves. Binds the HTTP listener first and reports
-/// its address through `on_listen` (the demo prints it; tests read it).
+/// Runs the daemon until `shutdown` resolves. Reports the HTTP listener's address through
+/// `on_listen` once it is bound (the demo prints it; tests read it), which is after
+/// recording and the camera sessions started: an address in use ends the daemon then,
+/// with an error.
 ///
 /// Starts, in order: the index, recording (start-up recovery, committer), the audit log's
 /// start record, the alert channels, per camera its writer, analysis and ingest sessions,

@@ -136,21 +136,7 @@ struct AccessUnit {
 /// Starts the server on its own thread and GLib main context.
 pub fn start(opts: Options) -> anyhow::Result<Handle> {
     gst::init().context("cannot initialise GStreamer")?;
-    if opts.paths.is_empty() {
-        bail!("at least one path is needed");
-    }
-    for p in &opts.paths {
-        if p.is_empty()
-            || !p
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
-        {
-            bail!("path {p:?} must be letters, digits, '_' or '-'");
-        }
-    }
-    if opts.fps == 0 || opts.width < 16 || opts.height < 16 || opts.bitrate_kbps == 0 {
-        bail!("fps, width, height and bitrate must be positive (width, height >= 16)");
-    }
+    validate(&opts)?;
     let aus = match &opts.file {
         Some(f) => Some(Arc::new(load_access_units(f)?)),
         None => None,
@@ -161,66 +147,14 @@ pub fn start(opts: Options) -> anyhow::Result<Handle> {
     let server = rtsp::RTSPServer::new();
     server.set_address(&Ipv4Addr::LOCALHOST.to_string());
     server.set_service(&opts.port.to_string());
-    if opts.file.is_some() && opts.codec != Codec::H264 {
-        bail!("--file serves H.264 only");
-    }
     if let Some(a) = &opts.auth {
-        let auth = rtsp::RTSPAuth::new();
-        let token = rtsp::RTSPToken::builder()
-            .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
-            .build();
-        match a.method {
-            AuthMethod::Basic => {
-                auth.add_basic(&rtsp::RTSPAuth::make_basic(&a.user, &a.password), &token);
-                auth.set_supported_methods(gstreamer_rtsp::RTSPAuthMethod::Basic);
-            }
-            AuthMethod::Digest => {
-                auth.add_digest(&a.user, &a.password, &token);
-                auth.set_supported_methods(gstreamer_rtsp::RTSPAuthMethod::Digest);
-            }
-        }
-        server.set_auth(Some(&auth));
+        server.set_auth(Some(&auth(a)));
     }
     let mounts = server
         .mount_points()
         .context("server has no mount points")?;
     for (i, path) in opts.paths.iter().enumerate() {
-        let factory = rtsp::RTSPMediaFactory::new();
-        factory.set_shared(true);
-        if opts.auth.is_some() {
-            factory.add_role_from_structure(
-                &gst::Structure::builder("user")
-                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
-                    .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
-                    .build(),
-            );
-        }
-        match &aus {
-            None => factory.set_launch(&scene_launch(&opts, i)),
-            Some(aus) => {
-                factory.set_launch(
-                    "( appsrc name=src is-live=true format=time do-timestamp=false \
-                     caps=video/x-h264,stream-format=byte-stream,alignment=au \
-                     ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
-                );
-                let aus = aus.clone();
-                let garbage = garbage.clone();
-                let fps = opts.fps;
-                factory.connect_media_configure(move |_, media| {
-                    let Some(src) = media
-                        .element()
-                        .downcast_ref::<gst::Bin>()
-                        .and_then(|b| b.by_name_recurse_up("src"))
-                    else {
-                        return;
-                    };
-                    let src = src.downcast::<gst_app::AppSrc>().expect("appsrc");
-                    let aus = aus.clone();
-                    let garbage = garbage.clone();
-                    std::thread::spawn(move || pump(src, &aus, fps, &garbage));
-                });
-            }
-        }
+        let factory = media_factory(&opts, i, aus.as_ref(), &garbage);
         mounts.add_factory(&format!("/{path}"), factory);
     }
     let (port_tx, port_rx) = std::sync::mpsc::channel();
@@ -256,6 +190,95 @@ pub fn start(opts: Options) -> anyhow::Result<Handle> {
         garbage,
         thread: Some(thread),
     })
+}
+
+/// Refuses options the server cannot serve.
+fn validate(opts: &Options) -> anyhow::Result<()> {
+    if opts.paths.is_empty() {
+        bail!("at least one path is needed");
+    }
+    for p in &opts.paths {
+        if p.is_empty()
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+        {
+            bail!("path {p:?} must be letters, digits, '_' or '-'");
+        }
+    }
+    if opts.fps == 0 || opts.width < 16 || opts.height < 16 || opts.bitrate_kbps == 0 {
+        bail!("fps, width, height and bitrate must be positive (width, height >= 16)");
+    }
+    if opts.file.is_some() && opts.codec != Codec::H264 {
+        bail!("--file serves H.264 only");
+    }
+    Ok(())
+}
+
+/// The server's authentication: `a`'s user and password, Basic or Digest only.
+fn auth(a: &Auth) -> rtsp::RTSPAuth {
+    let auth = rtsp::RTSPAuth::new();
+    let token = rtsp::RTSPToken::builder()
+        .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        .build();
+    match a.method {
+        AuthMethod::Basic => {
+            auth.add_basic(&rtsp::RTSPAuth::make_basic(&a.user, &a.password), &token);
+            auth.set_supported_methods(gstreamer_rtsp::RTSPAuthMethod::Basic);
+        }
+        AuthMethod::Digest => {
+            auth.add_digest(&a.user, &a.password, &token);
+            auth.set_supported_methods(gstreamer_rtsp::RTSPAuthMethod::Digest);
+        }
+    }
+    auth
+}
+
+/// The media factory of path number `i`: a generated scene, or the access units of
+/// `--file` pumped by an appsrc (with `garbage` frames of junk when asked).
+fn media_factory(
+    opts: &Options,
+    i: usize,
+    aus: Option<&Arc<Vec<AccessUnit>>>,
+    garbage: &Arc<AtomicU32>,
+) -> rtsp::RTSPMediaFactory {
+    let factory = rtsp::RTSPMediaFactory::new();
+    factory.set_shared(true);
+    if opts.auth.is_some() {
+        factory.add_role_from_structure(
+            &gst::Structure::builder("user")
+                .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+                .build(),
+        );
+    }
+    match aus {
+        None => factory.set_launch(&scene_launch(opts, i)),
+        Some(aus) => {
+            factory.set_launch(
+                "( appsrc name=src is-live=true format=time do-timestamp=false \
+                 caps=video/x-h264,stream-format=byte-stream,alignment=au \
+                 ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+            );
+            let aus = aus.clone();
+            let garbage = garbage.clone();
+            let fps = opts.fps;
+            factory.connect_media_configure(move |_, media| {
+                let Some(src) = media
+                    .element()
+                    .downcast_ref::<gst::Bin>()
+                    .and_then(|b| b.by_name_recurse_up("src"))
+                else {
+                    return;
+                };
+                let src = src.downcast::<gst_app::AppSrc>().expect("appsrc");
+                let aus = aus.clone();
+                let garbage = garbage.clone();
+                std::thread::spawn(move || pump(src, &aus, fps, &garbage));
+            });
+        }
+    }
+    factory
 }
 
 /// The launch line of a generated scene: a static background with a moving disc (and a

@@ -26,7 +26,8 @@ pub enum CameraState {
     Stopped,
 }
 
-/// What ingest knows of a camera's stream (written by `ingest` only).
+/// What ingest knows of a camera's stream (written by `ingest`; the daemon marks a disabled
+/// camera's state before anything runs).
 #[derive(Clone, Debug, Serialize)]
 pub struct IngestStats {
     pub state: CameraState,
@@ -285,7 +286,9 @@ pub struct StorageStatus {
     /// released when the disk fills, and allocated again once there is room).
     pub index_reserve_bytes: u64,
     pub index_reserve_held: bool,
-    /// Steps of the system's wall clock seen while recording (the newest 64).
+    /// Steps of the system's wall clock seen while recording (the newest 64; the API shows
+    /// them with their times formatted).
+    #[serde(skip)]
     pub clock_steps: Vec<crate::index::ClockStep>,
 }
 

@@ -1,5 +1,5 @@
 //! The status resources: `GET /api/cameras` (each camera's stages composed into one flat
-//! object, the shape the status page and `vigil status` read), `GET /api/storage`, and the
+//! object, the shape the status page reads), `GET /api/storage`, and the
 //! latest analysed picture of a camera. The stages keep µs since the epoch; this is where
 //! times become RFC 3339.
 
@@ -101,15 +101,38 @@ struct StorageView {
     storage: StorageStatus,
     /// When `last_error` happened (RFC 3339).
     last_error_at: Option<String>,
+    clock_steps: Vec<ClockStepView>,
+}
+
+/// A step of the wall clock: when (`at`, the wall clock after it), by how much, and the
+/// newest recording end then; the µs fields as before, the times also as RFC 3339.
+#[derive(Serialize)]
+struct ClockStepView {
+    at: String,
+    recorded_until: String,
+    #[serde(flatten)]
+    step: crate::index::ClockStep,
 }
 
 /// `GET /api/storage`.
 pub(super) async fn storage(State(st): State<AppState>) -> impl IntoResponse {
-    let storage = st.status.storage(|s| s.clone());
-    Json(StorageView {
-        last_error_at: storage.last_error_us.map(rfc3339),
-        storage,
-    })
+    Json(StorageView::of(st.status.storage(|s| s.clone())))
+}
+
+impl StorageView {
+    fn of(storage: StorageStatus) -> StorageView {
+        StorageView {
+            last_error_at: storage.last_error_us.map(rfc3339),
+            clock_steps: (storage.clock_steps.iter())
+                .map(|s| ClockStepView {
+                    at: rfc3339(s.at_us),
+                    recorded_until: rfc3339(s.recorded_until_us),
+                    step: *s,
+                })
+                .collect(),
+            storage,
+        }
+    }
 }
 
 /// `GET /api/cameras/{name}/snapshot.jpg`: the camera's latest analysed picture (taken
@@ -181,5 +204,29 @@ mod tests {
         assert_eq!(a["last_event"]["id"], 7);
         assert_eq!(a["last_event"]["zones"][0], "door");
         assert!(a.get("ingest").is_none() && a.get("error").is_none(), "{a}");
+    }
+
+    /// The storage's times as RFC 3339 (µs kept beside them where they were before).
+    #[test]
+    fn storage_times_are_formatted() {
+        let s = StorageStatus {
+            last_error: Some("disk full".into()),
+            last_error_us: Some(1_700_000_000_000_000),
+            clock_steps: vec![crate::index::ClockStep {
+                at_us: 1_700_000_000_000_000,
+                delta_us: -3_600_000_000,
+                recorded_until_us: 1_700_003_600_000_000,
+            }],
+            ..Default::default()
+        };
+        let v = serde_json::to_value(StorageView::of(s)).unwrap();
+        assert_eq!(v["last_error"], "disk full");
+        assert_eq!(v["last_error_at"], "2023-11-14T22:13:20Z");
+        let step = &v["clock_steps"][0];
+        assert_eq!(step["at"], "2023-11-14T22:13:20Z");
+        assert_eq!(step["recorded_until"], "2023-11-14T23:13:20Z");
+        assert_eq!(step["delta_us"], -3_600_000_000i64);
+        assert_eq!(step["at_us"], 1_700_000_000_000_000i64);
+        assert!(v.get("last_error_us").is_none(), "{v}");
     }
 }

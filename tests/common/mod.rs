@@ -172,13 +172,9 @@ pub fn login(base: &str, user: &str, password: &str) -> Result<(String, String),
 pub const ADMIN_PASSWORD: &str = "test admin password";
 
 /// Adds the user `admin` (role admin) to the config's storage if it is not there, and
-/// returns an API token for it (one per config file); None if the CLI could not (a test
+/// returns a new API token for it (each daemon value makes its own); None if the CLI could not (a test
 /// of an unusable storage dir).
 pub fn admin_token(config: &Path) -> Option<String> {
-    static BY_CONFIG: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
-    if let Some((_, t)) = BY_CONFIG.lock().unwrap().iter().find(|(c, _)| c == config) {
-        return Some(t.clone());
-    }
     let (ok, _, err) = vigil_cli(
         &[
             "user",
@@ -211,10 +207,6 @@ pub fn admin_token(config: &Path) -> Option<String> {
     if !ok || !token.starts_with("vgl_") {
         return None;
     }
-    BY_CONFIG
-        .lock()
-        .unwrap()
-        .push((config.to_owned(), token.clone()));
     Some(token)
 }
 
@@ -552,11 +544,13 @@ pub struct Answer {
     pub location: Option<String>,
 }
 
-/// One request with optional headers; the body of a stream is not read.
+/// One request with optional headers (a POST sends `body`, or `{}`, as JSON), no redirect
+/// followed, 10 s at most (a hang is a failure); the body of an event stream is not read.
 pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(10)))
         .build()
         .into();
     let mut r = if method == "get" || method == "delete" {

@@ -354,51 +354,7 @@ fn clip_trak(b: &mut BoxBuf, t: &ClipTrack, chunks: &[Chunk], data_start: u64) {
         b.bytes(e);
     }
     b.close();
-    // Decoding times: runs of equal durations.
-    let mut runs: Vec<(u32, u32)> = Vec::new();
-    for s in t.samples {
-        match runs.last_mut() {
-            Some((n, d)) if *d == s.duration => *n += 1,
-            _ => runs.push((1, s.duration)),
-        }
-    }
-    b.open_full(b"stts", 0, 0);
-    b.u32(runs.len() as u32);
-    for (n, d) in runs {
-        b.u32(n);
-        b.u32(d);
-    }
-    b.close();
-    if t.samples.iter().any(|s| s.cts_offset != 0) {
-        // Composition offsets, version 1 (signed), in runs.
-        let mut runs: Vec<(u32, i32)> = Vec::new();
-        for s in t.samples {
-            match runs.last_mut() {
-                Some((n, o)) if *o == s.cts_offset => *n += 1,
-                _ => runs.push((1, s.cts_offset)),
-            }
-        }
-        b.open_full(b"ctts", 1, 0);
-        b.u32(runs.len() as u32);
-        for (n, o) in runs {
-            b.u32(n);
-            b.u32(o as u32);
-        }
-        b.close();
-    }
-    if t.samples.iter().any(|s| !s.is_key) {
-        b.open_full(b"stss", 0, 0);
-        let keys: Vec<u32> = (1..)
-            .zip(t.samples)
-            .filter(|(_, s)| s.is_key)
-            .map(|(i, _)| i)
-            .collect();
-        b.u32(keys.len() as u32);
-        for k in keys {
-            b.u32(k);
-        }
-        b.close();
-    }
+    sample_tables(b, t.samples);
     // This track's chunks, and where each one's data starts in the file.
     let mut mine: Vec<(&Chunk, u64)> = Vec::new();
     let mut off = data_start;
@@ -442,6 +398,56 @@ fn clip_trak(b: &mut BoxBuf, t: &ClipTrack, chunks: &[Chunk], data_start: u64) {
     b.close(); // minf
     b.close(); // mdia
     b.close(); // trak
+}
+
+/// A clip track's `stts` (decoding times, in runs of equal durations), `ctts` (composition
+/// offsets, version 1, signed, in runs; only when some are not 0) and `stss` (sync samples;
+/// only when some are not keyframes): ISO/IEC 14496-12 8.6.1.2, 8.6.1.3, 8.6.2.
+fn sample_tables(b: &mut BoxBuf, samples: &[Sample]) {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for s in samples {
+        match runs.last_mut() {
+            Some((n, d)) if *d == s.duration => *n += 1,
+            _ => runs.push((1, s.duration)),
+        }
+    }
+    b.open_full(b"stts", 0, 0);
+    b.u32(runs.len() as u32);
+    for (n, d) in runs {
+        b.u32(n);
+        b.u32(d);
+    }
+    b.close();
+    if samples.iter().any(|s| s.cts_offset != 0) {
+        // Composition offsets, version 1 (signed), in runs.
+        let mut runs: Vec<(u32, i32)> = Vec::new();
+        for s in samples {
+            match runs.last_mut() {
+                Some((n, o)) if *o == s.cts_offset => *n += 1,
+                _ => runs.push((1, s.cts_offset)),
+            }
+        }
+        b.open_full(b"ctts", 1, 0);
+        b.u32(runs.len() as u32);
+        for (n, o) in runs {
+            b.u32(n);
+            b.u32(o as u32);
+        }
+        b.close();
+    }
+    if samples.iter().any(|s| !s.is_key) {
+        b.open_full(b"stss", 0, 0);
+        let keys: Vec<u32> = (1..)
+            .zip(samples)
+            .filter(|(_, s)| s.is_key)
+            .map(|(i, _)| i)
+            .collect();
+        b.u32(keys.len() as u32);
+        for k in keys {
+            b.u32(k);
+        }
+        b.close();
+    }
 }
 
 /// `trun` flags: data offset, per-sample duration, size and flags present.
