@@ -15,10 +15,9 @@ use crate::media::{SinkKind, StreamMsg};
 use crate::record;
 use crate::status::{CameraState, SharedStatus, Status};
 
-/// Runs the daemon until `shutdown` resolves. Reports the HTTP listener's address through
-/// `on_listen` once it is bound (the demo prints it; tests read it), which is after
-/// recording and the camera sessions started: an address in use ends the daemon then,
-/// with an error.
+/// Runs the daemon until `shutdown` resolves. Binds the HTTP (and metrics) listeners
+/// first, so that an address in use stops it before anything starts; reports the API's
+/// address through `on_listen` when it starts serving (the demo prints it; tests read it).
 ///
 /// Starts, in order: the index, recording (start-up recovery, committer), the audit log's
 /// start record, the alert channels, per camera its writer, analysis and ingest sessions,
@@ -30,6 +29,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
     on_listen: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
+    let listeners = api::bind(&config.server).await?;
     let dir = &config.storage.dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create storage dir {}", dir.display()))?;
@@ -109,7 +109,7 @@ pub async fn run(
         audit,
         gate,
     };
-    let server = api::serve(state, &config.server, on_listen).await?;
+    let server = listeners.serve(state, on_listen)?;
 
     shutdown.await;
     tracing::info!("shutting down: finishing open segments");

@@ -306,3 +306,30 @@ fn shipped_configs_are_valid_and_run_refuses_bad_ones() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:2:"), "{err}");
 }
+
+/// An API address in use stops `vigil run` before anything starts: a clear error, no
+/// index, no audit record, no recording.
+#[test]
+fn an_address_in_use_stops_the_daemon_before_it_starts() {
+    let t = TestDir::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let text = std::fs::read_to_string(idle_camera_config(&t, ""))
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let cfg = t.write("taken.toml", &text);
+    let out = std::process::Command::new(VIGIL)
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    let storage = t.join("storage");
+    assert!(!storage.join("audit.log").exists(), "the daemon started");
+    assert!(!storage.join("index.sled").exists(), "the daemon started");
+    drop(taken);
+}

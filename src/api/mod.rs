@@ -24,7 +24,7 @@ pub mod metrics;
 mod serve;
 mod status;
 
-pub use serve::{Server, serve};
+pub use serve::{Listeners, Server, bind, serve};
 
 use crate::base::time::now_us;
 use crate::base::time::parse_rfc3339;

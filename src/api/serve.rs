@@ -21,17 +21,19 @@ pub struct Server {
     )>,
 }
 
-/// Binds the API's listener (and the metrics listener, if configured), reports the API's
-/// address through `on_listen` (the demo prints it; tests read it) and serves until
-/// [`Server::stop`]. Errors: an address cannot be bound, the TLS certificate or key is
-/// unusable.
-pub async fn serve(
-    state: AppState,
-    cfg: &ServerConfig,
-    on_listen: impl FnOnce(SocketAddr),
-) -> anyhow::Result<Server> {
-    let status = state.status.clone();
-    let app = router(state);
+/// The API's listener (and the metrics listener, if configured), bound but not serving
+/// yet: the daemon binds them before it starts anything else, so that an address in use
+/// stops it before recording starts.
+pub struct Listeners {
+    api: tokio::net::TcpListener,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    metrics: Option<tokio::net::TcpListener>,
+    addr: SocketAddr,
+}
+
+/// Binds the listeners of `cfg` and loads its TLS certificate. Errors: an address cannot
+/// be bound, the TLS certificate or key is unusable.
+pub async fn bind(cfg: &ServerConfig) -> anyhow::Result<Listeners> {
     let tls = match &cfg.tls {
         Some(t) => {
             // ring: no OpenSSL or cmake needed to build. Installing twice is harmless.
@@ -41,7 +43,7 @@ pub async fn serve(
                     .await
                     .with_context(|| {
                         format!(
-                            "cannot use TLS certificate {} with key {}",
+                            "cannot load the TLS certificate {} or key {}",
                             t.cert.display(),
                             t.key.display()
                         )
@@ -50,65 +52,109 @@ pub async fn serve(
         }
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
+    let api = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
-    if tls.is_none() && !addr.ip().is_loopback() {
-        tracing::warn!(
-            "serving plain HTTP on {addr} beyond loopback (server.allow_insecure_remote): \
-             passwords, session cookies, tokens and video cross the network in clear"
-        );
-    }
-    tracing::info!(
-        "HTTP on {}://{addr}/",
-        if tls.is_some() { "https" } else { "http" }
-    );
-    on_listen(addr);
+    let addr = api.local_addr()?;
     let metrics = match cfg.metrics_listen {
-        Some(a) => {
-            let l = tokio::net::TcpListener::bind(a)
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
                 .await
-                .with_context(|| format!("cannot listen on {a} (metrics.listen)"))?;
-            tracing::info!("metrics on http://{}/metrics", l.local_addr()?);
-            let app = super::metrics::router(status);
-            let (stop_src, mut stop) = crate::base::cancel::new();
-            let task = tokio::spawn(async move {
-                axum::serve(l, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            });
-            Some((task, stop_src))
-        }
+                .with_context(|| format!("cannot listen on {a} (metrics.listen)"))?,
+        ),
         None => None,
     };
-    let (http_stop, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let http = match tls {
-        Some(tls) => {
-            // axum-server does the TLS handshakes; its handle stops it gracefully.
-            let handle = axum_server::Handle::new();
-            let server =
-                axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle.clone());
-            tokio::spawn(async move {
-                let _ = http_stop_rx.await;
-                handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-            });
-            tokio::spawn(async move { server.serve(make_service).await })
-        }
-        None => tokio::spawn(async move {
-            axum::serve(listener, make_service)
-                .with_graceful_shutdown(async {
-                    let _ = http_stop_rx.await;
-                })
-                .await
-        }),
-    };
-    Ok(Server {
-        http,
-        http_stop,
+    Ok(Listeners {
+        api,
+        tls,
         metrics,
+        addr,
     })
+}
+
+/// [`bind`], then [`Listeners::serve`].
+pub async fn serve(
+    state: AppState,
+    cfg: &ServerConfig,
+    on_listen: impl FnOnce(SocketAddr),
+) -> anyhow::Result<Server> {
+    bind(cfg).await?.serve(state, on_listen)
+}
+
+impl Listeners {
+    /// The API's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves the API (and metrics) from now on, reporting the API's address through
+    /// `on_listen` (the demo prints it; tests read it), until [`Server::stop`].
+    pub fn serve(
+        self,
+        state: AppState,
+        on_listen: impl FnOnce(SocketAddr),
+    ) -> anyhow::Result<Server> {
+        let Listeners {
+            api,
+            tls,
+            metrics,
+            addr,
+        } = self;
+        let status = state.status.clone();
+        let app = router(state);
+        if tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                "serving plain HTTP on {addr} beyond loopback (server.allow_insecure_remote): \
+                 passwords, session cookies, tokens and video cross the network in clear"
+            );
+        }
+        tracing::info!(
+            "HTTP on {}://{addr}/",
+            if tls.is_some() { "https" } else { "http" }
+        );
+        on_listen(addr);
+        let metrics = match metrics {
+            Some(l) => {
+                tracing::info!("metrics on http://{}/metrics", l.local_addr()?);
+                let app = super::metrics::router(status);
+                let (stop_src, mut stop) = crate::base::cancel::new();
+                let task = tokio::spawn(async move {
+                    axum::serve(l, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await
+                });
+                Some((task, stop_src))
+            }
+            None => None,
+        };
+        let (http_stop, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let make_service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let http = match tls {
+            Some(tls) => {
+                // axum-server does the TLS handshakes; its handle stops it gracefully.
+                let handle = axum_server::Handle::new();
+                let server =
+                    axum_server::from_tcp_rustls(api.into_std()?, tls)?.handle(handle.clone());
+                tokio::spawn(async move {
+                    let _ = http_stop_rx.await;
+                    handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+                });
+                tokio::spawn(async move { server.serve(make_service).await })
+            }
+            None => tokio::spawn(async move {
+                axum::serve(api, make_service)
+                    .with_graceful_shutdown(async {
+                        let _ = http_stop_rx.await;
+                    })
+                    .await
+            }),
+        };
+        Ok(Server {
+            http,
+            http_stop,
+            metrics,
+        })
+    }
 }
 
 impl Server {
