@@ -135,6 +135,7 @@ fn http(
         cameras: Arc::new(vec![("cam".into(), cam)]),
         storage: layout.clone(),
         alerts: vigil::alerts::hub(),
+        live: Default::default(),
         shutdown: vigil::base::cancel::new().1,
         audit: vigil::audit::AuditLog::new(layout),
         gate: Arc::new(vigil::api::auth::Gate::new(layout, &server_cfg, false)),

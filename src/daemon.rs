@@ -72,6 +72,7 @@ pub async fn run(
     let mut cameras = Vec::new();
     let mut analyses = Vec::new();
     let mut tasks = Vec::new();
+    let mut live = std::collections::HashMap::new();
     for cam in &config.cameras {
         cameras.push((cam.name.clone(), index.camera_id(&cam.name)?));
         // Every configured camera is in the status before the HTTP listener opens, so
@@ -96,7 +97,15 @@ pub async fn run(
         } else {
             None
         };
-        tasks.extend(start_ingest(cam, recorded, analysis, &status, &cancel));
+        let hub = crate::live::Hub::default();
+        let live_tx = hub.start(&cam.name)?;
+        live.insert(cam.name.clone(), hub);
+        let sinks = Sinks {
+            recorded,
+            analysis,
+            live: live_tx,
+        };
+        tasks.extend(start_ingest(cam, sinks, &status, &cancel));
     }
 
     let state = AppState {
@@ -105,6 +114,7 @@ pub async fn run(
         cameras: Arc::new(cameras),
         storage: layout.clone(),
         alerts: alert_hub.clone(),
+        live: Arc::new(live),
         shutdown: cancel.clone(),
         audit,
         gate,
@@ -130,10 +140,21 @@ pub async fn run(
 /// Starts a camera's ingest sessions: the recorded stream feeds its writer and (without a
 /// `detect_url`) its analysis; with a `detect_url` and analysis, a second session feeds
 /// the analysis and the recorded one is only recorded.
-fn start_ingest(
-    cam: &crate::config::CameraConfig,
+/// A camera's consumers: its writer's queue, its analyser's (if motion analysis runs) and
+/// its live hub's.
+struct Sinks {
     recorded: std::sync::mpsc::SyncSender<StreamMsg>,
     analysis: Option<std::sync::mpsc::SyncSender<StreamMsg>>,
+    live: std::sync::mpsc::SyncSender<StreamMsg>,
+}
+
+fn start_ingest(
+    cam: &crate::config::CameraConfig,
+    Sinks {
+        recorded,
+        analysis,
+        live,
+    }: Sinks,
     status: &SharedStatus,
     cancel: &crate::base::cancel::CancelToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -156,7 +177,8 @@ fn start_ingest(
         let sinks = analysis.iter().map(|a| (SinkKind::Analysis, a.clone()));
         tasks.push(task(Role::Detect, sinks.collect()));
     }
-    let sinks = std::iter::once((SinkKind::Recording, recorded))
+    let sinks = [(SinkKind::Recording, recorded), (SinkKind::Live, live)]
+        .into_iter()
         .chain((analysis.filter(|_| !detect_session)).map(|a| (SinkKind::Analysis, a)));
     tasks.push(task(Role::Record, sinks.collect()));
     tasks

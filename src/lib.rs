@@ -22,6 +22,7 @@ pub mod export;
 pub mod fake_camera;
 pub mod index;
 pub mod ingest;
+pub mod live;
 pub mod media;
 pub mod motion;
 pub mod pipeline;

@@ -152,6 +152,8 @@ pub enum SinkKind {
     /// The motion analyser: a full queue skips to the next keyframe; a timeline break is
     /// an `EndRun`; no audio; a closed queue is ignored.
     Analysis,
+    /// The camera's live hub (`live::Hub`), which fans out to viewers: as `Analysis`.
+    Live,
 }
 
 /// What became of one frame offered to a sink.
@@ -220,7 +222,7 @@ impl Sink {
     pub fn timeline_break(&mut self, why: Break) {
         match self.kind {
             SinkKind::Recording => self.pending_break = Some(why),
-            SinkKind::Analysis => {
+            SinkKind::Analysis | SinkKind::Live => {
                 let _ = self.tx.try_send(StreamMsg::EndRun);
             }
         }

@@ -80,6 +80,9 @@ pub struct IngestStats {
     /// Frames the analyser could not take because it fell behind (recording is
     /// unaffected); it skips to the next keyframe.
     pub analysis_dropped: u64,
+    /// Pictures the live hub could not take because it fell behind (its viewers skip to
+    /// the next keyframe; recording is unaffected).
+    pub live_dropped: u64,
     /// State of the `detect_url` session, when the camera has one.
     pub detect_state: Option<CameraState>,
     pub detect_error: Option<String>,
@@ -196,6 +199,7 @@ impl Default for IngestStats {
             audio_frames: 0,
             audio_dropped: 0,
             analysis_dropped: 0,
+            live_dropped: 0,
             detect_state: None,
             detect_error: None,
             error: None,

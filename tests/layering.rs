@@ -11,7 +11,9 @@ const LEVELS: &[&[&str]] = &[
         "storage", "index", "config", "media", "schedule", "status", "tls",
     ],
     &["ingest", "decode"],
-    &["record", "events", "alerts", "export", "audit", "auth"],
+    &[
+        "record", "events", "alerts", "export", "audit", "auth", "live",
+    ],
     &["pipeline"],
     &["api", "cli", "daemon", "fake_camera"],
 ];

@@ -254,12 +254,14 @@ fn full_disk_with_the_camera_gone_and_at_start_up() {
         let s = d.camera("f");
         (s["segments_written"].as_u64().unwrap() >= f0 + 2).then_some(())
     });
+    let token = d.token.clone();
     assert!(d.stop(Duration::from_secs(20)).success());
 
-    // A restart on a disk that filled while the daemon was down.
+    // A restart on a disk that filled while the daemon was down (the CLI cannot make a
+    // token on it: the first one serves).
     std::fs::remove_file(&filler).unwrap();
     let filler = fill(&mnt, 0);
-    let d = daemon(&cfg, &t.join("daemon2.log"));
+    let d = Daemon::start_as(&cfg, &t.join("daemon2.log"), &[], token);
     wait_for(
         Duration::from_secs(30),
         "recording after a restart on a full disk",

@@ -50,20 +50,27 @@ pub(super) async fn websocket(
     headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    use axum::response::IntoResponse;
+    if let Err(refused) = same_origin(&headers) {
+        use axum::response::IntoResponse;
+        return refused.into_response();
+    }
+    ws.on_upgrade(move |socket| forward(socket, st))
+}
+
+/// Refuses (403) a WebSocket handshake whose `Origin` is not this server's host.
+pub(super) fn same_origin(headers: &axum::http::HeaderMap) -> Result<(), super::ApiError> {
     let host = headers.get("host").and_then(|v| v.to_str().ok());
     let origin = headers.get("origin").and_then(|v| v.to_str().ok());
     if let Some(origin) = origin {
         let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
         if Some(origin_host) != host {
-            return super::ApiError(
+            return Err(super::ApiError(
                 axum::http::StatusCode::FORBIDDEN,
                 format!("WebSocket from another origin ({origin}) refused"),
-            )
-            .into_response();
+            ));
         }
     }
-    ws.on_upgrade(move |socket| forward(socket, st))
+    Ok(())
 }
 
 async fn forward(mut socket: WebSocket, st: AppState) {

@@ -1,5 +1,5 @@
 //! Auditing the API: a middleware that appends one record per audited request (searches,
-//! views of events, thumbnails and clips, timelines, the audit itself) to the hash-chained
+//! views of events, thumbnails, clips and live video, timelines, the audit itself) to the hash-chained
 //! [`crate::audit::AuditLog`], and `GET /api/audit` to read it.
 //!
 //! A player fetches a clip as many byte ranges: only the request for the whole clip or
@@ -29,6 +29,7 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("GET", ["api", "events", _, "clip.mp4"]) => "clip.view",
         ("GET", ["api", "clips", _]) => "clip.view",
         ("GET", ["api", "timeline"]) => "timeline.view",
+        ("GET", ["api", "cameras", _, "live"]) => "live.view",
         ("GET", ["api", "activity"]) => "activity.view",
         ("GET", ["api", "recordings"]) => "recordings.list",
         ("POST", ["api", "search", "region"]) => "search.region",

@@ -20,6 +20,7 @@ pub mod auth;
 mod clips;
 mod events;
 mod holds;
+mod live;
 pub mod metrics;
 mod serve;
 mod status;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub storage: crate::storage::Layout,
     /// Live alerts from the analysers.
     pub alerts: crate::alerts::AlertHub,
+    /// Each enabled camera's live video, by name.
+    pub live: Arc<std::collections::HashMap<String, crate::live::Hub>>,
     /// The hash-chained audit log of who searched, viewed and exported what.
     pub audit: crate::audit::AuditLog,
     /// Users, tokens, sessions and the login lockout.
@@ -69,6 +72,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/cameras", get(status::cameras))
         .route("/api/storage", get(status::storage))
         .route("/api/cameras/{name}/snapshot.jpg", get(status::snapshot))
+        .route("/api/cameras/{name}/live", get(live::websocket))
         .route("/metrics", get(metrics::api))
         .route_layer(need(Role::Viewer));
     let operator = axum::Router::new()

@@ -43,7 +43,7 @@ pub async fn bind(cfg: &ServerConfig) -> anyhow::Result<Listeners> {
                     .await
                     .with_context(|| {
                         format!(
-                            "cannot load the TLS certificate {} or key {}",
+                            "cannot use TLS certificate {} with key {}",
                             t.cert.display(),
                             t.key.display()
                         )

@@ -97,8 +97,12 @@ impl<'a> Outlet<'a> {
                 (Delivery::Dropped, SinkKind::Analysis) => {
                     self.task.status.ingest(cam, |s| s.analysis_dropped += 1)
                 }
+                // The live hub is behind: viewers skip to the next keyframe.
+                (Delivery::Dropped, SinkKind::Live) => {
+                    self.task.status.ingest(cam, |s| s.live_dropped += 1)
+                }
                 (Delivery::Closed, SinkKind::Recording) => anyhow::bail!("writer stopped"),
-                (Delivery::Closed, SinkKind::Analysis) => {}
+                (Delivery::Closed, SinkKind::Analysis | SinkKind::Live) => {}
             }
         }
         Ok(())

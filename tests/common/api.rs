@@ -128,7 +128,17 @@ impl Daemon {
     /// Starts `vigil run --config CONFIG` with `env` (stderr to `log`), after making sure
     /// its storage has an admin with an API token, and waits for its listener.
     pub fn start(config: &std::path::Path, log: &std::path::Path, env: &[(&str, &str)]) -> Daemon {
-        let token = super::admin_token(config);
+        Daemon::start_as(config, log, env, super::admin_token(config))
+    }
+
+    /// [`Daemon::start`] with the admin's `token` of an earlier start (a restart where the
+    /// CLI cannot make one: a full disk).
+    pub fn start_as(
+        config: &std::path::Path,
+        log: &std::path::Path,
+        env: &[(&str, &str)],
+        token: Option<String>,
+    ) -> Daemon {
         let proc = super::spawn_env(&["run", "--config", config.to_str().unwrap()], log, env);
         let line = proc.wait_line("listening on", Duration::from_secs(30));
         let base = line

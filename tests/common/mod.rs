@@ -175,39 +175,19 @@ pub const ADMIN_PASSWORD: &str = "test admin password";
 /// returns a new API token for it (each daemon value makes its own); None if the CLI could not (a test
 /// of an unusable storage dir).
 pub fn admin_token(config: &Path) -> Option<String> {
-    let (ok, _, err) = vigil_cli(
-        &[
-            "user",
-            "add",
-            "--config",
-            config.to_str()?,
-            "admin",
-            "--role",
-            "admin",
-        ],
-        &format!("{ADMIN_PASSWORD}\n"),
-    );
-    if !ok && !err.contains("already exists") {
-        return None;
-    }
-    let (ok, out, _) = vigil_cli(
-        &[
-            "token",
-            "create",
-            "--config",
-            config.to_str()?,
-            "--user",
-            "admin",
-            "--label",
-            "tests",
-        ],
-        "",
-    );
-    let token = out.trim().to_owned();
-    if !ok || !token.starts_with("vgl_") {
-        return None;
-    }
-    Some(token)
+    let cfg = config.to_str()?;
+    let token = || {
+        let args = ["token", "create", "--config", cfg, "--user", "admin"];
+        let (ok, out, _) = vigil_cli(&[&args[..], &["--label", "tests"]].concat(), "");
+        let token = out.trim().to_owned();
+        (ok && token.starts_with("vgl_")).then_some(token)
+    };
+    // The admin exists after the first start: one CLI call (no password hashing).
+    token().or_else(|| {
+        let add = ["user", "add", "--config", cfg, "admin", "--role", "admin"];
+        let (ok, _, err) = vigil_cli(&add, &format!("{ADMIN_PASSWORD}\n"));
+        (ok || err.contains("already exists")).then(token)?
+    })
 }
 
 /// `vigil <cmd> <sub> --config CFG <rest...>` with `stdin`: (success, stdout, stderr).
