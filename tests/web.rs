@@ -40,6 +40,20 @@ fn demo_status_page_shows_cameras_in_chromium() {
         },
     );
 
+    // The demo's scenes: within the first minute, people cross each camera's zone and an
+    // event starts and ends (the first crossing starts 3 s in).
+    wait_for(
+        Duration::from_secs(60),
+        "an event that started and ended on both demo cameras",
+        || {
+            let ok = ["front-door", "yard"].iter().all(|c| {
+                let e = demo_api.camera(c)["last_event"].clone();
+                e["zones"].as_array().is_some_and(|z| !z.is_empty())
+            });
+            ok.then_some(())
+        },
+    );
+
     // Not logged in, the page sends the browser to the login form; a wrong password is
     // refused on the form; the right one leads to the status page.
     let mut b = Browser::start(&t);

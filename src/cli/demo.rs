@@ -45,6 +45,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
     let cam = crate::fake_camera::start(crate::fake_camera::Options {
         port: a.rtsp_port,
         paths: vec!["front-door".into(), "yard".into()],
+        scenes: true,
         ..Default::default()
     })?;
     let text = DEMO_CONFIG

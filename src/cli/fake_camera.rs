@@ -37,6 +37,10 @@ pub struct Args {
     /// Codec of the generated scene.
     #[arg(long, value_enum, default_value = "h264")]
     codec: crate::fake_camera::Codec,
+    /// Plausible scenes (a door, a yard, a facade, by path in turn, with people crossing
+    /// now and then) instead of test patterns.
+    #[arg(long)]
+    scenes: bool,
     /// Require this RTSP user (with --password).
     #[arg(long, requires = "password")]
     user: Option<String>,
@@ -63,6 +67,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         gop_seconds: a.gop_seconds,
         file: a.file,
         codec: a.codec,
+        scenes: a.scenes,
         auth: a
             .user
             .zip(a.password)

@@ -1,9 +1,11 @@
 //! The fake camera: an RTSP server (GStreamer's rtsp-server) on 127.0.0.1 serving test
 //! streams, for the demo, tests and load runs.
 //!
-//! Two kinds of source per path:
-//! - a generated scene: moving objects over a static background, encoded live with x264
+//! Three kinds of source per path:
+//! - a generated test pattern: moving discs over a static pattern, encoded live with x264
 //!   (size, fps, bitrate and GOP configurable);
+//! - a plausible scene ([`scene`]: a door, a yard, a facade with people crossing now and
+//!   then; the demo's), drawn in Rust and encoded live the same way;
 //! - a pre-encoded H.264 file (MP4 or Annex B) loaded once and looped without re-encoding
 //!   through `appsrc`, so that load tests measure Vigil and not the encoder.
 //!
@@ -23,6 +25,9 @@ use gstreamer_app as gst_app;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
 
+pub mod scene;
+use scene::{Place, Scene};
+
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Port on 127.0.0.1; 0 picks a free one.
@@ -37,6 +42,9 @@ pub struct Options {
     pub file: Option<PathBuf>,
     /// Codec of the generated scene.
     pub codec: Codec,
+    /// Plausible scenes ([`scene`]: a door, a yard, a facade, by path in turn, with
+    /// people crossing now and then) instead of test patterns with a bouncing disc.
+    pub scenes: bool,
     /// Require RTSP authentication.
     pub auth: Option<Auth>,
 }
@@ -72,6 +80,7 @@ impl Default for Options {
             gop_seconds: 2.0,
             file: None,
             codec: Codec::H264,
+            scenes: false,
             auth: None,
         }
     }
@@ -253,6 +262,25 @@ fn media_factory(
         );
     }
     match aus {
+        None if opts.scenes => {
+            let (w, h) = (opts.width & !1, opts.height & !1);
+            factory.set_launch(&format!(
+                "( appsrc name=src is-live=true format=time do-timestamp=false \
+                 caps=video/x-raw,format=I420,width={w},height={h},framerate={}/1 \
+                 ! videoconvert ! {} )",
+                opts.fps,
+                encoder(opts)
+            ));
+            let place = [Place::Door, Place::Yard, Place::Facade][i % 3];
+            let scene = Arc::new(Scene::new(place, w, h, i as u64 + 1));
+            let fps = opts.fps;
+            factory.connect_media_configure(move |_, media| {
+                if let Some(src) = appsrc(media) {
+                    let scene = scene.clone();
+                    std::thread::spawn(move || pump_scene(src, &scene, fps));
+                }
+            });
+        }
         None => factory.set_launch(&scene_launch(opts, i)),
         Some(aus) => {
             factory.set_launch(
@@ -264,31 +292,27 @@ fn media_factory(
             let garbage = garbage.clone();
             let fps = opts.fps;
             factory.connect_media_configure(move |_, media| {
-                let Some(src) = media
-                    .element()
-                    .downcast_ref::<gst::Bin>()
-                    .and_then(|b| b.by_name_recurse_up("src"))
-                else {
-                    return;
-                };
-                let src = src.downcast::<gst_app::AppSrc>().expect("appsrc");
-                let aus = aus.clone();
-                let garbage = garbage.clone();
-                std::thread::spawn(move || pump(src, &aus, fps, &garbage));
+                if let Some(src) = appsrc(media) {
+                    let aus = aus.clone();
+                    let garbage = garbage.clone();
+                    std::thread::spawn(move || pump(src, &aus, fps, &garbage));
+                }
             });
         }
     }
     factory
 }
 
-/// The launch line of a generated scene: a static background with a moving disc (and a
-/// second, smaller one on odd paths) composited on top, encoded with x264.
-fn scene_launch(o: &Options, i: usize) -> String {
-    let (w, h, fps) = (o.width, o.height, o.fps);
-    let gop = ((o.gop_seconds * fps as f64).round() as u32).max(1);
-    let bg = ["smpte", "smpte75", "pinwheel"][i % 3];
-    let motion = ["sweep", "wavy", "hsweep"][i % 3];
-    let enc = match o.codec {
+/// The appsrc named `src` of a media's pipeline.
+fn appsrc(media: &rtsp::RTSPMedia) -> Option<gst_app::AppSrc> {
+    let src = (media.element().downcast_ref::<gst::Bin>())?.by_name_recurse_up("src")?;
+    src.downcast::<gst_app::AppSrc>().ok()
+}
+
+/// The encoder and payloader of a generated stream (raw video in, RTP out as `pay0`).
+fn encoder(o: &Options) -> String {
+    let gop = ((o.gop_seconds * o.fps as f64).round() as u32).max(1);
+    match o.codec {
         Codec::H264 => format!(
             "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} bitrate={} \
              ! rtph264pay name=pay0 pt=96 config-interval=-1",
@@ -299,7 +323,61 @@ fn scene_launch(o: &Options, i: usize) -> String {
              ! rtph265pay name=pay0 pt=96 config-interval=-1",
             o.bitrate_kbps
         ),
+    }
+}
+
+/// Pushes the scene's pictures at `fps` until the media shuts down, stamped as [`pump`]
+/// stamps access units (from the pipeline's running time when the stream starts).
+fn pump_scene(src: gst_app::AppSrc, scene: &Scene, fps: u32) {
+    let Some(base) = running_time(&src) else {
+        return;
     };
+    let period = Duration::from_secs_f64(1.0 / fps as f64);
+    let mut next = Instant::now();
+    for n in 0u64.. {
+        let mut pic = vec![0u8; scene.frame_len()];
+        scene.draw(n as f64 / fps as f64, &mut pic);
+        let mut buf = gst::Buffer::from_mut_slice(pic);
+        {
+            let b = buf.get_mut().unwrap();
+            b.set_pts(base + gst::ClockTime::from_nseconds(n * 1_000_000_000 / fps as u64));
+            b.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / fps as u64));
+        }
+        if src.push_buffer(buf).is_err() {
+            return; // media shut down
+        }
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
+/// The pipeline's running time once it runs (the stream's timeline), or None if it never
+/// starts within 30 s (the client went away before PLAY).
+fn running_time(src: &gst_app::AppSrc) -> Option<gst::ClockTime> {
+    let waiting = Instant::now();
+    loop {
+        if let Some(rt) = src.current_running_time() {
+            return Some(rt);
+        }
+        if waiting.elapsed() > Duration::from_secs(30) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The launch line of a generated scene: a static background with a moving disc (and a
+/// second, smaller one on odd paths) composited on top, encoded with x264.
+fn scene_launch(o: &Options, i: usize) -> String {
+    let (w, h, fps) = (o.width, o.height, o.fps);
+    let bg = ["smpte", "smpte75", "pinwheel"][i % 3];
+    let motion = ["sweep", "wavy", "hsweep"][i % 3];
+    let enc = encoder(o);
     format!(
         "( compositor name=c background=black sink_1::xpos={bx} sink_1::ypos={by} ! video/x-raw,width={w},height={h},framerate={fps}/1 \
          ! videoconvert ! video/x-raw,format=I420 ! {enc} \
@@ -322,16 +400,9 @@ fn scene_launch(o: &Options, i: usize) -> String {
 /// would add the pushing thread's scheduling jitter to every frame.
 fn pump(src: gst_app::AppSrc, aus: &[AccessUnit], fps: u32, garbage: &AtomicU32) {
     let period = Duration::from_secs_f64(1.0 / fps as f64);
-    // Wait until the pipeline runs: its running time is the timeline of the stream.
-    let waiting = Instant::now();
-    let base = loop {
-        if let Some(rt) = src.current_running_time() {
-            break rt;
-        }
-        if waiting.elapsed() > Duration::from_secs(30) {
-            return; // never started (the client went away before PLAY)
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    // The pipeline's running time is the timeline of the stream.
+    let Some(base) = running_time(&src) else {
+        return;
     };
     let mut next = Instant::now();
     let mut rng = fastrand::Rng::new();
