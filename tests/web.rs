@@ -196,6 +196,7 @@ fn operator_sees_and_acknowledges_live_alerts_in_chromium() {
     let id = b.eval(
         "(() => { const r = [...document.querySelectorAll('#alert-rows tr')].find(r => \
            r.querySelector('.zones').textContent.includes('left')); \
+           r.querySelector('input.note').value = 'checked: a delivery'; \
            r.querySelector('button.ack').click(); return r.dataset.event; })()",
     );
     let id = id.as_str().unwrap().to_owned();
@@ -212,6 +213,7 @@ fn operator_sees_and_acknowledges_live_alerts_in_chromium() {
     assert!(
         audit.lines().any(|l| l.contains("\"alert.ack\"")
             && l.contains("\"user\":\"olga\"")
+            && l.contains("checked: a delivery")
             && l.contains(&format!("/api/events/{id}/ack"))),
         "{audit}"
     );
@@ -270,6 +272,19 @@ fn viewer_watches_live_video_in_chromium() {
         "the latency measured",
     );
     let lat = b.eval("vigilLive.cam.latencyMs").as_f64().unwrap();
+    // The tile shows the camera's motion (the test pattern's disc never rests), and one
+    // click opens the camera's full view.
+    b.wait(
+        "!!document.querySelector('#wall figure.motion .state') && \
+         document.querySelector('#wall figure.motion .state').textContent.includes('motion')",
+        "motion on the tile",
+    );
+    b.eval("document.querySelector('#wall figure').click(); true");
+    b.wait(
+        "document.querySelector('#wall figure').classList.contains('full') && \
+         document.querySelector('#wall video').getBoundingClientRect().width > 900",
+        "the camera's full view",
+    );
     eprintln!("live video: the picture on screen trails the wall clock by {lat:.0} ms");
     // The picture's own UTC: after it was taken, and not by seconds on loopback (the
     // figure itself is reported, not asserted: `cargo test --test web viewer_watches --
