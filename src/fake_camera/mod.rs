@@ -332,28 +332,49 @@ fn pump_scene(src: gst_app::AppSrc, scene: &Scene, fps: u32) {
     let Some(base) = running_time(&src) else {
         return;
     };
-    let period = Duration::from_secs_f64(1.0 / fps as f64);
     let mut next = Instant::now();
     for n in 0u64.. {
         let mut pic = vec![0u8; scene.frame_len()];
         scene.draw(n as f64 / fps as f64, &mut pic);
-        let mut buf = gst::Buffer::from_mut_slice(pic);
-        {
-            let b = buf.get_mut().unwrap();
-            b.set_pts(base + gst::ClockTime::from_nseconds(n * 1_000_000_000 / fps as u64));
-            b.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / fps as u64));
-        }
-        if src.push_buffer(buf).is_err() {
+        if !push_paced(
+            &src,
+            gst::Buffer::from_mut_slice(pic),
+            base,
+            n,
+            fps,
+            &mut next,
+        ) {
             return; // media shut down
         }
-        next += period;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else {
-            next = now;
-        }
     }
+}
+
+/// Stamps picture `n` (`fps`, from running time `base`), pushes it, and sleeps until the
+/// next one is due (`next`, advanced by a period). False once the media shut down.
+fn push_paced(
+    src: &gst_app::AppSrc,
+    mut buf: gst::Buffer,
+    base: gst::ClockTime,
+    n: u64,
+    fps: u32,
+    next: &mut Instant,
+) -> bool {
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(base + gst::ClockTime::from_nseconds(n * 1_000_000_000 / fps as u64));
+        b.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / fps as u64));
+    }
+    if src.push_buffer(buf).is_err() {
+        return false;
+    }
+    *next += Duration::from_secs_f64(1.0 / fps as f64);
+    let now = Instant::now();
+    if *next > now {
+        std::thread::sleep(*next - now);
+    } else {
+        *next = now;
+    }
+    true
 }
 
 /// The pipeline's running time once it runs (the stream's timeline), or None if it never
@@ -399,7 +420,6 @@ fn scene_launch(o: &Options, i: usize) -> String {
 /// when the stream starts, as a camera's encoder clock gives them; stamping at push time
 /// would add the pushing thread's scheduling jitter to every frame.
 fn pump(src: gst_app::AppSrc, aus: &[AccessUnit], fps: u32, garbage: &AtomicU32) {
-    let period = Duration::from_secs_f64(1.0 / fps as f64);
     // The pipeline's running time is the timeline of the stream.
     let Some(base) = running_time(&src) else {
         return;
@@ -418,24 +438,13 @@ fn pump(src: gst_app::AppSrc, aus: &[AccessUnit], fps: u32, garbage: &AtomicU32)
         } else {
             gst::Buffer::from_slice(au.data.clone())
         };
-        {
-            let b = buf.get_mut().unwrap();
-            if !au.is_key || bad {
-                b.set_flags(gst::BufferFlags::DELTA_UNIT);
-            }
-            let pts = base + gst::ClockTime::from_nseconds(n as u64 * 1_000_000_000 / fps as u64);
-            b.set_pts(pts);
-            b.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / fps as u64));
+        if !au.is_key || bad {
+            buf.get_mut()
+                .unwrap()
+                .set_flags(gst::BufferFlags::DELTA_UNIT);
         }
-        if src.push_buffer(buf).is_err() {
+        if !push_paced(&src, buf, base, n as u64, fps, &mut next) {
             return; // media shut down
-        }
-        next += period;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else {
-            next = now;
         }
     }
 }
