@@ -227,13 +227,27 @@ fn operator_sees_and_acknowledges_live_alerts_in_chromium() {
 #[test]
 fn viewer_watches_live_video_in_chromium() {
     let t = TestDir::new();
-    let site = site(&t, &[("cam", "cam")], &[], "");
+    // An H.264 camera, and an H.265 one (which Debian's Chromium cannot play through
+    // Media Source Extensions: its tile falls back to the snapshot).
+    let (_cam, port) = fake_camera(&["cam"], 0, &[], &t.join("cam.log"));
+    let (_hevc, hevc_port) = fake_camera(
+        &["hevc"],
+        0,
+        &["--codec", "h265", "--bitrate-kbps", "500"],
+        &t.join("hevc.log"),
+    );
+    let storage = t.join("storage");
+    let cams = [
+        ("cam", format!("rtsp://127.0.0.1:{port}/cam")),
+        ("hevc", format!("rtsp://127.0.0.1:{hevc_port}/hevc")),
+    ];
+    let cfg = t.write("vigil.toml", &config(&storage, &cams, ""));
     let (ok, _, err) = vigil_cli(
         &[
             "user",
             "add",
             "--config",
-            site.cfg.to_str().unwrap(),
+            cfg.to_str().unwrap(),
             "vera",
             "--role",
             "viewer",
@@ -241,8 +255,9 @@ fn viewer_watches_live_video_in_chromium() {
         "vera's long password\n",
     );
     assert!(ok, "{err}");
-    let d = &site.daemon;
+    let d = &TestDaemon::start(&cfg);
     d.wait_streaming("cam");
+    d.wait_streaming("hevc");
     let mut b = Browser::start(&t);
     b.call(
         "Page.navigate",
@@ -291,9 +306,20 @@ fn viewer_watches_live_video_in_chromium() {
     // figure itself is reported, not asserted: `cargo test --test web viewer_watches --
     // --nocapture` prints it).
     assert!((-100.0..5000.0).contains(&lat), "latency {lat} ms");
+    // The H.265 camera: the snapshot where this browser cannot play the codec, the video
+    // where it can; either way a picture.
+    b.wait(
+        "vigilLive.hevc && ((vigilLive.hevc.mode === 'snapshot' && \
+           document.querySelector('#wall figure[data-camera=hevc] img').naturalWidth > 0) || \
+          (vigilLive.hevc.mode === 'video' && \
+           document.querySelector('#wall figure[data-camera=hevc] video').currentTime > 1))",
+        "a picture of the H.265 camera on the wall",
+    );
+    let hevc = b.eval("vigilLive.hevc.mode");
+    eprintln!("the H.265 camera's tile: {hevc}");
     b.screenshot(&t.join("live.png"));
     drop(b);
-    let log = vigil::audit::AuditLog::new(&vigil::storage::Layout::new(&site.storage));
+    let log = vigil::audit::AuditLog::new(&vigil::storage::Layout::new(&storage));
     let viewed = (log.records().unwrap().into_iter())
         .any(|r| r.action == "live.view" && r.user == "vera" && r.params["status"] == 101);
     assert!(viewed, "the live view is not in the audit log");
