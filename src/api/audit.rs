@@ -39,6 +39,9 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("GET", ["api", "holds"]) => "holds.list",
         ("POST", ["api", "holds"]) => "hold.create",
         ("DELETE", ["api", "holds", _]) => "hold.release",
+        ("GET", ["api", "bookmarks"]) => "bookmarks.list",
+        ("POST", ["api", "bookmarks"]) => "bookmark.create",
+        ("DELETE", ["api", "bookmarks", _]) => "bookmark.delete",
         _ => return None,
     })
 }

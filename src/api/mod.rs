@@ -17,6 +17,7 @@ use axum::routing::{delete, get, post};
 mod alerts;
 mod audit;
 pub mod auth;
+mod bookmarks;
 mod clips;
 mod events;
 mod holds;
@@ -93,6 +94,9 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/events/{id}/clip.mp4", get(clips::event_clip))
         .route("/api/holds", get(holds::list))
         .route("/api/holds", post(holds::create))
+        .route("/api/bookmarks", get(bookmarks::list))
+        .route("/api/bookmarks", post(bookmarks::create))
+        .route("/api/bookmarks/{id}", delete(bookmarks::delete))
         .route_layer(need(Role::Investigator));
     let admin = axum::Router::new()
         .route("/api/audit", get(audit::list))

@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+mod bookmarks;
 mod events;
 mod holds;
 mod leases;
 mod reserve;
 mod segments;
+pub use bookmarks::Bookmark;
 pub use events::{Ack, EventEntry, EventRecord, EventScope, MotionMinute, MotionSecond};
 pub use holds::Hold;
 pub use leases::{Lease, SegmentKey};
@@ -132,6 +134,7 @@ pub(crate) struct Trees {
     segments: sled::Tree,
     garbage: sled::Tree,
     holds: sled::Tree,
+    bookmarks: sled::Tree,
     zones: sled::Tree,
     events: sled::Tree,
     ev_time: sled::Tree,
@@ -537,6 +540,7 @@ impl Trees {
             segments: db.open_tree("segments")?,
             garbage: db.open_tree("garbage")?,
             holds: db.open_tree("holds")?,
+            bookmarks: db.open_tree("bookmarks")?,
             zones: db.open_tree("zones")?,
             events: db.open_tree("events")?,
             ev_time: db.open_tree("events_by_time")?,
