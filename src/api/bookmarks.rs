@@ -81,13 +81,7 @@ pub(super) async fn create(
     }
     let r: BookmarkRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("body: {e}")))?;
-    let note = r.note.trim().to_owned();
-    if note.is_empty() || note.chars().count() > 500 {
-        return Err(ApiError::bad("note must have 1 to 500 characters"));
-    }
-    if note.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::bad("note contains control characters"));
-    }
+    let note = super::person_text(&r.note, "note", true)?;
     let t0 = parse_rfc3339(&r.start).map_err(|e| ApiError::bad(format!("start: {e}")))?;
     let t1 = match &r.end {
         Some(e) => {

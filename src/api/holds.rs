@@ -70,13 +70,7 @@ pub(super) async fn create(
     }
     let r: HoldRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("body: {e}")))?;
-    let reason = r.reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::bad("reason must have 1 to 500 characters"));
-    }
-    if reason.chars().any(|c| c.is_control()) {
-        return Err(ApiError::bad("reason contains control characters"));
-    }
+    let reason = super::person_text(&r.reason, "reason", false)?;
     enum Target {
         Range(String, i64, i64),
         Event(u64),

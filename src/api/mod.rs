@@ -214,6 +214,24 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
+/// A person's text (a hold's reason, a bookmark's note), trimmed: 1 to 500 characters, no
+/// control characters (but newlines, where `newlines`). Errors name it as `what`.
+fn person_text(raw: &str, what: &str, newlines: bool) -> Result<String, ApiError> {
+    let text = raw.trim().to_owned();
+    if text.is_empty() || text.chars().count() > 500 {
+        return Err(ApiError::bad(format!(
+            "{what} must have 1 to 500 characters"
+        )));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !(newlines && c == '\n'))
+    {
+        return Err(ApiError::bad(format!("{what} contains control characters")));
+    }
+    Ok(text)
+}
+
 /// The API described in OpenAPI 3 (kept true by `tests/api.rs`).
 async fn openapi() -> impl IntoResponse {
     (
