@@ -155,33 +155,12 @@ fn demo_status_page_shows_cameras_in_chromium() {
 fn operator_sees_and_acknowledges_live_alerts_in_chromium() {
     let t = TestDir::new();
     let (_cam, cfg) = crossing_camera(&t, "");
-    let (ok, _, err) = vigil_cli(
-        &[
-            "user",
-            "add",
-            "--config",
-            cfg.to_str().unwrap(),
-            "olga",
-            "--role",
-            "operator",
-        ],
-        "olga's long password\n",
-    );
-    assert!(ok, "{err}");
+    add_user(&cfg, "olga", "operator");
     let d = TestDaemon::start(&cfg);
     let base = d.base.clone();
 
     let mut b = Browser::start(&t);
-    b.call(
-        "Page.navigate",
-        serde_json::json!({ "url": format!("{base}/") }),
-    );
-    b.wait("!!document.getElementById('password')", "the login page");
-    b.eval(
-        "document.getElementById('user').value = 'olga'; \
-         document.getElementById('password').value = \"olga's long password\"; \
-         document.querySelector('button[type=submit]').click(); true",
-    );
+    log_in(&mut b, &base, "olga");
     b.wait(
         "location.pathname === '/' && !!document.getElementById('alert-rows')",
         "the status page",
@@ -242,33 +221,12 @@ fn viewer_watches_live_video_in_chromium() {
         ("hevc", format!("rtsp://127.0.0.1:{hevc_port}/hevc")),
     ];
     let cfg = t.write("vigil.toml", &config(&storage, &cams, ""));
-    let (ok, _, err) = vigil_cli(
-        &[
-            "user",
-            "add",
-            "--config",
-            cfg.to_str().unwrap(),
-            "vera",
-            "--role",
-            "viewer",
-        ],
-        "vera's long password\n",
-    );
-    assert!(ok, "{err}");
+    add_user(&cfg, "vera", "viewer");
     let d = &TestDaemon::start(&cfg);
     d.wait_streaming("cam");
     d.wait_streaming("hevc");
     let mut b = Browser::start(&t);
-    b.call(
-        "Page.navigate",
-        serde_json::json!({ "url": format!("{}/", d.base) }),
-    );
-    b.wait("!!document.getElementById('password')", "the login page");
-    b.eval(
-        "document.getElementById('user').value = 'vera'; \
-         document.getElementById('password').value = \"vera's long password\"; \
-         document.querySelector('button[type=submit]').click(); true",
-    );
+    log_in(&mut b, &d.base, "vera");
     b.wait(
         "window.vigilLive && vigilLive.cam && vigilLive.cam.mode === 'video' && \
          document.querySelector('#wall video').currentTime > 2",
@@ -323,4 +281,31 @@ fn viewer_watches_live_video_in_chromium() {
     let viewed = (log.records().unwrap().into_iter())
         .any(|r| r.action == "live.view" && r.user == "vera" && r.params["status"] == 101);
     assert!(viewed, "the live view is not in the audit log");
+}
+
+/// Adds `name` with `role` to the config's storage; the password is "<name>'s long
+/// password".
+fn add_user(cfg: &std::path::Path, name: &str, role: &str) {
+    let (ok, _, err) = vigil_config(
+        cfg,
+        &["user", "add", name, "--role", role],
+        &format!("{name}'s long password\n"),
+    );
+    assert!(ok, "{err}");
+}
+
+/// Opens the daemon's page at `base`, which sends the browser to the login form, and
+/// logs in as `name` (see [`add_user`]) with the form.
+fn log_in(b: &mut Browser, base: &str, name: &str) {
+    b.call(
+        "Page.navigate",
+        serde_json::json!({ "url": format!("{base}/") }),
+    );
+    b.wait("!!document.getElementById('password')", "the login page");
+    b.eval(&format!(
+        "document.getElementById('user').value = {name:?}; \
+         document.getElementById('password').value = {:?}; \
+         document.querySelector('button[type=submit]').click(); true",
+        format!("{name}'s long password")
+    ));
 }

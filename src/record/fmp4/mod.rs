@@ -400,36 +400,36 @@ fn clip_trak(b: &mut BoxBuf, t: &ClipTrack, chunks: &[Chunk], data_start: u64) {
     b.close(); // trak
 }
 
+/// Runs of equal values: (count, value), in order.
+fn runs<T: PartialEq>(values: impl Iterator<Item = T>) -> Vec<(u32, T)> {
+    let mut out: Vec<(u32, T)> = Vec::new();
+    for v in values {
+        match out.last_mut() {
+            Some((n, last)) if *last == v => *n += 1,
+            _ => out.push((1, v)),
+        }
+    }
+    out
+}
+
 /// A clip track's `stts` (decoding times, in runs of equal durations), `ctts` (composition
 /// offsets, version 1, signed, in runs; only when some are not 0) and `stss` (sync samples;
 /// only when some are not keyframes): ISO/IEC 14496-12 8.6.1.2, 8.6.1.3, 8.6.2.
 fn sample_tables(b: &mut BoxBuf, samples: &[Sample]) {
-    let mut runs: Vec<(u32, u32)> = Vec::new();
-    for s in samples {
-        match runs.last_mut() {
-            Some((n, d)) if *d == s.duration => *n += 1,
-            _ => runs.push((1, s.duration)),
-        }
-    }
     b.open_full(b"stts", 0, 0);
-    b.u32(runs.len() as u32);
-    for (n, d) in runs {
+    let durations = runs(samples.iter().map(|s| s.duration));
+    b.u32(durations.len() as u32);
+    for (n, d) in durations {
         b.u32(n);
         b.u32(d);
     }
     b.close();
     if samples.iter().any(|s| s.cts_offset != 0) {
-        // Composition offsets, version 1 (signed), in runs.
-        let mut runs: Vec<(u32, i32)> = Vec::new();
-        for s in samples {
-            match runs.last_mut() {
-                Some((n, o)) if *o == s.cts_offset => *n += 1,
-                _ => runs.push((1, s.cts_offset)),
-            }
-        }
+        // Composition offsets, version 1 (signed).
         b.open_full(b"ctts", 1, 0);
-        b.u32(runs.len() as u32);
-        for (n, o) in runs {
+        let offsets = runs(samples.iter().map(|s| s.cts_offset));
+        b.u32(offsets.len() as u32);
+        for (n, o) in offsets {
             b.u32(n);
             b.u32(o as u32);
         }
