@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::ingest::{IngestTask, Role};
-use crate::media::{SinkKind, StreamMsg};
+use crate::media::{Sink, SinkKind, StreamMsg};
 use crate::record;
 use crate::status::{CameraState, SharedStatus, Status};
 
@@ -98,7 +98,8 @@ pub async fn run(
             None
         };
         let hub = crate::live::Hub::default();
-        let live_tx = hub.start(&cam.name)?;
+        // Fed only while someone watches.
+        let live_tx = Sink::new(SinkKind::Live, hub.start(&cam.name)?).gated(hub.watching());
         live.insert(cam.name.clone(), hub);
         let sinks = Sinks {
             recorded,
@@ -145,7 +146,7 @@ pub async fn run(
 struct Sinks {
     recorded: std::sync::mpsc::SyncSender<StreamMsg>,
     analysis: Option<std::sync::mpsc::SyncSender<StreamMsg>>,
-    live: std::sync::mpsc::SyncSender<StreamMsg>,
+    live: Sink,
 }
 
 fn start_ingest(
@@ -174,12 +175,14 @@ fn start_ingest(
     let mut tasks = Vec::new();
     let detect_session = analysis.is_some() && cam.detect_url.is_some();
     if detect_session {
-        let sinks = analysis.iter().map(|a| (SinkKind::Analysis, a.clone()));
+        let sinks = analysis
+            .iter()
+            .map(|a| Sink::new(SinkKind::Analysis, a.clone()));
         tasks.push(task(Role::Detect, sinks.collect()));
     }
-    let sinks = [(SinkKind::Recording, recorded), (SinkKind::Live, live)]
+    let sinks = [Sink::new(SinkKind::Recording, recorded), live]
         .into_iter()
-        .chain((analysis.filter(|_| !detect_session)).map(|a| (SinkKind::Analysis, a)));
+        .chain((analysis.filter(|_| !detect_session)).map(|a| Sink::new(SinkKind::Analysis, a)));
     tasks.push(task(Role::Record, sinks.collect()));
     tasks
 }

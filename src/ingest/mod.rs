@@ -19,7 +19,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
 // Tokio's clock (the system's, unless a test paused it): how long a session lasted is
@@ -31,7 +30,7 @@ use timing::CameraClock;
 
 use crate::base::cancel::CancelToken;
 use crate::config::CameraConfig;
-use crate::media::{Sink, SinkKind, StreamMsg};
+use crate::media::Sink;
 use crate::status::{CameraState, SharedStatus};
 
 pub mod h26x;
@@ -119,7 +118,7 @@ pub struct IngestTask {
     pub role: Role,
     /// Where the stream goes (`media::Sink`): the segment writer (none for a detect-only
     /// session) and motion analysis, if enabled; frames are shared, not copied.
-    pub sinks: Vec<(SinkKind, SyncSender<StreamMsg>)>,
+    pub sinks: Vec<Sink>,
     pub status: SharedStatus,
     pub cancel: CancelToken,
     /// How sessions are run ([`Rtsp`], or a test's script).
@@ -265,15 +264,14 @@ impl IngestTask {
 
     /// This task's sinks, fresh for a session.
     fn sinks(&self) -> Vec<Sink> {
-        (self.sinks.iter())
-            .map(|(kind, tx)| Sink::new(*kind, tx.clone()))
-            .collect()
+        (self.sinks.iter()).map(Sink::fresh).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::{SinkKind, StreamMsg};
 
     /// A script in place of RTSP: each session fails with the given message after the
     /// given time, or ends after delivering pictures (message `None`); the time each one
@@ -343,7 +341,7 @@ mod tests {
         let task = IngestTask {
             camera: cfg.cameras[0].clone(),
             role: Role::Record,
-            sinks: vec![(SinkKind::Recording, tx)],
+            sinks: vec![Sink::new(SinkKind::Recording, tx)],
             status: status.clone(),
             cancel,
             sessions: script.clone(),

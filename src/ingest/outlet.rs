@@ -87,7 +87,7 @@ impl<'a> Outlet<'a> {
         }
         for sink in &mut self.sinks {
             match (sink.frame(&frame), sink.kind()) {
-                (Delivery::Queued, _) => {}
+                (Delivery::Queued | Delivery::Unwatched, _) => {}
                 // The writer fell behind: it skips to the next keyframe rather than write
                 // a broken GOP.
                 (Delivery::Dropped, SinkKind::Recording) => {

@@ -17,6 +17,7 @@
 //! The hub runs on a thread of its own (`live-<camera>`), off the tokio executor; viewers
 //! read tokio channels.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
@@ -68,6 +69,8 @@ struct Shared {
 #[derive(Clone, Default)]
 pub struct Hub {
     shared: Arc<Mutex<Shared>>,
+    /// Set while anyone watches: ingest's live sink is gated on it.
+    watching: Arc<AtomicBool>,
 }
 
 impl Hub {
@@ -83,7 +86,14 @@ impl Hub {
             tx,
             waiting_key: true,
         });
+        self.watching.store(true, Ordering::Relaxed);
         rx
+    }
+
+    /// Set while anyone watches (cleared at the first picture after the last one left):
+    /// the gate of ingest's live sink (`media::Sink::gated`).
+    pub fn watching(&self) -> Arc<AtomicBool> {
+        self.watching.clone()
     }
 
     /// Viewers now (those whose receiver was dropped are counted until the next picture).
@@ -165,6 +175,7 @@ impl Hub {
                         Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
                     }
                 });
+                self.watching.store(!viewers.is_empty(), Ordering::Relaxed);
             }
         }
     }

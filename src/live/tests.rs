@@ -180,10 +180,18 @@ fn a_slow_viewer_drops_to_the_next_keyframe_alone() {
         .map(|m| is_key_fragment(&m).unwrap())
         .collect();
     assert!(!next.is_empty() && next[0], "{next:?}");
-    // A viewer that left is forgotten at the next picture.
+    // A viewer that left is forgotten at the next picture; with the last one gone,
+    // nobody is watching (ingest's live sink closes its gate).
+    assert!(hub.watching().load(Ordering::Relaxed));
     drop(fast);
     for o in pk.frame(frame(&p, 1, 1_000_000, false), true) {
         hub.publish(o);
     }
     assert_eq!(hub.viewers(), 1);
+    drop(slow);
+    for o in pk.frame(frame(&p, 1, 1_006_000, false), true) {
+        hub.publish(o);
+    }
+    assert_eq!(hub.viewers(), 0);
+    assert!(!hub.watching().load(Ordering::Relaxed));
 }

@@ -31,7 +31,7 @@ fn receive(
     let task = IngestTask {
         camera: cfg.cameras[0].clone(),
         role: Role::Record,
-        sinks: vec![(SinkKind::Recording, tx)],
+        sinks: vec![crate::media::Sink::new(SinkKind::Recording, tx)],
         status: Default::default(),
         cancel: crate::base::cancel::new().1,
         sessions: Arc::new(crate::ingest::Rtsp),
