@@ -6,7 +6,9 @@
 //! - a 1-hour search on one zone (`events::search`, first page of 100): p50 and p99 over
 //!   1,000 random queries;
 //! - a 30-day count by zone (`events::count_by_zone`) for one camera and for all cameras;
-//! - region search over 24 h of one camera's motion history (motion in 30% of the seconds).
+//! - region search over 24 h of one camera's motion history (motion in 30% of the seconds);
+//! - the console's timeline lane (`events::strip`) over 7 days of one camera (motion
+//!   history with motion in 30% of the seconds, its ~7,000 events), 1,500 columns.
 //!
 //! `VIGIL_BENCH_DIR=/tmp cargo bench --bench events` (the index goes in a temporary dir
 //! under VIGIL_BENCH_DIR, default the current directory).
@@ -58,6 +60,7 @@ fn main() {
     search(&ix, &mut rng);
     count(&ix);
     region(&ix, &mut rng, &zone_ids);
+    strip(&ix, &mut rng, &zone_ids);
 }
 
 /// Inserts `events_n` events, in time order (events are written as they close).
@@ -169,15 +172,22 @@ fn count(ix: &Index) {
 
 /// Region search over 24 h of one camera's motion history: motion in 30% of the
 /// seconds, a blob of a few cells wandering over the 32x18 grid.
-fn region(ix: &Index, rng: &mut fastrand::Rng, zone_ids: &[(u32, Vec<(String, u32)>)]) {
-    let cam = zone_ids[3].0;
+/// One camera's motion history: `minutes` minutes from `T0`, motion in 30% of the
+/// seconds (a 3×4-cell blob each). Returns the seconds with motion.
+fn history(
+    ix: &Index,
+    rng: &mut fastrand::Rng,
+    zones: &(u32, Vec<(String, u32)>),
+    minutes: i64,
+) -> u64 {
+    let (cam, zone_ids) = (zones.0, &zones.1);
     let (cols, rows) = (32u16, 18u16);
     let mut seconds = 0;
-    for m in 0..24 * 60 {
+    for m in 0..minutes {
         let mut minute = MotionMinute {
             cols,
             rows,
-            zone_ids: zone_ids[3].1.iter().map(|z| z.1).collect(),
+            zone_ids: zone_ids.iter().map(|z| z.1).collect(),
             seconds: Vec::new(),
         };
         for s in 0..60u8 {
@@ -207,6 +217,11 @@ fn region(ix: &Index, rng: &mut fastrand::Rng, zone_ids: &[(u32, Vec<(String, u3
             .unwrap();
     }
     ix.flush().unwrap();
+    seconds
+}
+
+fn region(ix: &Index, rng: &mut fastrand::Rng, zone_ids: &[(u32, Vec<(String, u32)>)]) {
+    let seconds = history(ix, rng, &zone_ids[3], 24 * 60);
     let poly = [[0.1, 0.5], [0.3, 0.5], [0.3, 0.9], [0.1, 0.9]];
     let mut times = Vec::new();
     let mut n = 0;
@@ -218,6 +233,24 @@ fn region(ix: &Index, rng: &mut fastrand::Rng, zone_ids: &[(u32, Vec<(String, u3
     }
     println!(
         "region search, 24 h of one camera ({seconds} seconds with motion): median {:.1} ms, max {:.1} ms, {n} intervals",
+        percentile(&mut times, 0.5).as_secs_f64() * 1e3,
+        percentile(&mut times, 1.0).as_secs_f64() * 1e3,
+    );
+}
+
+fn strip(ix: &Index, rng: &mut fastrand::Rng, zone_ids: &[(u32, Vec<(String, u32)>)]) {
+    let seconds = history(ix, rng, &zone_ids[4], 7 * 24 * 60);
+    let cols = events::Columns::new(T0, T0 + 7 * DAY, 1500).unwrap();
+    let mut times = Vec::new();
+    let mut n = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let s = events::strip(ix, "cam04", cols, T0 + 7 * DAY).unwrap();
+        times.push(t.elapsed());
+        n = s.events_total;
+    }
+    println!(
+        "timeline lane, 7 days of one camera ({seconds} seconds with motion, {n} events), 1500 columns: median {:.1} ms, max {:.1} ms",
         percentile(&mut times, 0.5).as_secs_f64() * 1e3,
         percentile(&mut times, 1.0).as_secs_f64() * 1e3,
     );

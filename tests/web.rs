@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use browser::Browser;
+use browser::{Browser, add_user, log_in};
 use common::*;
 
 #[test]
@@ -281,31 +281,4 @@ fn viewer_watches_live_video_in_chromium() {
     let viewed = (log.records().unwrap().into_iter())
         .any(|r| r.action == "live.view" && r.user == "vera" && r.params["status"] == 101);
     assert!(viewed, "the live view is not in the audit log");
-}
-
-/// Adds `name` with `role` to the config's storage; the password is "<name>'s long
-/// password".
-fn add_user(cfg: &std::path::Path, name: &str, role: &str) {
-    let (ok, _, err) = vigil_config(
-        cfg,
-        &["user", "add", name, "--role", role],
-        &format!("{name}'s long password\n"),
-    );
-    assert!(ok, "{err}");
-}
-
-/// Opens the daemon's page at `base`, which sends the browser to the login form, and
-/// logs in as `name` (see [`add_user`]) with the form.
-fn log_in(b: &mut Browser, base: &str, name: &str) {
-    b.call(
-        "Page.navigate",
-        serde_json::json!({ "url": format!("{base}/") }),
-    );
-    b.wait("!!document.getElementById('password')", "the login page");
-    b.eval(&format!(
-        "document.getElementById('user').value = {name:?}; \
-         document.getElementById('password').value = {:?}; \
-         document.querySelector('button[type=submit]').click(); true",
-        format!("{name}'s long password")
-    ));
 }

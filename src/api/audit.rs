@@ -29,6 +29,7 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("GET", ["api", "events", _, "clip.mp4"]) => "clip.view",
         ("GET", ["api", "clips", _]) => "clip.view",
         ("GET", ["api", "timeline"]) => "timeline.view",
+        ("GET", ["api", "timeline", "strip"]) => "timeline.view",
         ("GET", ["api", "cameras", _, "live"]) => "live.view",
         ("GET", ["api", "activity"]) => "activity.view",
         ("GET", ["api", "recordings"]) => "recordings.list",

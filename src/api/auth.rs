@@ -21,7 +21,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{ApiError, AppState, blocking};
@@ -301,7 +301,19 @@ fn session_json(p: &Principal) -> serde_json::Value {
         Via::Session { csrf, .. } => ("session", Some(csrf.as_str())),
         Via::Token { .. } => ("token", None),
     };
-    serde_json::json!({ "user": p.user, "role": role_name(p.role), "via": via, "csrf": csrf })
+    serde_json::json!({
+        "user": p.user, "role": role_name(p.role), "via": via, "csrf": csrf,
+        "time_zone": site_time_zone(),
+    })
+}
+
+/// The site's time zone (the recorder's system zone, IANA name) in which the console
+/// shows times; None if the system's zone has no IANA name (the console then uses the
+/// browser's).
+fn site_time_zone() -> Option<&'static str> {
+    static TZ: std::sync::LazyLock<Option<String>> =
+        std::sync::LazyLock::new(|| jiff::tz::TimeZone::system().iana_name().map(str::to_owned));
+    TZ.as_deref()
 }
 
 /// `POST /api/login` with `{"user": "...", "password": "..."}`: starts a session (cookie)
@@ -464,16 +476,4 @@ pub(super) async fn login_page() -> impl IntoResponse {
         [(header::CACHE_CONTROL, "no-store")],
         Html(include_str!("login.html")),
     )
-}
-
-/// `GET /`: the status page for a logged-in user, otherwise a redirect to the login page.
-pub(super) async fn status_page(req: Request) -> Response {
-    if req.extensions().get::<Principal>().is_none() {
-        return Redirect::to("/login").into_response();
-    }
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(include_str!("status.html")),
-    )
-        .into_response()
 }

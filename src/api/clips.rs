@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::events::Params;
@@ -17,6 +17,7 @@ pub(super) async fn clip(
     State(st): State<AppState>,
     Path(file): Path<String>,
     RawQuery(raw): RawQuery,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let camera = file
@@ -42,6 +43,7 @@ pub(super) async fn clip(
         plan,
         &headers,
         &format!("{camera}-{}.mp4", file_time(t0)),
+        method == Method::HEAD,
     ))
 }
 
@@ -49,6 +51,7 @@ pub(super) async fn clip(
 pub(super) async fn event_clip(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id: u64 = id
@@ -92,7 +95,12 @@ pub(super) async fn event_clip(
         Ok((plan, camera))
     })
     .await??;
-    Ok(serve(plan, &headers, &format!("{camera}-event-{id}.mp4")))
+    Ok(serve(
+        plan,
+        &headers,
+        &format!("{camera}-event-{id}.mp4"),
+        method == Method::HEAD,
+    ))
 }
 
 fn file_time(us: i64) -> String {
@@ -144,10 +152,13 @@ fn range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
 /// How long a clip response waits for a client that reads nothing.
 const CLIENT_STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
-fn serve(plan: ClipPlan, headers: &HeaderMap, filename: &str) -> Response {
+/// The response for a plan: its bytes (or a range of them), or for `HEAD` only the
+/// headers (nothing is read).
+fn serve(plan: ClipPlan, headers: &HeaderMap, filename: &str, head: bool) -> Response {
     let len = plan.len;
     let etag = plan.etag.clone();
     let gaps = gaps_header(&plan.gaps);
+    let (first, last) = (plan.start_us, plan.start_us + plan.duration_us);
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -168,10 +179,11 @@ fn serve(plan: ClipPlan, headers: &HeaderMap, filename: &str) -> Response {
     };
     // The file reads run on a blocking thread and hand 1 MiB chunks to the response.
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let read_to = if head { from } else { to };
     tokio::task::spawn_blocking(move || {
         let mut pos = from;
-        while pos < to {
-            let mut buf = vec![0u8; ((to - pos) as usize).min(1 << 20)];
+        while pos < read_to {
+            let mut buf = vec![0u8; ((read_to - pos) as usize).min(1 << 20)];
             let r = match plan.read_at(pos, &mut buf) {
                 Ok(0) => Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -216,6 +228,13 @@ fn serve(plan: ClipPlan, headers: &HeaderMap, filename: &str) -> Response {
     }
     if let Some(g) = gaps.and_then(|g| g.parse().ok()) {
         h.insert("x-vigil-gaps", g);
+    }
+    // Where the file's time 0 and its end are on the wall clock: a player maps its
+    // position to UTC with these (a HEAD request gives them without the bytes).
+    for (name, us) in [("x-vigil-start", first), ("x-vigil-end", last)] {
+        if let Ok(v) = crate::base::time::rfc3339(us).parse() {
+            h.insert(name, v);
+        }
     }
     if status == StatusCode::PARTIAL_CONTENT {
         h.insert(

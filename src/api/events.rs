@@ -1,5 +1,6 @@
 //! The investigator's resources: `/api/events` (search, one event, its thumbnail),
-//! `/api/events/counts`, `/api/activity`, `/api/timeline` and `/api/search/region`.
+//! `/api/events/counts`, `/api/activity`, `/api/timeline`, `/api/timeline/strip` and
+//! `/api/search/region`.
 //! Each is a thin layer over [`crate::events`], run on the blocking pool (sled reads).
 
 use axum::Json;
@@ -126,6 +127,7 @@ fn filters(p: &Params) -> Result<EventQuery, ApiError> {
         zones: p.all("zone")?,
         min_score: finite("min_score", "a number, 0 or more")?.map(|v| v as f32),
         min_duration_us: min_duration.map(|s| (s * 1e6) as i64),
+        acknowledged: p.parsed("acknowledged", "true or false")?,
         ..Default::default()
     })
 }
@@ -144,6 +146,7 @@ pub(super) async fn list(
             "zone",
             "min_score",
             "min_duration",
+            "acknowledged",
             "order",
             "limit",
             "cursor",
@@ -257,6 +260,25 @@ pub(super) async fn timeline(
     let index = st.index.clone();
     let now = crate::base::time::now_us();
     let out = blocking(move || events::timeline(&index, &camera, t0, t1, now)).await??;
+    Ok(Json(out).into_response())
+}
+
+/// `GET /api/timeline/strip?camera=&start=&end=&columns=N`: one camera's lane of the
+/// console's timeline, bucketed per pixel column ([`events::Strip`]).
+pub(super) async fn strip(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(raw, &["camera", "start", "end", "columns"])?;
+    let camera = p.required("camera")?.to_owned();
+    let (t0, t1) = (p.time("start")?, p.time("end")?);
+    let n: usize = p
+        .parsed("columns", "a number of columns")?
+        .ok_or_else(|| ApiError::bad("missing parameter: columns"))?;
+    let cols = events::Columns::new(t0, t1, n)?;
+    let index = st.index.clone();
+    let now = crate::base::time::now_us();
+    let out = blocking(move || events::strip(&index, &camera, cols, now)).await??;
     Ok(Json(out).into_response())
 }
 

@@ -1,6 +1,6 @@
-//! HTTP API and the status page (axum). One handler per resource:
-//! `/health`, `/api/cameras`, `/api/storage`, `/api/recordings`, `/` (status page), and
-//! the timeline's resources in [`events`].
+//! HTTP API and the console (axum). One handler per resource:
+//! `/health`, `/api/cameras`, `/api/storage`, `/api/recordings`, `/` and `/console/*`
+//! (the console, [`console`]), and the timeline's resources in [`events`].
 //!
 //! Routes are grouped by the least role that may use them (see [`router`]); [`auth`]
 //! says who is asking and enforces the role, [`audit`] records what they asked.
@@ -19,6 +19,7 @@ mod audit;
 pub mod auth;
 mod bookmarks;
 mod clips;
+pub mod console;
 mod events;
 mod holds;
 mod live;
@@ -62,7 +63,8 @@ pub fn router(state: AppState) -> axum::Router {
     use crate::auth::Role;
     let need = |r: Role| axum::middleware::from_fn_with_state(r, auth::require);
     let public = axum::Router::new()
-        .route("/", get(auth::status_page))
+        .route("/", get(console::page))
+        .route("/console/{file}", get(console::asset))
         .route("/health", get(health))
         .route("/login", get(auth::login_page))
         .route("/api/login", post(auth::login));
@@ -89,6 +91,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/events/counts", get(events::counts))
         .route("/api/activity", get(events::activity))
         .route("/api/timeline", get(events::timeline))
+        .route("/api/timeline/strip", get(events::strip))
         .route("/api/search/region", post(events::region))
         .route("/api/clips/{file}", get(clips::clip))
         .route("/api/events/{id}/clip.mp4", get(clips::event_clip))

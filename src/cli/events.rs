@@ -38,6 +38,9 @@ pub struct Args {
     /// Only events lasting at least this many seconds.
     #[arg(long, value_parser = non_negative)]
     min_duration: Option<f64>,
+    /// Only events whose alert was acknowledged (`true`) or not yet (`false`).
+    #[arg(long)]
+    acknowledged: Option<bool>,
     /// Newest first.
     #[arg(long)]
     newest_first: bool,
@@ -70,6 +73,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         zones: a.zones.clone(),
         min_score: a.min_score.map(|v| v as f32),
         min_duration_us: a.min_duration.map(|s| (s * 1e6) as i64),
+        acknowledged: a.acknowledged,
         order: if a.newest_first {
             Order::Desc
         } else {

@@ -115,6 +115,9 @@ fn query_pairs(q: &EventQuery) -> Vec<(&'static str, String)> {
     if let Some(d) = q.min_duration_us {
         p.push(("min_duration", (d as f64 / 1e6).to_string()));
     }
+    if let Some(a) = q.acknowledged {
+        p.push(("acknowledged", a.to_string()));
+    }
     let order = if q.order == Order::Desc {
         "desc"
     } else {

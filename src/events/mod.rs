@@ -18,11 +18,13 @@
 mod recorder;
 mod recordings;
 mod region;
+mod strip;
 mod timeline;
 
 pub use recorder::Recorder;
 pub use recordings::{GAP_TOLERANCE_US, Gap, Recordings, SegmentView, gaps, recordings};
 pub use region::{Interval, region_search};
+pub use strip::{Columns, Mark, Strip, StripEvent, strip};
 pub use timeline::{Timeline, timeline};
 
 pub use crate::media::MotionEvent;
@@ -95,6 +97,8 @@ pub struct EventQuery {
     pub zones: Vec<String>,
     pub min_score: Option<f32>,
     pub min_duration_us: Option<i64>,
+    /// Only events whose alert was (true) or was not (false) acknowledged.
+    pub acknowledged: Option<bool>,
     pub order: Order,
     pub limit: usize,
     /// From a previous page's `next_cursor`.
@@ -264,9 +268,15 @@ fn matching(index: &Index, cams: &Cameras, q: &EventQuery) -> Result<Vec<EventEn
     for s in &scopes {
         for e in index.scan_events(*s, q.start_us, q.end_us)? {
             let e = e?;
-            if keep(&e) {
-                out.push(e);
+            if !keep(&e) {
+                continue;
             }
+            if let Some(a) = q.acknowledged
+                && index.ack(e.id)?.is_some() != a
+            {
+                continue;
+            }
+            out.push(e);
         }
     }
     if scopes.len() > 1 {

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::common::{TestDir, wait_for};
+use super::common::{TestDir, vigil_config, wait_for};
 
 /// Headless Chromium (Debian's) driven over the DevTools protocol, as a person would use
 /// the page: navigate, type into the form, click. Killed on drop.
@@ -17,6 +17,11 @@ pub struct Browser {
 
 impl Browser {
     pub fn start(t: &TestDir) -> Browser {
+        Browser::start_sized(t, 1400, 500)
+    }
+
+    /// With a window of `width` × `height` CSS pixels.
+    pub fn start_sized(t: &TestDir, width: u32, height: u32) -> Browser {
         // A profile of its own: Chromium writes its DevTools port there.
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -31,10 +36,10 @@ impl Browser {
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
-                "--window-size=1400,500",
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
             ])
+            .arg(format!("--window-size={width},{height}"))
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdout(std::process::Stdio::null())
@@ -202,4 +207,31 @@ pub fn play(t: &TestDir, file: &std::path::Path, from: f64, seconds: f64) -> Pla
         error: v["error"].as_str().map(String::from),
         audio: v["audio"].as_bool().unwrap_or(false),
     }
+}
+
+/// Adds `name` with `role` to the config's storage; the password is "<name>'s long
+/// password".
+pub fn add_user(cfg: &std::path::Path, name: &str, role: &str) {
+    let (ok, _, err) = vigil_config(
+        cfg,
+        &["user", "add", name, "--role", role],
+        &format!("{name}'s long password\n"),
+    );
+    assert!(ok, "{err}");
+}
+
+/// Opens the daemon's page at `base`, which sends the browser to the login form, and
+/// logs in as `name` (see [`add_user`]) with the form.
+pub fn log_in(b: &mut Browser, base: &str, name: &str) {
+    b.call(
+        "Page.navigate",
+        serde_json::json!({ "url": format!("{base}/") }),
+    );
+    b.wait("!!document.getElementById('password')", "the login page");
+    b.eval(&format!(
+        "document.getElementById('user').value = {name:?}; \
+         document.getElementById('password').value = {:?}; \
+         document.querySelector('button[type=submit]').click(); true",
+        format!("{name}'s long password")
+    ));
 }

@@ -1,0 +1,171 @@
+// Recorded video on one clock. A Player plays one camera from any instant: it loads a
+// window of the recording as one MP4 (GET /api/clips/{camera}.mp4, remuxed across
+// segment boundaries; a HEAD request first gives the UTC of the file's time 0 in
+// X-Vigil-Start) and maps its position to UTC. A Clock keeps 2 to 4 players together:
+// the first one with video leads, the others follow it within a frame (their playback
+// rate nudged for small drift, a seek for large).
+
+/** Each load covers this much before and after the asked instant (ms). */
+const BEFORE = 30e3, AFTER = 10 * 60e3;
+
+export class Player {
+  constructor(camera, figure) {
+    this.camera = camera;
+    this.figure = figure;
+    this.video = figure.querySelector("video");
+    this.caption = figure.querySelector(".utc");
+    this.base = null;     // UTC ms of the file's time 0
+    this.until = null;    // UTC ms of the file's end
+    this.loading = null;  // the instant being loaded
+    this.missing = null;  // [a, b): a window found without recording
+    this.shown = null;    // UTC ms of the picture on screen (from its media time)
+    this.seekShown = null; // ... of the first picture shown after the last seek
+    // The first picture presented after a seek: one whose media time is at the new
+    // position (a picture of the old position can still be presented while the seek
+    // runs).
+    if (this.video.requestVideoFrameCallback) {
+      const settle = () => {
+        const d = this.video.currentTime - this.shownMedia;
+        const half = (this.frameDur ?? 1 / 60) / 2;
+        if (this.shown != null && !this.video.seeking && d > -0.002 && d < half) this.seekShown ??= this.shown;
+      };
+      const onFrame = (now, meta) => {
+        // The frame duration: the shortest step between pictures presented in a row.
+        const step = meta.mediaTime - this.shownMedia;
+        if (step > 0.001 && step < 0.25) this.frameDur = Math.min(this.frameDur ?? step, step);
+        if (this.base != null) {
+          this.shown = this.base + meta.mediaTime * 1000;
+          this.shownMedia = meta.mediaTime;
+          settle();
+        }
+        this.video.requestVideoFrameCallback(onFrame);
+      };
+      this.video.requestVideoFrameCallback(onFrame);
+      this.video.addEventListener("seeked", settle);
+    }
+  }
+  /** UTC ms of the picture at the current position, or null without video. */
+  utc() {
+    return this.base == null ? null : this.base + this.video.currentTime * 1000;
+  }
+  /** Whether the loaded file covers instant t (ms). */
+  covers(t) {
+    return this.base != null && t >= this.base && t < this.until - 50;
+  }
+  /** Shows instant t: a seek within the loaded file, or a new file around t. */
+  async seek(t) {
+    this.seekShown = null;
+    if (this.covers(t)) { this.position(t); return true; }
+    if (this.missing && t >= this.missing[0] && t < this.missing[1]) return false;
+    if (this.loading != null && Math.abs(this.loading - t) < 1000) return false;
+    this.loading = t;
+    const a = t - BEFORE, b = Math.min(t + AFTER, Date.now() + 60e3);
+    const url = `/api/clips/${encodeURIComponent(this.camera)}.mp4?start=${new Date(a).toISOString()}&end=${new Date(b).toISOString()}`;
+    let r;
+    try { r = await fetch(url, { method: "HEAD" }); } catch (e) { r = null; }
+    if (this.loading !== t) return false; // a later seek won
+    this.loading = null;
+    if (!r || !r.ok || !r.headers.get("x-vigil-start")) {
+      this.base = this.until = null;
+      this.missing = [a, Math.min(b, Date.now() - 5e3)];
+      this.video.removeAttribute("src");
+      this.video.load();
+      this.figure.classList.add("nodata");
+      this.caption.textContent = "no recording here";
+      return false;
+    }
+    this.missing = null;
+    this.figure.classList.remove("nodata");
+    const base = Date.parse(r.headers.get("x-vigil-start"));
+    const until = Date.parse(r.headers.get("x-vigil-end"));
+    const ready = new Promise(ok => this.video.addEventListener("loadedmetadata", ok, { once: true }));
+    this.video.src = url;
+    this.base = base;
+    this.until = until;
+    await ready;
+    this.seekShown = null;
+    this.position(t);
+    return true;
+  }
+  /** Sets the position to instant t: the picture taken at or before t (a millisecond
+   * more, so that t's rounding to ms never shows the picture before). */
+  position(t) {
+    this.video.currentTime = Math.max(0, (t - this.base + 1) / 1000);
+  }
+}
+
+export class Clock {
+  constructor(players, onTick) {
+    this.players = players;
+    this.rate = 1;
+    this.playing = false;
+    this.onTick = onTick;
+    this.t = Date.now() - 60e3; // when no player has video: the clock's own time
+    this.wall = performance.now();
+    this.timer = setInterval(() => this.tick(), 100);
+  }
+  stop() { clearInterval(this.timer); for (const p of this.players) p.video.pause(); }
+  /** The player whose position is the clock: the first one with video at the clock. */
+  lead() {
+    return this.players.find(p => p.covers(this.t) && p.video.readyState >= 2) ?? null;
+  }
+  now() {
+    const l = this.lead();
+    if (l) return l.utc();
+    return this.t + (this.playing ? (performance.now() - this.wall) * this.rate : 0);
+  }
+  async seek(t) {
+    this.t = t;
+    this.wall = performance.now();
+    await Promise.all(this.players.map(p => p.seek(t)));
+    if (this.playing) for (const p of this.players) if (p.covers(t)) p.video.play().catch(() => {});
+    this.onTick?.();
+  }
+  play() {
+    this.playing = true;
+    this.wall = performance.now();
+    for (const p of this.players) {
+      p.video.playbackRate = this.rate;
+      if (p.covers(this.now())) p.video.play().catch(() => {});
+    }
+  }
+  pause() {
+    this.t = this.now();
+    this.playing = false;
+    for (const p of this.players) p.video.pause();
+    // Line every picture up on the lead's.
+    for (const p of this.players) if (p.covers(this.t)) p.position(this.t);
+  }
+  setRate(r) {
+    this.t = this.now();
+    this.wall = performance.now();
+    this.rate = r;
+    for (const p of this.players) p.video.playbackRate = r;
+  }
+  /** Moves every player by `frames` pictures (negative: back), paused. */
+  async step(frames, fps) {
+    if (this.playing) this.pause();
+    await this.seek(this.now() + frames * 1000 / (fps || 25));
+  }
+  tick() {
+    const t = this.now();
+    this.t = t;
+    this.wall = performance.now();
+    const lead = this.lead();
+    for (const p of this.players) {
+      if (!p.covers(t)) {
+        // Past this file's end, or not loaded here yet: load around the clock.
+        if (this.playing || p.base == null || !p.covers(t)) p.seek(t).then(ok => { if (ok && this.playing) p.video.play().catch(() => {}); });
+        continue;
+      }
+      if (p === lead || !this.playing) continue;
+      if (p.video.paused) p.video.play().catch(() => {});
+      const drift = p.utc() - t; // ms ahead of the lead
+      if (Math.abs(drift) > 1000) { p.position(t); continue; }
+      // Catch up within about half a second, within Chromium's 1/16 to 16 rates.
+      const r = Math.abs(drift) < 10 ? this.rate : this.rate * (1 - Math.max(-0.5, Math.min(0.5, drift / 500)));
+      p.video.playbackRate = Math.max(0.0625, Math.min(16, r));
+    }
+    this.onTick?.();
+  }
+}
