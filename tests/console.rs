@@ -97,6 +97,7 @@ fn investigator_reviews_bookmarks_exports_and_holds_in_chromium() {
     speeds_steps_and_keys(&mut b, &a);
     b.screenshot(&t.join("review.png"));
     bookmark_export_and_hold(&mut b, &d, &t, &a);
+    searches_a_region(&mut b, &d, t0, &a);
 
     // The audit log has the investigator's timeline and clip views.
     let actions: Vec<String> = d.get_json(&format!("/api/audit?{}", day_around_now()))["records"]
@@ -389,6 +390,88 @@ fn bookmark_export_and_hold(b: &mut Browser, d: &TestDaemon, t: &TestDir, a: &se
         "vigilReview.strips.fixture.holds.some(h => h.text === 'case 42')",
         "the hold on the lane",
     );
+}
+
+/// Search: a polygon drawn (clicked corner by corner) on the fixture's picture where only
+/// the first crossing passes gives exactly that crossing's intervals (one per loop of the
+/// clip), each with its recorded picture; a result plays in Review. The recorded still's
+/// resource refuses bad parameters.
+fn searches_a_region(b: &mut Browser, d: &TestDaemon, t0: i64, a: &serde_json::Value) {
+    let now = vigil::base::time::now_us();
+    b.eval(&format!(
+        "location.hash = '#search?cameras=fixture&start={}&end={}'; true",
+        rfc3339(t0),
+        rfc3339(now + 60_000_000)
+    ));
+    b.wait(
+        "!document.getElementById('view-search').hidden && \
+         document.querySelector('#search-pictures figure[data-camera=fixture] img').naturalWidth > 0",
+        "the fixture's picture in Search",
+    );
+    // Lower left, where only the first crossing passes (tests/timeline.rs).
+    b.eval(
+        "(() => { const c = document.querySelector('#search-pictures figure[data-camera=fixture] canvas'); \
+           const r = c.getBoundingClientRect(); \
+           for (const [x, y] of [[0.05, 0.55], [0.3, 0.55], [0.3, 0.8], [0.05, 0.8]]) for (const type of ['pointerdown', 'pointerup']) \
+             c.dispatchEvent(new PointerEvent(type, { bubbles: true, pointerId: 1, clientX: r.left + x * r.width, clientY: r.top + y * r.height })); \
+           return true; })()",
+    );
+    b.wait(
+        "vigilSearch.lastPolygons && JSON.parse(vigilSearch.lastPolygons)[0].length === 4",
+        "the search for the drawn polygon",
+    );
+    let ms_taken = b.eval("vigilSearch.lastMs").as_f64().unwrap();
+    eprintln!("region search, drawing to results: {ms_taken:.0} ms");
+    let found = b.eval("vigilSearch.results");
+    let found = found.as_array().unwrap();
+    assert!(!found.is_empty(), "nothing found");
+    // Every interval lies in a crossing of both zones (the first crossing of a loop),
+    // none in the bobbing object's events; the first is event a.
+    let events = d.get_json(&format!(
+        "/api/events?camera=fixture&start={}&end={}&limit=1000",
+        rfc3339(t0),
+        rfc3339(now + 60_000_000)
+    ));
+    let events = events["events"].as_array().unwrap();
+    let inside = |iv: &serde_json::Value, e: &serde_json::Value| {
+        iv["start_us"].as_i64().unwrap() >= ms(e, "start_ms") * 1000 - 1_000_000
+            && iv["end_us"].as_i64().unwrap() <= ms(e, "end_ms") * 1000 + 1_000_000
+    };
+    for iv in found {
+        let e = events.iter().find(|e| inside(iv, e));
+        let e = e.unwrap_or_else(|| panic!("{iv} is in no event: {events:?}"));
+        assert_eq!(
+            e["zones"],
+            serde_json::json!(["left", "right"]),
+            "{iv} in {e}"
+        );
+    }
+    assert!(inside(&found[0], a), "{} vs {a}", found[0]);
+    b.wait(
+        "document.querySelector('#search-rows tr[data-i] img').complete && \
+         document.querySelector('#search-rows tr[data-i] img').naturalWidth === 160",
+        "the first result's recorded picture",
+    );
+    b.eval("document.querySelector('#search-rows tr[data-i]').click(); true");
+    b.wait(
+        &format!(
+            "!document.getElementById('view-review').hidden && vigilReview.clock.playing && \
+             vigilReview.players[0].camera === 'fixture' && \
+             Math.abs(vigilReview.players[0].utc() - {}) < 5000",
+            found[0]["start_us"].as_i64().unwrap() / 1000
+        ),
+        "the result playing in Review",
+    );
+    // The still's resource: bad parameters, and an instant without recording.
+    let at = rfc3339(ms(a, "start_ms") * 1000);
+    let (code, _) = d.get_status(&format!("/api/cameras/fixture/frame.jpg?t={at}&width=10"));
+    assert_eq!(code, 400);
+    let (code, _) = d.get_status("/api/cameras/fixture/frame.jpg?t=yesterday");
+    assert_eq!(code, 400);
+    let (code, body) = d.get_status("/api/cameras/fixture/frame.jpg?t=2020-01-01T00:00:00Z");
+    assert_eq!(code, 404, "{body}");
+    let (code, _) = d.get_status(&format!("/api/cameras/nope/frame.jpg?t={at}"));
+    assert_eq!(code, 404);
 }
 
 /// A viewer's console has no Review; the URL does not open it; the API refuses its data.

@@ -1,4 +1,5 @@
-//! `/api/clips/{camera}.mp4?start=&end=` and `/api/events/{id}/clip.mp4`: clips streamed
+//! `/api/cameras/{name}/frame.jpg?t=`: a recorded still. `/api/clips/{camera}.mp4?start=&end=`
+//! and `/api/events/{id}/clip.mp4`: clips streamed
 //! from a [`ClipPlan`], with `Content-Length`, `ETag` (`If-None-Match` gives 304) and
 //! single byte ranges (`Range: bytes=a-b`, `a-`, `-n`; 206 or 416).
 
@@ -45,6 +46,38 @@ pub(super) async fn clip(
         &format!("{camera}-{}.mp4", file_time(t0)),
         method == Method::HEAD,
     ))
+}
+
+/// `GET /api/cameras/{name}/frame.jpg?t=RFC3339[&width=N]`: the recorded picture on
+/// screen at `t` (decoded from the recording; `width` 32..=1920, default 320).
+pub(super) async fn frame(
+    State(st): State<AppState>,
+    Path(camera): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(raw, &["t", "width"])?;
+    let t = p.time("t")?;
+    let width: u32 = p.parsed("width", "a number of pixels")?.unwrap_or(320);
+    if !(32..=1920).contains(&width) {
+        return Err(ApiError::bad(format!(
+            "width must be 32..=1920, not {width}"
+        )));
+    }
+    let index = st.index.clone();
+    let storage = st.storage.clone();
+    let jpeg = blocking(move || -> Result<Vec<u8>, ApiError> {
+        let id = events::Cameras::load(&index)?.id(&camera)?;
+        Ok(export::still_jpeg(&index, &storage, id, t, width)?)
+    })
+    .await??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        jpeg,
+    )
+        .into_response())
 }
 
 /// `GET /api/events/{id}/clip.mp4`: the event with its pre- and post-roll.

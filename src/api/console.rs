@@ -50,6 +50,11 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("console/review.js"),
     ),
+    (
+        "search.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("console/search.js"),
+    ),
 ];
 
 /// The page itself (also counted in the console's size).

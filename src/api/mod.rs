@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/search/region", post(events::region))
         .route("/api/clips/{file}", get(clips::clip))
         .route("/api/events/{id}/clip.mp4", get(clips::event_clip))
+        .route("/api/cameras/{name}/frame.jpg", get(clips::frame))
         .route("/api/holds", get(holds::list))
         .route("/api/holds", post(holds::create))
         .route("/api/bookmarks", get(bookmarks::list))

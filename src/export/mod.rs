@@ -19,6 +19,9 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod still;
+pub use still::still_jpeg;
+
 use crate::events::QueryError;
 use crate::index::{Index, Lease, SegmentRecord};
 use crate::record::fmp4::{self, Chunk, ClipTrack, Sample};

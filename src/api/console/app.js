@@ -72,6 +72,7 @@ export function siteTime(y, m, d, h = 0) {
 const views = {
   live: { role: "viewer", load: async () => liveView },
   review: { role: "investigator", load: async () => (await import("./review.js")).startReview() },
+  search: { role: "investigator", load: async () => (await import("./search.js")).startSearch() },
 };
 const started = {};
 

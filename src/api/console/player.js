@@ -55,7 +55,7 @@ export class Player {
   /** Shows instant t: a seek within the loaded file, or a new file around t. */
   async seek(t) {
     this.seekShown = null;
-    if (this.covers(t)) { this.position(t); return true; }
+    if (this.covers(t)) { await this.position(t); return true; }
     if (this.missing && t >= this.missing[0] && t < this.missing[1]) return false;
     if (this.loading != null && Math.abs(this.loading - t) < 1000) return false;
     this.loading = t;
@@ -84,13 +84,19 @@ export class Player {
     this.until = until;
     await ready;
     this.seekShown = null;
-    this.position(t);
+    await this.position(t);
     return true;
   }
   /** Sets the position to instant t: the picture taken at or before t (a millisecond
-   * more, so that t's rounding to ms never shows the picture before). */
+   * more, so that t's rounding to ms never shows the picture before). Resolves when the
+   * seek is done (its picture ready), so that playback starts from it. */
   position(t) {
+    const done = new Promise(ok => {
+      const timer = setTimeout(ok, 1000);
+      this.video.addEventListener("seeked", () => { clearTimeout(timer); ok(); }, { once: true });
+    });
     this.video.currentTime = Math.max(0, (t - this.base + 1) / 1000);
+    return done;
   }
 }
 

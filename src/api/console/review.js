@@ -442,10 +442,12 @@ export async function startReview() {
       }
       cameraPicker(all);
       state.follow = !params.get("t");
-      requestAnimationFrame(() => {
+      requestAnimationFrame(async () => {
         state.scale = new Scale(t - span / 2, t + span / 2, canvasWidth());
         setScale(state.follow ? state.scale.centred(Date.now() - span * 0.3) : state.scale);
-        seek(t);
+        await seek(t);
+        // From a search result: play it.
+        if (params.get("play") === "1") { state.clock.play(); onTick(); }
       });
     },
     hide() { if (state.clock?.playing) state.clock.pause(); },

@@ -176,6 +176,12 @@ function drawLane(ctx, scale, s, y) {
     const hz = EVENTS / zones.length;
     zones.forEach((col, k) => { ctx.fillStyle = col; ctx.fillRect(x0, ey + k * hz, x1 - x0, hz); });
   }
+  // Region-search results (purple, over the event row).
+  ctx.fillStyle = "#7a3cdc";
+  for (const r of s.found || []) {
+    const x0 = scale.x(r.start_us / 1000), x1 = Math.max(x0 + 2, scale.x(r.end_us / 1000));
+    if (x1 >= 0 && x0 <= scale.width) ctx.fillRect(x0, ey, x1 - x0, EVENTS);
+  }
   // Holds (amber bar on top) and bookmarks (blue flags).
   ctx.fillStyle = "#e0a000";
   for (const m of s.holds) {
