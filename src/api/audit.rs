@@ -37,6 +37,7 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("POST", ["api", "search", "region"]) => "search.region",
         ("POST", ["api", "events", _, "ack"]) => "alert.ack",
         ("GET", ["api", "audit"]) => "audit.view",
+        ("GET", ["api", "audit", "verify"]) => "audit.verify",
         ("GET", ["api", "users"]) => "users.view",
         ("GET", ["api", "holds"]) => "holds.list",
         ("POST", ["api", "holds"]) => "hold.create",
@@ -108,24 +109,46 @@ pub(super) async fn middleware(State(st): State<AppState>, req: Request, next: N
     }
 }
 
-/// `GET /api/audit?start=&end=&limit=`: records in the range, oldest first (at most
-/// `limit`, default 1000).
+/// `GET /api/audit?start=&end=[&user=][&action=][&order=asc|desc][&limit=]`: records in
+/// the range by any of the users and any of the actions given (all if none), oldest
+/// first (or newest first), at most `limit` (default 1000).
 pub(super) async fn list(
     State(st): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(raw, &["start", "end", "limit"])?;
+    let p = Params::parse(raw, &["start", "end", "user", "action", "order", "limit"])?;
     let (t0, t1) = (p.time("start")?, p.time("end")?);
     crate::events::check_range(t0, t1)?;
     let limit: usize = p.parsed("limit", "a whole number")?.unwrap_or(1000);
+    let (users, actions) = (p.all("user")?, p.all("action")?);
+    let order: crate::events::Order = p.one("order")?.unwrap_or("asc").parse()?;
     let log = st.audit.clone();
     let records = blocking(move || log.records())
         .await?
         .map_err(|e| ApiError(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let out: Vec<_> = records
+    let mut out: Vec<_> = records
         .into_iter()
         .filter(|r| crate::base::time::parse_rfc3339(&r.time).is_ok_and(|t| t >= t0 && t < t1))
-        .take(limit)
+        .filter(|r| users.is_empty() || users.contains(&r.user))
+        .filter(|r| actions.is_empty() || actions.contains(&r.action))
         .collect();
+    if order == crate::events::Order::Desc {
+        out.reverse();
+    }
+    out.truncate(limit);
     Ok(Json(serde_json::json!({ "records": out })).into_response())
+}
+
+/// `GET /api/audit/verify`: the whole log's hash chain checked (each record's `prev` is
+/// the SHA-256 of the line before; the head file matches the last line):
+/// `{"records": n, "intact": bool, "problems": ["line 7: ...", ...]}`.
+pub(super) async fn verify(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let log = st.audit.clone();
+    let (n, problems) = blocking(move || log.verify())
+        .await?
+        .map_err(|e| ApiError(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(serde_json::json!({
+        "records": n, "intact": problems.is_empty(), "problems": problems,
+    }))
+    .into_response())
 }

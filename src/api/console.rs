@@ -51,6 +51,11 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("console/review.js"),
     ),
     (
+        "audit.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("console/audit.js"),
+    ),
+    (
         "search.js",
         "text/javascript; charset=utf-8",
         include_bytes!("console/search.js"),

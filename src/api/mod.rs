@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route_layer(need(Role::Investigator));
     let admin = axum::Router::new()
         .route("/api/audit", get(audit::list))
+        .route("/api/audit/verify", get(audit::verify))
         .route("/api/users", get(auth::users))
         .route("/api/holds/{id}", delete(holds::release))
         .route_layer(need(Role::Admin));

@@ -66,6 +66,8 @@ pub struct ClipPlan {
     /// included).
     pub start_us: i64,
     pub duration_us: i64,
+    /// UTC of the file's first sample (the keyframe at or before the start).
+    pub decode_start_us: i64,
     /// Recording gaps inside the clip, UTC µs `[start, end)`. The last picture before a
     /// gap lasts until its end, so the video after it keeps its wall-clock position.
     pub gaps: Vec<(i64, i64)>,
@@ -232,6 +234,7 @@ pub fn plan(
         audio_frames: audio_samples.len() as u64,
         start_us: shown_start,
         duration_us: shown_end - shown_start,
+        decode_start_us: picked.first().map_or(shown_start, |p| p.utc_us),
         gaps,
         pieces,
         _lease: Arc::new(lease),

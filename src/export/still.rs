@@ -1,9 +1,12 @@
 //! A still picture of a camera's recording at an instant, for the console's search
-//! results (`GET /api/cameras/{name}/frame.jpg?t=`): the clip of `[t, t + 1 s)` planned
-//! as for an export (from the keyframe at or before `t`, with an edit list starting at
-//! `t`), written to a temporary file and decoded with GStreamer (`crate::decode`); the
-//! picture is the first one the decoder presents at or after the edit's start, the
-//! picture on screen at `t`.
+//! results (`GET /api/cameras/{name}/frame.jpg?t=`): the clip from the keyframe at or
+//! before `t` to just after `t`, planned as for an export, written to a temporary file
+//! and decoded with GStreamer (`crate::decode`); the picture is the last one presented at
+//! or before `t`, the picture on screen at `t`.
+//!
+//! The clip starts at the keyframe itself rather than at `t` with an edit list hiding
+//! the pictures before: GStreamer's qtdemux (1.22) sometimes presents nothing of a
+//! one-second clip whose edit starts between two samples (FFmpeg and Chromium play it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,10 +25,13 @@ pub fn still_jpeg(
     t_us: i64,
     max_width: u32,
 ) -> Result<Vec<u8>, QueryError> {
-    let p = plan(index, storage, camera_id, t_us, t_us + 1_000_000)?;
-    if p.start_us > t_us + 1_000_000 || p.frames == 0 {
+    let probe = plan(index, storage, camera_id, t_us, t_us + 1_000_000)?;
+    if probe.start_us > t_us || probe.frames == 0 {
         return Err(QueryError::NotFound("no recording at that instant".into()));
     }
+    let key = probe.decode_start_us;
+    drop(probe);
+    let p = plan(index, storage, camera_id, key, t_us + 1_000)?;
     static N: AtomicU64 = AtomicU64::new(0);
     let path = std::env::temp_dir().join(format!(
         "vigil-still-{}-{}.mp4",
@@ -53,13 +59,19 @@ pub fn still_jpeg(
         mode: DecodeMode::Full,
         threads: 1,
     };
+    // The last picture at or before t (media time 0 is the keyframe).
+    let target = gstreamer::ClockTime::from_useconds((t_us - key).max(0) as u64);
     let mut picture = None;
-    decode_file(&path, &opts, |frame| {
-        picture = Some(frame.rgb(max_width));
-        false
+    decode_file(&path, &opts, |frame| match frame.pts {
+        Some(pts) if pts > target && picture.is_some() => false,
+        _ => {
+            picture = Some(frame);
+            true
+        }
     })
     .map_err(|e| decode_error(&e))?;
     let img = (picture.ok_or_else(|| QueryError::NotFound("no picture at that instant".into()))?)
+        .rgb(max_width)
         .map_err(|e| decode_error(&e))?;
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)

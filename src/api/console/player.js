@@ -7,6 +7,8 @@
 
 /** Each load covers this much before and after the asked instant (ms). */
 const BEFORE = 30e3, AFTER = 10 * 60e3;
+/** Positions are set this much (ms) past the instant asked for. */
+const NUDGE = 0.5;
 
 export class Player {
   constructor(camera, figure) {
@@ -46,7 +48,7 @@ export class Player {
   }
   /** UTC ms of the picture at the current position, or null without video. */
   utc() {
-    return this.base == null ? null : this.base + this.video.currentTime * 1000;
+    return this.base == null ? null : this.base + this.video.currentTime * 1000 - NUDGE;
   }
   /** Whether the loaded file covers instant t (ms). */
   covers(t) {
@@ -87,15 +89,15 @@ export class Player {
     await this.position(t);
     return true;
   }
-  /** Sets the position to instant t: the picture taken at or before t (a millisecond
-   * more, so that t's rounding to ms never shows the picture before). Resolves when the
+  /** Sets the position to instant t: the picture taken at or before t (NUDGE more, so
+   * that t's rounding to ms never shows the picture before; `utc` takes it off again). Resolves when the
    * seek is done (its picture ready), so that playback starts from it. */
   position(t) {
     const done = new Promise(ok => {
       const timer = setTimeout(ok, 1000);
       this.video.addEventListener("seeked", () => { clearTimeout(timer); ok(); }, { once: true });
     });
-    this.video.currentTime = Math.max(0, (t - this.base + 1) / 1000);
+    this.video.currentTime = Math.max(0, (t - this.base + NUDGE) / 1000);
     return done;
   }
 }
