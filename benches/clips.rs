@@ -139,6 +139,11 @@ fn http(
         shutdown: vigil::base::cancel::new().1,
         audit: vigil::audit::AuditLog::new(layout),
         gate: Arc::new(vigil::api::auth::Gate::new(layout, &server_cfg, false)),
+        setup: Arc::new(vigil::api::setup::Setup {
+            file: "vigil.toml".into(),
+            lock: Default::default(),
+            controls: Default::default(),
+        }),
     };
     let mut addr = None;
     let _server = rt

@@ -73,6 +73,7 @@ pub async fn run(
     let mut analyses = Vec::new();
     let mut tasks = Vec::new();
     let mut live = std::collections::HashMap::new();
+    let mut zone_controls = std::collections::HashMap::new();
     for cam in &config.cameras {
         cameras.push((cam.name.clone(), index.camera_id(&cam.name)?));
         // Every configured camera is in the status before the HTTP listener opens, so
@@ -92,6 +93,7 @@ pub async fn run(
         let analysis = if cam.motion.enabled {
             let a = crate::pipeline::start(cam, &index, status.clone(), alert_hub.clone())?;
             let tx = a.sender();
+            zone_controls.insert(cam.name.clone(), a.zone_control());
             analyses.push(a);
             Some(tx)
         } else {
@@ -119,6 +121,11 @@ pub async fn run(
         shutdown: cancel.clone(),
         audit,
         gate,
+        setup: Arc::new(crate::api::setup::Setup {
+            file: config.file.clone(),
+            lock: tokio::sync::Mutex::new(()),
+            controls: zone_controls,
+        }),
     };
     let server = listeners.serve(state, on_listen)?;
 

@@ -134,6 +134,10 @@ pub struct AnalysisStats {
     /// zones whose schedules hold their alerts back now.
     pub armed: bool,
     pub disarmed_zones: Vec<String>,
+    /// New zones from the console wait for the open event to close.
+    pub zones_pending: bool,
+    /// Times the zones were changed from the console since the daemon started.
+    pub zones_changed: u64,
     pub motion_events: u64,
     pub analysed_frames: u64,
     pub analysis_errors: u64,
@@ -215,6 +219,8 @@ impl Default for AnalysisStats {
             motion_score: 0.0,
             armed: true,
             disarmed_zones: Vec::new(),
+            zones_pending: false,
+            zones_changed: 0,
             motion_events: 0,
             analysed_frames: 0,
             analysis_errors: 0,

@@ -21,8 +21,8 @@ fn demo_status_page_shows_cameras_in_chromium() {
         .trim_start_matches("recording into ")
         .trim_end_matches(" (removed on exit)")
         .to_string();
-    let page = demo.wait_line("status page:", Duration::from_secs(30));
-    let url = page.split_whitespace().nth(2).unwrap().to_string();
+    let page = demo.wait_line("console:", Duration::from_secs(30));
+    let url = page.split_whitespace().nth(1).unwrap().to_string();
     assert_eq!(url, format!("http://{listen}/"));
     let base = url.trim_end_matches('/');
     let creds = demo.wait_line("log in as:", Duration::from_secs(5));
@@ -281,4 +281,110 @@ fn viewer_watches_live_video_in_chromium() {
     let viewed = (log.records().unwrap().into_iter())
         .any(|r| r.action == "live.view" && r.user == "vera" && r.params["status"] == 101);
     assert!(viewed, "the live view is not in the audit log");
+}
+
+/// Screenshots of each view for the README, made from the demo as a new user starts it
+/// (`scripts/screenshots`; ignored in the suite): after a minute and a half of its scenes,
+/// Live, Review (both cameras, an event playing), Search (a polygon on the yard's lawn)
+/// and Audit, as JPEGs into `$VIGIL_SCREENSHOTS` (default `docs/screenshots`).
+#[test]
+#[ignore]
+fn screenshots_of_each_view() {
+    let out = std::env::var("VIGIL_SCREENSHOTS")
+        .unwrap_or_else(|_| format!("{}/docs/screenshots", env!("CARGO_MANIFEST_DIR")));
+    let out = std::path::PathBuf::from(out);
+    std::fs::create_dir_all(&out).unwrap();
+    let t = TestDir::new();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let demo = spawn(&["demo", "--listen", &listen], &t.join("demo.log"));
+    let page = demo.wait_line("console:", Duration::from_secs(30));
+    let base = page
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let creds = demo.wait_line("log in as:", Duration::from_secs(5));
+    let password = creds.split_whitespace().nth(4).unwrap().to_string();
+    let api = Session::login(&base, "demo", &password);
+    wait_for(
+        Duration::from_secs(90),
+        "events on both demo cameras",
+        || {
+            ["front-door", "yard"]
+                .iter()
+                .all(|c| {
+                    api.camera(c)["last_event"]["zones"]
+                        .as_array()
+                        .is_some_and(|z| !z.is_empty())
+                })
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(60));
+    let mut b = Browser::start_sized(&t, 1400, 900);
+    b.call(
+        "Page.navigate",
+        serde_json::json!({ "url": format!("{base}/") }),
+    );
+    b.wait("!!document.getElementById('password')", "the login page");
+    b.eval(&format!(
+        "document.getElementById('user').value = 'demo'; \
+         document.getElementById('password').value = {password:?}; \
+         document.querySelector('button[type=submit]').click(); true"
+    ));
+    b.wait(
+        "window.vigilLive && Object.values(vigilLive).every(s => s.mode === 'video') && \
+         Object.keys(vigilLive).length === 2 && document.querySelector('#wall video').currentTime > 2",
+        "live video on the wall",
+    );
+    b.screenshot_jpeg(&out.join("live.jpg"));
+    b.eval("location.hash = '#review?cameras=front-door,yard&span=300'; true");
+    b.wait(
+        "window.vigilReview && vigilReview.strips.yard && vigilReview.strips['front-door'] && \
+         document.querySelector('#event-rows tr[data-event]')",
+        "the review lanes and events",
+    );
+    b.eval("[...document.querySelectorAll('#event-rows tr[data-event]')].pop().click(); true");
+    std::thread::sleep(Duration::from_secs(3));
+    b.screenshot_jpeg(&out.join("review.jpg"));
+    b.eval("location.hash = '#search?cameras=yard'; true");
+    b.wait(
+        "!document.getElementById('view-search').hidden && \
+         document.querySelector('#search-pictures img').naturalWidth > 0",
+        "the yard's picture",
+    );
+    b.eval(
+        "(() => { const c = document.querySelector('#search-pictures canvas'), r = c.getBoundingClientRect(); \
+           for (const [x, y] of [[0.05, 0.6], [0.6, 0.6], [0.6, 0.95], [0.05, 0.95]]) for (const type of ['pointerdown', 'pointerup']) \
+             c.dispatchEvent(new PointerEvent(type, { bubbles: true, pointerId: 1, clientX: r.left + x * r.width, clientY: r.top + y * r.height })); \
+           return true; })()",
+    );
+    b.wait(
+        "vigilSearch.lastPolygons && JSON.parse(vigilSearch.lastPolygons)[0].length === 4",
+        "the search",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    b.screenshot_jpeg(&out.join("search.jpg"));
+    b.eval("location.hash = '#audit'; true");
+    b.wait(
+        "window.vigilAudit && vigilAudit.records.length > 0",
+        "the audit records",
+    );
+    b.eval("document.getElementById('audit-verify').click(); true");
+    b.wait("vigilAudit.verified", "the chain verified");
+    b.screenshot_jpeg(&out.join("audit.jpg"));
+    drop(b);
+    let mut demo = demo;
+    demo.signal(libc::SIGINT);
+    wait_for(Duration::from_secs(30), "demo to exit", || {
+        demo.child.try_wait().unwrap()
+    });
+    for v in ["live", "review", "search", "audit"] {
+        let n = std::fs::metadata(out.join(format!("{v}.jpg")))
+            .unwrap()
+            .len();
+        eprintln!("{v}.jpg: {n} bytes");
+        assert!(n > 10_000, "{v}.jpg is {n} bytes");
+    }
 }

@@ -31,6 +31,11 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("console/live.js"),
     ),
     (
+        "setup.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("console/setup.js"),
+    ),
+    (
         "status.js",
         "text/javascript; charset=utf-8",
         include_bytes!("console/status.js"),

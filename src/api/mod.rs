@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 mod alerts;
 mod audit;
@@ -25,6 +25,7 @@ mod holds;
 mod live;
 pub mod metrics;
 mod serve;
+pub mod setup;
 mod status;
 
 pub use serve::{Listeners, Server, bind, serve};
@@ -50,6 +51,8 @@ pub struct AppState {
     pub audit: crate::audit::AuditLog,
     /// Users, tokens, sessions and the login lockout.
     pub gate: Arc<auth::Gate>,
+    /// The config file and each analysed camera's zone control (the zone editor).
+    pub setup: Arc<setup::Setup>,
     /// Cancelled when the daemon shuts down: ends long-lived responses (alert streams),
     /// which graceful shutdown would otherwise wait for forever.
     pub shutdown: crate::base::cancel::CancelToken,
@@ -106,6 +109,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/audit", get(audit::list))
         .route("/api/audit/verify", get(audit::verify))
         .route("/api/users", get(auth::users))
+        .route("/api/cameras/{name}/zones", get(setup::get))
+        .route("/api/cameras/{name}/zones", put(setup::put))
         .route("/api/holds/{id}", delete(holds::release))
         .route_layer(need(Role::Admin));
     axum::Router::new()

@@ -1,6 +1,8 @@
 //! `vigil demo`: simulated cameras + the daemon on a temporary storage dir.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use anyhow::Context;
 use std::process::ExitCode;
 
 /// The demo config, also shipped as config/demo.toml. `vigil demo` replaces its storage
@@ -9,7 +11,7 @@ pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// HTTP address of the status page (loopback only).
+    /// HTTP address of the console (loopback only).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
     /// Keep recordings here instead of a temporary dir that is removed on exit.
@@ -55,7 +57,12 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
             &format!("{:?}", dir.display().to_string()),
         )
         .replace("\"127.0.0.1:8080\"", &format!("{:?}", a.listen));
-    let config = crate::config::Config::parse(Path::new("config/demo.toml"), &text)
+    // The demo's own config file, in its storage dir: what the console's zone editor
+    // rewrites, and what `vigil check` or `vigil events` are given for a kept storage dir.
+    let file = dir.join("vigil.toml");
+    std::fs::write(&file, &text)
+        .with_context(|| format!("cannot write the demo's config {}", file.display()))?;
+    let config = crate::config::Config::parse(&file, &text)
         .map_err(|e| anyhow::anyhow!("demo config:\n{e}"))?;
     println!(
         "simulated cameras on rtsp://127.0.0.1:{}/{{front-door,yard}}",
@@ -72,7 +79,7 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         crate::daemon::shutdown_signal()?
     };
     let r = rt.block_on(crate::daemon::run(config, shutdown, |addr| {
-        println!("status page: http://{addr}/   (Ctrl-C to stop)");
+        println!("console: http://{addr}/   (Ctrl-C to stop)");
         println!("log in as: demo {password}");
     }));
     cam.stop();

@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// Run the recorder daemon with a config file.
     Run(run::Args),
-    /// Start simulated cameras and the daemon on a temporary storage dir; print the status page URL.
+    /// Start simulated cameras and the daemon on a temporary storage dir; print the console's URL.
     Demo(demo::Args),
     /// Validate a config file; exits non-zero and names file:line:column of each problem.
     CheckConfig {

@@ -15,6 +15,7 @@
 
 mod alerts;
 mod camera;
+pub mod edit;
 mod motion;
 mod server;
 mod storage;

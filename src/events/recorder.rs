@@ -78,6 +78,18 @@ impl Recorder {
         Ok(r)
     }
 
+    /// The camera's zones changed (the console's zone editor): `zones` in the detector's
+    /// new order. New names get their ids; the motion history of the minute being filled
+    /// keeps its bits. Errors: the index refused a new zone's id (nothing changes).
+    pub fn set_zones(&mut self, zones: &[String]) -> Result<()> {
+        let ids = (zones.iter())
+            .map(|z| self.index.zone_id(self.camera_id, z))
+            .collect::<Result<Vec<u32>>>()?;
+        self.zone_names = zones.to_vec();
+        self.zone_ids = ids;
+        Ok(())
+    }
+
     /// Writes not yet known to be durable.
     pub fn unconfirmed(&self) -> usize {
         self.unconfirmed.len()
@@ -233,8 +245,22 @@ impl Recorder {
                 s.peak = s
                     .peak
                     .max((res.score.clamp(0.0, 1.0) * 65535.0).round() as u16);
+                // The minute's bits refer to its own list of zone ids: zones given by
+                // `set_zones` mid-minute join the list.
                 for &z in &res.zones {
-                    s.zones |= 1 << z;
+                    let Some(&id) = self.zone_ids.get(z) else {
+                        continue;
+                    };
+                    let bit = match m.zone_ids.iter().position(|&x| x == id) {
+                        Some(b) => b,
+                        None => {
+                            m.zone_ids.push(id);
+                            m.zone_ids.len() - 1
+                        }
+                    };
+                    if bit < 64 {
+                        s.zones |= 1 << bit;
+                    }
                 }
                 *dirty = true;
             }

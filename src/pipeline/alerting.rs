@@ -38,6 +38,13 @@ impl Alerting {
         }
     }
 
+    /// New zones (in the detector's new order) and their arming; what an open event
+    /// announced stays announced (its end alerts name the zones by name).
+    pub fn set_zones(&mut self, zones: Vec<String>, arm: Arming) {
+        self.zones = zones;
+        self.arm = arm;
+    }
+
     /// An event opened at `utc_us` (µs since the epoch) with id `id`: a start alert for
     /// the camera as a whole if it is armed now.
     pub fn opened(&mut self, id: u64, utc_us: i64, score: f32) {

@@ -25,6 +25,9 @@ pub(super) struct Analyser {
     pictures: Pictures,
     alerting: Alerting,
     detector: Detector,
+    /// Zone updates from the console, and one waiting for the open event to close.
+    control: super::ZoneControl,
+    pending: Option<super::ZoneUpdate>,
 }
 
 /// One decoder run: from a keyframe, while the stream's parameters and timeline last.
@@ -45,6 +48,7 @@ impl Analyser {
         status: SharedStatus,
         recorder: Recorder,
         alerts: AlertHub,
+        control: super::ZoneControl,
     ) -> Self {
         let zones = camera.zones.iter().map(|z| z.name.clone()).collect();
         Analyser {
@@ -54,6 +58,8 @@ impl Analyser {
             status,
             recorder,
             pictures: Pictures::default(),
+            control,
+            pending: None,
         }
     }
 
@@ -75,7 +81,9 @@ impl Analyser {
         loop {
             // While no frames come (the camera is away), the timeline's writes the index
             // lost or refused are still written again.
-            let msg = match rx.recv_timeout(Duration::from_secs(1)) {
+            let msg = rx.recv_timeout(Duration::from_secs(1));
+            self.zone_updates();
+            let msg = match msg {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
                     self.recorder.sync();
@@ -101,6 +109,42 @@ impl Analyser {
                 "{unconfirmed} timeline writes not known to be durable at exit",
             );
         }
+    }
+
+    /// Takes the latest zone update from the console and applies the waiting one once no
+    /// event is open.
+    fn zone_updates(&mut self) {
+        if let Some(u) = self.control.take() {
+            self.pending = Some(u);
+            self.status
+                .analysis(&self.camera.name, |s| s.zones_pending = true);
+        }
+        if self.pending.is_none() || self.detector.event_open() {
+            return;
+        }
+        let u = self.pending.take().expect("checked above");
+        let names: Vec<String> = u.zones.iter().map(|z| z.name.clone()).collect();
+        if let Err(e) = self.recorder.set_zones(&names) {
+            self.pending = Some(u); // tried again at the next message
+            return self.timeline_error(e);
+        }
+        if let Err(e) = self.detector.set_zones(&u.zones, &u.masks) {
+            // Validated with the config before it was sent; kept out all the same.
+            self.error(format!("new zones not applied: {e}"));
+            let old: Vec<String> = self.camera.zones.iter().map(|z| z.name.clone()).collect();
+            let _ = self.recorder.set_zones(&old);
+            return;
+        }
+        self.alerting.set_zones(names.clone(), u.arm.clone());
+        tracing::info!(camera = %self.camera.name, zones = ?names, masks = u.masks.len(),
+            "zones changed");
+        self.camera.zones = u.zones;
+        self.camera.masks = u.masks;
+        self.camera.arm = u.arm;
+        self.status.analysis(&self.camera.name, |s| {
+            s.zones_pending = false;
+            s.zones_changed += 1;
+        });
     }
 
     /// Decodes one frame and analyses what the decoder has ready.

@@ -17,6 +17,7 @@ mod analyser;
 pub mod pictures;
 
 use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
@@ -39,6 +40,33 @@ pub const ANALYSIS_QUEUE: usize = 64;
 pub struct Analysis {
     tx: SyncSender<StreamMsg>,
     thread: JoinHandle<()>,
+    control: ZoneControl,
+}
+
+/// New zones, masks and arming for a running analysis (the console's zone editor).
+#[derive(Clone, Debug)]
+pub struct ZoneUpdate {
+    pub zones: Vec<crate::motion::Zone>,
+    pub masks: Vec<crate::motion::Polygon>,
+    pub arm: crate::schedule::Arming,
+}
+
+/// Hands zone updates to a camera's analysis thread. The thread takes the latest at its
+/// next message (a frame, or within a second without frames) and applies it as soon as
+/// no event is open, so that an event never changes zones half-way: the background model
+/// is kept (no calibration) and recording is not touched.
+#[derive(Clone, Default)]
+pub struct ZoneControl(Arc<Mutex<Option<ZoneUpdate>>>);
+
+impl ZoneControl {
+    /// Replaces any update not yet taken.
+    pub fn send(&self, u: ZoneUpdate) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(u);
+    }
+
+    fn take(&self) -> Option<ZoneUpdate> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// Starts the analysis of `camera` (whose motion analysis is enabled): opens its timeline
@@ -54,17 +82,27 @@ pub fn start(
     let zones: Vec<String> = camera.zones.iter().map(|z| z.name.clone()).collect();
     let recorder = Recorder::new(index.clone(), &camera.name, &zones)
         .with_context(|| format!("camera {}: cannot open its timeline", camera.name))?;
-    let a = analyser::Analyser::new(camera.clone(), status, recorder, alerts);
+    let control = ZoneControl::default();
+    let a = analyser::Analyser::new(camera.clone(), status, recorder, alerts, control.clone());
     let thread = std::thread::Builder::new()
         .name(format!("motion-{}", camera.name))
         .spawn(move || a.run(rx))?;
-    Ok(Analysis { tx, thread })
+    Ok(Analysis {
+        tx,
+        thread,
+        control,
+    })
 }
 
 impl Analysis {
     /// The queue ingest feeds (as a sink of kind `Analysis`).
     pub fn sender(&self) -> SyncSender<StreamMsg> {
         self.tx.clone()
+    }
+
+    /// Where the console's zone editor sends this camera's new zones.
+    pub fn zone_control(&self) -> ZoneControl {
+        self.control.clone()
     }
 
     /// Stops the thread (blocking): it closes any open event, flushes the timeline and

@@ -118,6 +118,17 @@ impl Browser {
         }
     }
 
+    /// The viewport as a JPEG (quality 80), for the README's pictures.
+    pub fn screenshot_jpeg(&mut self, path: &std::path::Path) {
+        use base64ct::Encoding;
+        let r = self.call(
+            "Page.captureScreenshot",
+            serde_json::json!({ "format": "jpeg", "quality": 80 }),
+        );
+        let jpeg = base64ct::Base64::decode_vec(r["data"].as_str().unwrap()).unwrap();
+        std::fs::write(path, jpeg).unwrap();
+    }
+
     pub fn screenshot(&mut self, path: &std::path::Path) {
         use base64ct::Encoding;
         let r = self.call("Page.captureScreenshot", serde_json::json!({}));

@@ -524,7 +524,7 @@ pub struct Answer {
     pub location: Option<String>,
 }
 
-/// One request with optional headers (a POST sends `body`, or `{}`, as JSON), no redirect
+/// One request with optional headers (a POST or PUT sends `body`, or `{}`, as JSON), no redirect
 /// followed, 10 s at most (a hang is a failure); the body of an event stream is not read.
 pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -544,7 +544,12 @@ pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str
         }
         q.call().unwrap()
     } else {
-        let mut q = agent.post(url).header("content-type", "application/json");
+        let q = if method == "put" {
+            agent.put(url)
+        } else {
+            agent.post(url)
+        };
+        let mut q = q.header("content-type", "application/json");
         for (k, v) in headers {
             q = q.header(*k, *v);
         }

@@ -165,6 +165,52 @@ impl Detector {
         Ok(())
     }
 
+    /// Replaces the zones and masks (the console's zone editor) keeping the background
+    /// model, so that analysis goes on without calibrating again. An open event keeps the
+    /// zones it had that still exist by name. Errors: the zones cannot be labelled (too
+    /// many, or overlapping in too many ways); the detector is then unchanged.
+    pub fn set_zones(&mut self, zones: &[Zone], masks: &[Polygon]) -> Result<(), ZoneError> {
+        let polys: Vec<Polygon> = zones.iter().map(|z| z.polygon.clone()).collect();
+        if let Some(g) = self.geo.as_mut() {
+            let labels = LabelMap::new(&polys, masks, g.width, g.height)?;
+            g.counts = FrameCounts::new(labels.num_labels(), &g.grid);
+            g.unmasked = (labels.labels.iter().filter(|&&l| l != MASKED).count() as u32).max(1);
+            g.label_words = LabelWords::new(labels.labels.view());
+            g.labels = labels;
+        } else {
+            // Checked now rather than at the next frame (any size will do).
+            LabelMap::new(&polys, masks, 64, 36)?;
+        }
+        if let Some(open) = self.open.as_mut() {
+            let mut bits = 0u64;
+            for (i, name) in self.zone_names.iter().enumerate() {
+                if open.zones & (1 << i) != 0
+                    && let Some(j) = zones.iter().position(|z| &z.name == name)
+                {
+                    bits |= 1 << j;
+                }
+            }
+            open.zones = bits;
+        }
+        self.zone_names = zones.iter().map(|z| z.name.clone()).collect();
+        self.zone_polys = polys;
+        self.zone_limits = (zones.iter())
+            .map(|z| {
+                (
+                    z.min_area.unwrap_or(0.0),
+                    z.min_fraction.unwrap_or(self.cfg.zone_min_fraction),
+                )
+            })
+            .collect();
+        self.masks = masks.to_vec();
+        Ok(())
+    }
+
+    /// Whether an event is open (motion now, or within its post-roll).
+    pub fn event_open(&self) -> bool {
+        self.open.is_some()
+    }
+
     /// Analyses one frame at `t_ms`; returns the frame's result and any event that closed.
     pub fn frame(
         &mut self,
@@ -409,6 +455,53 @@ mod tests {
                 assert_eq!(res.grid[cy * 32 + cx], want, "cell ({cx}, {cy})");
             }
         }
+    }
+
+    /// New zones apply at once, keeping the background (no calibration): the same block
+    /// is in "left" before and in "right" after the zones move; a bad zone set is refused
+    /// and changes nothing.
+    #[test]
+    fn zones_move_without_calibrating_again() {
+        let (h, w) = (180, 320);
+        let zone = |name: &str, x0: f64, x1: f64| Zone {
+            name: name.into(),
+            polygon: vec![[x0, 0.0], [x1, 0.0], [x1, 1.0], [x0, 1.0]],
+            min_area: None,
+            min_fraction: None,
+        };
+        let mut d = Detector::new(
+            "c",
+            &[zone("left", 0.0, 0.5)],
+            &[],
+            DetectorConfig::default(),
+        );
+        let grey = Array2::<u8>::from_elem((h, w), 100);
+        for i in 0..10 {
+            d.frame(grey.view(), i * 200).unwrap();
+        }
+        let mut f = grey.clone();
+        f.slice_mut(ndarray::s![42..82, 105..135]).fill(220); // x 0.33..0.42
+        let mut t = 2000;
+        while !d.event_open() && t < 4000 {
+            let (res, _) = d.frame(f.view(), t).unwrap();
+            assert_eq!(res.zones, vec![0]);
+            t += 200;
+        }
+        assert!(d.event_open());
+        // The zones move while the event is open: it keeps "left" where it still exists.
+        d.set_zones(&[zone("right", 0.3, 1.0), zone("left", 0.0, 0.1)], &[])
+            .unwrap();
+        let (res, _) = d.frame(f.view(), t).unwrap();
+        assert!(!res.calibrating, "calibrating again");
+        assert_eq!(res.zones, vec![0], "{:?}", res.zones);
+        assert_eq!(res.new_zones, vec![0]);
+        // Too many zones: refused, the zones stay.
+        let many: Vec<Zone> = (0..=crate::zones::MAX_ZONES)
+            .map(|i| zone(&format!("z{i}"), 0.0, 1.0))
+            .collect();
+        assert!(d.set_zones(&many, &[]).is_err());
+        let (res, _) = d.frame(f.view(), t + 200).unwrap();
+        assert_eq!(res.zones, vec![0]);
     }
 
     /// Motion that never stops is cut into events of `max_event_seconds`, back to back.

@@ -73,6 +73,7 @@ const views = {
   live: { role: "viewer", load: async () => liveView },
   review: { role: "investigator", load: async () => (await import("./review.js")).startReview() },
   search: { role: "investigator", load: async () => (await import("./search.js")).startSearch() },
+  setup: { role: "admin", load: async () => (await import("./setup.js")).startSetup() },
   audit: { role: "admin", load: async () => (await import("./audit.js")).startAudit() },
 };
 const started = {};

@@ -22,14 +22,19 @@ export class Player {
     this.missing = null;  // [a, b): a window found without recording
     this.shown = null;    // UTC ms of the picture on screen (from its media time)
     this.seekShown = null; // ... of the first picture shown after the last seek
-    // The first picture presented after a seek: one whose media time is at the new
-    // position (a picture of the old position can still be presented while the seek
-    // runs).
+    // The first picture presented after a seek: one at the new position (taken at or
+    // before it, less than a frame earlier) or, if playback went on before the browser
+    // reported it, a later one; a picture of the old position, which can still be
+    // presented while the seek runs, is not it.
+    this.target = null;   // media time (s) of the last seek, until its picture is shown
     if (this.video.requestVideoFrameCallback) {
       const settle = () => {
-        const d = this.video.currentTime - this.shownMedia;
-        const half = (this.frameDur ?? 1 / 60) / 2;
-        if (this.shown != null && !this.video.seeking && d > -0.002 && d < half) this.seekShown ??= this.shown;
+        if (this.target == null || this.shown == null || this.video.seeking) return;
+        const d = this.shownMedia - this.target;
+        // (Paused, only the picture at the position will do: on "seeked" the old one
+        // may still be the last reported.)
+        const after = this.video.paused ? 0.001 : 0.5;
+        if (d > -(this.frameDur ?? 0.1) && d < after) { this.seekShown ??= this.shown; this.target = null; }
       };
       const onFrame = (now, meta) => {
         // The frame duration: the shortest step between pictures presented in a row.
@@ -93,11 +98,13 @@ export class Player {
    * that t's rounding to ms never shows the picture before; `utc` takes it off again). Resolves when the
    * seek is done (its picture ready), so that playback starts from it. */
   position(t) {
+    this.seekShown = null;
+    this.target = Math.max(0, (t - this.base + NUDGE) / 1000);
     const done = new Promise(ok => {
       const timer = setTimeout(ok, 1000);
       this.video.addEventListener("seeked", () => { clearTimeout(timer); ok(); }, { once: true });
     });
-    this.video.currentTime = Math.max(0, (t - this.base + NUDGE) / 1000);
+    this.video.currentTime = this.target;
     return done;
   }
 }

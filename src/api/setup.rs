@@ -1,0 +1,174 @@
+//! `/api/cameras/{name}/zones` (admin): the console's zone and mask editor. `GET` reads
+//! the camera's zones and masks from the config file (and the schedules that can arm
+//! them); `PUT` rewrites them in the file (`config::edit`: comments and everything else
+//! kept), after validating the whole new file as `vigil run` would, atomically; records
+//! `config.zones` in the audit log with the file's SHA-256 before and after (before the
+//! file is written: what cannot be recorded is not changed); and hands the new zones to
+//! the camera's running analysis (`pipeline::ZoneControl`), which applies them as soon as
+//! no event is open, without stopping recording.
+
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sha2::Digest;
+
+use super::auth::Principal;
+use super::{ApiError, AppState, blocking};
+use crate::config::edit::{self, ZoneEdit};
+
+/// What the zone editor needs of the daemon: its config file, one editor at a time, and
+/// each analysed camera's control.
+pub struct Setup {
+    /// The file the daemon was started with.
+    pub file: PathBuf,
+    pub lock: tokio::sync::Mutex<()>,
+    pub controls: std::collections::HashMap<String, crate::pipeline::ZoneControl>,
+}
+
+fn sha256(text: &str) -> String {
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn read(file: &std::path::Path) -> Result<String, ApiError> {
+    std::fs::read_to_string(file).map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the config file {}: {e}", file.display()),
+        )
+    })
+}
+
+/// `GET /api/cameras/{name}/zones`: `{"zones": [...], "masks": [...], "schedules": [...],
+/// "config_sha256": ...}`.
+pub(super) async fn get(
+    State(st): State<AppState>,
+    Path(camera): Path<String>,
+) -> Result<Response, ApiError> {
+    let setup = st.setup.clone();
+    let out = blocking(move || -> Result<serde_json::Value, ApiError> {
+        let text = read(&setup.file)?;
+        let z =
+            edit::camera_zones(&text, &camera).map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+        let mut v = serde_json::to_value(z).expect("plain data");
+        v["config_sha256"] = sha256(&text).into();
+        Ok(v)
+    })
+    .await??;
+    Ok(Json(out).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZonesRequest {
+    zones: Vec<ZoneEdit>,
+    #[serde(default)]
+    masks: Vec<Vec<[f64; 2]>>,
+    /// The `config_sha256` the editor read: a file changed since (by another editor or
+    /// by hand) is not overwritten (409).
+    #[serde(default)]
+    config_sha256: Option<String>,
+}
+
+/// `PUT /api/cameras/{name}/zones` with `{"zones": [...], "masks": [...],
+/// "config_sha256": ...}`: 400 with the config error (file, line, what) if the new file
+/// would not load, 409 if the file changed since it was read, 404 for an unknown camera.
+pub(super) async fn put(
+    State(st): State<AppState>,
+    Path(camera): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let who = req.extensions().get::<Principal>().cloned();
+    let who = who.ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "not logged in".into()))?;
+    let source = super::auth::source(&req);
+    let body = axum::body::to_bytes(req.into_body(), super::MAX_BODY)
+        .await
+        .map_err(|e| ApiError::bad(format!("body: {e}")))?;
+    let ZonesRequest {
+        zones,
+        masks,
+        config_sha256,
+    } = serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("body: {e}")))?;
+    let setup = st.setup.clone();
+    let _one_editor = setup.lock.lock().await;
+    let file = setup.file.clone();
+    let (old, new, config) = {
+        let (name, file) = (camera.clone(), file.clone());
+        let (zones, masks) = (zones.clone(), masks.clone());
+        blocking(move || -> Result<_, ApiError> {
+            let old = read(&file)?;
+            if config_sha256.is_some_and(|h| h != sha256(&old)) {
+                return Err(ApiError(
+                    StatusCode::CONFLICT,
+                    "the config file changed since the zones were read: reload them".into(),
+                ));
+            }
+            let new = edit::set_camera_zones(&old, &name, &zones, &masks)
+                .map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+            let config = crate::config::Config::parse(&file, &new).map_err(|e| {
+                ApiError::bad(format!("the zones would make the config invalid:\n{e}"))
+            })?;
+            Ok((old, new, config))
+        })
+        .await??
+    };
+    let (old_hash, new_hash) = (sha256(&old), sha256(&new));
+    let params = serde_json::json!({
+        "camera": camera, "config": file.display().to_string(),
+        "old_sha256": old_hash, "new_sha256": new_hash,
+        "zones": zones.iter().map(|z| z.name.as_str()).collect::<Vec<_>>(),
+        "masks": masks.len(),
+    });
+    let log = st.audit.clone();
+    let user = who.user.clone();
+    blocking(move || log.append(&user, &source, "config.zones", params))
+        .await?
+        .map_err(|e| {
+            tracing::error!("audit log: {e}");
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit log cannot be written; the config is not changed".into(),
+            )
+        })?;
+    if old != new {
+        let (f, text) = (file.clone(), new.clone());
+        blocking(move || edit::write_atomically(&f, &text))
+            .await?
+            .map_err(|e| {
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot write the config file {}: {e}", file.display()),
+                )
+            })?;
+    }
+    let cam = (config.cameras.iter())
+        .find(|c| c.name == camera)
+        .expect("set_camera_zones found it");
+    let applied = match setup.controls.get(&camera) {
+        Some(c) => {
+            c.send(crate::pipeline::ZoneUpdate {
+                zones: cam.zones.clone(),
+                masks: cam.masks.clone(),
+                arm: cam.arm.clone(),
+            });
+            "pending"
+        }
+        // Motion analysis is off for it: the file is what changes.
+        None => "file only",
+    };
+    tracing::info!(
+        camera,
+        user = who.user,
+        old = old_hash,
+        new = new_hash,
+        "zones saved"
+    );
+    let mut v = serde_json::to_value(edit::camera_zones(&new, &camera).expect("just written"))
+        .expect("plain data");
+    v["config_sha256"] = new_hash.into();
+    v["applied"] = applied.into();
+    Ok(Json(v).into_response())
+}
