@@ -285,8 +285,8 @@ fn viewer_watches_live_video_in_chromium() {
 
 /// Screenshots of each view for the README, made from the demo as a new user starts it
 /// (`scripts/screenshots`; ignored in the suite): after a minute and a half of its scenes,
-/// Live, Review (both cameras, an event playing), Search (a polygon on the yard's lawn)
-/// and Audit, as JPEGs into `$VIGIL_SCREENSHOTS` (default `docs/screenshots`).
+/// Live, Review (both cameras, an event playing), Search (a polygon on the yard's lawn),
+/// Setup (the yard's zones, the health report) and Audit, as JPEGs into `$VIGIL_SCREENSHOTS` (default `docs/screenshots`).
 #[test]
 #[ignore]
 fn screenshots_of_each_view() {
@@ -342,7 +342,7 @@ fn screenshots_of_each_view() {
     b.eval("location.hash = '#review?cameras=front-door,yard&span=300'; true");
     b.wait(
         "window.vigilReview && vigilReview.strips.yard && vigilReview.strips['front-door'] && \
-         document.querySelector('#event-rows tr[data-event]')",
+         !!document.querySelector('#event-rows tr[data-event]')",
         "the review lanes and events",
     );
     b.eval("[...document.querySelectorAll('#event-rows tr[data-event]')].pop().click(); true");
@@ -366,13 +366,21 @@ fn screenshots_of_each_view() {
     );
     std::thread::sleep(Duration::from_secs(2));
     b.screenshot_jpeg(&out.join("search.jpg"));
+    b.eval("location.hash = '#setup?camera=yard'; true");
+    b.wait(
+        "window.vigilSetup && vigilSetup.editor && vigilSetup.editor.camera === 'yard' && \
+         document.getElementById('zone-picture').naturalWidth > 0 && vigilSetup.loaded === 2",
+        "the zone editor and the health report",
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    b.screenshot_jpeg(&out.join("setup.jpg"));
     b.eval("location.hash = '#audit'; true");
     b.wait(
         "window.vigilAudit && vigilAudit.records.length > 0",
         "the audit records",
     );
     b.eval("document.getElementById('audit-verify').click(); true");
-    b.wait("vigilAudit.verified", "the chain verified");
+    b.wait("!!vigilAudit.verified", "the chain verified");
     b.screenshot_jpeg(&out.join("audit.jpg"));
     drop(b);
     let mut demo = demo;
@@ -380,7 +388,7 @@ fn screenshots_of_each_view() {
     wait_for(Duration::from_secs(30), "demo to exit", || {
         demo.child.try_wait().unwrap()
     });
-    for v in ["live", "review", "search", "audit"] {
+    for v in ["live", "review", "search", "setup", "audit"] {
         let n = std::fs::metadata(out.join(format!("{v}.jpg")))
             .unwrap()
             .len();

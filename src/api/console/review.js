@@ -178,7 +178,7 @@ function onTick() {
     const u = p.utc();
     if (u != null) p.caption.innerHTML = timeHtml(u, "precise");
   }
-  $("play").textContent = state.clock.playing ? "⏸" : "▶";
+  $("play").textContent = state.clock.playing ? "Pause" : "Play";
   // Keep the playhead (or, following, now) in view.
   const s = state.scale;
   if (state.follow && Date.now() > s.end - s.span * 0.05) setScale(s.centred(Date.now() - s.span * 0.3));
