@@ -154,23 +154,21 @@ fn admin_moves_a_zone(t: &TestDir, d: &TestDaemon, cfg: &std::path::Path) {
          vigilSetup.editor.camera === 'fixture' && document.getElementById('zone-picture').naturalWidth > 0",
         "the zone editor with the fixture's picture",
     );
-    let pointer = |b: &mut Browser, steps: &str| {
-        b.eval(&format!(
-            "(() => {{ const c = document.getElementById('zone-canvas'), r = c.getBoundingClientRect(); \
-               for (const [type, x, y] of {steps}) c.dispatchEvent(new PointerEvent(type, {{ bubbles: true, \
-                 pointerId: 1, clientX: r.left + x * r.width, clientY: r.top + y * r.height }})); return true; }})()"
-        ));
-    };
     // The corner of "left" at (0.5, 0.3) to (0.45, 0.3).
-    pointer(
-        &mut b,
-        "[['pointerdown', 0.5, 0.3], ['pointermove', 0.47, 0.3], ['pointermove', 0.45, 0.3], ['pointerup', 0.45, 0.3]]",
+    b.pointer(
+        "#zone-canvas",
+        &[
+            ("pointerdown", 0.5, 0.3),
+            ("pointermove", 0.47, 0.3),
+            ("pointermove", 0.45, 0.3),
+            ("pointerup", 0.45, 0.3),
+        ],
     );
     // A new zone, clicked corner by corner, named "bobber".
     b.eval("document.getElementById('zone-add').click(); true");
-    pointer(
-        &mut b,
-        "[[0.75, 0.2], [0.9, 0.2], [0.9, 0.35], [0.75, 0.35]].flatMap(([x, y]) => [['pointerdown', x, y], ['pointerup', x, y]])",
+    b.click_at(
+        "#zone-canvas",
+        &[[0.75, 0.2], [0.9, 0.2], [0.9, 0.35], [0.75, 0.35]],
     );
     b.eval(
         "(() => { const i = [...document.querySelectorAll('#zone-list .z-name')].pop(); \
@@ -640,12 +638,9 @@ fn searches_a_region(b: &mut Browser, d: &TestDaemon, t0: i64, a: &serde_json::V
         "the fixture's picture in Search",
     );
     // Lower left, where only the first crossing passes (tests/timeline.rs).
-    b.eval(
-        "(() => { const c = document.querySelector('#search-pictures figure[data-camera=fixture] canvas'); \
-           const r = c.getBoundingClientRect(); \
-           for (const [x, y] of [[0.05, 0.55], [0.3, 0.55], [0.3, 0.8], [0.05, 0.8]]) for (const type of ['pointerdown', 'pointerup']) \
-             c.dispatchEvent(new PointerEvent(type, { bubbles: true, pointerId: 1, clientX: r.left + x * r.width, clientY: r.top + y * r.height })); \
-           return true; })()",
+    b.click_at(
+        "#search-pictures figure[data-camera=fixture] canvas",
+        &[[0.05, 0.55], [0.3, 0.55], [0.3, 0.8], [0.05, 0.8]],
     );
     b.wait(
         "vigilSearch.lastPolygons && JSON.parse(vigilSearch.lastPolygons)[0].length === 4",

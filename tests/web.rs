@@ -354,11 +354,9 @@ fn screenshots_of_each_view() {
          document.querySelector('#search-pictures img').naturalWidth > 0",
         "the yard's picture",
     );
-    b.eval(
-        "(() => { const c = document.querySelector('#search-pictures canvas'), r = c.getBoundingClientRect(); \
-           for (const [x, y] of [[0.05, 0.6], [0.6, 0.6], [0.6, 0.95], [0.05, 0.95]]) for (const type of ['pointerdown', 'pointerup']) \
-             c.dispatchEvent(new PointerEvent(type, { bubbles: true, pointerId: 1, clientX: r.left + x * r.width, clientY: r.top + y * r.height })); \
-           return true; })()",
+    b.click_at(
+        "#search-pictures canvas",
+        &[[0.05, 0.6], [0.6, 0.6], [0.6, 0.95], [0.05, 0.95]],
     );
     b.wait(
         "vigilSearch.lastPolygons && JSON.parse(vigilSearch.lastPolygons)[0].length === 4",

@@ -107,6 +107,30 @@ pub struct Mark {
     pub user: String,
 }
 
+impl From<crate::index::Hold> for Mark {
+    fn from(h: crate::index::Hold) -> Mark {
+        Mark {
+            id: h.id,
+            start_us: h.start_us,
+            end_us: h.end_us,
+            text: h.reason,
+            user: h.user,
+        }
+    }
+}
+
+impl From<crate::index::Bookmark> for Mark {
+    fn from(b: crate::index::Bookmark) -> Mark {
+        Mark {
+            id: b.id,
+            start_us: b.start_us,
+            end_us: b.end_us,
+            text: b.note,
+            user: b.user,
+        }
+    }
+}
+
 /// One camera's lane over a range, per column.
 #[derive(Debug, Serialize)]
 pub struct Strip {
@@ -166,26 +190,17 @@ pub fn strip(index: &Index, camera: &str, cols: Columns, now_us: i64) -> Result<
     events.sort_unstable_by_key(|e| (e.start_us, e.id));
 
     let segs = index.segments_overlapping(cam, t0, t1)?;
-    let overlaps = |a: i64, b: i64| a < t1 && b.max(a + 1) > t0;
+    // An instant (end == start) counts at its start.
+    let overlaps = |m: &Mark| m.start_us < t1 && m.end_us.max(m.start_us + 1) > t0;
     let holds = (index.holds()?.into_iter())
-        .filter(|h| h.camera_id == cam && overlaps(h.start_us, h.end_us))
-        .map(|h| Mark {
-            id: h.id,
-            start_us: h.start_us,
-            end_us: h.end_us,
-            text: h.reason,
-            user: h.user,
-        })
+        .filter(|h| h.camera_id == cam)
+        .map(Mark::from)
+        .filter(overlaps)
         .collect();
     let bookmarks = (index.bookmarks()?.into_iter())
-        .filter(|b| b.camera_id == cam && overlaps(b.start_us, b.end_us))
-        .map(|b| Mark {
-            id: b.id,
-            start_us: b.start_us,
-            end_us: b.end_us,
-            text: b.note,
-            user: b.user,
-        })
+        .filter(|b| b.camera_id == cam)
+        .map(Mark::from)
+        .filter(overlaps)
         .collect();
     Ok(Strip {
         camera: camera.to_owned(),

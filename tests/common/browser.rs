@@ -118,6 +118,25 @@ impl Browser {
         }
     }
 
+    /// Pointer events on the element `selector` (a canvas): each step is (type, x, y) with
+    /// x, y normalised to the element's box, as a person's clicks and drags would send.
+    pub fn pointer(&mut self, selector: &str, steps: &[(&str, f64, f64)]) {
+        let steps = serde_json::to_string(steps).unwrap();
+        self.eval(&format!(
+            "(() => {{ const c = document.querySelector({selector:?}), r = c.getBoundingClientRect(); \
+               for (const [type, x, y] of {steps}) c.dispatchEvent(new PointerEvent(type, {{ bubbles: true, \
+                 pointerId: 1, clientX: r.left + x * r.width, clientY: r.top + y * r.height }})); return true; }})()"
+        ));
+    }
+
+    /// Clicks at each of `points` (normalised) on the element `selector`.
+    pub fn click_at(&mut self, selector: &str, points: &[[f64; 2]]) {
+        let steps: Vec<(&str, f64, f64)> = (points.iter())
+            .flat_map(|&[x, y]| [("pointerdown", x, y), ("pointerup", x, y)])
+            .collect();
+        self.pointer(selector, &steps);
+    }
+
     /// The viewport as a JPEG (quality 80), for the README's pictures.
     pub fn screenshot_jpeg(&mut self, path: &std::path::Path) {
         use base64ct::Encoding;
