@@ -143,6 +143,7 @@ fn http(
             file: "vigil.toml".into(),
             lock: Default::default(),
             controls: Default::default(),
+            overlays: Default::default(),
         }),
     };
     let mut addr = None;

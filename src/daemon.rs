@@ -74,6 +74,7 @@ pub async fn run(
     let mut tasks = Vec::new();
     let mut live = std::collections::HashMap::new();
     let mut zone_controls = std::collections::HashMap::new();
+    let mut overlays = std::collections::HashMap::new();
     for cam in &config.cameras {
         cameras.push((cam.name.clone(), index.camera_id(&cam.name)?));
         // Every configured camera is in the status before the HTTP listener opens, so
@@ -94,6 +95,7 @@ pub async fn run(
             let a = crate::pipeline::start(cam, &index, status.clone(), alert_hub.clone())?;
             let tx = a.sender();
             zone_controls.insert(cam.name.clone(), a.zone_control());
+            overlays.insert(cam.name.clone(), a.overlay());
             analyses.push(a);
             Some(tx)
         } else {
@@ -125,6 +127,7 @@ pub async fn run(
             file: config.file.clone(),
             lock: tokio::sync::Mutex::new(()),
             controls: zone_controls,
+            overlays,
         }),
     };
     let server = listeners.serve(state, on_listen)?;

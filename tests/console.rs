@@ -185,6 +185,7 @@ fn admin_moves_a_zone(t: &TestDir, d: &TestDaemon, cfg: &std::path::Path) {
         serde_json::Value::Null
     );
     health_report(&mut b);
+    motion_overlay(&mut b);
     b.screenshot(&t.join("setup.png"));
     drop(b);
 
@@ -283,6 +284,37 @@ fn admin_moves_a_zone(t: &TestDir, d: &TestDaemon, cfg: &std::path::Path) {
     );
     assert_eq!(code, 404, "{msg}");
     assert_eq!(std::fs::read_to_string(cfg).unwrap(), after);
+}
+
+/// The live motion overlay: frames arrive while it is on; one with motion has changed
+/// pixels, kept-blob cells and the zones they hit, and the editor says so.
+fn motion_overlay(b: &mut Browser) {
+    b.eval("document.getElementById('overlay-on').click(); true");
+    b.wait(
+        "vigilSetup.overlay.frames > 0 && !!vigilSetup.overlay.last && vigilSetup.overlay.last.motion && \
+         vigilSetup.overlay.last.zones.length > 0",
+        "an overlay frame with motion in a zone",
+    );
+    let o = b.eval("vigilSetup.overlay.last");
+    assert!(
+        o["changed"].as_str().unwrap().chars().any(|c| c != '0'),
+        "{o}"
+    );
+    assert!(
+        o["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_u64().unwrap() > 0),
+        "{o}"
+    );
+    let text = b.eval("document.getElementById('overlay-state').textContent");
+    assert!(
+        text.as_str().unwrap().starts_with("motion, score"),
+        "{text}"
+    );
+    b.eval("document.getElementById('overlay-on').click(); true");
+    b.wait("vigilSetup.overlay.socket === null", "the overlay off");
 }
 
 /// The health report of each camera: recorded share, gaps, motion per zone.

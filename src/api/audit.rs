@@ -32,6 +32,7 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("GET", ["api", "timeline", "strip"]) => "timeline.view",
         ("GET", ["api", "cameras", _, "live"]) => "live.view",
         ("GET", ["api", "cameras", _, "frame.jpg"]) => "frame.view",
+        ("GET", ["api", "cameras", _, "motion"]) => "motion.view",
         ("GET", ["api", "activity"]) => "activity.view",
         ("GET", ["api", "recordings"]) => "recordings.list",
         ("POST", ["api", "search", "region"]) => "search.region",

@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/users", get(auth::users))
         .route("/api/cameras/{name}/zones", get(setup::get))
         .route("/api/cameras/{name}/zones", put(setup::put))
+        .route("/api/cameras/{name}/motion", get(setup::motion))
         .route("/api/holds/{id}", delete(holds::release))
         .route_layer(need(Role::Admin));
     axum::Router::new()

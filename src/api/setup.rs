@@ -27,6 +27,46 @@ pub struct Setup {
     pub file: PathBuf,
     pub lock: tokio::sync::Mutex<()>,
     pub controls: std::collections::HashMap<String, crate::pipeline::ZoneControl>,
+    /// Each analysed camera's live motion overlay.
+    pub overlays: std::collections::HashMap<String, std::sync::Arc<crate::pipeline::MotionOverlay>>,
+}
+
+/// `GET /api/cameras/{name}/motion` (WebSocket, admin): the camera's live motion overlay,
+/// one text message (JSON, see `Analyser::overlay_json`) per analysed frame while the
+/// socket is open. Same-origin check as the live video's.
+pub(super) async fn motion(
+    State(st): State<AppState>,
+    Path(camera): Path<String>,
+    headers: axum::http::HeaderMap,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    super::alerts::same_origin(&headers)?;
+    let overlay = (st.setup.overlays.get(&camera)).cloned().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no camera {camera:?} with motion analysis"),
+        )
+    })?;
+    let mut shutdown = st.shutdown.clone();
+    Ok(ws.on_upgrade(move |mut socket| async move {
+        use axum::extract::ws::Message;
+        let mut watch = overlay.watch();
+        loop {
+            tokio::select! {
+                changed = watch.rx.changed() => {
+                    if changed.is_err() { break; }
+                    let json = watch.rx.borrow_and_update().clone();
+                    if let Some(j) = json
+                        && socket.send(Message::Text(j.as_ref().into())).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                m = socket.recv() => if !matches!(m, Some(Ok(_))) { break },
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }))
 }
 
 fn sha256(text: &str) -> String {

@@ -28,6 +28,7 @@ pub(super) struct Analyser {
     /// Zone updates from the console, and one waiting for the open event to close.
     control: super::ZoneControl,
     pending: Option<super::ZoneUpdate>,
+    overlay: Arc<super::MotionOverlay>,
 }
 
 /// One decoder run: from a keyframe, while the stream's parameters and timeline last.
@@ -48,7 +49,7 @@ impl Analyser {
         status: SharedStatus,
         recorder: Recorder,
         alerts: AlertHub,
-        control: super::ZoneControl,
+        (control, overlay): (super::ZoneControl, Arc<super::MotionOverlay>),
     ) -> Self {
         let zones = camera.zones.iter().map(|z| z.name.clone()).collect();
         Analyser {
@@ -60,6 +61,7 @@ impl Analyser {
             pictures: Pictures::default(),
             control,
             pending: None,
+            overlay,
         }
     }
 
@@ -215,6 +217,9 @@ impl Analyser {
             let (res, closed) = self.detector.frame(frame.view(), t_ms)?;
             let detector_seconds = t.elapsed().as_secs_f64();
             let utc_us = r.base.1 + t_ms as i64 * 1000;
+            if self.overlay.watched() {
+                self.overlay.publish(self.overlay_json(&res, utc_us));
+            }
             self.analysed(&frame, &res, utc_us);
             let errors = r.decoder.decode_errors;
             let (armed, disarmed) = self.alerting.armed_now(utc_us);
@@ -238,6 +243,34 @@ impl Analyser {
                 .analysis(&self.camera.name, |s| s.decode_seconds += cpu);
         }
         Ok(())
+    }
+
+    /// One analysed frame for the motion overlay: `changed` (the changed pixels before
+    /// blob filtering, `changed_cols` × `changed_rows` blocks as hex of row-major bits,
+    /// least significant first), `cells` (per grid cell, the share covered by the blobs
+    /// kept, 0..=255), the zones with motion, the score, and whether the frame was seen
+    /// as a lighting change, calibration, or inside an open event.
+    fn overlay_json(&self, res: &FrameResult, utc_us: i64) -> String {
+        let (cols, rows, flags) = self
+            .detector
+            .changed_preview(160)
+            .unwrap_or((0, 0, Vec::new()));
+        let mut packed = vec![0u8; flags.len().div_ceil(8)];
+        for (i, &f) in flags.iter().enumerate() {
+            packed[i / 8] |= f << (i % 8);
+        }
+        let zones: Vec<&str> = (res.zones.iter())
+            .filter_map(|&z| self.camera.zones.get(z).map(|z| z.name.as_str()))
+            .collect();
+        serde_json::json!({
+            "time": rfc3339(utc_us),
+            "changed_cols": cols, "changed_rows": rows, "changed": hex::encode(packed),
+            "grid_cols": res.grid_cols, "grid_rows": res.grid_rows, "cells": res.grid,
+            "zones": zones, "score": res.score, "motion": res.motion,
+            "lighting_change": res.lighting_change, "calibrating": res.calibrating,
+            "event_open": self.detector.event_open(),
+        })
+        .to_string()
     }
 
     /// Hands one analysed frame at `utc_us` to the pictures, the alerts and the timeline.

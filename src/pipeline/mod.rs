@@ -41,6 +41,7 @@ pub struct Analysis {
     tx: SyncSender<StreamMsg>,
     thread: JoinHandle<()>,
     control: ZoneControl,
+    overlay: Arc<MotionOverlay>,
 }
 
 /// New zones, masks and arming for a running analysis (the console's zone editor).
@@ -49,6 +50,55 @@ pub struct ZoneUpdate {
     pub zones: Vec<crate::motion::Zone>,
     pub masks: Vec<crate::motion::Polygon>,
     pub arm: crate::schedule::Arming,
+}
+
+/// The live motion overlay of one camera (the console's Setup): while someone watches,
+/// the analysis thread publishes each analysed frame's motion as JSON (see
+/// `Analyser::overlay`); nothing is built while nobody does.
+pub struct MotionOverlay {
+    watchers: std::sync::atomic::AtomicUsize,
+    tx: tokio::sync::watch::Sender<Option<Arc<str>>>,
+}
+
+impl Default for MotionOverlay {
+    fn default() -> Self {
+        MotionOverlay {
+            watchers: Default::default(),
+            tx: tokio::sync::watch::channel(None).0,
+        }
+    }
+}
+
+/// Keeps a viewer counted while it lives.
+pub struct OverlayWatch {
+    overlay: Arc<MotionOverlay>,
+    /// The latest frame's JSON, as the analysis thread publishes them.
+    pub rx: tokio::sync::watch::Receiver<Option<Arc<str>>>,
+}
+
+impl Drop for OverlayWatch {
+    fn drop(&mut self) {
+        (self.overlay.watchers).fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl MotionOverlay {
+    /// Starts watching: frames are published until the returned value is dropped.
+    pub fn watch(self: &Arc<Self>) -> OverlayWatch {
+        (self.watchers).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OverlayWatch {
+            overlay: self.clone(),
+            rx: self.tx.subscribe(),
+        }
+    }
+
+    fn watched(&self) -> bool {
+        self.watchers.load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
+
+    fn publish(&self, json: String) {
+        self.tx.send_replace(Some(json.into()));
+    }
 }
 
 /// Hands zone updates to a camera's analysis thread. The thread takes the latest at its
@@ -83,7 +133,14 @@ pub fn start(
     let recorder = Recorder::new(index.clone(), &camera.name, &zones)
         .with_context(|| format!("camera {}: cannot open its timeline", camera.name))?;
     let control = ZoneControl::default();
-    let a = analyser::Analyser::new(camera.clone(), status, recorder, alerts, control.clone());
+    let overlay = Arc::new(MotionOverlay::default());
+    let a = analyser::Analyser::new(
+        camera.clone(),
+        status,
+        recorder,
+        alerts,
+        (control.clone(), overlay.clone()),
+    );
     let thread = std::thread::Builder::new()
         .name(format!("motion-{}", camera.name))
         .spawn(move || a.run(rx))?;
@@ -91,6 +148,7 @@ pub fn start(
         tx,
         thread,
         control,
+        overlay,
     })
 }
 
@@ -98,6 +156,11 @@ impl Analysis {
     /// The queue ingest feeds (as a sink of kind `Analysis`).
     pub fn sender(&self) -> SyncSender<StreamMsg> {
         self.tx.clone()
+    }
+
+    /// This camera's live motion overlay.
+    pub fn overlay(&self) -> Arc<MotionOverlay> {
+        self.overlay.clone()
     }
 
     /// Where the console's zone editor sends this camera's new zones.

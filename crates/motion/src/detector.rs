@@ -206,6 +206,30 @@ impl Detector {
         Ok(())
     }
 
+    /// The last frame's changed pixels (before blobs are filtered) reduced to `cols`
+    /// columns (rows in proportion): (cols, rows, row-major flags, 1 where any pixel of the
+    /// block changed), for the console's motion overlay. None before the first frame.
+    pub fn changed_preview(&self, cols: usize) -> Option<(usize, usize, Vec<u8>)> {
+        let g = self.geo.as_ref()?;
+        let cols = cols.clamp(1, g.width);
+        let rows = (g.height * cols).div_ceil(g.width).max(1);
+        let mut out = vec![0u8; cols * rows];
+        for y in 0..g.height {
+            let r = y * rows / g.height;
+            for (wi, &word) in g.changed.row(y).iter().enumerate() {
+                let mut w = word;
+                while w != 0 {
+                    let x = wi * 64 + w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    if x < g.width {
+                        out[r * cols + x * cols / g.width] = 1;
+                    }
+                }
+            }
+        }
+        Some((cols, rows, out))
+    }
+
     /// Whether an event is open (motion now, or within its post-roll).
     pub fn event_open(&self) -> bool {
         self.open.is_some()

@@ -10,7 +10,7 @@ import { api, esc, iso, local, siteTime, timeHtml } from "./app.js";
 import { cameras as cameraList, firstCameras } from "./status.js";
 
 const $ = id => document.getElementById(id);
-const state = { reports: {}, editor: null };
+const state = { reports: {}, editor: null, overlay: { frames: 0, last: null, socket: null } };
 window.vigilSetup = state;
 
 function duration(ms) {
@@ -124,6 +124,7 @@ function drawShapes() {
   const w = c.width = img.clientWidth, h = c.height = img.clientHeight;
   const g = c.getContext("2d");
   g.clearRect(0, 0, w, h);
+  drawOverlay(g, w, h);
   for (const [kind, i, p] of shapes()) {
     if (!p.length) continue;
     const sel = e.selected && e.selected[0] === kind && e.selected[1] === i;
@@ -145,6 +146,53 @@ function drawShapes() {
     }
     if (sel) for (const [x, y] of p) { g.beginPath(); g.arc(x * w, y * h, 5, 0, 7); g.fillStyle = "#fff"; g.fill(); g.stroke(); }
   }
+}
+
+// --- Live motion overlay -----------------------------------------------------------
+// Changed pixels (before blobs are filtered) in red, the grid cells the kept blobs cover
+// outlined in yellow, and what the frame meant: score, zones, lighting, calibrating.
+function drawOverlay(g, w, h) {
+  const o = state.overlay.last;
+  if (!o || !state.overlay.socket) return;
+  const bits = o.changed.match(/../g)?.map(x => parseInt(x, 16)) || [];
+  g.fillStyle = "rgba(255, 0, 0, 0.55)";
+  const cw = w / o.changed_cols, ch = h / o.changed_rows;
+  for (let i = 0; i < o.changed_cols * o.changed_rows; i++) {
+    if (bits[i >> 3] >> (i & 7) & 1) g.fillRect((i % o.changed_cols) * cw, Math.floor(i / o.changed_cols) * ch, cw + 0.5, ch + 0.5);
+  }
+  g.strokeStyle = "#ffd400";
+  g.lineWidth = 2;
+  const gw = w / o.grid_cols, gh = h / o.grid_rows;
+  o.cells.forEach((v, i) => { if (v) g.strokeRect((i % o.grid_cols) * gw + 1, Math.floor(i / o.grid_cols) * gh + 1, gw - 2, gh - 2); });
+}
+
+function overlayText(o) {
+  const what = o.calibrating ? "calibrating (learning the background)" : o.lighting_change ? "a lighting change (ignored)"
+    : o.motion ? `motion, score ${(o.score * 100).toFixed(2)}%, zones: ${o.zones.join(", ") || "none"}` : `no motion (score ${(o.score * 100).toFixed(2)}%)`;
+  return `${what}${o.event_open ? "; event open" : ""}`;
+}
+
+function toggleOverlay(on) {
+  const ov = state.overlay;
+  ov.socket?.close();
+  ov.socket = null;
+  ov.last = null;
+  $("overlay-state").textContent = "";
+  if (on && state.editor) {
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/cameras/${encodeURIComponent(state.editor.camera)}/motion`);
+    ws.onmessage = m => {
+      ov.last = JSON.parse(m.data);
+      ov.frames++;
+      $("overlay-state").textContent = overlayText(ov.last);
+      drawShapes();
+    };
+    ws.onclose = () => { if (ov.socket === ws) $("overlay-state").textContent = "overlay disconnected"; };
+    ov.socket = ws;
+    // The picture under it follows too (the 2 s snapshot).
+    clearInterval(ov.timer);
+    ov.timer = setInterval(() => { $("zone-picture").src = `/api/cameras/${encodeURIComponent(state.editor.camera)}/snapshot.jpg?${Date.now()}`; }, 2000);
+  } else clearInterval(ov.timer);
+  drawShapes();
 }
 
 function renderList() {
@@ -248,7 +296,8 @@ export async function startSetup() {
   $("health-print").onclick = () => window.print();
   const analysed = (await firstCameras).filter(c => c.motion_enabled).map(c => c.name);
   $("zone-camera").innerHTML = analysed.map(c => `<option>${esc(c)}</option>`).join("");
-  $("zone-camera").onchange = ev => openEditor(ev.target.value);
+  $("zone-camera").onchange = async ev => { await openEditor(ev.target.value); toggleOverlay($("overlay-on").checked); };
+  $("overlay-on").onchange = ev => toggleOverlay(ev.target.checked);
   $("zone-picture").onload = drawShapes;
   window.addEventListener("resize", drawShapes);
   editorInput();
@@ -264,11 +313,13 @@ export async function startSetup() {
   $("zone-save").onclick = saveZones;
   $("zone-reload").onclick = () => openEditor(state.editor.camera);
   return {
-    show(p) {
+    async show(p) {
       const cam = p.get("camera");
       if (cam && analysed.includes(cam)) $("zone-camera").value = cam;
-      if (analysed.length) openEditor($("zone-camera").value);
       load();
+      if (analysed.length) await openEditor($("zone-camera").value);
+      toggleOverlay($("overlay-on").checked);
     },
+    hide() { toggleOverlay(false); },
   };
 }
