@@ -252,7 +252,10 @@ fn admin_moves_a_zone(t: &TestDir, d: &TestDaemon, cfg: &std::path::Path) {
         .config()
         .http_status_as_error(false)
         .build()
-        .send_json(serde_json::json!({ "zones": [{ "name": "thin", "polygon": [[0.1, 0.1], [0.2, 0.2]] }] }))
+        .send_json(serde_json::json!({
+            "zones": [{ "name": "thin", "polygon": [[0.1, 0.1], [0.2, 0.2]] }],
+            "masks": [], "config_sha256": sha(&after),
+        }))
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let msg = r.body_mut().read_to_string().unwrap();
@@ -260,7 +263,8 @@ fn admin_moves_a_zone(t: &TestDir, d: &TestDaemon, cfg: &std::path::Path) {
         msg.contains("vigil.toml") && msg.contains("polygon"),
         "{msg}"
     );
-    // A file changed since it was read (409), an unknown camera (404).
+    // A file changed since it was read (409), an unknown camera (404), a body without
+    // masks (400: leaving them out must not delete them).
     let put = |path: &str, body: serde_json::Value| {
         let mut r = ureq::put(&d.url(path))
             .header("Authorization", &format!("Bearer {}", d.token))
@@ -275,14 +279,20 @@ fn admin_moves_a_zone(t: &TestDir, d: &TestDaemon, cfg: &std::path::Path) {
         serde_json::json!([{ "name": "a", "polygon": [[0.1, 0.1], [0.2, 0.2], [0.1, 0.3]] }]);
     let (code, msg) = put(
         "/api/cameras/fixture/zones",
-        serde_json::json!({ "zones": zone, "config_sha256": sha(&before) }),
+        serde_json::json!({ "zones": zone, "masks": [], "config_sha256": sha(&before) }),
     );
     assert_eq!(code, 409, "{msg}");
     let (code, msg) = put(
         "/api/cameras/nope/zones",
-        serde_json::json!({ "zones": zone }),
+        serde_json::json!({ "zones": zone, "masks": [], "config_sha256": sha(&after) }),
     );
     assert_eq!(code, 404, "{msg}");
+    let (code, msg) = put(
+        "/api/cameras/fixture/zones",
+        serde_json::json!({ "zones": zone, "config_sha256": sha(&after) }),
+    );
+    assert_eq!(code, 400, "{msg}");
+    assert!(msg.contains("masks"), "{msg}");
     assert_eq!(std::fs::read_to_string(cfg).unwrap(), after);
 }
 

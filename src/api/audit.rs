@@ -143,7 +143,11 @@ pub(super) async fn list(
 /// `GET /api/audit/verify`: the whole log's hash chain checked (each record's `prev` is
 /// the SHA-256 of the line before; the head file matches the last line):
 /// `{"records": n, "intact": bool, "problems": ["line 7: ...", ...]}`.
-pub(super) async fn verify(State(st): State<AppState>) -> Result<Response, ApiError> {
+pub(super) async fn verify(
+    State(st): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    Params::parse(raw, &[])?;
     let log = st.audit.clone();
     let (n, problems) = blocking(move || log.verify())
         .await?

@@ -1,9 +1,10 @@
 //! `/api/cameras/{name}/zones` (admin): the console's zone and mask editor. `GET` reads
 //! the camera's zones and masks from the config file (and the schedules that can arm
 //! them); `PUT` rewrites them in the file (`config::edit`: comments and everything else
-//! kept), after validating the whole new file as `vigil run` would, atomically; records
-//! `config.zones` in the audit log with the file's SHA-256 before and after (before the
-//! file is written: what cannot be recorded is not changed); and hands the new zones to
+//! kept), after validating the whole new file as `vigil run` would: the new file is
+//! written and synced beside the old one, `config.zones` recorded in the audit log with
+//! the file's SHA-256 before and after (what cannot be recorded is not changed), then
+//! renamed over the old one; and it hands the new zones to
 //! the camera's running analysis (`pipeline::ZoneControl`), which applies them as soon as
 //! no event is open, without stopping recording.
 
@@ -91,8 +92,7 @@ pub(super) async fn get(
     let setup = st.setup.clone();
     let out = blocking(move || -> Result<serde_json::Value, ApiError> {
         let text = read(&setup.file)?;
-        let z =
-            edit::camera_zones(&text, &camera).map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+        let z = edit::camera_zones(&text, &camera).map_err(edit_error)?;
         let mut v = serde_json::to_value(z).expect("plain data");
         v["config_sha256"] = sha256(&text).into();
         Ok(v)
@@ -101,16 +101,23 @@ pub(super) async fn get(
     Ok(Json(out).into_response())
 }
 
+fn edit_error(e: edit::EditError) -> ApiError {
+    match e {
+        edit::EditError::NoCamera(m) => ApiError(StatusCode::NOT_FOUND, m),
+        edit::EditError::Unsupported(m) => ApiError(StatusCode::CONFLICT, m),
+    }
+}
+
+/// Every field is required: a client that leaves out `masks` does not delete them by
+/// accident, nor one without `config_sha256` overwrite a change it never saw.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ZonesRequest {
     zones: Vec<ZoneEdit>,
-    #[serde(default)]
     masks: Vec<Vec<[f64; 2]>>,
     /// The `config_sha256` the editor read: a file changed since (by another editor or
     /// by hand) is not overwritten (409).
-    #[serde(default)]
-    config_sha256: Option<String>,
+    config_sha256: String,
 }
 
 /// `PUT /api/cameras/{name}/zones` with `{"zones": [...], "masks": [...],
@@ -140,14 +147,14 @@ pub(super) async fn put(
         let (zones, masks) = (zones.clone(), masks.clone());
         blocking(move || -> Result<_, ApiError> {
             let old = read(&file)?;
-            if config_sha256.is_some_and(|h| h != sha256(&old)) {
+            edit::camera_zones(&old, &name).map_err(edit_error)?;
+            if config_sha256 != sha256(&old) {
                 return Err(ApiError(
                     StatusCode::CONFLICT,
                     "the config file changed since the zones were read: reload them".into(),
                 ));
             }
-            let new = edit::set_camera_zones(&old, &name, &zones, &masks)
-                .map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+            let new = edit::set_camera_zones(&old, &name, &zones, &masks).map_err(edit_error)?;
             let config = crate::config::Config::parse(&file, &new).map_err(|e| {
                 ApiError::bad(format!("the zones would make the config invalid:\n{e}"))
             })?;
@@ -162,6 +169,23 @@ pub(super) async fn put(
         "zones": zones.iter().map(|z| z.name.as_str()).collect::<Vec<_>>(),
         "masks": masks.len(),
     });
+    // The new file is on disk beside the old one before the change is recorded; it
+    // replaces the old one only once it is.
+    let prepared = if old == new {
+        None
+    } else {
+        let (f, text) = (file.clone(), new.clone());
+        let p = blocking(move || edit::prepare(&f, &text)).await?;
+        Some(p.map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "cannot write beside the config file {}: {e}",
+                    file.display()
+                ),
+            )
+        })?)
+    };
     let log = st.audit.clone();
     let user = who.user.clone();
     blocking(move || log.append(&user, &source, "config.zones", params))
@@ -173,16 +197,13 @@ pub(super) async fn put(
                 "the audit log cannot be written; the config is not changed".into(),
             )
         })?;
-    if old != new {
-        let (f, text) = (file.clone(), new.clone());
-        blocking(move || edit::write_atomically(&f, &text))
-            .await?
-            .map_err(|e| {
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot write the config file {}: {e}", file.display()),
-                )
-            })?;
+    if let Some(p) = prepared {
+        blocking(move || p.commit()).await?.map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot replace the config file {}: {e}", file.display()),
+            )
+        })?;
     }
     let cam = (config.cameras.iter())
         .find(|c| c.name == camera)

@@ -3,10 +3,10 @@
 //! that everything else in the file (comments, order, formatting, the other cameras)
 //! stays as the person who wrote it left it; a zone kept by name keeps its table (and
 //! the comments before it). The caller validates the new text with [`super::Config::parse`]
-//! before [`write_atomically`] replaces the file.
+//! before [`prepare`] and [`Prepared::commit`] replace the file.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
@@ -40,19 +40,47 @@ pub struct CameraZones {
     pub schedules: Vec<String>,
 }
 
-fn parse(text: &str) -> Result<DocumentMut, String> {
+fn parse(text: &str) -> Result<DocumentMut, EditError> {
     text.parse::<DocumentMut>()
-        .map_err(|e| format!("the config file does not parse: {e}"))
+        .map_err(|e| EditError::Unsupported(format!("the config file does not parse: {e}")))
 }
 
-fn camera_table<'a>(doc: &'a mut DocumentMut, camera: &str) -> Result<&'a mut Table, String> {
+/// Why the file cannot be edited.
+#[derive(Debug, PartialEq)]
+pub enum EditError {
+    /// No such camera in the file.
+    NoCamera(String),
+    /// The file does not parse, or writes the camera's zones or masks in a form the
+    /// editor does not rewrite (inline arrays of tables): editing them could lose some.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for EditError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EditError::NoCamera(m) | EditError::Unsupported(m) => f.write_str(m),
+        }
+    }
+}
+
+fn camera_table<'a>(doc: &'a mut DocumentMut, camera: &str) -> Result<&'a mut Table, EditError> {
     let cams = (doc
         .get_mut("cameras")
         .and_then(Item::as_array_of_tables_mut))
-    .ok_or("the config file has no [[cameras]]")?;
-    cams.iter_mut()
+    .ok_or_else(|| EditError::Unsupported("the config file has no [[cameras]] tables".into()))?;
+    let cam = cams
+        .iter_mut()
         .find(|t| t.get("name").and_then(Item::as_str) == Some(camera))
-        .ok_or_else(|| format!("no camera {camera:?} in the config file"))
+        .ok_or_else(|| EditError::NoCamera(format!("no camera {camera:?} in the config file")))?;
+    for key in ["zones", "masks"] {
+        if cam.get(key).is_some_and(|i| !i.is_array_of_tables()) {
+            return Err(EditError::Unsupported(format!(
+                "camera {camera:?} writes its {key} as an inline array; the zone editor \
+                 only edits [[cameras.{key}]] tables (rewrite them so, or edit the file)"
+            )));
+        }
+    }
+    Ok(cam)
 }
 
 fn polygon_of(item: Option<&Item>) -> Vec<[f64; 2]> {
@@ -72,7 +100,7 @@ fn float_of(t: &Table, key: &str) -> Option<f64> {
 
 /// The zones and masks of `camera` in the config text. Errors: the text does not parse,
 /// or has no such camera.
-pub fn camera_zones(text: &str, camera: &str) -> Result<CameraZones, String> {
+pub fn camera_zones(text: &str, camera: &str) -> Result<CameraZones, EditError> {
     let mut doc = parse(text)?;
     let schedules = (doc
         .get("schedules")
@@ -157,7 +185,7 @@ pub fn set_camera_zones(
     camera: &str,
     zones: &[ZoneEdit],
     masks: &[Vec<[f64; 2]>],
-) -> Result<String, String> {
+) -> Result<String, EditError> {
     let mut doc = parse(text)?;
     let cam = camera_table(&mut doc, camera)?;
     let old: Vec<Table> = (cam
@@ -205,33 +233,66 @@ pub fn set_camera_zones(
     Ok(doc.to_string())
 }
 
-/// Replaces `path` with `text` so that a crash leaves the old file or the new one, never
-/// a mix: written to a temporary file beside it (same permissions), synced, renamed over
-/// it, and the directory synced.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path
+/// A new version of a file written beside it and synced, not yet in its place: dropped,
+/// it is removed; [`Prepared::commit`] renames it over the file. Splitting the two lets a
+/// caller record the change (the audit log) only once the bytes are safely on disk, and
+/// make the change only once it is recorded.
+pub struct Prepared {
+    tmp: PathBuf,
+    target: PathBuf,
+}
+
+/// Writes `text` as the next version of `path` (a symlink is followed: its target is
+/// replaced): a new file beside it, created exclusively with the file's permissions
+/// (0600 if it has none yet), written and synced.
+pub fn prepare(path: &Path, text: &str) -> std::io::Result<Prepared> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(path) {
-            f.set_permissions(meta.permissions())?;
-        }
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let mode = std::fs::metadata(&target).map_or(0o600, |m| m.permissions().mode() & 0o7777);
+    let tmp = dir.join(format!(
+        ".{name}.{}.{:08x}.tmp",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    let p = Prepared { tmp, target };
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(p)
+}
+
+impl Prepared {
+    /// Renames the new version over the file and syncs the directory: a crash leaves the
+    /// old file or the new one, never a mix.
+    pub fn commit(self) -> std::io::Result<()> {
+        std::fs::rename(&self.tmp, &self.target)?;
+        let dir = self.target.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
     }
-    result
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp); // gone already after a commit
+    }
+}
+
+/// [`prepare`] and [`Prepared::commit`] in one.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    prepare(path, text)?.commit()
 }
 
 #[cfg(test)]
@@ -279,11 +340,23 @@ url = "rtsp://10.0.0.3/stream"
         assert_eq!(z.zones[1].polygon, vec![[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]]);
         assert_eq!(z.masks, vec![vec![[0.8, 0.0], [1.0, 0.0], [1.0, 0.2]]]);
         assert!(camera_zones(TEXT, "yard").unwrap().zones.is_empty());
-        assert!(
-            camera_zones(TEXT, "nope")
-                .unwrap_err()
-                .contains("no camera")
+        assert!(matches!(
+            camera_zones(TEXT, "nope"),
+            Err(EditError::NoCamera(_))
+        ));
+        // Zones as an inline array: not edited (rewriting them could lose some).
+        let inline = TEXT.replace(
+            "name = \"yard\" # the other one",
+            "name = \"yard\"\nzones = [{ name = \"a\", polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]] }]",
         );
+        assert!(matches!(
+            camera_zones(&inline, "yard"),
+            Err(EditError::Unsupported(_))
+        ));
+        assert!(matches!(
+            set_camera_zones(&inline, "yard", &[], &[]),
+            Err(EditError::Unsupported(_))
+        ));
         assert!(camera_zones("[[cameras]\n", "gate").is_err());
     }
 
@@ -356,5 +429,20 @@ url = "rtsp://10.0.0.3/stream"
             1,
             "a temporary file is left"
         );
+        // Through a symlink: the file it points to is replaced, the link kept.
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        write_atomically(&link, "newer").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "newer");
+        // Prepared but dropped: nothing changes, nothing is left.
+        drop(prepare(&p, "never").unwrap());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "newer");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

@@ -32,11 +32,14 @@ pub fn still_jpeg(
     let key = probe.decode_start_us;
     drop(probe);
     let p = plan(index, storage, camera_id, key, t_us + 1_000)?;
+    // Created exclusively (a planted file or symlink makes it fail, never followed),
+    // readable by the daemon's user only, under a name nobody can guess.
     static N: AtomicU64 = AtomicU64::new(0);
     let path = std::env::temp_dir().join(format!(
-        "vigil-still-{}-{}.mp4",
+        "vigil-still-{}-{}-{:016x}.mp4",
         std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
+        N.fetch_add(1, Ordering::Relaxed),
+        fastrand::u64(..)
     ));
     struct Remove<'a>(&'a std::path::Path);
     impl Drop for Remove<'_> {
@@ -49,7 +52,13 @@ pub fn still_jpeg(
         path: path.clone(),
         err: e,
     };
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io)?);
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true).mode(0o600);
+        o.open(&path).map_err(io)?
+    };
+    let mut file = std::io::BufWriter::new(file);
     p.write_range(0, p.len, &mut file).map_err(io)?;
     std::io::Write::flush(&mut file).map_err(io)?;
     drop(file);

@@ -19,7 +19,8 @@ function range() {
 function params(r) {
   const p = r.params || {};
   const parts = [];
-  if (p.path) parts.push(p.path + (p.query ? "?" + p.query : ""));
+  const query = p.query && typeof p.query === "object" ? new URLSearchParams(p.query).toString() : p.query || "";
+  if (p.path) parts.push(p.path + (query ? "?" + query : ""));
   if (p.body && Object.keys(p.body).length) parts.push(JSON.stringify(p.body));
   for (const [k, v] of Object.entries(p)) if (!["path", "query", "body", "status"].includes(k)) parts.push(`${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
   return parts.join(" ");

@@ -74,7 +74,9 @@ export class Player {
     this.loading = null;
     if (!r || !r.ok || !r.headers.get("x-vigil-start")) {
       this.base = this.until = null;
-      this.missing = [a, Math.min(b, Date.now() - 5e3)];
+      // Not asked again until the clock has moved on (2 s at least: near "now" the
+      // recording may just not be indexed yet; a failed request is tried again too).
+      this.missing = [a, Math.max(t + 2000, Math.min(b, Date.now() - 5e3))];
       this.video.removeAttribute("src");
       this.video.load();
       this.figure.classList.add("nodata");
@@ -85,12 +87,29 @@ export class Player {
     this.figure.classList.remove("nodata");
     const base = Date.parse(r.headers.get("x-vigil-start"));
     const until = Date.parse(r.headers.get("x-vigil-end"));
-    const ready = new Promise(ok => this.video.addEventListener("loadedmetadata", ok, { once: true }));
+    // Loaded, or not playable here (a codec this browser lacks, such as H.265 in
+    // Debian's Chromium), or no answer: one of them within 15 s.
+    const ready = new Promise((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error("the video did not load")), 15000);
+      const done = f => e => { clearTimeout(timer); this.video.removeEventListener("loadedmetadata", onMeta); this.video.removeEventListener("error", onError); f(e); };
+      const onMeta = done(ok), onError = done(() => fail(new Error("this browser cannot play this camera's video")));
+      this.video.addEventListener("loadedmetadata", onMeta);
+      this.video.addEventListener("error", onError);
+    });
     this.video.src = url;
     this.base = base;
     this.until = until;
-    await ready;
+    try { await ready; } catch (e) {
+      this.base = this.until = null;
+      this.missing = [a, b];
+      this.figure.classList.add("nodata");
+      this.caption.textContent = e.message;
+      return false;
+    }
     this.seekShown = null;
+    // The recording starts after t: nothing to show until the clock gets there (no
+    // reload meanwhile).
+    if (base > t) { this.missing = [t, base]; await this.position(base); return false; }
     await this.position(t);
     return true;
   }
@@ -119,7 +138,10 @@ export class Clock {
     this.wall = performance.now();
     this.timer = setInterval(() => this.tick(), 100);
   }
-  stop() { clearInterval(this.timer); for (const p of this.players) p.video.pause(); }
+  /** Stops the clock's ticks (the view is hidden, or its players replaced). */
+  stop() { clearInterval(this.timer); this.timer = null; for (const p of this.players) p.video.pause(); }
+  /** Starts the ticks again after `stop`. */
+  start() { this.timer ??= setInterval(() => this.tick(), 100); }
   /** The player whose position is the clock: the first one with video at the clock. */
   lead() {
     return this.players.find(p => p.covers(this.t) && p.video.readyState >= 2) ?? null;
@@ -132,6 +154,8 @@ export class Clock {
   async seek(t) {
     this.t = t;
     this.wall = performance.now();
+    // Someone asked for t: what was found missing before is asked for again.
+    for (const p of this.players) p.missing = null;
     await Promise.all(this.players.map(p => p.seek(t)));
     if (this.playing) for (const p of this.players) if (p.covers(t)) p.video.play().catch(() => {});
     this.onTick?.();
@@ -169,8 +193,9 @@ export class Clock {
     const lead = this.lead();
     for (const p of this.players) {
       if (!p.covers(t)) {
-        // Past this file's end, or not loaded here yet: load around the clock.
-        if (this.playing || p.base == null || !p.covers(t)) p.seek(t).then(ok => { if (ok && this.playing) p.video.play().catch(() => {}); });
+        // Playing past this file's end, or into recording not loaded yet: load around
+        // the clock (paused, only a seek asks).
+        if (this.playing) p.seek(t).then(ok => { if (ok && this.playing) p.video.play().catch(() => {}); });
         continue;
       }
       if (p === lead || !this.playing) continue;

@@ -71,7 +71,7 @@ function refetch(delay = 150) {
     const t0 = performance.now();
     await Promise.all(state.cameras.map(async camera => {
       try {
-        const strip = await api(`/api/timeline/strip?camera=${encodeURIComponent(camera)}&start=${iso(s.start)}&end=${iso(s.end)}&columns=${Math.round(s.width)}`);
+        const strip = await api(`/api/timeline/strip?camera=${encodeURIComponent(camera)}&start=${iso(s.start)}&end=${iso(s.end)}&columns=${Math.min(4096, Math.round(s.width))}`);
         if (seq === fetchSeq) state.strips[camera] = strip;
       } catch (e) { $("player-state").textContent = `${camera}: ${e.message}`; }
     }));
@@ -431,6 +431,8 @@ export async function startReview() {
   controls();
   return {
     show(params) {
+      // Back to the view without a link: as it was left.
+      if (state.clock && !params.get("cameras") && !params.get("t")) { state.clock.start(); redraw(); return; }
       const want = (params.get("cameras") || "").split(",").filter(c => all.includes(c));
       const cams = want.length ? want : all.slice(0, 2);
       const span = Math.min(MAX_SPAN, Math.max(MIN_SPAN, (+params.get("span") || 3600) * 1000));
@@ -440,6 +442,7 @@ export async function startReview() {
         state.strips = {};
         buildPlayers();
       }
+      state.clock.start();
       cameraPicker(all);
       state.follow = !params.get("t");
       requestAnimationFrame(async () => {
@@ -450,6 +453,6 @@ export async function startReview() {
         if (params.get("play") === "1") { state.clock.play(); onTick(); }
       });
     },
-    hide() { if (state.clock?.playing) state.clock.pause(); },
+    hide() { if (state.clock?.playing) state.clock.pause(); state.clock?.stop(); },
   };
 }

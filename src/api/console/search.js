@@ -156,7 +156,8 @@ export async function startSearch() {
       const want = (params.get("cameras") || "").split(",").filter(c => all.includes(c));
       if (want.length || !state.cameras.length) pick(want.length ? want : all.slice(0, 1));
       const a = Date.parse(params.get("start") || ""), b = Date.parse(params.get("end") || "");
-      setRange(a && b && b > a ? a : state.range[0], a && b && b > a ? b : Date.now());
+      // A link's range, else the one chosen before.
+      if (a && b && b > a) setRange(a, b); else setRange(...state.range);
     },
   };
 }

@@ -301,6 +301,7 @@ export async function startSetup() {
   $("zone-picture").onload = drawShapes;
   window.addEventListener("resize", drawShapes);
   editorInput();
+  for (const id of ["zone-add", "mask-add", "zone-save", "zone-reload", "overlay-on"]) $(id).disabled = !analysed.length;
   $("zone-add").onclick = () => {
     const e = state.editor, names = new Set(e.zones.map(z => z.name));
     let n = e.zones.length + 1;
@@ -317,7 +318,8 @@ export async function startSetup() {
       const cam = p.get("camera");
       if (cam && analysed.includes(cam)) $("zone-camera").value = cam;
       load();
-      if (analysed.length) await openEditor($("zone-camera").value);
+      // (Unsaved edits stay while the same camera is shown.)
+      if (analysed.length && state.editor?.camera !== $("zone-camera").value) await openEditor($("zone-camera").value);
       toggleOverlay($("overlay-on").checked);
     },
     hide() { toggleOverlay(false); },
