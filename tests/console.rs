@@ -106,6 +106,7 @@ fn investigator_reviews_bookmarks_exports_and_holds_in_chromium() {
     b.screenshot(&t.join("review.png"));
     bookmark_export_and_hold(&mut b, &d, &t, &a);
     searches_a_region(&mut b, &d, t0, &a);
+    paused_before_the_recording_stays_quiet(&mut b, &d, t0);
 
     // The audit log has the investigator's timeline and clip views.
     let actions: Vec<String> = d.get_json(&format!("/api/audit?{}", day_around_now()))["records"]
@@ -742,6 +743,37 @@ fn searches_a_region(b: &mut Browser, d: &TestDaemon, t0: i64, a: &serde_json::V
     assert_eq!(code, 404, "{body}");
     let (code, _) = d.get_status(&format!("/api/cameras/nope/frame.jpg?t={at}"));
     assert_eq!(code, 404);
+}
+
+/// Paused at an instant before the recording starts (the file's X-Vigil-Start is later),
+/// the player loads once and waits: no reload every tick (each one an audited clip view).
+fn paused_before_the_recording_stays_quiet(b: &mut Browser, d: &TestDaemon, t0: i64) {
+    let clip_views = |d: &TestDaemon| {
+        let v = d.get_json(&format!(
+            "/api/audit?{}&user=ivan&action=clip.view",
+            day_around_now()
+        ));
+        v["records"].as_array().unwrap().len()
+    };
+    b.eval("vigilReview.clock.playing && vigilReview.clock.pause(); true");
+    b.eval(&format!(
+        "location.hash = '#review?cameras=fixture&t={}&span=600'; true",
+        rfc3339(t0 + 45_000_000)
+    ));
+    b.wait(
+        "!document.getElementById('view-review').hidden && vigilReview.players.length === 1 && \
+         !vigilReview.clock.playing",
+        "the review, paused",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let before = clip_views(d);
+    std::thread::sleep(Duration::from_secs(4));
+    let after = clip_views(d);
+    assert!(
+        after - before <= 1,
+        "{} clip views in 4 s while paused",
+        after - before
+    );
 }
 
 /// A viewer's console has no Review; the URL does not open it; the API refuses its data.
