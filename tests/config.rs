@@ -60,6 +60,12 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str)] = &[
         "at least 3 points",
     ),
     (
+        "flat polygon",
+        "{storage}{CAM}[[cameras.zones]]\nname = \"z\"\npolygon = [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]\n",
+        8,
+        "has no area",
+    ),
+    (
         "outside 0..1",
         "{storage}{CAM}[[cameras.masks]]\npolygon = [[0.1, 0.1], [1.2, 0.2], [0.3, 0.9]]\n",
         7,

@@ -328,6 +328,22 @@ fn check_polygon(
             format!("{what}: polygon needs at least 3 points, has {}", pts.len()),
         ));
     }
+    // The shoelace area: corners in a line (or all on one spot) cover nothing, so such
+    // a zone could never see motion and such a mask never hide any.
+    let area = (0..pts.len())
+        .map(|i| {
+            let ([x0, y0], [x1, y1]) = (pts[i], pts[(i + 1) % pts.len()]);
+            x0 * y1 - x1 * y0
+        })
+        .sum::<f64>()
+        .abs()
+        / 2.0;
+    if pts.len() >= 3 && area < 1e-6 {
+        errs.push(loc.error(
+            p.span(),
+            format!("{what}: polygon has no area (its corners are in a line)"),
+        ));
+    }
     for (i, [x, y]) in pts.iter().enumerate() {
         if !(0.0..=1.0).contains(x) || !(0.0..=1.0).contains(y) {
             errs.push(loc.error(
