@@ -105,6 +105,7 @@ fn investigator_reviews_bookmarks_exports_and_holds_in_chromium() {
     plays_an_event_from_its_first_frame(&mut b, &a);
     two_cameras_on_one_clock(&mut b);
     speeds_steps_and_keys(&mut b, &a);
+    plays_across_windows(&mut b, &a);
     b.screenshot(&t.join("review.png"));
     bookmark_export_and_hold(&mut b, &d, &t, &a);
     searches_a_region(&mut b, &d, t0, &a);
@@ -307,6 +308,75 @@ fn speeds_steps_and_keys(b: &mut Browser, a: &serde_json::Value) {
         "a step back did not return to the event's first frame: {back} vs {first}"
     );
     b.eval("document.getElementById('speed').value = '1'; document.getElementById('speed').dispatchEvent(new Event('change')); true");
+}
+
+/// At 4× across several windows of recording (3 s before, 8 s after the instant asked,
+/// instead of 10 minutes, so that this takes seconds): each next window is loaded ahead
+/// and handed over to with its picture ready, nothing is loaded on demand after the
+/// first, and the pictures run on without a jump back or a skip.
+fn plays_across_windows(b: &mut Browser, a: &serde_json::Value) {
+    let start = ms(a, "start_ms");
+    let end = start + 30_000;
+    // The recording must reach past the end on both cameras.
+    let wait = end + 3_000 - vigil::base::time::now_us() / 1000;
+    if wait > 0 {
+        std::thread::sleep(Duration::from_millis(wait as u64));
+    }
+    b.eval(&format!(
+        "(async () => {{ vigilReview.clock.pause(); await vigilReview.setWindow(3000, 8000); \
+           await vigilReview.clock.seek({start}); return true; }})()"
+    ));
+    b.wait(
+        "vigilReview.players.every(p => p.base != null && p.loads === 1)",
+        "both players loaded once",
+    );
+    // Every picture player 0 presents: its UTC and the wall time it came.
+    b.eval(
+        "window.shownLog = []; (function log() { const p = vigilReview.players[0]; \
+           const l = window.shownLog; if (p.shown != null && (!l.length || l[l.length - 1][0] !== p.shown)) \
+           l.push([p.shown, performance.now()]); if (l.length < 100000) requestAnimationFrame(log); })(); \
+         document.getElementById('speed').value = '4'; document.getElementById('speed').dispatchEvent(new Event('change')); \
+         vigilReview.clock.play(); true",
+    );
+    b.wait(
+        &format!("vigilReview.clock.now() > {end}"),
+        "the clock 30 s on",
+    );
+    let counts = b.eval(
+        "vigilReview.players.map(p => ({ loads: p.loads, swaps: p.swaps, cold: p.coldSwaps }))",
+    );
+    let log = b.eval(
+        "(() => { vigilReview.clock.pause(); \
+           document.getElementById('speed').value = '1'; document.getElementById('speed').dispatchEvent(new Event('change')); \
+           return window.shownLog; })()",
+    );
+    let log: Vec<(f64, f64)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x[0].as_f64().unwrap(), x[1].as_f64().unwrap()))
+        .collect();
+    let (mut back, mut skip, mut stall) = (0.0f64, 0.0f64, 0.0f64);
+    for w in log.windows(2) {
+        let d = w[1].0 - w[0].0;
+        back = back.min(d);
+        skip = skip.max(d);
+        stall = stall.max(w[1].1 - w[0].1);
+    }
+    eprintln!(
+        "across windows at 4x: {counts}; {} pictures; longest media step {skip:.0} ms, \
+         longest wait for a picture {stall:.0} ms",
+        log.len()
+    );
+    for p in counts.as_array().unwrap() {
+        assert_eq!(p["loads"], 1, "a window was loaded on demand: {counts}");
+        assert!(p["swaps"].as_u64().unwrap() >= 2, "{counts}");
+        assert_eq!(p["cold"], 0, "a hand-over without its picture: {counts}");
+    }
+    assert!(log.len() > 50, "only {} pictures", log.len());
+    assert!(back > -1.0, "the pictures went back {back} ms");
+    assert!(skip < 400.0, "the pictures skipped {skip} ms");
+    b.eval("vigilReview.setWindow(30000, 600000).then(() => true)");
 }
 
 /// A bookmark at the clock, a range selected by shift-dragging over the timeline, its

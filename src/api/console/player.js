@@ -1,106 +1,170 @@
 // Recorded video on one clock. A Player plays one camera from any instant: it loads a
 // window of the recording as one MP4 (GET /api/clips/{camera}.mp4, remuxed across
 // segment boundaries; a HEAD request first gives the UTC of the file's time 0 in
-// X-Vigil-Start) and maps its position to UTC. A Clock keeps 2 to 4 players together:
-// the first one with video leads, the others follow it within a frame (their playback
-// rate nudged for small drift, a seek for large).
+// X-Vigil-Start) and maps its position to UTC. While one window plays, the next is
+// loaded into a second, hidden video element and handed over to at the first one's end,
+// so playback runs on across windows at any speed without waiting for a load. A Clock
+// keeps 2 to 4 players together: the first one with video leads, the others follow it
+// within a frame (their playback rate nudged for small drift, a seek for large).
 
 /** Each load covers this much before and after the asked instant (ms). */
-const BEFORE = 30e3, AFTER = 10 * 60e3;
+let BEFORE = 30e3, AFTER = 10 * 60e3;
 /** Positions are set this much (ms) past the instant asked for. */
 const NUDGE = 0.5;
+/** The next window overlaps the current one by this much (ms), so that its first
+ * keyframe (a clip starts at the keyframe at or before the instant asked) is before the
+ * hand-over. */
+const OVERLAP = 2000;
+
+/** Sets the window each load covers (ms before and after the instant asked); for tests
+ * that play across windows in seconds, and for slow links. Players built after it use it. */
+export function setWindow(before, after) { BEFORE = before; AFTER = after; }
+
+/** One video element and the window of recording loaded into it. */
+class Source {
+  constructor(video) {
+    this.video = video;
+    this.base = null;  // UTC ms of the file's time 0
+    this.until = null; // UTC ms of the file's end
+  }
+  covers(t) { return this.base != null && t >= this.base && t < this.until - 50; }
+  clear() { this.base = this.until = null; this.video.removeAttribute("src"); this.video.load(); }
+}
+
+/** Asks for the window [a, b) of a camera's recording: its URL and the UTC of its first
+ * and last picture, or null if there is none (or no answer). */
+async function window_(camera, a, b) {
+  const url = `/api/clips/${encodeURIComponent(camera)}.mp4?start=${new Date(a).toISOString()}&end=${new Date(b).toISOString()}`;
+  let r;
+  try { r = await fetch(url, { method: "HEAD" }); } catch (e) { return null; }
+  if (!r.ok || !r.headers.get("x-vigil-start")) return null;
+  return { url, base: Date.parse(r.headers.get("x-vigil-start")), until: Date.parse(r.headers.get("x-vigil-end")) };
+}
+
+/** Loads `url` into a video element: resolves once its metadata is in, fails if the
+ * browser cannot play it (a codec it lacks, such as H.265 in Debian's Chromium) or
+ * nothing came within 15 s. */
+function load(video, url) {
+  const ready = new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error("the video did not load")), 15000);
+    const done = f => e => { clearTimeout(timer); video.removeEventListener("loadedmetadata", onMeta); video.removeEventListener("error", onError); f(e); };
+    const onMeta = done(ok), onError = done(() => fail(new Error("this browser cannot play this camera's video")));
+    video.addEventListener("loadedmetadata", onMeta);
+    video.addEventListener("error", onError);
+  });
+  video.src = url;
+  return ready;
+}
 
 export class Player {
   constructor(camera, figure) {
     this.camera = camera;
     this.figure = figure;
-    this.video = figure.querySelector("video");
+    const screen = figure.querySelector(".screen");
+    const videos = [...screen.querySelectorAll("video")];
+    while (videos.length < 2) videos.push(screen.appendChild(videos[0].cloneNode()));
+    this.active = new Source(videos[0]); // the window on screen
+    this.spare = new Source(videos[1]);  // the next window, loaded ahead, hidden
+    this.spare.video.classList.add("spare");
     this.caption = figure.querySelector(".utc");
-    this.base = null;     // UTC ms of the file's time 0
-    this.until = null;    // UTC ms of the file's end
     this.loading = null;  // the instant being loaded
+    this.prefetching = null; // the start of the next window being loaded
+    this.handAt = null;   // UTC ms where the window loaded ahead takes over while playing
+    this.retryNext = 0;   // performance.now() before which the next window is not asked again
     this.missing = null;  // [a, b): a window found without recording
     this.shown = null;    // UTC ms of the picture on screen (from its media time)
     this.seekShown = null; // ... of the first picture shown after the last seek
+    this.loads = 0;       // windows loaded on demand (the clock waited for them)
+    this.swaps = 0;       // hand-overs to a window loaded ahead
+    this.coldSwaps = 0;   // ... of which the window had no picture ready yet
     // The first picture presented after a seek: one at the new position (taken at or
     // before it, less than a frame earlier) or, if playback went on before the browser
     // reported it, a later one; a picture of the old position, which can still be
     // presented while the seek runs, is not it.
     this.target = null;   // media time (s) of the last seek, until its picture is shown
-    if (this.video.requestVideoFrameCallback) {
+    for (const video of videos) {
+      if (!video.requestVideoFrameCallback) break;
       const settle = () => {
-        if (this.target == null || this.shown == null || this.video.seeking) return;
+        if (video !== this.video || this.target == null || this.shown == null || video.seeking) return;
         const d = this.shownMedia - this.target;
         // (Paused, only the picture at the position will do: on "seeked" the old one
         // may still be the last reported.)
-        const after = this.video.paused ? 0.001 : 0.5;
+        const after = video.paused ? 0.001 : 0.5;
         if (d > -(this.frameDur ?? 0.1) && d < after) { this.seekShown ??= this.shown; this.target = null; }
       };
       const onFrame = (now, meta) => {
+        video.requestVideoFrameCallback(onFrame);
+        if (video !== this.video) return;
         // The frame duration: the shortest step between pictures presented in a row.
         const step = meta.mediaTime - this.shownMedia;
         if (step > 0.001 && step < 0.25) this.frameDur = Math.min(this.frameDur ?? step, step);
         if (this.base != null) {
+          const last = this.shown;
           this.shown = this.base + meta.mediaTime * 1000;
           this.shownMedia = meta.mediaTime;
           settle();
+          // Playing into the window loaded ahead: hand over on the picture before the
+          // one at `handAt`, the spare's decoded position, so that no picture is
+          // repeated or skipped and nothing waits for a seek.
+          const next = this.shown + Math.max(this.shown - (last ?? this.shown), (this.frameDur ?? 0.04) * 1000);
+          if (this.handAt != null && !video.paused && this.spare.base != null
+              && next >= this.handAt && this.shown <= this.handAt) this.handOverPlaying();
         }
-        this.video.requestVideoFrameCallback(onFrame);
       };
-      this.video.requestVideoFrameCallback(onFrame);
-      this.video.addEventListener("seeked", settle);
+      video.requestVideoFrameCallback(onFrame);
+      video.addEventListener("seeked", settle);
     }
   }
+  /** The video element on screen. */
+  get video() { return this.active.video; }
+  /** UTC ms of the loaded file's time 0, or null. */
+  get base() { return this.active.base; }
+  /** UTC ms of the loaded file's end, or null. */
+  get until() { return this.active.until; }
   /** UTC ms of the picture at the current position, or null without video. */
   utc() {
     return this.base == null ? null : this.base + this.video.currentTime * 1000 - NUDGE;
   }
   /** Whether the loaded file covers instant t (ms). */
-  covers(t) {
-    return this.base != null && t >= this.base && t < this.until - 50;
-  }
-  /** Shows instant t: a seek within the loaded file, or a new file around t. */
+  covers(t) { return this.active.covers(t); }
+  /** Whether the window loaded ahead covers instant t (ms). */
+  spareCovers(t) { return this.spare.covers(t); }
+  /** Shows instant t: a seek within the loaded file or the one loaded ahead, or a new
+   * file around t. Resolves true when t's picture is ready, false if there is none. */
   async seek(t) {
     this.seekShown = null;
     if (this.covers(t)) { await this.position(t); return true; }
+    if (this.spareCovers(t)) { await this.handOver(t); return true; }
     if (this.missing && t >= this.missing[0] && t < this.missing[1]) return false;
+    // Between the end of this window and the start of the one loaded ahead (a gap in
+    // the recording): nothing to load, the next window takes over at its start.
+    if (this.spare.base != null && this.until != null && t >= this.until - 50 && t < this.spare.base) {
+      this.missing = [t, this.spare.base];
+      return false;
+    }
     if (this.loading != null && Math.abs(this.loading - t) < 1000) return false;
     this.loading = t;
     const a = t - BEFORE, b = Math.min(t + AFTER, Date.now() + 60e3);
-    const url = `/api/clips/${encodeURIComponent(this.camera)}.mp4?start=${new Date(a).toISOString()}&end=${new Date(b).toISOString()}`;
-    let r;
-    try { r = await fetch(url, { method: "HEAD" }); } catch (e) { r = null; }
+    const w = await window_(this.camera, a, b);
     if (this.loading !== t) return false; // a later seek won
     this.loading = null;
-    if (!r || !r.ok || !r.headers.get("x-vigil-start")) {
-      this.base = this.until = null;
+    if (!w) {
+      this.active.clear();
       // Not asked again until the clock has moved on (2 s at least: near "now" the
       // recording may just not be indexed yet; a failed request is tried again too).
       this.missing = [a, Math.max(t + 2000, Math.min(b, Date.now() - 5e3))];
-      this.video.removeAttribute("src");
-      this.video.load();
       this.figure.classList.add("nodata");
       this.caption.textContent = "no recording here";
       return false;
     }
     this.missing = null;
     this.figure.classList.remove("nodata");
-    const base = Date.parse(r.headers.get("x-vigil-start"));
-    const until = Date.parse(r.headers.get("x-vigil-end"));
-    // Loaded, or not playable here (a codec this browser lacks, such as H.265 in
-    // Debian's Chromium), or no answer: one of them within 15 s.
-    const ready = new Promise((ok, fail) => {
-      const timer = setTimeout(() => fail(new Error("the video did not load")), 15000);
-      const done = f => e => { clearTimeout(timer); this.video.removeEventListener("loadedmetadata", onMeta); this.video.removeEventListener("error", onError); f(e); };
-      const onMeta = done(ok), onError = done(() => fail(new Error("this browser cannot play this camera's video")));
-      this.video.addEventListener("loadedmetadata", onMeta);
-      this.video.addEventListener("error", onError);
-    });
-    this.video.src = url;
-    this.base = base;
-    this.until = until;
-    try { await ready; } catch (e) {
-      this.base = this.until = null;
+    this.loads++;
+    this.handAt = null;
+    this.active.base = w.base;
+    this.active.until = w.until;
+    try { await load(this.video, w.url); } catch (e) {
+      this.active.base = this.active.until = null;
       this.missing = [a, b];
       this.figure.classList.add("nodata");
       this.caption.textContent = e.message;
@@ -109,9 +173,70 @@ export class Player {
     this.seekShown = null;
     // The recording starts after t: nothing to show until the clock gets there (no
     // reload meanwhile).
-    if (base > t) { this.missing = [t, base]; await this.position(base); return false; }
+    if (w.base > t) { this.missing = [t, w.base]; await this.position(w.base); return false; }
     await this.position(t);
     return true;
+  }
+  /** Loads the window after this one into the spare element while playing at `rate`,
+   * early enough (20 s of wall time before this one ends, 10 s more for the load) that
+   * it is ready at the hand-over. Near "now" it asks again every 2 s until the
+   * recording has grown past this window. */
+  async prefetch(t, rate) {
+    if (!this.covers(t) || this.prefetching != null || performance.now() < this.retryNext) return;
+    if (this.until - t > 10e3 + 20e3 * rate) return;
+    if (this.spare.base != null && this.spare.base <= this.until && this.spare.until > this.until) return;
+    const a = this.until - OVERLAP, b = Math.min(a + BEFORE + AFTER, Date.now() + 60e3);
+    const until = this.until;
+    this.prefetching = a;
+    const w = await window_(this.camera, a, b);
+    // Still wanted: no seek elsewhere meanwhile.
+    if (this.prefetching !== a || this.until !== until) { this.prefetching = null; return; }
+    if (!w || w.until <= until + 500) {
+      this.prefetching = null;
+      this.retryNext = performance.now() + 2000;
+      return;
+    }
+    this.spare.base = null; // not usable until loaded
+    try {
+      await load(this.spare.video, w.url);
+      this.spare.base = w.base;
+      this.spare.until = w.until;
+      // Decode the picture at the hand-over now, not then: a little before this
+      // window's end (its last picture may be the last of a segment), after the next
+      // one's first.
+      this.handAt = Math.max(w.base, until - 250);
+      this.spare.video.currentTime = (this.handAt - w.base + NUDGE) / 1000;
+    } catch (e) {
+      this.spare.base = this.spare.until = null;
+      this.retryNext = performance.now() + 10e3;
+    }
+    this.prefetching = null;
+  }
+  /** Swaps the window loaded ahead onto the screen. */
+  swap() {
+    const old = this.active;
+    this.active = this.spare;
+    this.spare = old;
+    this.handAt = null;
+    this.swaps++;
+    if (this.video.readyState < 2) this.coldSwaps++;
+    this.video.playbackRate = old.video.playbackRate;
+    this.video.classList.remove("spare");
+    old.video.classList.add("spare");
+    old.video.pause();
+    this.missing = null;
+    this.figure.classList.remove("nodata");
+  }
+  /** Puts the window loaded ahead on screen at instant t (which it covers), paused. */
+  handOver(t) {
+    this.swap();
+    return this.position(t);
+  }
+  /** While playing, on the picture before `handAt`: the window loaded ahead, positioned
+   * there, plays on. */
+  handOverPlaying() {
+    this.swap();
+    this.video.play().catch(() => {});
   }
   /** Sets the position to instant t: the picture taken at or before t (NUDGE more, so
    * that t's rounding to ms never shows the picture before; `utc` takes it off again). Resolves when the
@@ -119,11 +244,12 @@ export class Player {
   position(t) {
     this.seekShown = null;
     this.target = Math.max(0, (t - this.base + NUDGE) / 1000);
+    const video = this.video;
     const done = new Promise(ok => {
       const timer = setTimeout(ok, 1000);
-      this.video.addEventListener("seeked", () => { clearTimeout(timer); ok(); }, { once: true });
+      video.addEventListener("seeked", () => { clearTimeout(timer); ok(); }, { once: true });
     });
-    this.video.currentTime = this.target;
+    video.currentTime = this.target;
     return done;
   }
 }
@@ -139,7 +265,7 @@ export class Clock {
     this.timer = setInterval(() => this.tick(), 100);
   }
   /** Stops the clock's ticks (the view is hidden, or its players replaced). */
-  stop() { clearInterval(this.timer); this.timer = null; for (const p of this.players) p.video.pause(); }
+  stop() { clearInterval(this.timer); this.timer = null; for (const p of this.players) { p.video.pause(); p.spare.video.pause(); } }
   /** Starts the ticks again after `stop`. */
   start() { this.timer ??= setInterval(() => this.tick(), 100); }
   /** The player whose position is the clock: the first one with video at the clock. */
@@ -192,6 +318,15 @@ export class Clock {
     this.wall = performance.now();
     const lead = this.lead();
     for (const p of this.players) {
+      if (this.playing) {
+        p.prefetch(t, this.rate);
+        // Past this window's end without a hand-over on the picture (a seek past
+        // `handAt`, or the spare ready late): hand over at the clock.
+        if (p.spareCovers(t) && !p.covers(t)) {
+          p.handOver(t).then(() => { if (this.playing) p.video.play().catch(() => {}); });
+          continue;
+        }
+      }
       if (!p.covers(t)) {
         // Playing past this file's end, or into recording not loaded yet: load around
         // the clock (paused, only a seek asks).

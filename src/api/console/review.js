@@ -5,7 +5,7 @@
 import { api, esc, iso, local, session, siteTime, timeHtml, zoneOffset } from "./app.js";
 import { firstCameras, cameras as cameraList } from "./status.js";
 import { AXIS, LANE, MAX_SPAN, MIN_SPAN, Scale, draw, under, zoneColour } from "./timeline.js";
-import { Clock, Player } from "./player.js";
+import { Clock, Player, setWindow } from "./player.js";
 
 const $ = id => document.getElementById(id);
 const MAX_PLAYERS = 4;
@@ -22,6 +22,14 @@ const state = {
 };
 window.vigilReview = state;
 state.fps = () => fps();
+/** For tests: players loading windows of `before`/`after` ms (so that playback crosses
+ * windows in seconds), rebuilt at the clock's instant. */
+state.setWindow = (before, after) => {
+  const t = state.clock.now();
+  setWindow(before, after);
+  buildPlayers();
+  return state.clock.seek(t);
+};
 
 function canvasWidth() { return $("timeline").clientWidth || 800; }
 
@@ -163,7 +171,7 @@ function buildPlayers() {
   state.players = state.cameras.slice(0, MAX_PLAYERS).map(camera => {
     const fig = document.createElement("figure");
     fig.dataset.camera = camera;
-    fig.innerHTML = `<video muted playsinline preload="auto"></video><figcaption><span>${esc(camera)}</span><span class="utc"></span></figcaption>`;
+    fig.innerHTML = `<div class="screen"><video muted playsinline preload="auto"></video></div><figcaption><span>${esc(camera)}</span><span class="utc"></span></figcaption>`;
     box.appendChild(fig);
     return new Player(camera, fig);
   });
