@@ -60,6 +60,19 @@ fn bad_recordings_parameters_get_4xx_with_message() {
     assert_eq!(resp.status().as_u16(), 405);
     let body: serde_json::Value = resp.body_mut().read_json().unwrap();
     assert!(body["error"].as_str().unwrap().contains("DELETE"), "{body}");
+    // A plain GET of a WebSocket route: a 4xx with a JSON message saying so.
+    for path in [
+        "/api/alerts/ws",
+        "/api/cameras/cam/live",
+        "/api/cameras/cam/motion",
+    ] {
+        let (code, body) = d.get_status(path);
+        assert!((400..500).contains(&code), "{path}: {code} {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("WebSocket"),
+            "{path}: {body}"
+        );
+    }
     assert_eq!(
         ureq::get(&d.url("/health"))
             .call() // no credentials: /health is public

@@ -66,6 +66,12 @@ const BAD_CONFIGS: &[(&str, &str, usize, &str)] = &[
         "has no area",
     ),
     (
+        "polygon crossing itself",
+        "{storage}{CAM}[[cameras.zones]]\nname = \"z\"\npolygon = [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]\n",
+        8,
+        "crosses itself (the edge from point 0 to 1 crosses the one from point 2 to 3)",
+    ),
+    (
         "outside 0..1",
         "{storage}{CAM}[[cameras.masks]]\npolygon = [[0.1, 0.1], [1.2, 0.2], [0.3, 0.9]]\n",
         7,

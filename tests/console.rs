@@ -461,6 +461,32 @@ fn bookmark_export_and_hold(b: &mut Browser, d: &TestDaemon, t: &TestDir, a: &se
             && names.iter().any(|n| n.starts_with("cam2-")),
         "{names:?}"
     );
+    assert_eq!(
+        b.eval("vigilReview.exports.map(j => j.mode)"),
+        serde_json::json!(["page", "page"])
+    );
+    // Files above the page's limit go to the browser's own downloads (streamed to disk):
+    // the same bytes.
+    let first = t.join("first-export");
+    std::fs::rename(&downloads, &first).unwrap();
+    std::fs::create_dir_all(&downloads).unwrap();
+    b.eval("vigilReview.exportInMemoryMax = 0; document.getElementById('export').click(); true");
+    b.wait(
+        "vigilReview.exports.length === 2 && vigilReview.exports.every(j => j.mode === 'browser')",
+        "both exports handed to the browser",
+    );
+    for name in &names {
+        let got = wait_for(Duration::from_secs(20), name, || {
+            std::fs::read(downloads.join(name))
+                .ok()
+                .filter(|b| !b.is_empty())
+        });
+        assert!(
+            got == std::fs::read(first.join(name)).unwrap(),
+            "{name} differs between the page's and the browser's download"
+        );
+    }
+    b.eval("vigilReview.exportInMemoryMax = 256e6; true");
 
     b.eval("document.getElementById('mark-note').value = 'case 42'; document.getElementById('hold').click(); true");
     b.wait(
@@ -560,6 +586,11 @@ fn searches_a_region(b: &mut Browser, d: &TestDaemon, t0: i64, a: &serde_json::V
     assert_eq!(code, 404, "{body}");
     let (code, _) = d.get_status(&format!("/api/cameras/nope/frame.jpg?t={at}"));
     assert_eq!(code, 404);
+    // A picture of the last minutes (its segment may still be written) is not cached.
+    let cache = b.eval(&format!(
+        "fetch('/api/cameras/fixture/frame.jpg?t={at}').then(r => r.status + ' ' + r.headers.get('cache-control'))"
+    ));
+    assert_eq!(cache, "200 private, no-cache");
 }
 
 /// Paused at an instant before the recording starts (the file's X-Vigil-Start is later),

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket};
 use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -48,13 +48,10 @@ pub(super) async fn stream(
 pub(super) async fn websocket(
     State(st): State<AppState>,
     headers: axum::http::HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if let Err(refused) = same_origin(&headers) {
-        use axum::response::IntoResponse;
-        return refused.into_response();
-    }
-    ws.on_upgrade(move |socket| forward(socket, st))
+    ws: super::Upgrade,
+) -> Result<Response, super::ApiError> {
+    same_origin(&headers)?;
+    Ok(ws?.on_upgrade(move |socket| forward(socket, st)))
 }
 
 /// Refuses (403) a WebSocket handshake whose `Origin` is not this server's host.

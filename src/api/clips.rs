@@ -70,10 +70,20 @@ pub(super) async fn frame(
         Ok(export::still_jpeg(&index, &storage, id, t, width)?)
     })
     .await??;
+    // A picture of the last minutes may come from a segment still being written (the
+    // picture at `t` not committed yet, an earlier one shown): not kept by the browser.
+    let recent = t > crate::base::time::now_us() - 10 * 60 * 1_000_000;
     Ok((
         [
             (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "private, max-age=3600"),
+            (
+                header::CACHE_CONTROL,
+                if recent {
+                    "private, no-cache"
+                } else {
+                    "private, max-age=3600"
+                },
+            ),
         ],
         jpeg,
     )

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 
@@ -21,11 +21,15 @@ pub(super) async fn websocket(
     State(st): State<AppState>,
     Path(name): Path<String>,
     headers: axum::http::HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: super::Upgrade,
 ) -> Response {
     if let Err(refused) = super::alerts::same_origin(&headers) {
         return refused.into_response();
     }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     let Some(hub) = st.live.get(&name).cloned() else {
         let msg = if st.cameras.iter().any(|(n, _)| *n == name) {
             format!("camera {name:?} has no live stream (it is disabled)")

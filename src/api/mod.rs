@@ -195,6 +195,26 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A plain request to a WebSocket route: the rejection's status (400, 426, ...) with a
+/// JSON message like every other refusal.
+impl From<axum::extract::ws::rejection::WebSocketUpgradeRejection> for ApiError {
+    fn from(e: axum::extract::ws::rejection::WebSocketUpgradeRejection) -> Self {
+        ApiError(
+            e.status(),
+            format!(
+                "this is a WebSocket route: connect with a WebSocket client ({})",
+                e.body_text()
+            ),
+        )
+    }
+}
+
+/// The `WebSocketUpgrade` extractor, or its rejection as an `ApiError`.
+pub(super) type Upgrade = Result<
+    axum::extract::ws::WebSocketUpgrade,
+    axum::extract::ws::rejection::WebSocketUpgradeRejection,
+>;
+
 impl From<crate::index::IndexError> for ApiError {
     fn from(e: crate::index::IndexError) -> Self {
         tracing::error!("index: {e}");

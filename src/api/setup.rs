@@ -39,9 +39,10 @@ pub(super) async fn motion(
     State(st): State<AppState>,
     Path(camera): Path<String>,
     headers: axum::http::HeaderMap,
-    ws: axum::extract::ws::WebSocketUpgrade,
+    ws: super::Upgrade,
 ) -> Result<Response, ApiError> {
     super::alerts::same_origin(&headers)?;
+    let ws = ws?;
     let overlay = (st.setup.overlays.get(&camera)).cloned().ok_or_else(|| {
         ApiError(
             StatusCode::NOT_FOUND,
@@ -142,7 +143,7 @@ pub(super) async fn put(
     let setup = st.setup.clone();
     let _one_editor = setup.lock.lock().await;
     let file = setup.file.clone();
-    let (old, new, config) = {
+    let checked = {
         let (name, file) = (camera.clone(), file.clone());
         let (zones, masks) = (zones.clone(), masks.clone());
         blocking(move || -> Result<_, ApiError> {
@@ -155,12 +156,37 @@ pub(super) async fn put(
                 ));
             }
             let new = edit::set_camera_zones(&old, &name, &zones, &masks).map_err(edit_error)?;
+            // (The errors' lines and columns would point into text that was never
+            // written: the messages alone, which name the zone.)
             let config = crate::config::Config::parse(&file, &new).map_err(|e| {
-                ApiError::bad(format!("the zones would make the config invalid:\n{e}"))
+                let msgs: Vec<&str> = e.0.iter().map(|e| e.message.as_str()).collect();
+                ApiError::bad(format!(
+                    "the zones are not valid, nothing was written: {}",
+                    msgs.join("; ")
+                ))
             })?;
             Ok((old, new, config))
         })
-        .await??
+        .await?
+    };
+    let (old, new, config) = match checked {
+        Ok(c) => c,
+        // An edit refused for what it asked (invalid zones, a stale file) is on record
+        // too: who tried to change the site's detection, and why it did not happen.
+        Err(e) if e.0 == StatusCode::BAD_REQUEST || e.0 == StatusCode::CONFLICT => {
+            let log = st.audit.clone();
+            let (user, source) = (who.user.clone(), source.clone());
+            let params = serde_json::json!({
+                "camera": camera, "status": e.0.as_u16(), "error": e.1,
+                "zones": zones.iter().map(|z| z.name.as_str()).collect::<Vec<_>>(),
+            });
+            blocking(move || log.append(&user, &source, "config.zones.refused", params))
+                .await?
+                .map_err(|e| tracing::error!("audit log: {e}"))
+                .ok();
+            return Err(e);
+        }
+        Err(e) => return Err(e),
     };
     let (old_hash, new_hash) = (sha256(&old), sha256(&new));
     let params = serde_json::json!({

@@ -16,6 +16,10 @@ use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, Value};
 #[serde(deny_unknown_fields)]
 pub struct ZoneEdit {
     pub name: String,
+    /// The zone's name as read, when the editor renamed it: its table (and the comments
+    /// above it) is kept under the new name. Never written to the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub was: Option<String>,
     /// Corners, normalised 0..1 (x right, y down).
     pub polygon: Vec<[f64; 2]>,
     /// Motion counts in the zone only if it covers this fraction of the image...
@@ -118,6 +122,7 @@ pub fn camera_zones(text: &str, camera: &str) -> Result<CameraZones, EditError> 
     let zones = tables("zones")
         .iter()
         .map(|t| ZoneEdit {
+            was: None,
             name: t
                 .get("name")
                 .and_then(Item::as_str)
@@ -196,14 +201,24 @@ pub fn set_camera_zones(
     .collect();
     let mut new_zones = ArrayOfTables::new();
     for z in zones {
+        let was = z.was.as_deref().unwrap_or(&z.name);
         let mut t = (old.iter())
-            .find(|t| t.get("name").and_then(Item::as_str) == Some(z.name.as_str()))
+            .find(|t| t.get("name").and_then(Item::as_str) == Some(was))
             .cloned()
-            .unwrap_or_else(|| {
-                let mut t = Table::new();
-                t.insert("name", Item::Value(z.name.as_str().into()));
-                t
-            });
+            .unwrap_or_default();
+        if t.get("name").and_then(Item::as_str) != Some(z.name.as_str()) {
+            // New, or renamed: the value replaced, its comment kept.
+            match t.get_mut("name").and_then(Item::as_value_mut) {
+                Some(v) => {
+                    let decor = v.decor().clone();
+                    *v = z.name.as_str().into();
+                    *v.decor_mut() = decor;
+                }
+                None => {
+                    t.insert("name", Item::Value(z.name.as_str().into()));
+                }
+            }
+        }
         set_or_remove(&mut t, "polygon", Some(polygon_value(&z.polygon)));
         set_or_remove(&mut t, "min_area", z.min_area.map(Value::from));
         set_or_remove(&mut t, "min_fraction", z.min_fraction.map(Value::from));
@@ -364,6 +379,7 @@ url = "rtsp://10.0.0.3/stream"
     fn rewrites_one_cameras_zones_and_keeps_everything_else() {
         let zones = vec![
             ZoneEdit {
+                was: None,
                 name: "drive".into(),
                 polygon: vec![[0.1, 0.6], [0.9, 0.6], [0.9, 1.0]],
                 min_area: None,
@@ -371,6 +387,7 @@ url = "rtsp://10.0.0.3/stream"
                 arm: Some("nights".into()),
             },
             ZoneEdit {
+                was: None,
                 name: "porch".into(),
                 polygon: vec![[0.2, 0.2], [0.3, 0.2], [0.3, 0.333333333]],
                 min_area: Some(0.001),
@@ -403,6 +420,21 @@ url = "rtsp://10.0.0.3/stream"
         );
         // The result is a valid config.
         crate::config::Config::parse(Path::new("/etc/vigil.toml"), &out).unwrap();
+        // A renamed zone keeps its table: the comment above it and the one on its line.
+        let mut renamed = camera_zones(TEXT, "gate").unwrap().zones;
+        renamed[0].was = Some("drive".into());
+        renamed[0].name = "driveway".into();
+        let out = set_camera_zones(TEXT, "gate", &renamed, &[]).unwrap();
+        assert!(
+            out.contains("# The driveway: cars only.\n[[cameras.zones]]\nname = \"driveway\"\n")
+                && out.contains("min_fraction = 0.05 # a car, not a cat")
+                && !out.contains("\"drive\""),
+            "{out}"
+        );
+        assert_eq!(
+            camera_zones(&out, "gate").unwrap().zones[0].name,
+            "driveway"
+        );
         // Unchanged input gives the same text back.
         let same = camera_zones(TEXT, "gate").unwrap();
         assert_eq!(

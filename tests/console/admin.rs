@@ -117,6 +117,42 @@ pub fn admin_moves_a_zone(t: &TestDir, d: &TestDaemon, cfg: &std::path::Path) {
     ));
     assert_eq!(rec["gaps"], serde_json::json!([]), "{rec}");
     zone_edits_refused(d, cfg, &before, &after);
+    renames_a_zone(t, d, cfg);
+}
+
+/// A zone renamed in the editor keeps its table in the file: the comment above it stays
+/// with it under the new name.
+fn renames_a_zone(t: &TestDir, d: &TestDaemon, cfg: &std::path::Path) {
+    let mut b = Browser::start_sized(t, 1400, 1000);
+    log_in(&mut b, &d.base, "ada");
+    b.wait("!!document.querySelector('#wall figure')", "the wall");
+    b.eval("location.hash = '#setup?camera=fixture'; true");
+    b.wait(
+        "!document.getElementById('view-setup').hidden && window.vigilSetup && vigilSetup.editor && \
+         vigilSetup.editor.camera === 'fixture' && vigilSetup.editor.zones.length > 0",
+        "the zone editor",
+    );
+    let first = b.eval("vigilSetup.editor.zones[0].name");
+    let first = first.as_str().unwrap().to_owned();
+    b.eval(
+        "(() => { const i = document.querySelector('#zone-list .z-name'); \
+           i.value = 'dock'; i.dispatchEvent(new Event('change')); \
+           document.getElementById('zone-save').click(); return true; })()",
+    );
+    b.wait(
+        "vigilSetup.saved >= 1 || !!vigilSetup.saveError",
+        "the renamed zone saved",
+    );
+    assert_eq!(
+        b.eval("vigilSetup.saveError || null"),
+        serde_json::Value::Null
+    );
+    let text = std::fs::read_to_string(cfg).unwrap();
+    assert!(
+        text.contains("# The loading bay.\n[[cameras.zones]]\nname = \"dock\"")
+            && !text.contains(&format!("name = \"{first}\"")),
+        "{first} renamed to dock:\n{text}"
+    );
 }
 
 /// Zone edits the API refuses, each leaving the file as it was: a zone of two corners
@@ -137,8 +173,11 @@ fn zone_edits_refused(d: &TestDaemon, cfg: &std::path::Path, before: &str, after
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let msg = r.body_mut().read_to_string().unwrap();
+    // The message names the zone and the problem, not a line of text never written.
     assert!(
-        msg.contains("vigil.toml") && msg.contains("polygon"),
+        msg.contains("nothing was written")
+            && msg.contains("zone \\\"thin\\\": polygon needs at least 3 points")
+            && !msg.contains("vigil.toml:"),
         "{msg}"
     );
     // A file changed since it was read (409), an unknown camera (404), a body without
@@ -172,6 +211,21 @@ fn zone_edits_refused(d: &TestDaemon, cfg: &std::path::Path, before: &str, after
     assert_eq!(code, 400, "{msg}");
     assert!(msg.contains("masks"), "{msg}");
     assert_eq!(std::fs::read_to_string(cfg).unwrap(), after);
+    // The invalid and the stale edit are on record, with why they were refused.
+    let refused = d.get_json(&format!(
+        "/api/audit?{}&action=config.zones.refused",
+        super::day_around_now()
+    ));
+    let statuses: Vec<_> = refused["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["params"]["status"].as_u64().unwrap())
+        .collect();
+    assert!(
+        statuses.contains(&400) && statuses.contains(&409),
+        "{refused}"
+    );
 }
 
 /// The live motion overlay: frames arrive while it is on; one with motion has changed

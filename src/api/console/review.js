@@ -292,7 +292,15 @@ function showSelection() {
     : "Shift-drag on the timeline to select a range.";
 }
 
+/** Says so and returns false when no camera is shown (nothing to act on). */
+function haveCameras() {
+  if (state.cameras.length) return true;
+  $("action-state").textContent = "pick a camera first";
+  return false;
+}
+
 async function bookmark() {
+  if (!haveCameras()) return;
   const note = $("mark-note").value.trim();
   if (!note) { $("action-state").textContent = "write a note first"; return; }
   const s = state.selection;
@@ -307,6 +315,7 @@ async function bookmark() {
 }
 
 async function hold() {
+  if (!haveCameras()) return;
   const reason = $("mark-note").value.trim();
   if (!reason) { $("action-state").textContent = "write the hold's reason (a case number) first"; return; }
   const s = state.selection;
@@ -317,8 +326,14 @@ async function hold() {
   } catch (e) { $("action-state").textContent = e.message; }
 }
 
+/** Files up to this size (bytes) download through the page, with its progress bar;
+ * larger ones go to the browser's own downloads (streamed to disk, its progress shown
+ * there), so that the page never holds more than this per camera. */
+state.exportInMemoryMax = 256e6;
+
 /** Downloads one MP4 per camera of the selection, with a progress bar each. */
 async function exportSelection() {
+  if (!haveCameras()) return;
   const s = state.selection;
   const box = $("exports");
   state.exports = [];
@@ -329,8 +344,28 @@ async function exportSelection() {
     const bar = row.querySelector(".bar span"), pct = row.querySelector(".pct");
     const job = { camera, done: false, bytes: 0, error: null };
     state.exports.push(job);
+    const url = `/api/clips/${encodeURIComponent(camera)}.mp4?start=${iso(s.a)}&end=${iso(s.b)}`;
+    const fileName = r => (r.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || `${camera}.mp4`;
     try {
-      const r = await fetch(`/api/clips/${encodeURIComponent(camera)}.mp4?start=${iso(s.a)}&end=${iso(s.b)}`);
+      // The size first (a HEAD reads no video).
+      const h = await fetch(url, { method: "HEAD" });
+      if (!h.ok) throw new Error((await fetch(url).then(r => r.json()).catch(() => ({}))).error || `HTTP ${h.status}`);
+      const size = +h.headers.get("content-length") || 0;
+      if (size > state.exportInMemoryMax) {
+        const a = document.createElement("a");
+        a.href = url;
+        a.download = fileName(h);
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        bar.style.width = "100%";
+        pct.textContent = `${a.download}: ${(size / 1e6).toFixed(1)} MB, in the browser's downloads`;
+        job.done = true;
+        job.file = a.download;
+        job.mode = "browser";
+        return;
+      }
+      const r = await fetch(url);
       if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || `HTTP ${r.status}`);
       const total = +r.headers.get("content-length") || 0;
       const reader = r.body.getReader(), parts = [];
@@ -341,7 +376,7 @@ async function exportSelection() {
         job.bytes += value.length;
         if (total) { bar.style.width = `${100 * job.bytes / total}%`; pct.textContent = `${Math.round(100 * job.bytes / total)}%`; }
       }
-      const name = (r.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || `${camera}.mp4`;
+      const name = fileName(r);
       const a = document.createElement("a");
       a.href = URL.createObjectURL(new Blob(parts, { type: "video/mp4" }));
       a.download = name;
@@ -353,6 +388,7 @@ async function exportSelection() {
       pct.textContent = `${name}: ${(job.bytes / 1e6).toFixed(1)} MB`;
       job.done = true;
       job.file = name;
+      job.mode = "page";
     } catch (e) {
       job.error = e.message;
       pct.textContent = e.message;

@@ -106,6 +106,8 @@ const COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4
 
 async function openEditor(camera) {
   const z = await api(`/api/cameras/${encodeURIComponent(camera)}/zones`);
+  // (`was`: the name as read, so that a renamed zone keeps its table in the file.)
+  for (const zone of z.zones) zone.was = zone.name;
   state.editor = { camera, zones: z.zones, masks: z.masks, schedules: z.schedules, sha: z.config_sha256, selected: z.zones.length ? ["zone", 0] : null };
   $("zone-picture").src = `/api/cameras/${encodeURIComponent(camera)}/snapshot.jpg?${Date.now()}`;
   $("zone-state").textContent = "";
@@ -279,6 +281,7 @@ async function saveZones() {
       body: { zones: e.zones.map(clean), masks: e.masks, config_sha256: e.sha },
     });
     e.sha = r.config_sha256;
+    for (const zone of e.zones) zone.was = zone.name;
     state.saved = (state.saved || 0) + 1;
     $("zone-state").textContent = r.applied === "pending"
       ? "saved to the config file; motion analysis takes the new zones as soon as no event is open (recording goes on)"
