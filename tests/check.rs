@@ -205,3 +205,98 @@ fn daemon_adopts_orphans_at_start_up() {
     );
     assert_segments_play(&storage, &after);
 }
+
+/// Each closed segment's record-time SHA-256 is what `sha256sum` reads from its file;
+/// `--verify-hashes` finds a byte changed and bytes appended (exit 3, the file and why),
+/// `--repair` cuts the appended tail (the file is intact again) but cannot make the
+/// changed byte right.
+#[test]
+fn verify_hashes_finds_segments_changed_since_recorded() {
+    let t = TestDir::new();
+    let (_cam, storage, cfg) = recorded(&t, 3);
+    let segs = indexed_segments(&storage);
+    assert!(segs.len() >= 3);
+    for s in &segs {
+        assert_eq!(
+            s.sha256.map(hex::encode),
+            Some(sha256sum(&storage.join(&s.file))),
+            "{}",
+            s.file
+        );
+    }
+    let verify = |repair: bool| {
+        let mut args = vec![
+            "check",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--verify-hashes",
+        ];
+        if repair {
+            args.push("--repair");
+        }
+        let out = std::process::Command::new(VIGIL)
+            .args(&args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = verify(false);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "hashes: {} segments intact, 0 changed",
+            segs.len()
+        )),
+        "{out}"
+    );
+
+    // One byte flipped in the middle of segment 0; one byte appended to segment 1.
+    use std::os::unix::fs::FileExt;
+    let (a, b) = (&segs[0], &segs[1]);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(storage.join(&a.file))
+        .unwrap();
+    let mut byte = [0u8];
+    f.read_exact_at(&mut byte, a.bytes / 2).unwrap();
+    f.write_all_at(&[byte[0] ^ 0x01], a.bytes / 2).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(storage.join(&b.file))
+        .unwrap();
+    f.write_all_at(&[0], b.bytes).unwrap();
+    let (code, out) = verify(false);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains(&format!("changed: {}: SHA-256 ", a.file))
+            && out.contains("its bytes changed"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "changed: {}: has {} bytes, {} when recorded",
+            b.file,
+            b.bytes + 1,
+            b.bytes
+        )),
+        "{out}"
+    );
+    assert!(out.contains("2 changed since recorded"), "{out}");
+    // Repair cuts the tail past the index (segment 1 is as recorded again) but leaves
+    // the changed byte, which still fails.
+    let (code, out) = verify(true);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("1 changed since recorded"), "{out}");
+    assert!(
+        out.contains(&format!("changed: {}: SHA-256 ", a.file)),
+        "{out}"
+    );
+    assert_eq!(
+        sha256sum(&storage.join(&b.file)),
+        hex::encode(b.sha256.unwrap())
+    );
+}

@@ -1,5 +1,5 @@
-//! An index written by the previous release (`fixtures/index/v1/`, schema 1) opens with
-//! this build and reads back what that release's API said about it: segments, events
+//! An index written by the first release (`fixtures/index/v1/`, schema 1) opens with
+//! this build (migrated to schema 2: segment records gain `sha256`) and reads back what that release's API said about it: segments, events
 //! with their zones, the acknowledgement, the hold, the motion history. The schema moves
 //! only with a migration this test then exercises (see `index::SCHEMA_VERSION`).
 
@@ -80,6 +80,8 @@ fn same_segments(ix: &Index, cam: u32) {
         })
         .collect();
     assert_eq!(got, want);
+    // Schema 2: recorded before hashes were kept, so none.
+    assert!(ix.camera_segments(cam).all(|s| s.unwrap().sha256.is_none()));
 }
 
 /// The events, their zones, thumbnails and acknowledgements read as before; returns the

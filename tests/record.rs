@@ -220,16 +220,30 @@ fn sigkill_mid_segment_recovers_within_bound() {
     );
 
     let out = std::process::Command::new(VIGIL)
-        .args(["check", "--config", cfg.to_str().unwrap()])
+        .args([
+            "check",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--verify-hashes",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "check not clean: {stdout}");
-    assert!(stdout.contains("clean"), "{stdout}");
+    assert!(
+        stdout.contains("clean") && stdout.contains(" 0 changed"),
+        "{stdout}"
+    );
 
     let segs = indexed_segments(&storage);
     let first = &segs[0];
     assert_eq!(first.end_reason, vigil::index::EndReason::Recovered);
+    // Hashed at recovery, over the repaired file: what sha256sum reads.
+    assert_eq!(
+        first.sha256.map(hex::encode),
+        Some(sha256sum(&storage.join(&first.file))),
+        "{first:?}"
+    );
     let lost_s = (killed_at - first.end_us) as f64 / 1e6;
     assert!(
         lost_s < 2.0,

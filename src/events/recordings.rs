@@ -31,6 +31,10 @@ pub struct SegmentView {
     pub open: bool,
     /// Why it ended (`rotation`, `disconnect`, `timestamp-jump`, ...; see `index::EndReason`).
     pub end_reason: String,
+    /// Hex SHA-256 of the file taken when it closed (or at recovery, `end_reason`
+    /// `recovered`); absent while open and for segments recorded before hashes were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl SegmentView {
@@ -50,6 +54,7 @@ impl SegmentView {
             file: s.file.clone(),
             open: s.is_open(),
             end_reason: s.end_reason.as_str().to_owned(),
+            sha256: s.sha256.map(hex::encode),
         }
     }
 }

@@ -33,11 +33,30 @@ pub use segments::{EndReason, Keyframe, SegmentRecord, decode_segment_key, segme
 /// The index's schema version. It moves only with a migration in [`MIGRATIONS`] and a
 /// test that opens an index of the version before (`tests/index_upgrade.rs`, on the
 /// fixture `fixtures/index/`).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Schema 2 added `SegmentRecord::sha256`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Migration `i` turns schema `i + 1` into `i + 2`.
 type Migration = fn(&Trees) -> Result<()>;
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize - 1] = [];
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize - 1] = [segments_with_sha256];
+
+/// 1 → 2: every segment record gets `sha256: None` (recorded before hashes were kept).
+/// One batch. A schema 1 record never decodes as schema 2 (its `sha256` tag is missing:
+/// postcard reports the end of input), so one that does was migrated already (a
+/// migration interrupted after its batch, before the version was written) and is kept.
+fn segments_with_sha256(t: &Trees) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    for kv in t.segments.iter() {
+        let (k, v) = kv?;
+        if postcard::from_bytes::<SegmentRecord>(&v).is_ok() {
+            continue;
+        }
+        let old: segments::SegmentRecordV1 = postcard::from_bytes(&v)?;
+        batch.insert(k, postcard::to_stdvec(&SegmentRecord::from(old))?);
+    }
+    t.segments.apply_batch(batch)?;
+    Ok(())
+}
 
 const META_SCHEMA: &[u8] = b"schema_version";
 const META_CLOCK_STEPS: &[u8] = b"clock_steps";

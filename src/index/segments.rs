@@ -80,6 +80,53 @@ pub struct SegmentRecord {
     pub end_reason: EndReason,
     /// RTSP session counter: segments with the same run id are contiguous.
     pub run: u64,
+    /// SHA-256 of the whole file (its `bytes` bytes, exactly what `sha256sum` reads), taken
+    /// when the segment closed, or at recovery for one a crash interrupted (`end_reason`
+    /// `Recovered`); `None` while open and for segments recorded before schema 2.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// A segment record as schema 1 stored it (no `sha256`): read by the migration to 2.
+#[derive(Deserialize)]
+pub(super) struct SegmentRecordV1 {
+    camera_id: u32,
+    file: String,
+    start_us: i64,
+    end_us: i64,
+    duration_90k: u64,
+    bytes: u64,
+    frames: u32,
+    init_len: u32,
+    mehd_offset: u32,
+    keyframes: Vec<Keyframe>,
+    codec: String,
+    width: u16,
+    height: u16,
+    end_reason: EndReason,
+    run: u64,
+}
+
+impl From<SegmentRecordV1> for SegmentRecord {
+    fn from(r: SegmentRecordV1) -> Self {
+        SegmentRecord {
+            camera_id: r.camera_id,
+            file: r.file,
+            start_us: r.start_us,
+            end_us: r.end_us,
+            duration_90k: r.duration_90k,
+            bytes: r.bytes,
+            frames: r.frames,
+            init_len: r.init_len,
+            mehd_offset: r.mehd_offset,
+            keyframes: r.keyframes,
+            codec: r.codec,
+            width: r.width,
+            height: r.height,
+            end_reason: r.end_reason,
+            run: r.run,
+            sha256: None,
+        }
+    }
 }
 
 impl SegmentRecord {
@@ -113,6 +160,7 @@ impl SegmentRecord {
             height: 360,
             end_reason: EndReason::Rotation,
             run: 1,
+            sha256: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod committer;
 pub mod fmp4;
+pub mod integrity;
 pub mod recovery;
 pub mod writer;
 

@@ -12,7 +12,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::fmp4;
+use super::{fmp4, integrity};
 use crate::index::{EndReason, Index, Keyframe, Op, SegmentRecord};
 use crate::storage::Layout;
 
@@ -141,7 +141,16 @@ fn check_indexed(
                     len - new.bytes
                 ));
                 if fix {
-                    truncate_and_finish(&path, &new)?;
+                    let mut new = new;
+                    let f = truncate_and_finish(&path, &new)?;
+                    // An interrupted segment is hashed now (`Recovered` says when); a
+                    // closed one keeps the hash taken when it closed, the reference a
+                    // changed file is found against (`vigil check --verify-hashes`).
+                    new.sha256 = if r.is_open() {
+                        Some(integrity::file_sha256(&f, new.bytes)?)
+                    } else {
+                        r.sha256
+                    };
                     ops.push(Op::PutSegment(new));
                 }
             }
@@ -202,8 +211,9 @@ fn adopt_orphans(
             }
         }
         match adopted {
-            Some(rec) => {
-                truncate_and_finish(&path, &rec)?;
+            Some(mut rec) => {
+                let file = truncate_and_finish(&path, &rec)?;
+                rec.sha256 = Some(integrity::file_sha256(&file, rec.bytes)?);
                 rep.problems
                     .push(format!("{f}: orphan file adopted ({} frames)", rec.frames));
                 index.commit(&[Op::PutSegment(rec)])?;
@@ -272,6 +282,8 @@ pub fn rebuild_from<R: std::io::Read + std::io::Seek>(
             Some(other) => other,
         },
         run: base.map(|b| b.run).unwrap_or(0),
+        // Set by the caller once the file is repaired.
+        sha256: None,
     }))
 }
 
@@ -293,14 +305,15 @@ fn adopt(
 }
 
 /// Cuts the file to the record's length and writes its duration into `mehd`; fsyncs.
-fn truncate_and_finish(path: &Path, r: &SegmentRecord) -> anyhow::Result<()> {
-    let f = OpenOptions::new().write(true).open(path)?;
+/// Returns the file, for its SHA-256.
+fn truncate_and_finish(path: &Path, r: &SegmentRecord) -> anyhow::Result<std::fs::File> {
+    let f = OpenOptions::new().read(true).write(true).open(path)?;
     f.set_len(r.bytes)?;
     if r.mehd_offset > 0 {
         f.write_all_at(&r.duration_90k.to_be_bytes(), r.mehd_offset as u64)?;
     }
     f.sync_all()?;
-    Ok(())
+    Ok(f)
 }
 
 /// Codec string, width and height from an `avc1`/`hvc1` sample entry.

@@ -516,6 +516,17 @@ pub fn vigil_check(cfg: &Path, repair: bool) -> (i32, String) {
     )
 }
 
+/// Hex SHA-256 of a file by coreutils' `sha256sum` (an implementation other than Vigil's).
+pub fn sha256sum(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// A response as [`call`] reads it.
 pub struct Answer {
     pub code: u16,

@@ -431,6 +431,7 @@ impl SegmentWriter {
             height: f.params.height as u16,
             end_reason: EndReason::Open,
             run: f.timeline,
+            sha256: None,
         };
         let _ = self.commit_tx.send(CommitMsg::Put(rec.clone()));
         self.status.recording(&self.cfg.camera, |s| {
@@ -546,6 +547,7 @@ impl SegmentWriter {
             return;
         }
         let mut seg = self.seg.take().unwrap();
+        seal(&mut seg.rec, &seg.file);
         if seg.rec.frames == 0 {
             // Nothing playable: forget it entirely.
             drop(seg.file);
@@ -589,6 +591,9 @@ impl SegmentWriter {
             let _ = seg.file.seek(SeekFrom::End(0));
             let _ = seg.file.sync_data();
             rec.end_reason = EndReason::WriteError;
+            if rec.frames > 0 {
+                seal(&mut rec, &seg.file);
+            }
             if rec.frames == 0 {
                 drop(seg.file);
                 let _ = std::fs::remove_file(&seg.path);
@@ -633,3 +638,13 @@ fn write_all_vectored(f: &mut std::fs::File, mut bufs: &mut [io::IoSlice<'_>]) -
 
 #[cfg(test)]
 mod tests;
+
+/// Takes the SHA-256 of a closing segment's file (its `bytes` bytes, durable by now) into
+/// its record. A file that cannot be read back keeps no hash (`vigil check
+/// --verify-hashes` counts it as unhashed); recording goes on.
+fn seal(rec: &mut SegmentRecord, file: &std::fs::File) {
+    match super::integrity::file_sha256(file, rec.bytes) {
+        Ok(h) => rec.sha256 = Some(h),
+        Err(e) => tracing::warn!(file = rec.file, "segment SHA-256 not taken: {e}"),
+    }
+}
