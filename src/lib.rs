@@ -18,6 +18,7 @@ pub mod config;
 pub mod daemon;
 pub mod decode;
 pub mod events;
+pub mod evidence;
 pub mod export;
 pub mod fake_camera;
 pub mod index;

@@ -12,6 +12,7 @@ mod demo;
 mod events;
 mod export;
 mod fake_camera;
+mod keys;
 mod recordings;
 mod run;
 mod source;
@@ -58,6 +59,9 @@ enum Command {
     /// The audit log of who searched, viewed and exported what.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// The site's signing keys for evidence packages (a site CA and this recorder's certificate).
+    #[command(subcommand)]
+    Keys(keys::Command),
     /// Users and their roles (the first admin comes from here).
     #[command(subcommand)]
     User(users::UserCommand),
@@ -80,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Recordings(a) => recordings::main(a),
         Command::Export(a) => export::main(a),
         Command::Audit(c) => audit::main(c),
+        Command::Keys(c) => keys::main(c),
         Command::User(c) => users::user(c),
         Command::Token(c) => users::token(c),
     };
