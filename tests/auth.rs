@@ -441,6 +441,18 @@ fn audit_has_no_secrets(c: &Ctx, t: &TestDir, storage: &std::path::Path) {
     assert!(has("login", "operator-user"));
     assert!(has("logout", "investigator-user"));
     assert!(has("access.denied", "viewer-user"));
+    // A refusal on an audited route is `access.denied` too (with what was tried), so
+    // one filter finds them all; never recorded as the action itself.
+    assert!(records.iter().any(|r| r["action"] == "access.denied"
+        && r["user"] == "viewer-user"
+        && r["params"]["tried"] == "events.search"
+        && r["params"]["status"] == 403));
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["action"] != "access.denied" && r["params"]["status"] == 403),
+        "a 403 recorded under another action"
+    );
     assert!(has("daemon.start", "daemon"));
     assert!(records.iter().any(|r| r["action"] == "login.fail"
         && r["params"]["user"] == "operator-user"

@@ -122,6 +122,7 @@ fn investigator_reviews_bookmarks_exports_and_holds_in_chromium() {
     for want in [
         "timeline.view",
         "clip.view",
+        "clip.export",
         "events.search",
         "bookmark.create",
         "hold.create",
@@ -343,7 +344,7 @@ fn plays_across_windows(b: &mut Browser, a: &serde_json::Value) {
         "the clock 30 s on",
     );
     let counts = b.eval(
-        "vigilReview.players.map(p => ({ loads: p.loads, swaps: p.swaps, cold: p.coldSwaps }))",
+        "vigilReview.players.map(p => ({ loads: p.loads, swaps: p.swaps, cold: p.coldSwaps, late: p.lateSwaps || 0 }))",
     );
     let log = b.eval(
         "(() => { vigilReview.clock.pause(); \
@@ -356,16 +357,19 @@ fn plays_across_windows(b: &mut Browser, a: &serde_json::Value) {
         .iter()
         .map(|x| (x[0].as_f64().unwrap(), x[1].as_f64().unwrap()))
         .collect();
-    let (mut back, mut skip, mut stall) = (0.0f64, 0.0f64, 0.0f64);
+    // A skip is media time the wall time between two pictures does not explain at 4×
+    // (a busy machine presenting fewer pictures makes longer steps, not skips).
+    let (mut back, mut skip, mut step, mut stall) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     for w in log.windows(2) {
-        let d = w[1].0 - w[0].0;
+        let (d, wall) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
         back = back.min(d);
-        skip = skip.max(d);
-        stall = stall.max(w[1].1 - w[0].1);
+        step = step.max(d);
+        skip = skip.max(d - 4.0 * wall);
+        stall = stall.max(wall);
     }
     eprintln!(
-        "across windows at 4x: {counts}; {} pictures; longest media step {skip:.0} ms, \
-         longest wait for a picture {stall:.0} ms",
+        "across windows at 4x: {counts}; {} pictures; longest media step {step:.0} ms, \
+         most media beyond 4x the wall time {skip:.0} ms, longest wait for a picture {stall:.0} ms",
         log.len()
     );
     for p in counts.as_array().unwrap() {
@@ -375,7 +379,9 @@ fn plays_across_windows(b: &mut Browser, a: &serde_json::Value) {
     }
     assert!(log.len() > 50, "only {} pictures", log.len());
     assert!(back > -1.0, "the pictures went back {back} ms");
-    assert!(skip < 400.0, "the pictures skipped {skip} ms");
+    // (At most four frames at the fixture's 15 fps, 67 ms of wall time at 4×: the new
+    // element's clock starts as it is shown. A late hand-over skipped 1.6 s.)
+    assert!(skip < 267.0, "the pictures skipped {skip} ms");
     b.eval("vigilReview.setWindow(30000, 600000).then(() => true)");
 }
 
@@ -384,13 +390,19 @@ fn plays_across_windows(b: &mut Browser, a: &serde_json::Value) {
 fn bookmark_export_and_hold(b: &mut Browser, d: &TestDaemon, t: &TestDir, a: &serde_json::Value) {
     b.eval("document.getElementById('mark-note').value = 'pallet leaves'; document.getElementById('bookmark').click(); true");
     b.wait(
-        "document.getElementById('action-state').textContent === 'bookmarked' && \
+        "document.getElementById('action-state').textContent === 'bookmarked on 2 camera(s)' && \
          vigilReview.strips.fixture.bookmarks.some(m => m.text === 'pallet leaves')",
         "the bookmark on the lane",
     );
     let range = day_around_now();
     let marks = d.get_json(&format!("/api/bookmarks?{range}&q=pallet"));
     assert_eq!(marks["bookmarks"][0]["user"], "ivan", "{marks}");
+    // On each camera shown, as holds are.
+    let mut on: Vec<&str> = (marks["bookmarks"].as_array().unwrap().iter())
+        .map(|m| m["camera"].as_str().unwrap())
+        .collect();
+    on.sort();
+    assert_eq!(on, ["cam2", "fixture"], "{marks}");
 
     // Shift-drag over 6 s from 3 s into the event (both cameras recorded by then: the
     // event is in the fixture's first seconds).
@@ -504,6 +516,15 @@ fn bookmark_export_and_hold(b: &mut Browser, d: &TestDaemon, t: &TestDir, a: &se
     b.wait(
         "vigilReview.strips.fixture.holds.some(h => h.text === 'case 42')",
         "the hold on the lane",
+    );
+    // The link keeps the visible range, not only the playhead.
+    let url = b.eval("location.hash");
+    assert!(url.as_str().unwrap().contains("&from="), "{url}");
+    // Esc drops the selection: Bookmark marks the playhead again.
+    b.eval("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true })); true");
+    b.wait(
+        "vigilReview.selection === null && document.getElementById('clear-selection').disabled",
+        "the selection cleared",
     );
 }
 

@@ -605,6 +605,10 @@ fn bad_region_searches(c: &Ctx, then: &str, now: &str) {
             "polygon",
         ),
         (
+            serde_json::json!({"polygon": [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]], "start": then, "end": now}),
+            "crosses itself",
+        ),
+        (
             serde_json::json!({"polygon": [[0.1, 0.1], [0.2, 0.2], [0.1, 0.3]], "start": now, "end": then}),
             "end must be after start",
         ),

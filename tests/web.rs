@@ -168,7 +168,7 @@ fn operator_sees_and_acknowledges_live_alerts_in_chromium() {
     // An alert row for the crossing: camera, both zones, a picture that loaded.
     b.wait(
         "[...document.querySelectorAll('#alert-rows tr')].some(r => \
-           r.children[1].textContent === 'fixture' && \
+           r.children[1].querySelector('b').textContent === 'fixture' && \
            r.querySelector('.zones').textContent.includes('left') && \
            r.querySelector('img').naturalWidth > 0)",
         "a live alert row with zones and picture",

@@ -5,8 +5,9 @@
 //! A player fetches a clip as many byte ranges: only the request for the whole clip or
 //! its first bytes is recorded. Requests refused for want of credentials (401) are not
 //! recorded (logins and bad tokens are, by [`super::auth`]); refusals for want of a role
-//! or a CSRF token (403) are, on any route, as `access.denied` when the route is not
-//! audited anyway.
+//! or a CSRF token (403) are, on any route, as `access.denied` (with what was `tried`
+//! when the route is audited). A clip fetched with `purpose=export` (the console's
+//! Export) is `clip.export`, not `clip.view`.
 
 use axum::Json;
 use axum::body::Body;
@@ -46,6 +47,12 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("GET", ["api", "bookmarks"]) => "bookmarks.list",
         ("POST", ["api", "bookmarks"]) => "bookmark.create",
         ("DELETE", ["api", "bookmarks", _]) => "bookmark.delete",
+        ("GET", ["api", "cases"]) => "cases.list",
+        ("POST", ["api", "cases"]) => "case.create",
+        ("GET", ["api", "cases", _]) => "case.view",
+        ("PATCH", ["api", "cases", _]) => "case.update",
+        ("POST", ["api", "cases", _, "items"]) => "case.item.add",
+        ("DELETE", ["api", "cases", _, "items", _]) => "case.item.remove",
         _ => return None,
     })
 }
@@ -75,8 +82,8 @@ pub(super) async fn middleware(State(st): State<AppState>, req: Request, next: N
         url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
             .collect();
-    // A POST's (small, JSON) body is part of what was asked.
-    let (req, body) = if method == "POST" {
+    // A POST's or PATCH's (small, JSON) body is part of what was asked.
+    let (req, body) = if method == "POST" || method == "PATCH" {
         let (parts, b) = req.into_parts();
         let bytes = axum::body::to_bytes(b, 64 * 1024).await.unwrap_or_default();
         let body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
@@ -88,12 +95,25 @@ pub(super) async fn middleware(State(st): State<AppState>, req: Request, next: N
     if partial {
         return resp;
     }
-    let params = serde_json::json!({
+    let status = resp.status();
+    let mut params = serde_json::json!({
         "path": path,
         "query": query,
         "body": body,
-        "status": resp.status().as_u16(),
+        "status": status.as_u16(),
     });
+    // Refused for want of a role (or a CSRF token): on record as such, whatever was
+    // tried, so that one filter finds every refusal.
+    let action = if status == axum::http::StatusCode::FORBIDDEN {
+        params["method"] = method.into();
+        params["tried"] = action.into();
+        "access.denied"
+    } else if action == "clip.view" && params["query"]["purpose"] == "export" {
+        // The console's Export downloads the clip to keep it, not to watch it.
+        "clip.export"
+    } else {
+        action
+    };
     let log = st.audit.clone();
     // Fail closed: what cannot be recorded is not shown.
     match blocking(move || log.append(&user, &source, action, params)).await {

@@ -262,7 +262,7 @@ pub(super) async fn require(State(need): State<Role>, req: Request, next: Next) 
         return error(
             StatusCode::FORBIDDEN,
             format!(
-                "this needs the {} role; {} is {}",
+                "this needs the {} role; {} has the {} role",
                 role_name(need),
                 p.user,
                 role_name(p.role)

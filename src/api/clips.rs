@@ -30,7 +30,11 @@ pub(super) async fn clip(
             )
         })?
         .to_owned();
-    let p = Params::parse(raw, &["start", "end"])?;
+    // (`purpose=export`: audited as an export, see `api::audit`.)
+    let p = Params::parse(raw, &["start", "end", "purpose"])?;
+    if let Some(v) = p.one("purpose")?.filter(|v| *v != "export") {
+        return Err(ApiError::bad(format!("purpose must be export, not {v:?}")));
+    }
     let (t0, t1) = (p.time("start")?, p.time("end")?);
     let index = st.index.clone();
     let storage = st.storage.clone();
@@ -216,6 +220,9 @@ fn serve(plan: ClipPlan, headers: &HeaderMap, filename: &str, head: bool) -> Res
             return (
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+                axum::Json(serde_json::json!({
+                    "error": format!("the Range header asks for bytes this {len}-byte clip does not have")
+                })),
             )
                 .into_response();
         }

@@ -12,12 +12,13 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 
 mod alerts;
 mod audit;
 pub mod auth;
 mod bookmarks;
+mod cases;
 mod clips;
 pub mod console;
 mod events;
@@ -104,6 +105,12 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/bookmarks", get(bookmarks::list))
         .route("/api/bookmarks", post(bookmarks::create))
         .route("/api/bookmarks/{id}", delete(bookmarks::delete))
+        .route("/api/cases", get(cases::list))
+        .route("/api/cases", post(cases::create))
+        .route("/api/cases/{id}", get(cases::one))
+        .route("/api/cases/{id}", patch(cases::update))
+        .route("/api/cases/{id}/items", post(cases::add_item))
+        .route("/api/cases/{id}/items/{n}", delete(cases::remove_item))
         .route_layer(need(Role::Investigator));
     let admin = axum::Router::new()
         .route("/api/audit", get(audit::list))

@@ -73,6 +73,10 @@ pub fn main(a: Args) -> anyhow::Result<ExitCode> {
         dir.display(),
         if temporary { " (removed on exit)" } else { "" }
     );
+    println!(
+        "config: {} (the console's zone editor saves here)",
+        file.display()
+    );
     let rt = super::runtime()?;
     let shutdown = {
         let _in_runtime = rt.enter();

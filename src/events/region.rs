@@ -44,6 +44,13 @@ pub fn check_polygon(poly: &[[f64; 2]]) -> Result<(), QueryError> {
             )));
         }
     }
+    if let Some((i, j)) = crate::base::polygon::crossing_edges(poly) {
+        return Err(bad(format!(
+            "polygon crosses itself (the edge from point {i} to {} crosses the one from point {j} to {}); list the corners in order around the shape",
+            (i + 1) % poly.len(),
+            (j + 1) % poly.len()
+        )));
+    }
     Ok(())
 }
 

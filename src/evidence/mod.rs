@@ -5,4 +5,5 @@
 //! Nothing on the recording or analysis path imports this module: it reads what those
 //! wrote (segments, the index, the audit log).
 
+pub mod cases;
 pub mod keys;

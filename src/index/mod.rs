@@ -17,12 +17,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 mod bookmarks;
+mod cases;
 mod events;
 mod holds;
 mod leases;
 mod reserve;
 mod segments;
 pub use bookmarks::Bookmark;
+pub use cases::{Case, CaseItem, ItemSource};
 pub use events::{Ack, EventEntry, EventRecord, EventScope, MotionMinute, MotionSecond};
 pub use holds::Hold;
 pub use leases::{Lease, SegmentKey};
@@ -154,6 +156,7 @@ pub(crate) struct Trees {
     garbage: sled::Tree,
     holds: sled::Tree,
     bookmarks: sled::Tree,
+    cases: sled::Tree,
     zones: sled::Tree,
     events: sled::Tree,
     ev_time: sled::Tree,
@@ -560,6 +563,7 @@ impl Trees {
             garbage: db.open_tree("garbage")?,
             holds: db.open_tree("holds")?,
             bookmarks: db.open_tree("bookmarks")?,
+            cases: db.open_tree("cases")?,
             zones: db.open_tree("zones")?,
             events: db.open_tree("events")?,
             ev_time: db.open_tree("events_by_time")?,

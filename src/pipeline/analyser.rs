@@ -369,7 +369,7 @@ impl Analyser {
             event.id = Some(id);
             (self.alerting).closed(id, &announced, event.end_us, event.peak_score as f32);
         }
-        tracing::info!(camera = %event.camera, id = ?event.id, zones = ?event.zones,
+        tracing::info!(camera = %event.camera, id = event.id.unwrap_or(0), zones = ?event.zones,
             score = event.peak_score, "motion event {} .. {}", rfc3339(event.start_us),
             rfc3339(event.end_us));
         self.status.analysis(&self.camera.name, |s| {

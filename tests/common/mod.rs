@@ -535,7 +535,7 @@ pub struct Answer {
     pub location: Option<String>,
 }
 
-/// One request with optional headers (a POST or PUT sends `body`, or `{}`, as JSON), no redirect
+/// One request with optional headers (a POST, PUT or PATCH sends `body`, or `{}`, as JSON), no redirect
 /// followed, 10 s at most (a hang is a failure); the body of an event stream is not read.
 pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -557,6 +557,8 @@ pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str
     } else {
         let q = if method == "put" {
             agent.put(url)
+        } else if method == "patch" {
+            agent.patch(url)
         } else {
             agent.post(url)
         };

@@ -46,7 +46,8 @@ function format(kind) {
 }
 /** A time in the site's zone: kind "datetime" (default), "date", "time" or "precise". */
 export function local(ms, kind = "datetime") {
-  return format(kind).format(new Date(ms));
+  // (sv-SE writes fractions of a second with a comma: the point, as in ISO 8601 text.)
+  return format(kind).format(new Date(ms)).replace(",", ".");
 }
 /** A <time> element's HTML: site-local text, UTC on hover. */
 export function timeHtml(ms, kind = "datetime") {
@@ -85,7 +86,8 @@ function parseHash() {
 
 async function route() {
   let { name, params } = parseHash();
-  if (!atLeast(views[name].role)) name = "live";
+  // A view above the role: Live, and the URL says so.
+  if (!atLeast(views[name].role)) { name = "live"; history.replaceState(null, "", "#live"); }
   for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== `view-${name}`;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === name);
   for (const [other, view] of Object.entries(started)) if (other !== name) (await view).hide?.();

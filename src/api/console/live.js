@@ -4,7 +4,7 @@
 // cannot play (H.265 in Debian's Chromium) falls back to the 2 s snapshot. Operators get
 // the alert queue beside the wall. The wall's connections close while another view is
 // shown (nothing is packaged for nobody).
-import { esc, session } from "./app.js";
+import { esc, session, timeHtml } from "./app.js";
 
 const live = {};
 window.vigilLive = live;
@@ -148,9 +148,12 @@ function alertRow(a) {
   if (row || a.kind !== "start") return row;
   row = document.createElement("tr");
   row.dataset.event = a.event_id;
-  row.innerHTML = `<td>${esc(a.time)}</td><td>${esc(a.camera)}</td><td class="zones"></td>
-    <td class="state"></td><td><img alt="event ${a.event_id}"></td>
-    <td><input class="note" maxlength="500" placeholder="note (optional)"> <button class="ack">Acknowledge</button></td>`;
+  // Three columns that fit beside the wall: the picture; time (site time), camera,
+  // zones and state; the note and the button.
+  row.innerHTML = `<td><img alt="event ${a.event_id}" onerror="this.style.visibility='hidden'"></td>
+    <td><div>${timeHtml(Date.parse(a.time), "time")} <b>${esc(a.camera)}</b></div>
+      <div class="zones"></div><div class="state"></div></td>
+    <td class="ackcell"><input class="note" maxlength="500" placeholder="note (optional)"><button class="ack">Acknowledge</button></td>`;
   row.querySelector(".ack").onclick = () => acknowledge(a.event_id, row, row.querySelector(".note").value);
   const rows = document.getElementById("alert-rows");
   rows.prepend(row);
@@ -174,7 +177,9 @@ function onAlert(a) {
   row.className = a.kind;
   row.querySelector(".state").textContent = a.kind === "start" ? "motion" : "ended";
   // The thumbnail: the first motion frame at the start, the peak frame at the end.
-  row.querySelector("img").src = a.thumbnail_url + "?" + a.kind;
+  const img = row.querySelector("img");
+  img.style.visibility = "";
+  img.src = a.thumbnail_url + "?" + a.kind;
 }
 function acked(row, text) {
   row.classList.add("acked");

@@ -108,7 +108,7 @@ export class Player {
           // repeated or skipped and nothing waits for a seek.
           const next = this.shown + Math.max(this.shown - (last ?? this.shown), (this.frameDur ?? 0.04) * 1000);
           if (this.handAt != null && !video.paused && this.spare.base != null
-              && next >= this.handAt && this.shown <= this.handAt) this.handOverPlaying();
+              && next >= this.handAt) this.handOverPlaying();
         }
       };
       video.requestVideoFrameCallback(onFrame);
@@ -232,10 +232,14 @@ export class Player {
     this.swap();
     return this.position(t);
   }
-  /** While playing, on the picture before `handAt`: the window loaded ahead, positioned
-   * there, plays on. */
+  /** While playing, on the picture before `handAt` (or the first one past it): the
+   * window loaded ahead, positioned there, plays on. */
   handOverPlaying() {
+    // Past `handAt` already (a picture step longer than the last, or a seek there): on
+    // from the picture after the last one shown, a short seek forward in the spare.
+    const after = this.shown > this.handAt ? this.shown + (this.frameDur ?? 0.04) * 1000 : null;
     this.swap();
+    if (after != null) this.video.currentTime = (after - this.base + NUDGE) / 1000;
     this.video.play().catch(() => {});
   }
   /** Sets the position to instant t: the picture taken at or before t (NUDGE more, so
@@ -323,7 +327,12 @@ export class Clock {
         // Past this window's end without a hand-over on the picture (a seek past
         // `handAt`, or the spare ready late): hand over at the clock.
         if (p.spareCovers(t) && !p.covers(t)) {
-          p.handOver(t).then(() => { if (this.playing) p.video.play().catch(() => {}); });
+          // From the picture after the last one shown, not the clock's instant: a late
+          // hand-over then waits a moment rather than skip pictures (the clock follows
+          // the lead's pictures).
+          const from = p.shown != null && p.shown < t ? Math.max(p.spare.base, p.shown + 1) : t;
+          p.lateSwaps = (p.lateSwaps || 0) + 1;
+          p.handOver(from).then(() => { if (this.playing) p.video.play().catch(() => {}); });
           continue;
         }
       }

@@ -1,7 +1,9 @@
 // Review (investigator): pick cameras and a range, read the timeline (motion heat,
 // events by zone, gaps, holds, bookmarks, now), play any instant of up to four cameras on
 // one clock, page through the events, bookmark, export MP4s or place a hold. The view's
-// state (cameras, instant, zoom) is in the URL: #review?cameras=a,b&t=RFC3339&span=s.
+// state (cameras, instant, zoom) is in the URL: #review?cameras=a,b&t=RFC3339&from=RFC3339&span=s
+// (the playhead, the start of the visible range and its length; without `from` the range
+// is centred on `t`).
 import { api, esc, iso, local, session, siteTime, timeHtml, zoneOffset } from "./app.js";
 import { firstCameras, cameras as cameraList } from "./status.js";
 import { AXIS, LANE, MAX_SPAN, MIN_SPAN, Scale, draw, under, zoneColour } from "./timeline.js";
@@ -45,7 +47,7 @@ function saveUrl() {
   urlTimer = setTimeout(() => {
     const t = state.clock ? state.clock.now() : (state.scale.start + state.scale.end) / 2;
     const q = new URLSearchParams({
-      cameras: state.cameras.join(","), t: iso(t), span: Math.round(state.scale.span / 1000),
+      cameras: state.cameras.join(","), t: iso(t), from: iso(state.scale.start), span: Math.round(state.scale.span / 1000),
     });
     history.replaceState(null, "", `#review?${q.toString().replace(/%2C/g, ",").replace(/%3A/g, ":")}`);
   }, 300);
@@ -91,6 +93,13 @@ function refetch(delay = 150) {
   }, delay);
 }
 
+/** The scale moved back so that no more than a tenth of it is in the future (zooming
+ * out around a playhead near now would otherwise show mostly empty future). */
+function lessFuture(s) {
+  const end = Date.now() + s.span * 0.1;
+  return s.end > end ? new Scale(end - s.span, end, s.width) : s;
+}
+
 function setScale(s) {
   state.scale = s;
   redraw();
@@ -132,7 +141,8 @@ function timelineInput() {
     const d = drag;
     drag = null;
     if (!d) return;
-    if (!d.moved) { seek(state.scale.t(e.offsetX)); return; }
+    // A click seeks there and drops the selection (shift-click keeps it).
+    if (!d.moved) { if (!d.select) clearSelection(); seek(state.scale.t(e.offsetX)); return; }
     if (!d.select) { refetch(); saveUrl(); }
   });
   c.addEventListener("pointerleave", () => { tip.hidden = true; });
@@ -182,8 +192,10 @@ let lastDraw = 0;
 function onTick() {
   const t = state.clock.now();
   $("clock").innerHTML = timeHtml(t, "precise");
+  // Paused, each caption gives the time of the picture on screen (from its frame), not
+  // the instant asked for, which can be up to a frame later.
   for (const p of state.players) {
-    const u = p.utc();
+    const u = !state.clock.playing && p.shown != null && p.target == null && !p.video.seeking ? p.shown : p.utc();
     if (u != null) p.caption.innerHTML = timeHtml(u, "precise");
   }
   $("play").textContent = state.clock.playing ? "Pause" : "Play";
@@ -284,9 +296,17 @@ async function loadBookmarks() {
   } catch (e) { $("bookmark-list").innerHTML = `<li class="err">${esc(e.message)}</li>`; }
 }
 
+/** Forgets the selection: Bookmark marks the playhead again. */
+function clearSelection() {
+  if (!state.selection) return;
+  state.selection = null;
+  showSelection();
+  redraw();
+}
+
 function showSelection() {
   const s = state.selection;
-  $("export").disabled = $("hold").disabled = !s;
+  $("export").disabled = $("hold").disabled = $("clear-selection").disabled = !s;
   $("selection").innerHTML = s
     ? `Selected ${timeHtml(s.a)} – ${timeHtml(s.b, "time")} (${((s.b - s.a) / 1000).toFixed(0)} s) on ${esc(state.cameras.join(", "))}`
     : "Shift-drag on the timeline to select a range.";
@@ -304,11 +324,12 @@ async function bookmark() {
   const note = $("mark-note").value.trim();
   if (!note) { $("action-state").textContent = "write a note first"; return; }
   const s = state.selection;
-  const body = s ? { camera: s.camera, start: iso(s.a), end: iso(s.b), note }
-    : { camera: state.cameras[0], start: iso(state.clock.now()), note };
+  // On every camera shown, as a hold is (the selection bar names them).
+  const body = camera => s ? { camera, start: iso(s.a), end: iso(s.b), note }
+    : { camera, start: iso(state.clock.now()), note };
   try {
-    await api("/api/bookmarks", { method: "POST", body });
-    $("action-state").textContent = "bookmarked";
+    for (const camera of state.cameras) await api("/api/bookmarks", { method: "POST", body: body(camera) });
+    $("action-state").textContent = `bookmarked on ${state.cameras.length} camera(s)`;
     $("mark-note").value = "";
     refetch(0);
   } catch (e) { $("action-state").textContent = e.message; }
@@ -344,7 +365,7 @@ async function exportSelection() {
     const bar = row.querySelector(".bar span"), pct = row.querySelector(".pct");
     const job = { camera, done: false, bytes: 0, error: null };
     state.exports.push(job);
-    const url = `/api/clips/${encodeURIComponent(camera)}.mp4?start=${iso(s.a)}&end=${iso(s.b)}`;
+    const url = `/api/clips/${encodeURIComponent(camera)}.mp4?start=${iso(s.a)}&end=${iso(s.b)}&purpose=export`;
     const fileName = r => (r.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || `${camera}.mp4`;
     try {
       // The size first (a HEAD reads no video).
@@ -440,7 +461,7 @@ function controls() {
     seek(a);
   };
   $("zoom-in").onclick = () => setScale(state.scale.zoom(0.5, state.scale.x(state.clock.now())));
-  $("zoom-out").onclick = () => setScale(state.scale.zoom(2, state.scale.x(state.clock.now())));
+  $("zoom-out").onclick = () => setScale(lessFuture(state.scale.zoom(2, state.scale.x(state.clock.now()))));
   $("follow").onclick = () => { state.follow = true; setScale(state.scale.centred(Date.now() - state.scale.span * 0.3)); };
   $("play").onclick = togglePlay;
   $("step-back").onclick = () => state.clock.step(-1, fps());
@@ -451,6 +472,7 @@ function controls() {
   $("bookmark").onclick = bookmark;
   $("hold").onclick = hold;
   $("export").onclick = exportSelection;
+  $("clear-selection").onclick = clearSelection;
   $("more-events").onclick = () => loadEvents(true);
   for (const id of ["f-zone", "f-score", "f-duration", "f-ack"]) $(id).onchange = () => loadEvents();
   $("bookmark-q").oninput = () => loadBookmarks();
@@ -463,6 +485,7 @@ function controls() {
       "+": () => $("zoom-in").click(), "=": () => $("zoom-in").click(), "-": () => $("zoom-out").click(),
       ArrowLeft: () => seek(state.clock.now() - 5000), ArrowRight: () => seek(state.clock.now() + 5000),
       Home: () => $("follow").click(),
+      Escape: clearSelection,
     };
     const f = keys[e.key];
     if (f) { e.preventDefault(); f(); }
@@ -480,7 +503,9 @@ export async function startReview() {
       const want = (params.get("cameras") || "").split(",").filter(c => all.includes(c));
       const cams = want.length ? want : all.slice(0, 2);
       const span = Math.min(MAX_SPAN, Math.max(MIN_SPAN, (+params.get("span") || 3600) * 1000));
-      const t = Date.parse(params.get("t") || "") || Date.now() - span / 2;
+      // Without a link: just before now, so that a new site shows its latest pictures.
+      const t = Date.parse(params.get("t") || "") || Date.now() - 10e3;
+      const from = Date.parse(params.get("from") || "");
       if (cams.join() !== state.cameras.join() || !state.clock) {
         state.cameras = cams;
         state.strips = {};
@@ -490,7 +515,7 @@ export async function startReview() {
       cameraPicker(all);
       state.follow = !params.get("t");
       requestAnimationFrame(async () => {
-        state.scale = new Scale(t - span / 2, t + span / 2, canvasWidth());
+        state.scale = from ? new Scale(from, from + span, canvasWidth()) : new Scale(t - span / 2, t + span / 2, canvasWidth());
         setScale(state.follow ? state.scale.centred(Date.now() - span * 0.3) : state.scale);
         await seek(t);
         // From a search result: play it.

@@ -150,7 +150,9 @@ export async function startSearch() {
   };
   window.addEventListener("resize", () => { if (!$("view-search").hidden) { for (const f of $("search-pictures").children) f.redraw(); render(); } });
   const now = Date.now();
-  state.range = [now - 24 * 3600e3, now];
+  // The last hour first (a day's results are a few pixels wide until zoomed); the
+  // buttons and dates give more.
+  state.range = [now - 3600e3, now];
   return {
     show(params) {
       const want = (params.get("cameras") || "").split(",").filter(c => all.includes(c));

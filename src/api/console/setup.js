@@ -6,7 +6,7 @@
 // frame rate and bitrate, frames dropped or lost, recording coverage with each gap and
 // its reason, and motion coverage per zone; printable to PDF from the browser (a print
 // style sheet keeps only the report).
-import { api, esc, iso, local, siteTime, timeHtml } from "./app.js";
+import { api, esc, iso, local, session, siteTime, timeHtml } from "./app.js";
 import { cameras as cameraList, firstCameras } from "./status.js";
 
 const $ = id => document.getElementById(id);
@@ -78,7 +78,7 @@ function render(r) {
       <tr><th>Since the daemon started</th><td>${s.frames ?? 0} frames written, ${s.dropped_frames ?? 0} dropped by the writer, ${s.dropped_pictures ?? 0} pictures dropped after loss, ${s.lost_packets ?? 0} packets lost, ${s.reconnects ?? 0} reconnects, ${s.timeouts ?? 0} timeouts</td></tr>
       <tr><th>Recorded</th><td class="recorded">${pct(r.recorded)} of the period; ${r.gaps.length} gap(s)</td></tr>
       <tr><th>Motion</th><td>${r.motionSeconds} s with motion (${pct(r.motionSeconds / (span / 1000))}); ${r.counts?.[""] ?? 0} events</td></tr>
-      <tr><th>Last error</th><td class="err">${esc(s.last_error || "none")}</td></tr>
+      <tr><th>Last error</th><td${s.last_error ? ' class="err"' : ""}>${esc(s.last_error || "none")}</td></tr>
     </table>
     <table class="gaps"><thead><tr><th>Gap from</th><th>to</th><th>Length</th><th>Reason</th></tr></thead><tbody>
       ${r.gaps.map(g => `<tr><td>${timeHtml(g.a)}</td><td>${timeHtml(g.b)}</td><td class="num">${duration(g.b - g.a)}</td><td>${esc(g.reason)}</td></tr>`).join("") || `<tr><td colspan="4">No gaps.</td></tr>`}
@@ -89,16 +89,27 @@ function render(r) {
   </article>`;
 }
 
+let loadSeq = 0;
 async function load() {
+  const seq = ++loadSeq;
   const [a, b] = period();
   const picked = [...document.querySelectorAll("#health-cameras input:checked")].map(i => i.value);
+  // Nothing on screen that is not the report asked for last: a stale one could be
+  // printed as if it were current.
+  $("health-reports").innerHTML = "";
+  if (b <= a) { $("health-state").textContent = "that day has not begun yet: pick a day up to today"; return; }
+  if (!picked.length) { $("health-state").textContent = "pick a camera"; return; }
   $("health-state").textContent = "loading…";
   try {
     const reports = await Promise.all(picked.map(c => report(c, a, b)));
-    $("health-reports").innerHTML = reports.map(render).join("");
-    $("health-state").textContent = `made ${local(Date.now())}`;
+    if (seq !== loadSeq) return; // a later choice is loading
+    const made = local(Date.now());
+    $("health-reports").innerHTML =
+      `<h2 class="print-only">Camera health report</h2><p class="print-only">Made ${esc(made)} (site time) by ${esc(session.user || "")}</p>` +
+      reports.map(render).join("");
+    $("health-state").textContent = `made ${made}`;
     state.loaded = reports.length;
-  } catch (e) { $("health-state").textContent = e.message; }
+  } catch (e) { if (seq === loadSeq) $("health-state").textContent = e.message; }
 }
 
 // --- Zone and mask editor --------------------------------------------------------

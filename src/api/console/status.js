@@ -1,6 +1,6 @@
 // The cameras' state (the table under the wall) and the storage line, polled every 2 s;
 // the same poll feeds the wall its camera list and motion state.
-import { esc } from "./app.js";
+import { esc, timeHtml } from "./app.js";
 import { updateWall } from "./live.js";
 
 function mbps(b) { return (b / 1e6).toFixed(2) + " Mbit/s"; }
@@ -26,7 +26,7 @@ async function refresh() {
       <td>${esc(c.name)}</td>
       <td>${c.motion_enabled ? `<img class="live" alt="${esc(c.name)} live" src="/api/cameras/${encodeURIComponent(c.name)}/snapshot.jpg?${Date.now()}" onerror="this.style.visibility='hidden'">` : ""}</td>
       <td class="${esc(c.state)}">${esc(c.state)}${c.recording ? " ● rec" : ""}</td>
-      <td>${esc(c.since)}</td>
+      <td>${c.since ? timeHtml(Date.parse(c.since)) : ""}</td>
       <td class="num">${c.fps.toFixed(1)}</td>
       <td class="num">${mbps(c.bitrate_bps)}</td>
       <td>${c.codec ? esc(c.codec) + " " + c.width + "×" + c.height : ""}</td>

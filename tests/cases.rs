@@ -1,0 +1,299 @@
+//! Cases over the API (`/api/cases`): opened, changed, items of every kind added (each
+//! placing a hold on its range on each of its cameras) and removed (the holds stay), bad
+//! requests refused with a message, every step in the audit log. Against the looped
+//! crossing fixture, whose events and motion history are real.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use vigil::base::time::{now_us, rfc3339};
+
+fn req(
+    d: &TestDaemon,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {}", d.token);
+    let body = body.map(|b| b.to_string());
+    let a = call(
+        method,
+        &d.url(path),
+        &[("Authorization", &auth)],
+        body.as_deref(),
+    );
+    (
+        a.code,
+        serde_json::from_str(&a.body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn cases_collect_items_and_hold_their_recording() {
+    let t = TestDir::new();
+    let (_cam, cfg) = crossing_camera(&t, "");
+    let t0 = now_us() - 60_000_000;
+    let d = TestDaemon::start(&cfg);
+    let far = now_us() + 3_600_000_000;
+    let events = wait_for(Duration::from_secs(60), "an event on the fixture", || {
+        let v = d.get_json(&format!(
+            "/api/events?camera=fixture&start={}&end={}",
+            rfc3339(t0),
+            rfc3339(far)
+        ));
+        (v["total"].as_u64().unwrap() >= 1).then_some(v)
+    });
+    let ev = &events["events"][0];
+    let ev_id = ev["id"].as_u64().unwrap();
+
+    // Open a case; change it.
+    let (code, c) = req(
+        &d,
+        "post",
+        "/api/cases",
+        Some(serde_json::json!({
+            "title": "Pallet missing from loading bay", "reference": "PD-2026-118",
+            "requester": "Det. Ines Ruiz, City Police",
+        })),
+    );
+    assert_eq!(code, 201, "{c}");
+    let id = c["id"].as_u64().unwrap();
+    assert_eq!(c["items"], serde_json::json!([]));
+    let (code, c) = req(
+        &d,
+        "patch",
+        &format!("/api/cases/{id}"),
+        Some(serde_json::json!({ "legal_basis": "Police request under section 12" })),
+    );
+    assert_eq!(code, 200, "{c}");
+    assert_eq!(c["legal_basis"], "Police request under section 12");
+    assert_eq!(c["reference"], "PD-2026-118");
+
+    let item =
+        |body: serde_json::Value| req(&d, "post", &format!("/api/cases/{id}/items"), Some(body));
+    let hold_of = |hid: &serde_json::Value| {
+        let holds = d.get_json("/api/holds");
+        holds["holds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| &h["id"] == hid)
+            .cloned()
+    };
+    // A range: held on its camera, with the case in the reason.
+    let (a, z) = (rfc3339(t0), rfc3339(t0 + 30_000_000));
+    let (code, r) = item(
+        serde_json::json!({ "kind": "range", "cameras": ["fixture"], "start": a, "end": z, "note": "before the theft" }),
+    );
+    assert_eq!(code, 201, "{r}");
+    assert_eq!(r["item"]["n"], 1);
+    let h = hold_of(&r["item"]["holds"][0]).expect("the range's hold");
+    assert_eq!(
+        h["reason"],
+        format!("case {id} (PD-2026-118): Pallet missing from loading bay")
+    );
+    assert_eq!(
+        (h["start_us"].as_i64(), h["end_us"].as_i64()),
+        (Some(t0), Some(t0 + 30_000_000))
+    );
+    // An event: its clip window.
+    let (code, r) = item(serde_json::json!({ "kind": "event", "event_id": ev_id }));
+    assert_eq!(code, 201, "{r}");
+    assert_eq!(r["item"]["kind"], "event");
+    let full = d.get_json(&format!("/api/events/{ev_id}"));
+    let h = hold_of(&r["item"]["holds"][0]).unwrap();
+    assert_eq!(h["start"], full["clip_start"], "{full}");
+    // A bookmarked instant: 10 s either side, the bookmark's note.
+    let at = ev["start_ms"].as_i64().unwrap() * 1000;
+    let (code, b) = req(
+        &d,
+        "post",
+        "/api/bookmarks",
+        Some(
+            serde_json::json!({ "camera": "fixture", "start": rfc3339(at), "note": "pallet leaves" }),
+        ),
+    );
+    assert_eq!(code, 201, "{b}");
+    let (code, r) = item(serde_json::json!({ "kind": "bookmark", "bookmark_id": b["id"] }));
+    assert_eq!(code, 201, "{r}");
+    assert_eq!(r["item"]["note"], "pallet leaves");
+    assert_eq!(
+        r["item"]["end_us"].as_i64().unwrap() - r["item"]["start_us"].as_i64().unwrap(),
+        20_000_000
+    );
+    // A region search where the crossing passed: polygon, range and intervals kept.
+    let poly = serde_json::json!([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]);
+    // (The motion history reaches the index a little after the event.)
+    wait_for(Duration::from_secs(90), "motion history to search", || {
+        let (code, v) = req(
+            &d,
+            "post",
+            "/api/search/region",
+            Some(serde_json::json!({
+            "cameras": ["fixture"], "polygon": poly, "start": rfc3339(t0), "end": rfc3339(now_us()) })),
+        );
+        (code == 200 && !v["intervals"].as_array()?.is_empty()).then_some(())
+    });
+    let (code, r) = item(
+        serde_json::json!({ "kind": "search", "cameras": ["fixture"], "polygon": poly, "start": rfc3339(t0), "end": rfc3339(now_us()) }),
+    );
+    assert_eq!(code, 201, "{r}");
+    assert_eq!(r["item"]["polygon"], poly);
+    assert!(
+        !r["item"]["intervals"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
+    assert_eq!(r["case"]["items"].as_array().unwrap().len(), 4);
+
+    // Refused, with a message, changing nothing.
+    for (body, want, msg) in [
+        (
+            serde_json::json!({ "kind": "event", "event_id": 999_999 }),
+            404,
+            "no event 999999",
+        ),
+        (
+            serde_json::json!({ "kind": "bookmark", "bookmark_id": 999_999 }),
+            404,
+            "no bookmark",
+        ),
+        (
+            serde_json::json!({ "kind": "range", "cameras": ["nope"], "start": a, "end": z }),
+            404,
+            "unknown camera",
+        ),
+        (
+            serde_json::json!({ "kind": "range", "cameras": [], "start": a, "end": z }),
+            400,
+            "at least one",
+        ),
+        (
+            serde_json::json!({ "kind": "range", "cameras": ["fixture"], "start": z, "end": a }),
+            400,
+            "end must be after start",
+        ),
+        (
+            serde_json::json!({ "kind": "range", "cameras": ["fixture"], "start": "noon", "end": z }),
+            400,
+            "start:",
+        ),
+        (
+            serde_json::json!({ "kind": "teleport" }),
+            400,
+            "unknown variant",
+        ),
+        (
+            serde_json::json!({ "kind": "search", "polygon": [[0.0, 0.0], [0.01, 0.0], [0.0, 0.01]], "start": rfc3339(t0 - 7_200_000_000), "end": rfc3339(t0 - 3_600_000_000) }),
+            400,
+            "found nothing",
+        ),
+    ] {
+        let (code, r) = item(body.clone());
+        assert_eq!(code, want, "{body}: {r}");
+        assert!(r["error"].as_str().unwrap().contains(msg), "{body}: {r}");
+    }
+    for (method, path, body, want, msg) in [
+        (
+            "post",
+            "/api/cases".to_string(),
+            serde_json::json!({ "reference": "x" }),
+            400,
+            "title is required",
+        ),
+        (
+            "post",
+            "/api/cases".to_string(),
+            serde_json::json!({ "title": "a", "colour": "red" }),
+            400,
+            "unknown field",
+        ),
+        (
+            "post",
+            "/api/cases".to_string(),
+            serde_json::json!({ "title": "bell\u{7}" }),
+            400,
+            "control characters",
+        ),
+        (
+            "patch",
+            "/api/cases/999".to_string(),
+            serde_json::json!({ "title": "x" }),
+            404,
+            "no case 999",
+        ),
+        (
+            "patch",
+            "/api/cases/abc".to_string(),
+            serde_json::json!({ "title": "x" }),
+            400,
+            "must be a number",
+        ),
+        (
+            "post",
+            "/api/cases/999/items".to_string(),
+            serde_json::json!({ "kind": "event", "event_id": ev_id }),
+            404,
+            "no case 999",
+        ),
+    ] {
+        let (code, r) = req(&d, method, &path, Some(body.clone()));
+        assert_eq!(code, want, "{method} {path} {body}: {r}");
+        assert!(
+            r["error"].as_str().unwrap().contains(msg),
+            "{method} {path}: {r}"
+        );
+    }
+    assert_eq!(
+        d.get_json(&format!("/api/cases/{id}"))["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // Removing an item keeps its hold; numbers are not reused.
+    let (code, r) = req(&d, "delete", &format!("/api/cases/{id}/items/1"), None);
+    assert_eq!(code, 200, "{r}");
+    assert!(
+        hold_of(&r["item"]["holds"][0]).is_some(),
+        "the hold went with the item"
+    );
+    let (code, _) = req(&d, "delete", &format!("/api/cases/{id}/items/1"), None);
+    assert_eq!(code, 404);
+    let (_, r) = item(serde_json::json!({ "kind": "event", "event_id": ev_id }));
+    assert_eq!(r["item"]["n"], 5, "{r}");
+    let list = d.get_json("/api/cases");
+    assert_eq!(list["cases"][0]["items"], 4, "{list}");
+
+    // Every step is on record.
+    let audit = d.get_json(&format!(
+        "/api/audit?start={}&end={}&limit=10000",
+        rfc3339(t0),
+        rfc3339(far)
+    ));
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for want in [
+        "case.create",
+        "case.update",
+        "case.item.add",
+        "case.item.remove",
+        "case.view",
+        "cases.list",
+    ] {
+        assert!(actions.contains(&want), "no {want} in {actions:?}");
+    }
+    let added = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "case.item.add" && r["params"]["status"] == 201)
+        .count();
+    assert_eq!(added, 5);
+}
