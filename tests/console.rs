@@ -383,6 +383,18 @@ fn plays_across_windows(b: &mut Browser, a: &serde_json::Value) {
     // element's clock starts as it is shown. A late hand-over skipped 1.6 s.)
     assert!(skip < 267.0, "the pictures skipped {skip} ms");
     b.eval("vigilReview.setWindow(30000, 600000).then(() => true)");
+    // At 16× into the live edge: on at 1×, and the view says so.
+    b.eval(
+        "(async () => { await vigilReview.clock.seek(Date.now() - 20000); \
+           document.getElementById('speed').value = '16'; document.getElementById('speed').dispatchEvent(new Event('change')); \
+           vigilReview.clock.play(); return true; })()",
+    );
+    b.wait(
+        "vigilReview.clock.rate === 1 && document.getElementById('speed').value === '1' && \
+         document.getElementById('player-state').textContent.includes('live edge')",
+        "1× at the live edge",
+    );
+    b.eval("vigilReview.clock.pause(); true");
 }
 
 /// A bookmark at the clock, a range selected by shift-dragging over the timeline, its

@@ -19,7 +19,8 @@ function range() {
 function params(r) {
   const p = r.params || {};
   const parts = [];
-  const query = p.query && typeof p.query === "object" ? new URLSearchParams(p.query).toString() : p.query || "";
+  // The query as the user would read it (not percent-encoded again).
+  const query = p.query && typeof p.query === "object" ? Object.entries(p.query).map(([k, v]) => v === "" ? k : `${k}=${v}`).join("&") : p.query || "";
   if (p.path) parts.push(p.path + (query ? "?" + query : ""));
   if (p.body && Object.keys(p.body).length) parts.push(JSON.stringify(p.body));
   for (const [k, v] of Object.entries(p)) if (!["path", "query", "body", "status"].includes(k)) parts.push(`${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);

@@ -317,7 +317,14 @@ export class Clock {
     await this.seek(this.now() + frames * 1000 / (fps || 25));
   }
   tick() {
-    const t = this.now();
+    let t = this.now();
+    // Faster than real time into the live edge: on at 1× (there is nothing further to
+    // play faster), and the view is told (`onLiveEdge`).
+    if (this.playing && this.rate > 1 && t > Date.now() - 3000) {
+      this.setRate(1);
+      this.onLiveEdge?.();
+      t = this.now();
+    }
     this.t = t;
     this.wall = performance.now();
     const lead = this.lead();

@@ -186,6 +186,10 @@ function buildPlayers() {
     return new Player(camera, fig);
   });
   state.clock = new Clock(state.players, onTick);
+  state.clock.onLiveEdge = () => {
+    $("speed").value = "1";
+    $("player-state").textContent = "at the live edge: playing at 1×";
+  };
 }
 
 let lastDraw = 0;
