@@ -34,6 +34,13 @@ fn req(
 fn cases_collect_items_and_hold_their_recording() {
     let t = TestDir::new();
     let (_cam, cfg) = crossing_camera(&t, "");
+    // A fixed port, so that `vigil case` can ask the running daemon.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("127.0.0.1:0", &format!("127.0.0.1:{}", free_port())),
+    )
+    .unwrap();
     let t0 = now_us() - 60_000_000;
     let d = TestDaemon::start(&cfg);
     let far = now_us() + 3_600_000_000;
@@ -296,4 +303,86 @@ fn cases_collect_items_and_hold_their_recording() {
         .filter(|r| r["action"] == "case.item.add" && r["params"]["status"] == 201)
         .count();
     assert_eq!(added, 5);
+
+    // `vigil case` while the daemon runs: through its API, with the token.
+    let token = d.token.clone();
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new(VIGIL)
+            .arg("case")
+            .args(args)
+            .args(["--config", cfg.to_str().unwrap()])
+            .env("VIGIL_TOKEN", &token)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = cli(&["list"]);
+    assert!(
+        ok && out.contains("Pallet missing from loading bay (PD-2026-118)")
+            && out.contains("4 items"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = cli(&[
+        "add",
+        &id.to_string(),
+        "--event",
+        &ev_id.to_string(),
+        "--note",
+        "from the CLI",
+    ]);
+    assert!(ok && out.contains("item 6 added"), "{out}{err}");
+    let (ok, _, err) = cli(&["add", &id.to_string(), "--event", "999999"]);
+    assert!(!ok && err.contains("no event 999999"), "{err}");
+    let (ok, out, _) = cli(&["show", &id.to_string(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        ok && v["items"].as_array().unwrap().len() == 5 && v["items"][4]["note"] == "from the CLI",
+        "{v}"
+    );
+    d.stop();
+
+    // With the daemon stopped: on the index, recording each step itself.
+    let (ok, out, err) = cli(&[
+        "create",
+        "--title",
+        "Van at the gate",
+        "--reference",
+        "INS-77",
+    ]);
+    assert!(ok, "{out}{err}");
+    let id2 = out.trim().to_owned();
+    let (ok, out, err) = cli(&[
+        "add",
+        &id2,
+        "--camera",
+        "fixture",
+        "--start",
+        &rfc3339(t0),
+        "--end",
+        &rfc3339(t0 + 10_000_000),
+    ]);
+    assert!(ok && out.contains("item 1 added"), "{out}{err}");
+    let (ok, out, err) = cli(&["add", &id2, "--camera", "fixture", "--start", &rfc3339(t0)]);
+    assert!(!ok && err.contains("give one of"), "{out}{err}");
+    let (ok, out, _) = cli(&["show", &id2]);
+    assert!(
+        ok && out.contains("Van at the gate") && out.contains("item 1: range on fixture"),
+        "{out}"
+    );
+    let log = std::fs::read_to_string(t.join("storage/audit.log")).unwrap();
+    let cli_records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["source"] == "cli")
+        .collect();
+    for want in ["case.create", "case.item.add", "case.view"] {
+        assert!(
+            cli_records.iter().any(|r| r["action"] == want),
+            "no {want} from the CLI"
+        );
+    }
 }

@@ -385,7 +385,7 @@ fn plays_across_windows(b: &mut Browser, a: &serde_json::Value) {
     b.eval("vigilReview.setWindow(30000, 600000).then(() => true)");
     // At 16× into the live edge: on at 1×, and the view says so.
     b.eval(
-        "(async () => { await vigilReview.clock.seek(Date.now() - 20000); \
+        "(async () => { await vigilReview.clock.seek(Date.now() - 6000); \
            document.getElementById('speed').value = '16'; document.getElementById('speed').dispatchEvent(new Event('change')); \
            vigilReview.clock.play(); return true; })()",
     );

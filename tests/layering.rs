@@ -12,7 +12,7 @@ const LEVELS: &[&[&str]] = &[
     ],
     &["ingest", "decode"],
     &[
-        "record", "events", "alerts", "export", "audit", "auth", "live",
+        "record", "events", "alerts", "export", "audit", "auth", "live", "evidence",
     ],
     &["pipeline"],
     &["api", "cli", "daemon", "fake_camera"],

@@ -270,6 +270,16 @@ fn person_text(raw: &str, what: &str, newlines: bool) -> Result<String, ApiError
     Ok(text)
 }
 
+/// A case as `GET /api/cases/{id}` shows it (for `vigil case` working on the index).
+pub fn cases_view(c: &crate::index::Case) -> serde_json::Value {
+    cases::case_view(c, true)
+}
+
+/// A case item as the API shows it.
+pub fn case_item_view(it: &crate::index::CaseItem) -> serde_json::Value {
+    cases::item_view(it)
+}
+
 /// The API described in OpenAPI 3 (kept true by `tests/api.rs`).
 async fn openapi() -> impl IntoResponse {
     (

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod analyze;
 mod audit;
+mod case;
 mod check;
 mod demo;
 mod events;
@@ -59,6 +60,9 @@ enum Command {
     /// The audit log of who searched, viewed and exported what.
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Cases: what an investigation collects (ranges, events, bookmarks, region searches), held.
+    #[command(subcommand)]
+    Case(case::Command),
     /// The site's signing keys for evidence packages (a site CA and this recorder's certificate).
     #[command(subcommand)]
     Keys(keys::Command),
@@ -84,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Recordings(a) => recordings::main(a),
         Command::Export(a) => export::main(a),
         Command::Audit(c) => audit::main(c),
+        Command::Case(c) => case::main(c),
         Command::Keys(c) => keys::main(c),
         Command::User(c) => users::user(c),
         Command::Token(c) => users::token(c),
@@ -161,6 +166,45 @@ impl DaemonApi {
             token: token.trim().to_owned(),
             agent: crate::tls::agent(tls.map(|t| t.cert.as_path()), None)?,
         })
+    }
+
+    /// Sends `method path` (under `base`) with a JSON body; returns the JSON answer. A
+    /// refusal becomes an error with the daemon's message.
+    pub(crate) fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let sent = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("Authorization", &auth)
+                .call(),
+            ("PATCH", b) => (self.agent.patch(&url).header("Authorization", &auth))
+                .send_json(b.unwrap_or_default()),
+            (_, b) => (self.agent.post(&url).header("Authorization", &auth))
+                .send_json(b.unwrap_or_default()),
+        };
+        let mut r = sent.map_err(|e| {
+            anyhow::anyhow!(
+                "the index is locked (daemon running?) and {} does not answer: {e}",
+                self.base
+            )
+        })?;
+        let v: serde_json::Value = r.body_mut().read_json().unwrap_or_default();
+        if !r.status().is_success() {
+            let msg = v["error"].as_str().unwrap_or("no message");
+            match r.status().as_u16() {
+                401 => anyhow::bail!("the daemon refused the token in {TOKEN_ENV}: {msg}"),
+                code => anyhow::bail!("the daemon answered {code}: {msg}"),
+            }
+        }
+        Ok(v)
     }
 
     /// GETs `url` (under `base`); a refusal becomes an error with the daemon's message.

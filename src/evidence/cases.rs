@@ -9,7 +9,7 @@
 //! range; an instant gets 10 s either side), or a region search (the polygon and the
 //! range searched are kept with the intervals found; the item spans them).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::events::{Cameras, QueryError, check_range, region_search};
 use crate::index::{Case, CaseItem, Index, ItemSource};
@@ -118,7 +118,7 @@ pub fn get(index: &Index, id: u64) -> Result<Case, QueryError> {
 }
 
 /// What to add to a case (`kind` says which), with an optional note.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ItemRequest {
     /// `cameras` over `[start_us, end_us)`.

@@ -6,4 +6,5 @@
 //! wrote (segments, the index, the audit log).
 
 pub mod cases;
+pub mod eff;
 pub mod keys;
