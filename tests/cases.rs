@@ -304,6 +304,36 @@ fn cases_collect_items_and_hold_their_recording() {
         .count();
     assert_eq!(added, 5);
 
+    // Export through the API: refused without the site's keys, then a package that
+    // verifies offline.
+    let (code, r) = req(&d, "post", &format!("/api/cases/{id}/export"), None);
+    assert_eq!(code, 409, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("vigil keys init"),
+        "{r}"
+    );
+    let (ok, out, err) = vigil_config(
+        &cfg,
+        &["keys", "init", "--site", "ACME", "--bits", "2048"],
+        "",
+    );
+    assert!(ok, "{out}{err}");
+    let (code, r) = req(&d, "post", &format!("/api/cases/{id}/export"), None);
+    assert_eq!(code, 201, "{r}");
+    let dir = r["dir"].as_str().unwrap();
+    assert!(dir.contains("evidence.packages"), "{r}");
+    let o = std::process::Command::new(VIGIL)
+        .args(["evidence", "verify", dir])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let audit = d.get_json(&format!(
+        "/api/audit?start={}&end={}&action=case.export",
+        rfc3339(t0),
+        rfc3339(far)
+    ));
+    assert_eq!(audit["records"].as_array().unwrap().len(), 2, "{audit}");
+
     // `vigil case` while the daemon runs: through its API, with the token.
     let token = d.token.clone();
     let cli = |args: &[&str]| {

@@ -84,18 +84,7 @@ fn openssl_verifies(file: &Path, t: &TestDir) -> bool {
 }
 
 fn frames(file: &Path) -> u64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    ffprobe(file).0
 }
 
 #[test]

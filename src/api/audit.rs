@@ -53,6 +53,7 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("PATCH", ["api", "cases", _]) => "case.update",
         ("POST", ["api", "cases", _, "items"]) => "case.item.add",
         ("DELETE", ["api", "cases", _, "items", _]) => "case.item.remove",
+        ("POST", ["api", "cases", _, "export"]) => "case.export",
         _ => return None,
     })
 }

@@ -152,3 +152,86 @@ pub(super) async fn remove_item(
             .into_response(),
     )
 }
+
+/// `POST /api/cases/{id}/export`: the case as an evidence package, written under
+/// `<storage>/evidence.packages/case<ID>-<UTC>/` (signed with the site's keys): 201 with
+/// `package_id`, `dir`, `files`, `media_bytes` and `manifest_sha256`. 409 without keys
+/// (`vigil keys init`) or items.
+pub(super) async fn export(
+    State(st): State<AppState>,
+    axum::Extension(who): axum::Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    use crate::evidence::{keys, package};
+    let id = id_of(&id, "case id")?;
+    let (index, storage, audit, file) = (
+        st.index.clone(),
+        st.storage.clone(),
+        st.audit.clone(),
+        st.setup.file.clone(),
+    );
+    let out = blocking(move || -> Result<_, ApiError> {
+        let keys = keys::load(&keys::dir(storage.dir()))
+            .map_err(|e| ApiError(StatusCode::CONFLICT, e.to_string()))?;
+        let case = cases::get(&index, id)?;
+        let urls: Vec<(String, String)> = crate::config::Config::load(&file)
+            .map(|c| {
+                c.cameras
+                    .iter()
+                    .map(|c| (c.name.clone(), c.url.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        let now = now_us();
+        let dir = storage.dir().join("evidence.packages").join(format!(
+            "case{id}-{}",
+            rfc3339(now)
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .replace(':', "")
+        ));
+        let role = format!("{:?}", who.role).to_lowercase();
+        let exporter = package::Exporter {
+            user: &who.user,
+            role: &role,
+            recorder: &host,
+            host: &host,
+            camera_urls: &urls,
+        };
+        package::export(
+            &package::Recorder {
+                index: &index,
+                storage: &storage,
+                audit: &audit,
+                keys: &keys,
+            },
+            &case,
+            &exporter,
+            &dir,
+            now,
+        )
+        .map_err(|e| match e {
+            package::PackageError::Query(q) => ApiError::from(q),
+            package::PackageError::Refused(m) => ApiError(StatusCode::CONFLICT, m),
+            other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        })
+    })
+    .await??;
+    tracing::info!(
+        "case {id} exported as package {} to {}",
+        out.package_id,
+        out.dir.display()
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "package_id": out.package_id, "dir": out.dir.display().to_string(), "files": out.files,
+            "media_bytes": out.media_bytes, "manifest_sha256": out.manifest_sha256,
+        })),
+    )
+        .into_response())
+}

@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/cases/{id}", patch(cases::update))
         .route("/api/cases/{id}/items", post(cases::add_item))
         .route("/api/cases/{id}/items/{n}", delete(cases::remove_item))
+        .route("/api/cases/{id}/export", post(cases::export))
         .route_layer(need(Role::Investigator));
     let admin = axum::Router::new()
         .route("/api/audit", get(audit::list))

@@ -8,6 +8,20 @@ use std::process::ExitCode;
 use crate::audit::AuditLog;
 use crate::evidence::keys::{self, DEFAULT_BITS, Keys};
 
+/// What new certificates say, and their keys' size.
+#[derive(clap::Args)]
+pub struct Naming {
+    /// The organisation or site, as the certificates name it.
+    #[arg(long)]
+    site: String,
+    /// This recorder's name in its certificate (default: the host name).
+    #[arg(long)]
+    recorder: Option<String>,
+    /// RSA key size, bits.
+    #[arg(long, default_value_t = DEFAULT_BITS)]
+    bits: usize,
+}
+
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Create a site CA and this recorder's signing certificate (private keys 0600 in
@@ -15,15 +29,8 @@ pub enum Command {
     Init {
         #[arg(long, short)]
         config: PathBuf,
-        /// The organisation or site, as the certificates name it.
-        #[arg(long)]
-        site: String,
-        /// This recorder's name in its certificate (default: the host name).
-        #[arg(long)]
-        recorder: Option<String>,
-        /// RSA key size, bits.
-        #[arg(long, default_value_t = DEFAULT_BITS)]
-        bits: usize,
+        #[command(flatten)]
+        who: Naming,
     },
     /// Use an organisation's CA instead: its CA certificate and a recorder certificate it
     /// issued, with that certificate's private key (PEM files; checked before use).
@@ -45,14 +52,8 @@ pub enum Command {
     Rotate {
         #[arg(long, short)]
         config: PathBuf,
-        /// The organisation or site, as the certificates name it.
-        #[arg(long)]
-        site: String,
-        /// This recorder's name in its certificate (default: the host name).
-        #[arg(long)]
-        recorder: Option<String>,
-        #[arg(long, default_value_t = DEFAULT_BITS)]
-        bits: usize,
+        #[command(flatten)]
+        who: Naming,
     },
     /// Print the certificates' subjects, validity and fingerprints.
     Show {
@@ -102,14 +103,14 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
         Ok(())
     };
     match c {
-        Command::Init {
-            site,
-            recorder,
-            bits,
-            ..
-        } => {
+        Command::Init { who, .. } => {
             std::fs::create_dir_all(storage.dir())?;
-            let k = keys::init(&dir, &site, &recorder.unwrap_or_else(host), bits)?;
+            let k = keys::init(
+                &dir,
+                &who.site,
+                &who.recorder.unwrap_or_else(host),
+                who.bits,
+            )?;
             record("keys.init", &k)?;
             println!("created in {}", dir.display());
             print(&k);
@@ -121,13 +122,13 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
             println!("imported into {}", dir.display());
             print(&k);
         }
-        Command::Rotate {
-            site,
-            recorder,
-            bits,
-            ..
-        } => {
-            let k = keys::rotate(&dir, &site, &recorder.unwrap_or_else(host), bits)?;
+        Command::Rotate { who, .. } => {
+            let k = keys::rotate(
+                &dir,
+                &who.site,
+                &who.recorder.unwrap_or_else(host),
+                who.bits,
+            )?;
             record("keys.rotate", &k)?;
             println!("new recorder certificate in {}", dir.display());
             print(&k);

@@ -11,6 +11,7 @@ mod case;
 mod check;
 mod demo;
 mod events;
+mod evidence;
 mod export;
 mod fake_camera;
 mod keys;
@@ -63,6 +64,9 @@ enum Command {
     /// Cases: what an investigation collects (ranges, events, bookmarks, region searches), held.
     #[command(subcommand)]
     Case(case::Command),
+    /// Evidence packages: export a case (signed, sealed) and verify one offline.
+    #[command(subcommand)]
+    Evidence(evidence::Command),
     /// The site's signing keys for evidence packages (a site CA and this recorder's certificate).
     #[command(subcommand)]
     Keys(keys::Command),
@@ -89,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Export(a) => export::main(a),
         Command::Audit(c) => audit::main(c),
         Command::Case(c) => case::main(c),
+        Command::Evidence(c) => evidence::main(c),
         Command::Keys(c) => keys::main(c),
         Command::User(c) => users::user(c),
         Command::Token(c) => users::token(c),

@@ -6,5 +6,7 @@
 //! wrote (segments, the index, the audit log).
 
 pub mod cases;
+pub mod cms;
 pub mod eff;
 pub mod keys;
+pub mod package;

@@ -1,0 +1,761 @@
+//! The evidence package, `vigil-evidence/1`: everything a case's recipient needs to see
+//! that the video is what the cameras recorded, unaltered, who exported it and when, and
+//! to check that without Vigil. Written as a folder:
+//!
+//! | path | what |
+//! |---|---|
+//! | `media/<camera>/<from>_<to>.mp4` | each item's range of each camera, remuxed from the segments (never re-encoded), sealed as the ONVIF Export File Format defines ([`super::eff`]) |
+//! | `case.json` | the manifest, canonical JSON (RFC 8785) |
+//! | `case.json.p7s` | its detached CMS signature (DER) by the recorder's certificate ([`super::cms`]) |
+//! | `SHA256SUMS` | `sha256sum -c` format: every file but itself and `custody.jsonl` |
+//! | `custody.jsonl` | the chain of custody: hash-chained records, each signed; later records (verification, transfer) are appended, so it is outside `SHA256SUMS` and its first record's hash is in the manifest |
+//! | `audit-extract.jsonl` | the audit log's records that touch the case, then the audit head |
+//! | `events.json` | the motion events in the items' ranges |
+//! | `certs/site-ca.pem`, `certs/recorder.pem` | the site CA and the recorder certificate |
+//! | `VERIFY.txt` | how to verify, with the exact commands |
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::keys::{Keys, fingerprint};
+use super::{cms, eff};
+use crate::base::time::rfc3339;
+use crate::events::{self, Cameras, EventQuery, Order, QueryError};
+use crate::index::{Case, Index};
+use crate::storage::Layout;
+
+/// The format's name and version, in the manifest.
+pub const FORMAT: &str = "vigil-evidence/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("{0}")]
+    Query(#[from] QueryError),
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{0}")]
+    Seal(#[from] eff::SealError),
+    #[error("{0}")]
+    Cms(#[from] cms::CmsError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
+    move |err| PackageError::Io {
+        path: path.to_owned(),
+        err,
+    }
+}
+
+/// Who exports, from where.
+pub struct Exporter<'a> {
+    pub user: &'a str,
+    pub role: &'a str,
+    /// This recorder's name and host.
+    pub recorder: &'a str,
+    pub host: &'a str,
+    /// Camera name → stream URL (without credentials: the config refuses them in URLs).
+    pub camera_urls: &'a [(String, String)],
+}
+
+/// One exported media file, as the manifest lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MediaFile {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    /// The case items it is for (two items of the same camera and range share a file).
+    pub items: Vec<u32>,
+    pub camera: CameraRef,
+    pub requested: Span,
+    /// UTC of the first and last frame presented (RFC 3339, µs).
+    pub actual: Span,
+    /// Recording gaps inside the range, `[start, end)` (RFC 3339).
+    pub gaps: Vec<Span>,
+    pub codec: String,
+    pub width: u16,
+    pub height: u16,
+    pub frames: u64,
+    pub processing: &'static str,
+    /// The segments it was remuxed from, with the SHA-256 each got when it was recorded.
+    pub source_segments: Vec<SourceSegment>,
+    /// The ONVIF export seal: algorithm and the signer's certificate fingerprint.
+    pub seal: SealRef,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CameraRef {
+    pub name: String,
+    pub id: u32,
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Span {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceSegment {
+    pub file: String,
+    pub start: String,
+    pub end: String,
+    /// Hex SHA-256 taken when it closed (`null` for segments recorded before that).
+    pub sha256: Option<String>,
+    pub end_reason: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SealRef {
+    pub format: &'static str,
+    pub algorithm: &'static str,
+    pub cert_sha256: String,
+}
+
+fn span(a: i64, b: i64) -> Span {
+    Span {
+        start: rfc3339(a),
+        end: rfc3339(b),
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<(String, u64), PackageError> {
+    let mut f = std::fs::File::open(path).map_err(io(path))?;
+    let mut h = Sha256::new();
+    let n = std::io::copy(&mut f, &mut h).map_err(io(path))?;
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// `20261201T020304Z`: a UTC time for file names.
+fn stamp(us: i64) -> String {
+    rfc3339(us)
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .replace(['-', ':'], "")
+        .trim_end_matches('Z')
+        .to_owned()
+        + "Z"
+}
+
+/// A new random package id (UUID version 4 text).
+fn package_id() -> String {
+    use rsa::rand_core::RngCore;
+    let mut b = [0u8; 16];
+    rsa::rand_core::OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The kernel's view of the clock's synchronisation (`adjtimex`): whether NTP (or PTP)
+/// keeps it in sync, and its maximum error in µs.
+fn time_sync() -> serde_json::Value {
+    // SAFETY: adjtimex with modes 0 only reads the kernel's state into `tx`.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    serde_json::json!({
+        "synchronized": state >= 0 && state != libc::TIME_ERROR,
+        "max_error_us": tx.maxerror,
+        "source": "adjtimex",
+    })
+}
+
+/// One signed custody record as a JSONL line: the record's canonical JSON with `prev`
+/// (the previous line's SHA-256, 64 zeros for the first), `signer_sha256`,
+/// `signer_cert` (hex DER) and `signature` (hex RSA PKCS #1 v1.5 SHA-256 over the canonical JSON without
+/// `signature`).
+pub fn custody_line(
+    mut rec: serde_json::Value,
+    prev: &str,
+    keys: &Keys,
+) -> Result<String, PackageError> {
+    use der::Encode;
+    use rsa::signature::{SignatureEncoding, Signer};
+    rec["prev"] = prev.into();
+    rec["signer_sha256"] = fingerprint(&keys.recorder).into();
+    // The signer's certificate itself (hex DER): a record added on another recorder of
+    // the site, or after a key rotation, verifies against the site CA alone.
+    rec["signer_cert"] = hex::encode(
+        keys.recorder
+            .to_der()
+            .map_err(|e| PackageError::Refused(e.to_string()))?,
+    )
+    .into();
+    let body =
+        serde_json_canonicalizer::to_vec(&rec).map_err(|e| PackageError::Refused(e.to_string()))?;
+    let sig = rsa::pkcs1v15::SigningKey::<Sha256>::new(keys.key.clone()).sign(&body);
+    rec["signature"] = hex::encode(sig.to_bytes()).into();
+    serde_json_canonicalizer::to_string(&rec).map_err(|e| PackageError::Refused(e.to_string()))
+}
+
+/// What [`export`] made.
+#[derive(Debug)]
+pub struct Exported {
+    pub package_id: String,
+    pub dir: PathBuf,
+    pub files: usize,
+    pub media_bytes: u64,
+    /// Hex SHA-256 of `case.json`.
+    pub manifest_sha256: String,
+}
+
+/// What an export reads: the recorder's index, storage, audit log and signing keys.
+pub struct Recorder<'a> {
+    pub index: &'a Index,
+    pub storage: &'a Layout,
+    pub audit: &'a crate::audit::AuditLog,
+    pub keys: &'a Keys,
+}
+
+/// Exports case `case` to the new folder `out` (refused if it exists), signed with the
+/// recorder's keys. Errors: the case, an item without recording, I/O, signing.
+pub fn export(
+    rec: &Recorder<'_>,
+    case: &Case,
+    who: &Exporter<'_>,
+    out: &Path,
+    now_us: i64,
+) -> Result<Exported, PackageError> {
+    let Recorder {
+        index,
+        storage,
+        audit,
+        keys,
+    } = *rec;
+    if case.items.is_empty() {
+        return Err(PackageError::Refused(format!(
+            "case {} has no items to export",
+            case.id
+        )));
+    }
+    if out.exists() {
+        return Err(PackageError::Refused(format!(
+            "{} exists already: give a new folder",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let package_id = package_id();
+    let cams = Cameras::load(index)?;
+    let cert_sha = fingerprint(&keys.recorder);
+    let mut media = Vec::new();
+    let mut events_out = Vec::new();
+    for item in &case.items {
+        for camera in &item.cameras {
+            let cam_id = cams.id(camera)?;
+            let rel = format!(
+                "media/{camera}/{}_{}.mp4",
+                stamp(item.start_us),
+                stamp(item.end_us)
+            );
+            // Two items of the same camera and range share one file.
+            if let Some(m) = media.iter_mut().find(|m: &&mut MediaFile| m.path == rel) {
+                m.items.push(item.n);
+                continue;
+            }
+            let plan = crate::export::plan(index, storage, cam_id, item.start_us, item.end_us)?;
+            let path = out.join(&rel);
+            std::fs::create_dir_all(path.parent().unwrap()).map_err(io(&path))?;
+            {
+                let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+                plan.write_range(0, plan.len, &mut f).map_err(io(&path))?;
+            }
+            let url = (who.camera_urls.iter().find(|(n, _)| n == camera))
+                .map(|(_, u)| u.clone())
+                .unwrap_or_default();
+            let mut tracks = vec![eff::TrackSource {
+                track_id: 1,
+                name: camera.clone(),
+                url: url.clone(),
+                origin_us: plan.decode_start_us,
+            }];
+            if plan.audio_frames > 0 {
+                tracks.push(eff::TrackSource {
+                    track_id: 2,
+                    name: camera.clone(),
+                    url: url.clone(),
+                    origin_us: plan.decode_start_us,
+                });
+            }
+            let info = eff::SealInfo {
+                unit_name: who.recorder.to_owned(),
+                unit_url: format!("vigil://{}", who.host),
+                time_us: now_us,
+                operator: format!("{} ({})", who.user, who.role),
+                tracks,
+                user_info: format!("case {} {}; package {package_id}", case.id, case.reference),
+            };
+            eff::seal(&path, &info, &keys.key, &keys.recorder)?;
+            let (sha, bytes) = sha256_file(&path)?;
+            let segs = index
+                .segments_overlapping(cam_id, item.start_us, item.end_us)
+                .map_err(QueryError::from)?;
+            let first = segs.first();
+            media.push(MediaFile {
+                path: rel,
+                sha256: sha,
+                bytes,
+                items: vec![item.n],
+                camera: CameraRef {
+                    name: camera.clone(),
+                    id: cam_id,
+                    url,
+                },
+                requested: span(item.start_us, item.end_us),
+                actual: span(plan.start_us, plan.start_us + plan.duration_us),
+                gaps: plan.gaps.iter().map(|&(a, b)| span(a, b)).collect(),
+                codec: first.map(|s| s.codec.clone()).unwrap_or_default(),
+                width: first.map_or(0, |s| s.width),
+                height: first.map_or(0, |s| s.height),
+                frames: plan.presented_frames,
+                processing: "remux-only",
+                source_segments: segs
+                    .iter()
+                    .map(|s| SourceSegment {
+                        file: s.file.clone(),
+                        start: rfc3339(s.start_us),
+                        end: rfc3339(s.end_us),
+                        sha256: s.sha256.map(hex::encode),
+                        end_reason: s.end_reason.as_str(),
+                    })
+                    .collect(),
+                seal: SealRef {
+                    format: "ONVIF Export File Format 26.06",
+                    algorithm: "RSASSA-PSS SHA-256 MGF1-SHA-256 salt 20",
+                    cert_sha256: cert_sha.clone(),
+                },
+            });
+            let q = EventQuery {
+                start_us: item.start_us,
+                end_us: item.end_us,
+                cameras: vec![camera.clone()],
+                zones: vec![],
+                min_score: None,
+                min_duration_us: None,
+                acknowledged: None,
+                order: Order::Asc,
+                limit: events::MAX_LIMIT,
+                cursor: None,
+            };
+            events_out.extend(events::search(index, &q)?.events);
+        }
+    }
+    let write = |rel: &str, bytes: &[u8]| -> Result<(), PackageError> {
+        let p = out.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+        }
+        std::fs::write(&p, bytes).map_err(io(&p))
+    };
+    write(
+        "events.json",
+        &serde_json::to_vec_pretty(&serde_json::json!({ "events": events_out }))
+            .expect("plain data"),
+    )?;
+    use der::EncodePem;
+    let pem = |c: &x509_cert::Certificate| {
+        c.to_pem(der::pem::LineEnding::LF)
+            .map_err(|e| PackageError::Refused(e.to_string()))
+    };
+    write("certs/site-ca.pem", pem(&keys.ca)?.as_bytes())?;
+    write("certs/recorder.pem", pem(&keys.recorder)?.as_bytes())?;
+
+    // The audit records that touch this case, and the head they chain to.
+    let case_path = format!("/api/cases/{}", case.id);
+    let mut extract = String::new();
+    if let Ok(text) = std::fs::read_to_string(audit.path()) {
+        for line in text.lines() {
+            let Ok(r) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            let p = &r["params"];
+            let touches = p["path"]
+                .as_str()
+                .is_some_and(|s| s == case_path || s.starts_with(&format!("{case_path}/")))
+                || p["case"].as_u64() == Some(case.id)
+                || (r["action"] == "case.create"
+                    && p["status"] == 201
+                    && line.contains(&format!(
+                        "\"title\":{}",
+                        serde_json::to_string(&case.title).unwrap_or_default()
+                    )));
+            if touches {
+                extract.push_str(line);
+                extract.push('\n');
+            }
+        }
+    }
+    let head = std::fs::read_to_string(audit.path().with_extension("head")).unwrap_or_default();
+    extract.push_str(&serde_json::json!({ "audit_head": head.trim() }).to_string());
+    extract.push('\n');
+    write("audit-extract.jsonl", extract.as_bytes())?;
+
+    // The chain of custody, its first record: the export.
+    let first = custody_line(
+        serde_json::json!({
+            "seq": 1, "time": rfc3339(now_us), "action": "exported", "by": who.user, "role": who.role,
+            "package_id": package_id, "case": case.id, "recorder": who.recorder, "host": who.host,
+        }),
+        &"0".repeat(64),
+        keys,
+    )?;
+    write("custody.jsonl", format!("{first}\n").as_bytes())?;
+    let custody_head = hex::encode(Sha256::digest(first.as_bytes()));
+
+    write(
+        "VERIFY.txt",
+        verify_text(&fingerprint(&keys.ca), &cert_sha).as_bytes(),
+    )?;
+
+    let (ca_sha, _) = (fingerprint(&keys.ca), ());
+    let manifest = serde_json::json!({
+        "format": FORMAT,
+        "package_id": package_id,
+        "created": rfc3339(now_us),
+        "exported_by": { "user": who.user, "role": who.role },
+        "exporter": { "product": "Vigil", "version": env!("CARGO_PKG_VERSION"), "recorder": who.recorder, "host": who.host, "recorder_cert_sha256": cert_sha },
+        "time_sync": time_sync(),
+        "case": {
+            "id": case.id, "title": case.title, "reference": case.reference, "requester": case.requester,
+            "legal_basis": case.legal_basis, "notes": case.notes, "created_by": case.created_by, "created": rfc3339(case.created_us),
+            "items": case.items.iter().map(|it| serde_json::json!({
+                "n": it.n, "source": it.source, "cameras": it.cameras, "start": rfc3339(it.start_us), "end": rfc3339(it.end_us),
+                "note": it.note, "holds": it.holds, "added_by": it.added_by, "added": rfc3339(it.added_us),
+            })).collect::<Vec<_>>(),
+        },
+        "files": media,
+        "holds": index.holds().map_err(QueryError::from)?.iter()
+            .filter(|h| case.items.iter().any(|it| it.holds.contains(&h.id)))
+            .map(|h| serde_json::json!({ "id": h.id, "camera": cams.name(h.camera_id), "start": rfc3339(h.start_us), "end": rfc3339(h.end_us), "reason": h.reason, "user": h.user }))
+            .collect::<Vec<_>>(),
+        "custody_head": custody_head,
+        "audit_head": head.trim(),
+        "site_ca_sha256": ca_sha,
+    });
+    let manifest = serde_json_canonicalizer::to_vec(&manifest)
+        .map_err(|e| PackageError::Refused(e.to_string()))?;
+    write("case.json", &manifest)?;
+    write(
+        "case.json.p7s",
+        &cms::sign_detached(
+            &manifest,
+            &keys.key,
+            &keys.recorder,
+            std::slice::from_ref(&keys.ca),
+        )?,
+    )?;
+
+    // SHA256SUMS: every file but itself and the custody chain, sorted.
+    let mut files = Vec::new();
+    walk(out, out, &mut files).map_err(io(out))?;
+    files.retain(|f| f != "SHA256SUMS" && f != "custody.jsonl");
+    files.sort();
+    let mut sums = String::new();
+    for f in &files {
+        let (sha, _) = sha256_file(&out.join(f))?;
+        sums.push_str(&format!("{sha}  {f}\n"));
+    }
+    write("SHA256SUMS", sums.as_bytes())?;
+    Ok(Exported {
+        package_id,
+        dir: out.to_owned(),
+        files: files.len() + 2,
+        media_bytes: media.iter().map(|m| m.bytes).sum(),
+        manifest_sha256: hex::encode(Sha256::digest(&manifest)),
+    })
+}
+
+/// Every file under `dir`, as paths relative to `root` with `/`.
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            walk(root, &e.path(), out)?;
+        } else {
+            out.push(
+                e.path()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn verify_text(ca_sha: &str, rec_sha: &str) -> String {
+    format!(
+        "How to verify this evidence package ({FORMAT})\n\
+         ================================================\n\n\
+         Compare the site CA's fingerprint with the one in the site's acceptance record:\n\n\
+         \x20   openssl x509 -in certs/site-ca.pem -noout -fingerprint -sha256\n\
+         \x20   (this package: {ca_sha})\n\n\
+         1. Every file is as exported (all but custody.jsonl, which grows with each hand-over):\n\n\
+         \x20   sha256sum -c SHA256SUMS\n\n\
+         2. The manifest is signed by the recorder, under the site CA:\n\n\
+         \x20   openssl cms -verify -binary -inform DER -in case.json.p7s -content case.json \\\n\
+         \x20       -CAfile certs/site-ca.pem -out /dev/null\n\n\
+         3. Each video file carries an ONVIF Export File Format seal (RSASSA-PSS over the file),\n\
+         \x20  signed by the recorder certificate (SHA-256 fingerprint {rec_sha}); any\n\
+         \x20  ONVIF-conformant export player verifies it.\n\n\
+         4. Everything above, plus the seals, the custody chain and the times in the manifest,\n\
+         \x20  offline, without the recorder:\n\n\
+         \x20   vigil evidence verify .\n\n\
+         The manifest (case.json, canonical JSON as RFC 8785 defines) lists each file's\n\
+         SHA-256, the camera, the requested and the actual times of the first and last frame,\n\
+         the gaps in the recording, and the recording-time SHA-256 of the segments it was\n\
+         remuxed from (never re-encoded).\n"
+    )
+}
+
+/// What [`verify`] found: the checks that passed, and each problem with its file.
+#[derive(Debug, Default)]
+pub struct Verification {
+    pub passed: Vec<String>,
+    /// `(file, reason)`.
+    pub problems: Vec<(String, String)>,
+}
+
+impl Verification {
+    pub fn intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+    fn bad(&mut self, file: &str, why: impl Into<String>) {
+        self.problems.push((file.to_owned(), why.into()));
+    }
+}
+
+/// Verifies the package in `dir` offline, with nothing but its own files: every hash in
+/// `SHA256SUMS` (and no file missing from it), the manifest's CMS signature and its
+/// signer under `certs/site-ca.pem`, each media file's seal (signer the same recorder
+/// certificate), its hash and size as the manifest lists them, its media times against
+/// the manifest (the seal's media origin), and the custody chain (hashes, signatures by
+/// a certificate under the site CA, the first record the manifest's head).
+pub fn verify(dir: &Path) -> Verification {
+    let mut v = Verification::default();
+    let read = |rel: &str| std::fs::read(dir.join(rel));
+    // 1. SHA256SUMS.
+    let sums = match std::fs::read_to_string(dir.join("SHA256SUMS")) {
+        Ok(s) => s,
+        Err(e) => {
+            v.bad("SHA256SUMS", format!("cannot be read: {e}"));
+            String::new()
+        }
+    };
+    let mut listed = std::collections::BTreeSet::new();
+    for (i, line) in sums.lines().enumerate() {
+        let Some((sha, name)) = line.split_once("  ") else {
+            v.bad("SHA256SUMS", format!("line {} is not `HASH  FILE`", i + 1));
+            continue;
+        };
+        listed.insert(name.to_owned());
+        match sha256_file(&dir.join(name)) {
+            Ok((got, _)) if got == sha => {}
+            Ok((got, _)) => v.bad(
+                name,
+                format!("SHA-256 {got} differs from SHA256SUMS ({sha}): the file changed"),
+            ),
+            Err(_) => v.bad(name, "listed in SHA256SUMS but missing"),
+        }
+    }
+    let mut present = Vec::new();
+    let _ = walk(dir, dir, &mut present);
+    for f in present {
+        if f != "SHA256SUMS" && f != "custody.jsonl" && !listed.contains(&f) {
+            v.bad(&f, "not listed in SHA256SUMS: added after the export");
+        }
+    }
+    if v.problems
+        .iter()
+        .all(|(f, _)| f == "SHA256SUMS" && sums.is_empty())
+        && !sums.is_empty()
+    {
+        v.passed.push(format!("SHA256SUMS: {} files", listed.len()));
+    }
+    // 2. The certificates and the manifest's signature.
+    let ca = match super::keys::read_cert(&dir.join("certs/site-ca.pem")) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            v.bad("certs/site-ca.pem", e.to_string());
+            None
+        }
+    };
+    let manifest_bytes = read("case.json").unwrap_or_default();
+    let signer = match (read("case.json.p7s"), &ca) {
+        (Ok(p7s), Some(ca)) => match cms::verify_detached(&p7s, &manifest_bytes) {
+            Ok(cert) => match super::keys::check_issued(&cert, ca, Path::new("case.json.p7s")) {
+                Ok(()) => {
+                    v.passed.push(format!(
+                        "case.json signed by {} (SHA-256 {})",
+                        cert.tbs_certificate.subject,
+                        fingerprint(&cert)
+                    ));
+                    Some(cert)
+                }
+                Err(_) => {
+                    v.bad(
+                        "case.json.p7s",
+                        "signed by a certificate the site CA did not issue",
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                v.bad("case.json.p7s", e.to_string());
+                None
+            }
+        },
+        (Err(e), _) => {
+            v.bad("case.json.p7s", format!("cannot be read: {e}"));
+            None
+        }
+        _ => None,
+    };
+    let manifest: serde_json::Value = match serde_json::from_slice(&manifest_bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            v.bad("case.json", format!("not JSON: {e}"));
+            return v;
+        }
+    };
+    // 3. Each media file: listed hash and size, seal, times.
+    for f in manifest["files"].as_array().into_iter().flatten() {
+        let rel = f["path"].as_str().unwrap_or("");
+        let path = dir.join(rel);
+        match sha256_file(&path) {
+            Ok((sha, bytes)) => {
+                if f["sha256"] != sha.as_str() {
+                    v.bad(rel, "SHA-256 differs from the manifest");
+                }
+                if f["bytes"].as_u64() != Some(bytes) {
+                    v.bad(
+                        rel,
+                        format!("{bytes} bytes, the manifest says {}", f["bytes"]),
+                    );
+                }
+            }
+            Err(_) => {
+                v.bad(rel, "listed in the manifest but missing");
+                continue;
+            }
+        }
+        match eff::verify(&path) {
+            Ok(s) => {
+                if signer
+                    .as_ref()
+                    .is_some_and(|c| fingerprint(c) != fingerprint(&s.cert))
+                {
+                    v.bad(
+                        rel,
+                        "sealed by another certificate than the manifest's signer",
+                    );
+                }
+                if let Some(ca) = &ca
+                    && super::keys::check_issued(&s.cert, ca, &path).is_err()
+                {
+                    v.bad(rel, "sealed by a certificate the site CA did not issue");
+                }
+                // The seal's media origin is the first sample's time; the manifest's
+                // first frame is at or after it, within the clip.
+                let first = f["actual"]["start"]
+                    .as_str()
+                    .and_then(|t| crate::base::time::parse_rfc3339(t).ok());
+                match (s.origins.first(), first) {
+                    (Some(&(_, origin)), Some(first))
+                        if origin <= first && first - origin < 60_000_000 => {}
+                    _ => v.bad(
+                        rel,
+                        "the seal's media times do not match the manifest's first frame",
+                    ),
+                }
+            }
+            Err(e) => v.bad(rel, format!("ONVIF seal: {e}")),
+        }
+    }
+    if !manifest["files"].as_array().is_some_and(|a| a.is_empty()) {
+        v.passed.push(format!(
+            "{} media files: seals verify",
+            manifest["files"].as_array().map_or(0, Vec::len)
+        ));
+    }
+    // 4. The custody chain.
+    match std::fs::read_to_string(dir.join("custody.jsonl")) {
+        Ok(text) => {
+            let mut prev = "0".repeat(64);
+            let mut n = 0;
+            for (i, line) in text.lines().enumerate() {
+                let where_ = format!("custody.jsonl line {}", i + 1);
+                let Ok(mut rec) = serde_json::from_str::<serde_json::Value>(line) else {
+                    v.bad("custody.jsonl", format!("{where_} is not JSON"));
+                    break;
+                };
+                if rec["prev"] != prev.as_str() {
+                    v.bad("custody.jsonl", format!("{where_}: does not follow the line before (removed, reordered or altered)"));
+                }
+                if i == 0
+                    && manifest["custody_head"]
+                        != hex::encode(Sha256::digest(line.as_bytes())).as_str()
+                {
+                    v.bad(
+                        "custody.jsonl",
+                        "the first record is not the one the manifest names",
+                    );
+                }
+                let sig = rec.as_object_mut().and_then(|o| o.remove("signature"));
+                let ok = (|| {
+                    use der::Decode;
+                    use rsa::signature::Verifier;
+                    let sig = hex::decode(sig?.as_str()?).ok()?;
+                    let body = serde_json_canonicalizer::to_vec(&rec).ok()?;
+                    let key = x509_cert::Certificate::from_der(
+                        &hex::decode(rec["signer_cert"].as_str()?).ok()?,
+                    )
+                    .ok()?;
+                    if rec["signer_sha256"] != fingerprint(&key).as_str() {
+                        return None;
+                    }
+                    super::keys::check_issued(&key, ca.as_ref()?, Path::new("custody.jsonl"))
+                        .ok()?;
+                    let public =
+                        rsa::RsaPublicKey::try_from(der::referenced::OwnedToRef::owned_to_ref(
+                            &key.tbs_certificate.subject_public_key_info,
+                        ))
+                        .ok()?;
+                    rsa::pkcs1v15::VerifyingKey::<Sha256>::new(public)
+                        .verify(
+                            &body,
+                            &rsa::pkcs1v15::Signature::try_from(sig.as_slice()).ok()?,
+                        )
+                        .ok()
+                })();
+                if ok.is_none() {
+                    v.bad(
+                        "custody.jsonl",
+                        format!("{where_}: its signature does not verify"),
+                    );
+                }
+                prev = hex::encode(Sha256::digest(line.as_bytes()));
+                n += 1;
+            }
+            if !v.problems.iter().any(|(f, _)| f == "custody.jsonl") {
+                v.passed.push(format!("custody chain: {n} records"));
+            }
+        }
+        Err(e) => v.bad("custody.jsonl", format!("cannot be read: {e}")),
+    }
+    v
+}

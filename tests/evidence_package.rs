@@ -1,0 +1,348 @@
+//! The evidence package end to end: a case with an event and a range of the crossing
+//! fixture, exported by `vigil evidence export`, checked by tools that are not Vigil
+//! (`sha256sum -c`, `openssl cms -verify`, ffprobe) and by `vigil evidence verify`; then
+//! the tamper suite: a byte changed in a media file, in case.json, in a custody record;
+//! a file added, removed, renamed; custody records reordered; the CA swapped for
+//! another; the manifest re-signed by a key not under the site CA. Each is found, with
+//! the file and the reason.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use vigil::base::time::{now_us, rfc3339};
+
+fn verify(pkg: &Path) -> (bool, String) {
+    let o = Command::new(VIGIL)
+        .args(["evidence", "verify"])
+        .arg(pkg)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+fn sha256sum_ok(pkg: &Path) -> bool {
+    Command::new("sha256sum")
+        .args(["-c", "--quiet", "SHA256SUMS"])
+        .current_dir(pkg)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn openssl_cms_ok(pkg: &Path) -> (bool, String) {
+    let o = Command::new("openssl")
+        .args([
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "case.json.p7s",
+            "-content",
+            "case.json",
+        ])
+        .args(["-CAfile", "certs/site-ca.pem", "-out", "/dev/null"])
+        .current_dir(pkg)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A way to damage a copy of the package.
+type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A fresh copy of the package to damage.
+fn copy(pkg: &Path, t: &TestDir, name: &str) -> PathBuf {
+    let p = t.join(name);
+    copy_dir(pkg, &p);
+    p
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut b = std::fs::read(path).unwrap();
+    b[at] ^= 0x01;
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn exported_case_verifies_and_every_tampering_is_found() {
+    let t = TestDir::new();
+    let (_cam, cfg) = crossing_camera(&t, "");
+    let t0 = now_us() - 60_000_000;
+    let d = TestDaemon::start(&cfg);
+    let far = now_us() + 3_600_000_000;
+    let ev = wait_for(Duration::from_secs(60), "an event on the fixture", || {
+        let v = d.get_json(&format!(
+            "/api/events?camera=fixture&start={}&end={}",
+            rfc3339(t0),
+            rfc3339(far)
+        ));
+        v["events"].as_array()?.first().cloned()
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let auth = format!("Bearer {}", d.token);
+    let post = |path: &str, body: serde_json::Value| {
+        let a = call(
+            "post",
+            &d.url(path),
+            &[("Authorization", &auth)],
+            Some(&body.to_string()),
+        );
+        assert!(a.code < 300, "{path}: {}", a.body);
+        serde_json::from_str::<serde_json::Value>(&a.body).unwrap()
+    };
+    let case = post(
+        "/api/cases",
+        serde_json::json!({ "title": "Pallet missing", "reference": "PD-2026-118", "legal_basis": "police request" }),
+    );
+    let id = case["id"].as_u64().unwrap();
+    post(
+        &format!("/api/cases/{id}/items"),
+        serde_json::json!({ "kind": "event", "event_id": ev["id"] }),
+    );
+    let (a, b) = (
+        ev["start_ms"].as_i64().unwrap() * 1000,
+        ev["start_ms"].as_i64().unwrap() * 1000 + 4_000_000,
+    );
+    post(
+        &format!("/api/cases/{id}/items"),
+        serde_json::json!({ "kind": "range", "cameras": ["fixture"], "start": rfc3339(a), "end": rfc3339(b) }),
+    );
+    d.stop();
+
+    // Keys, then the export (the daemon stopped: on the index).
+    let (ok, out, err) = vigil_config(
+        &cfg,
+        &[
+            "keys",
+            "init",
+            "--site",
+            "ACME Depot",
+            "--recorder",
+            "nvr1",
+            "--bits",
+            "2048",
+        ],
+        "",
+    );
+    assert!(ok, "{out}{err}");
+    let pkg = t.join("pkg");
+    let (ok, out, err) = vigil_config(
+        &cfg,
+        &[
+            "evidence",
+            "export",
+            "--case",
+            &id.to_string(),
+            "--out",
+            pkg.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(ok, "{out}{err}");
+    eprintln!("{out}");
+
+    // Tools that are not Vigil.
+    assert!(sha256sum_ok(&pkg), "sha256sum -c failed");
+    let (ok, msg) = openssl_cms_ok(&pkg);
+    assert!(ok, "openssl cms -verify: {msg}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("case.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "vigil-evidence/1");
+    assert_eq!(manifest["case"]["reference"], "PD-2026-118");
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{manifest}");
+    for f in files {
+        let path = pkg.join(f["path"].as_str().unwrap());
+        let (frames, duration) = ffprobe(&path);
+        assert!(frames > 0, "{path:?}");
+        let span = |s: &serde_json::Value| {
+            (vigil::base::time::parse_rfc3339(s["end"].as_str().unwrap()).unwrap()
+                - vigil::base::time::parse_rfc3339(s["start"].as_str().unwrap()).unwrap())
+                as f64
+                / 1e6
+        };
+        assert!(
+            (duration - span(&f["actual"])).abs() < 0.2,
+            "{duration} s vs {}",
+            f["actual"]
+        );
+        assert_eq!(f["processing"], "remux-only");
+        assert!(
+            f["source_segments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["sha256"].is_string()),
+            "{f}"
+        );
+        assert_eq!(f["camera"]["name"], "fixture");
+    }
+    // The canonical form: what RFC 8785 gives for the parsed manifest is the file.
+    assert!(
+        !std::fs::read_to_string(pkg.join("case.json"))
+            .unwrap()
+            .contains('\n')
+    );
+    let (ok, out) = verify(&pkg);
+    assert!(ok && out.contains("intact"), "{out}");
+
+    // The tamper suite: each found, with the file and the reason.
+    let media = files[0]["path"].as_str().unwrap().to_owned();
+    let cases: Vec<(&str, Damage<'_>, &str, &str)> = vec![
+        (
+            "media-byte",
+            Box::new(|p: &Path| flip(&p.join(&media), 5000)),
+            media.as_str(),
+            "the file changed",
+        ),
+        (
+            "manifest-byte",
+            Box::new(|p: &Path| {
+                let s = std::fs::read_to_string(p.join("case.json"))
+                    .unwrap()
+                    .replace("Pallet missing", "Pallet mislaid");
+                std::fs::write(p.join("case.json"), s).unwrap();
+            }),
+            "case.json.p7s",
+            "changed after it was signed",
+        ),
+        (
+            "custody-byte",
+            Box::new(|p: &Path| {
+                let s = std::fs::read_to_string(p.join("custody.jsonl"))
+                    .unwrap()
+                    .replace("\"exported\"", "\"exporter\"");
+                std::fs::write(p.join("custody.jsonl"), s).unwrap();
+            }),
+            "custody.jsonl",
+            "signature does not verify",
+        ),
+        (
+            "added",
+            Box::new(|p: &Path| std::fs::write(p.join("media/extra.mp4"), b"x").unwrap()),
+            "media/extra.mp4",
+            "not listed in SHA256SUMS",
+        ),
+        (
+            "removed",
+            Box::new(|p: &Path| std::fs::remove_file(p.join("events.json")).unwrap()),
+            "events.json",
+            "missing",
+        ),
+        (
+            "renamed",
+            Box::new(|p: &Path| {
+                std::fs::rename(p.join("events.json"), p.join("events2.json")).unwrap()
+            }),
+            "events2.json",
+            "not listed",
+        ),
+        (
+            "ca-swapped",
+            Box::new(|p: &Path| {
+                let other = p.join("../other-ca");
+                let _ = vigil::evidence::keys::init(&other, "Mallory", "x", 2048).unwrap();
+                std::fs::copy(other.join("site-ca.pem"), p.join("certs/site-ca.pem")).unwrap();
+            }),
+            "certs/site-ca.pem",
+            "differs from SHA256SUMS",
+        ),
+    ];
+    for (name, damage, file, why) in &cases {
+        let p = copy(&pkg, &t, name);
+        damage(&p);
+        let (ok, out) = verify(&p);
+        assert!(!ok, "{name}: not found:\n{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("FAILED: ") && l.contains(file) && l.contains(why)),
+            "{name}: expected {file}: …{why}… in\n{out}"
+        );
+    }
+    // The CA swapped also breaks the signatures' chain.
+    let (ok, out) = verify(&t.join("ca-swapped"));
+    assert!(!ok && out.contains("site CA did not issue"), "{out}");
+
+    // Custody records reordered: a second, valid record, then the two swapped.
+    let k = vigil::evidence::keys::load(&t.join("storage/signing.keys")).unwrap();
+    let p = copy(&pkg, &t, "reordered");
+    let first = std::fs::read_to_string(p.join("custody.jsonl")).unwrap();
+    let first = first.trim_end();
+    let prev = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(first.as_bytes()));
+    let second = vigil::evidence::package::custody_line(
+        serde_json::json!({ "seq": 2, "time": rfc3339(now_us()), "action": "transferred", "by": "ivan", "to": "Det. Ruiz" }),
+        &prev,
+        &k,
+    )
+    .unwrap();
+    std::fs::write(p.join("custody.jsonl"), format!("{first}\n{second}\n")).unwrap();
+    let (ok, out) = verify(&p);
+    assert!(
+        ok && out.contains("custody chain: 2 records"),
+        "a valid appended record: {out}"
+    );
+    std::fs::write(p.join("custody.jsonl"), format!("{second}\n{first}\n")).unwrap();
+    let (ok, out) = verify(&p);
+    assert!(
+        !ok && out.contains("does not follow the line before"),
+        "{out}"
+    );
+
+    // Re-signed by a key not under the site CA (SHA256SUMS made to match): refused.
+    let p = copy(&pkg, &t, "resigned");
+    let rogue = vigil::evidence::keys::init(&t.join("rogue"), "Rogue", "r", 2048).unwrap();
+    let manifest = std::fs::read(p.join("case.json")).unwrap();
+    let sig =
+        vigil::evidence::cms::sign_detached(&manifest, &rogue.key, &rogue.recorder, &[]).unwrap();
+    std::fs::write(p.join("case.json.p7s"), &sig).unwrap();
+    let sums = std::fs::read_to_string(p.join("SHA256SUMS")).unwrap();
+    let new_sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&sig));
+    let sums: String = sums
+        .lines()
+        .map(|l| {
+            if l.ends_with("  case.json.p7s") {
+                format!("{new_sum}  case.json.p7s\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(p.join("SHA256SUMS"), sums).unwrap();
+    assert!(sha256sum_ok(&p));
+    assert!(
+        !openssl_cms_ok(&p).0,
+        "openssl accepted a signer outside the site CA"
+    );
+    let (ok, out) = verify(&p);
+    assert!(
+        !ok && out
+            .contains("FAILED: case.json.p7s: signed by a certificate the site CA did not issue"),
+        "{out}"
+    );
+}
