@@ -23,6 +23,26 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Record a step of the chain of custody in a package (a verification, a hand-over, a
+    /// receipt): a record appended to its custody.jsonl, chained to the last and signed
+    /// with this site's recorder key; also in the audit log.
+    Custody {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The package's folder.
+        package: PathBuf,
+        /// What happened: verified, transferred, received, stored, note.
+        #[arg(long, value_parser = ["verified", "transferred", "received", "stored", "note"])]
+        action: String,
+        /// Who did it (a person and their organisation).
+        #[arg(long)]
+        by: String,
+        /// To whom it went (for a transfer).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Verify a package offline: exit 0 and a summary when intact; 3 and each file with
     /// its problem otherwise.
     Verify {
@@ -39,6 +59,57 @@ fn host() -> String {
 
 pub fn main(c: Command) -> anyhow::Result<ExitCode> {
     match c {
+        Command::Custody {
+            config,
+            package,
+            action,
+            by,
+            to,
+            note,
+        } => {
+            let cfg = super::load_config(&config)?;
+            let storage = cfg.storage.layout();
+            let keys = keys::load(&keys::dir(storage.dir()))?;
+            let file = package.join("custody.jsonl");
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                anyhow::anyhow!("{}: {e} (is this an evidence package?)", file.display())
+            })?;
+            let last = text
+                .lines()
+                .last()
+                .ok_or_else(|| anyhow::anyhow!("{}: empty", file.display()))?;
+            let seq = serde_json::from_str::<serde_json::Value>(last)?["seq"]
+                .as_u64()
+                .unwrap_or(0)
+                + 1;
+            let prev = {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(last.as_bytes()))
+            };
+            let mut rec = serde_json::json!({ "seq": seq, "time": crate::base::time::rfc3339(now_us()), "action": action, "by": by });
+            if let Some(to) = &to {
+                rec["to"] = to.as_str().into();
+            }
+            if let Some(n) = &note {
+                rec["note"] = n.as_str().into();
+            }
+            let line = package::custody_line(rec, &prev, &keys)?;
+            {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(&file)?;
+                f.write_all(format!("{line}\n").as_bytes())?;
+                f.sync_all()?;
+            }
+            let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+            crate::audit::AuditLog::new(&storage).append(&user, "cli", "custody.record", serde_json::json!({
+                "package": package.display().to_string(), "seq": seq, "action": action, "by": by, "to": to,
+            }))?;
+            println!(
+                "custody record {seq} ({action}) appended to {}",
+                file.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify { package } => {
             let v = package::verify(&package);
             for p in &v.passed {
