@@ -212,6 +212,41 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     let (ok, out) = verify(&pkg);
     assert!(ok && out.contains("intact"), "{out}");
 
+    // The same case as one ZIP: every entry stored, read by Python's zipfile (another
+    // implementation), whose extraction passes sha256sum; Vigil verifies the ZIP itself.
+    let zip = t.join("pkg.zip");
+    let (ok, out, err) = vigil_config(
+        &cfg,
+        &[
+            "evidence",
+            "export",
+            "--case",
+            &id.to_string(),
+            "--out",
+            zip.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        ok && zip.is_file() && !t.join("pkg.zip.d").exists(),
+        "{out}{err}"
+    );
+    let unzipped = t.join("unzipped");
+    let py = Command::new("python3")
+        .args(["-c", "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())\nz.extractall(sys.argv[2])\nprint(len(z.infolist()))"])
+        .arg(&zip)
+        .arg(&unzipped)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert!(sha256sum_ok(&unzipped), "sha256sum -c in the extracted ZIP");
+    let (ok, out) = verify(&zip);
+    assert!(ok && out.contains("intact"), "{out}");
+
     // Hand-overs recorded in a copy: each appended record is chained and signed, also
     // after a key rotation (its certificate under the same CA); the files' sums hold.
     let handed = copy(&pkg, &t, "handed");

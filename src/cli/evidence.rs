@@ -19,7 +19,7 @@ pub enum Command {
         /// The case id.
         #[arg(long)]
         case: u64,
-        /// The new folder (with the daemon stopped).
+        /// The new folder, or a new .zip file (stored, ZIP64), with the daemon stopped.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -49,6 +49,24 @@ pub enum Command {
         /// The package's folder.
         package: PathBuf,
     },
+}
+
+/// A private temporary folder, removed when dropped.
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+fn tempdir() -> anyhow::Result<TempDir> {
+    use std::os::unix::fs::DirBuilderExt;
+    let p = std::env::temp_dir().join(format!(
+        "vigil-verify-{}-{}",
+        std::process::id(),
+        crate::base::time::now_us()
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&p)?;
+    Ok(TempDir(p))
 }
 
 fn host() -> String {
@@ -111,7 +129,16 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { package } => {
-            let v = package::verify(&package);
+            // A ZIP is verified as its extracted folder (in a private temporary one).
+            let tmp;
+            let dir = if package.is_file() {
+                tmp = tempdir()?;
+                package::unzip(&package, &tmp.0)?;
+                tmp.0.clone()
+            } else {
+                package.clone()
+            };
+            let v = package::verify(&dir);
             for p in &v.passed {
                 println!("ok: {p}");
             }
@@ -150,6 +177,21 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
                         camera_urls: &urls,
                     };
                     let audit = crate::audit::AuditLog::new(&storage);
+                    // A ZIP: the folder beside it first, then the ZIP, then the folder removed.
+                    let zip = out
+                        .extension()
+                        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+                    let (final_out, out) = if zip {
+                        (out.clone(), out.with_extension("zip.d"))
+                    } else {
+                        (out.clone(), out)
+                    };
+                    if final_out.exists() {
+                        anyhow::bail!(
+                            "{} exists already: give a new file or folder",
+                            final_out.display()
+                        );
+                    }
                     let r = package::export(
                         &package::Recorder {
                             index: &index,
@@ -168,12 +210,20 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
                         "cli",
                         "case.export",
                         serde_json::json!({
-                            "case": case, "out": out.display().to_string(), "status": status,
+                            "case": case, "out": final_out.display().to_string(), "status": status,
                             "package_id": r.as_ref().ok().map(|e| e.package_id.clone()),
                             "manifest_sha256": r.as_ref().ok().map(|e| e.manifest_sha256.clone()),
                         }),
                     )?;
                     let e = r?;
+                    if zip {
+                        package::zip_dir(&out, &final_out)?;
+                        std::fs::remove_dir_all(&out)?;
+                    }
+                    let e = package::Exported {
+                        dir: final_out,
+                        ..e
+                    };
                     println!(
                         "exported case {case} to {} (package {}, {} files, {} bytes of video; case.json SHA-256 {})",
                         e.dir.display(),

@@ -759,3 +759,58 @@ pub fn verify(dir: &Path) -> Verification {
     }
     v
 }
+
+/// Writes the package folder `dir` as the new ZIP file `out`: every file stored (not
+/// compressed: video does not compress, and a stored entry's bytes are the file's),
+/// ZIP64 so that files over 4 GiB fit, in path order.
+pub fn zip_dir(dir: &Path, out: &Path) -> Result<(), PackageError> {
+    let f = std::fs::File::create_new(out).map_err(io(out))?;
+    let mut z = zip::ZipWriter::new(f);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files).map_err(io(dir))?;
+    files.sort();
+    let zerr = |e: zip::result::ZipError| PackageError::Io {
+        path: out.to_owned(),
+        err: std::io::Error::other(e),
+    };
+    for rel in files {
+        z.start_file(rel.as_str(), opts).map_err(zerr)?;
+        let p = dir.join(&rel);
+        std::io::copy(&mut std::fs::File::open(&p).map_err(io(&p))?, &mut z).map_err(io(out))?;
+    }
+    z.finish().map_err(zerr)?.sync_all().map_err(io(out))
+}
+
+/// Extracts the package ZIP `zip` into the new folder `dest`. Entries whose names would
+/// leave the folder (`..`, absolute paths) are refused.
+pub fn unzip(zip: &Path, dest: &Path) -> Result<(), PackageError> {
+    let zerr = |e: zip::result::ZipError| PackageError::Io {
+        path: zip.to_owned(),
+        err: std::io::Error::other(e),
+    };
+    let mut a = zip::ZipArchive::new(std::fs::File::open(zip).map_err(io(zip))?).map_err(zerr)?;
+    for i in 0..a.len() {
+        let mut f = a.by_index(i).map_err(zerr)?;
+        let Some(rel) = f.enclosed_name() else {
+            return Err(PackageError::Refused(format!(
+                "{}: entry {:?} would leave the package",
+                zip.display(),
+                f.name()
+            )));
+        };
+        let p = dest.join(rel);
+        if f.is_dir() {
+            std::fs::create_dir_all(&p).map_err(io(&p))?;
+            continue;
+        }
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+        }
+        let mut o = std::fs::File::create_new(&p).map_err(io(&p))?;
+        std::io::copy(&mut f, &mut o).map_err(io(&p))?;
+    }
+    Ok(())
+}
