@@ -203,6 +203,10 @@ fn exported_case_verifies_and_every_tampering_is_found() {
         );
         assert_eq!(f["camera"]["name"], "fixture");
     }
+    // The event's picture, a JPEG.
+    let thumb = std::fs::read(pkg.join(format!("thumbnails/event-{}.jpg", ev["id"])))
+        .expect("the event's thumbnail");
+    assert_eq!(&thumb[..2], &[0xFF, 0xD8]);
     // The canonical form: what RFC 8785 gives for the parsed manifest is the file.
     assert!(
         !std::fs::read_to_string(pkg.join("case.json"))

@@ -10,7 +10,7 @@
 //! | `SHA256SUMS` | `sha256sum -c` format: every file but itself and `custody.jsonl` |
 //! | `custody.jsonl` | the chain of custody: hash-chained records, each signed; later records (verification, transfer) are appended, so it is outside `SHA256SUMS` and its first record's hash is in the manifest |
 //! | `audit-extract.jsonl` | the audit log's records that touch the case, then the audit head |
-//! | `events.json` | the motion events in the items' ranges |
+//! | `events.json`, `thumbnails/event-<id>.jpg` | the motion events in the items' ranges, each with its peak picture |
 //! | `certs/site-ca.pem`, `certs/recorder.pem` | the site CA and the recorder certificate |
 //! | `VERIFY.txt` | how to verify, with the exact commands |
 
@@ -360,6 +360,14 @@ pub fn export(
         }
         std::fs::write(&p, bytes).map_err(io(&p))
     };
+    // Each event's thumbnail (its peak picture), named by the event.
+    events_out.sort_by_key(|e| e.id);
+    events_out.dedup_by_key(|e| e.id);
+    for e in &events_out {
+        if let Some(jpeg) = index.thumbnail(e.id).map_err(QueryError::from)? {
+            write(&format!("thumbnails/event-{}.jpg", e.id), &jpeg)?;
+        }
+    }
     write(
         "events.json",
         &serde_json::to_vec_pretty(&serde_json::json!({ "events": events_out }))
