@@ -529,6 +529,43 @@ fn bookmark_export_and_hold(b: &mut Browser, d: &TestDaemon, t: &TestDir, a: &se
         "vigilReview.strips.fixture.holds.some(h => h.text === 'case 42')",
         "the hold on the lane",
     );
+    // The selection into a new case (held), the case out as an evidence package: refused
+    // with what to do until the site has signing keys, then a package that verifies.
+    b.eval(
+        "document.getElementById('case-title').value = 'Pallet missing'; \
+         document.getElementById('case-ref').value = 'PD-2026-118'; \
+         document.getElementById('case-new').click(); true",
+    );
+    b.wait(
+        "document.getElementById('case-pick').value !== '' && !document.getElementById('case-add').disabled",
+        "the new case picked",
+    );
+    b.eval("document.getElementById('case-add').click(); true");
+    b.wait(
+        "document.getElementById('case-state').textContent.startsWith('item 1 added')",
+        "the selection added to the case",
+    );
+    b.eval("document.getElementById('case-export').click(); true");
+    b.wait(
+        "!!vigilReview.caseExport && !!vigilReview.caseExport.error",
+        "the export refused without keys",
+    );
+    let msg = b.eval("vigilReview.caseExport.error");
+    assert!(msg.as_str().unwrap().contains("vigil keys init"), "{msg}");
+    vigil::evidence::keys::init(&t.join("storage/signing.keys"), "ACME", "nvr1", 2048).unwrap();
+    b.eval("vigilReview.caseExport = null; document.getElementById('case-export').click(); true");
+    b.wait(
+        "!!vigilReview.caseExport && (!!vigilReview.caseExport.dir || !!vigilReview.caseExport.error)",
+        "the package exported",
+    );
+    let r = b.eval("vigilReview.caseExport");
+    let dir = r["dir"].as_str().unwrap_or_else(|| panic!("{r}"));
+    let o = std::process::Command::new(VIGIL)
+        .args(["evidence", "verify", dir])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
     // The link keeps the visible range, not only the playhead.
     let url = b.eval("location.hash");
     assert!(url.as_str().unwrap().contains("&from="), "{url}");

@@ -311,6 +311,7 @@ function clearSelection() {
 function showSelection() {
   const s = state.selection;
   $("export").disabled = $("hold").disabled = $("clear-selection").disabled = !s;
+  caseButtons();
   $("selection").innerHTML = s
     ? `Selected ${timeHtml(s.a)} – ${timeHtml(s.b, "time")} (${((s.b - s.a) / 1000).toFixed(0)} s) on ${esc(state.cameras.join(", "))}`
     : "Shift-drag on the timeline to select a range.";
@@ -355,6 +356,61 @@ async function hold() {
  * larger ones go to the browser's own downloads (streamed to disk, its progress shown
  * there), so that the page never holds more than this per camera. */
 state.exportInMemoryMax = 256e6;
+
+// --- Cases: the selection into a case, the case out as an evidence package -----------
+async function loadCases(pick) {
+  const r = await api("/api/cases");
+  state.cases = r.cases;
+  const sel = $("case-pick"), keep = pick ?? sel.value;
+  sel.innerHTML = `<option value="">—</option>` + r.cases.map(c =>
+    `<option value="${c.id}">${esc(c.title)}${c.reference ? " (" + esc(c.reference) + ")" : ""} · ${c.items} item(s)</option>`).join("");
+  sel.value = keep;
+  caseButtons();
+}
+
+function caseButtons() {
+  const picked = !!$("case-pick").value;
+  $("case-add").disabled = !picked || !state.selection;
+  $("case-export").disabled = !picked;
+}
+
+async function openCase() {
+  const title = $("case-title").value.trim();
+  if (!title) { $("case-state").textContent = "give the case a title"; return; }
+  try {
+    const c = await api("/api/cases", { method: "POST", body: { title, reference: $("case-ref").value.trim() } });
+    $("case-title").value = $("case-ref").value = "";
+    await loadCases(String(c.id));
+    $("case-state").textContent = `case ${c.id} opened`;
+  } catch (e) { $("case-state").textContent = e.message; }
+}
+
+/** The selection, on every camera shown, as a range item of the picked case (its
+ * recording held). */
+async function addToCase() {
+  const s = state.selection, id = $("case-pick").value;
+  if (!s || !id || !haveCameras()) return;
+  try {
+    const r = await api(`/api/cases/${id}/items`, {
+      method: "POST",
+      body: { kind: "range", cameras: state.cameras, start: iso(s.a), end: iso(s.b), note: $("mark-note").value.trim() },
+    });
+    $("case-state").textContent = `item ${r.item.n} added to case ${id}; held (holds ${r.item.holds.join(", ")})`;
+    await loadCases(id);
+    refetch(0);
+  } catch (e) { $("case-state").textContent = e.message; }
+}
+
+async function exportCase() {
+  const id = $("case-pick").value;
+  if (!id) return;
+  $("case-state").textContent = "exporting…";
+  try {
+    const r = await api(`/api/cases/${id}/export`, { method: "POST", body: {} });
+    state.caseExport = r;
+    $("case-state").textContent = `package ${r.package_id}: ${r.files} files, ${(r.media_bytes / 1e6).toFixed(1)} MB of video, in ${r.dir} on the recorder`;
+  } catch (e) { $("case-state").textContent = e.message; state.caseExport = { error: e.message }; }
+}
 
 /** Downloads one MP4 per camera of the selection, with a progress bar each. */
 async function exportSelection() {
@@ -477,6 +533,11 @@ function controls() {
   $("hold").onclick = hold;
   $("export").onclick = exportSelection;
   $("clear-selection").onclick = clearSelection;
+  $("case-pick").onchange = caseButtons;
+  $("case-new").onclick = openCase;
+  $("case-add").onclick = addToCase;
+  $("case-export").onclick = exportCase;
+  loadCases().catch(() => {});
   $("more-events").onclick = () => loadEvents(true);
   for (const id of ["f-zone", "f-score", "f-duration", "f-ack"]) $(id).onchange = () => loadEvents();
   $("bookmark-q").oninput = () => loadBookmarks();
