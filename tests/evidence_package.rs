@@ -63,24 +63,16 @@ fn openssl_cms_ok(pkg: &Path) -> (bool, String) {
 /// A way to damage a copy of the package.
 type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// A fresh copy of the package to damage.
 fn copy(pkg: &Path, t: &TestDir, name: &str) -> PathBuf {
     let p = t.join(name);
     copy_dir(pkg, &p);
     p
+}
+
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let s = std::fs::read_to_string(path).unwrap().replace(from, to);
+    std::fs::write(path, s).unwrap();
 }
 
 fn flip(path: &Path, at: usize) {
@@ -316,10 +308,7 @@ fn exported_case_verifies_and_every_tampering_is_found() {
         (
             "manifest-byte",
             Box::new(|p: &Path| {
-                let s = std::fs::read_to_string(p.join("case.json"))
-                    .unwrap()
-                    .replace("Pallet missing", "Pallet mislaid");
-                std::fs::write(p.join("case.json"), s).unwrap();
+                replace_in(&p.join("case.json"), "Pallet missing", "Pallet mislaid")
             }),
             "case.json.p7s",
             "changed after it was signed",
@@ -327,10 +316,7 @@ fn exported_case_verifies_and_every_tampering_is_found() {
         (
             "custody-byte",
             Box::new(|p: &Path| {
-                let s = std::fs::read_to_string(p.join("custody.jsonl"))
-                    .unwrap()
-                    .replace("\"exported\"", "\"exporter\"");
-                std::fs::write(p.join("custody.jsonl"), s).unwrap();
+                replace_in(&p.join("custody.jsonl"), "\"exported\"", "\"exporter\"")
             }),
             "custody.jsonl",
             "signature does not verify",

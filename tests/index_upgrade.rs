@@ -5,23 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use vigil::index::{EventScope, Index};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
 
 fn json(name: &str) -> serde_json::Value {
     let p = fixture(&format!("index/v1/{name}"));
