@@ -68,6 +68,17 @@ impl Layout {
         self.dir.join(rel)
     }
 
+    /// The site's evidence signing keys (`evidence::keys`); the name has a dot, so no
+    /// camera's directory can be it.
+    pub fn signing_keys(&self) -> PathBuf {
+        self.dir.join("signing.keys")
+    }
+
+    /// Where the daemon writes exported evidence packages (`POST /api/cases/{id}/export`).
+    pub fn evidence_packages(&self) -> PathBuf {
+        self.dir.join("evidence.packages")
+    }
+
     /// The index's disk reserve file (beside the index, so on the same filesystem; the
     /// same path as `index::reserve_path(&self.index())`).
     pub fn index_reserve(&self) -> PathBuf {

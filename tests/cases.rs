@@ -396,6 +396,20 @@ fn cases_collect_items_and_hold_their_recording() {
         &rfc3339(t0 + 10_000_000),
     ]);
     assert!(ok && out.contains("item 1 added"), "{out}{err}");
+    // A region search from the CLI (its corners as one argument).
+    let (ok, out, err) = cli(&[
+        "add",
+        &id2,
+        "--camera",
+        "fixture",
+        "--polygon",
+        "0,0 1,0 1,1 0,1",
+        "--start",
+        &rfc3339(t0),
+        "--end",
+        &rfc3339(now_us()),
+    ]);
+    assert!(ok && out.contains("item 2 added"), "{out}{err}");
     let (ok, out, err) = cli(&["add", &id2, "--camera", "fixture", "--start", &rfc3339(t0)]);
     assert!(!ok && err.contains("give one of"), "{out}{err}");
     let (ok, out, _) = cli(&["show", &id2]);

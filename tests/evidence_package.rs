@@ -367,6 +367,46 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     let (ok, out) = verify(&t.join("ca-swapped"));
     assert!(!ok && out.contains("site CA did not issue"), "{out}");
 
+    // An unsigned-by-the-manifest file changed and SHA256SUMS made to match: the signed
+    // SHA256SUMS.p7s catches it, for openssl as for Vigil.
+    let p = copy(&pkg, &t, "resummed");
+    replace_in(&p.join("events.json"), "\"peak_score\"", "\"peak_score\" ");
+    let sums: String = std::fs::read_to_string(p.join("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let name = l.split_once("  ").unwrap().1;
+            let h = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                std::fs::read(p.join(name)).unwrap(),
+            ));
+            format!("{h}  {name}\n")
+        })
+        .collect();
+    std::fs::write(p.join("SHA256SUMS"), sums).unwrap();
+    assert!(sha256sum_ok(&p));
+    let o = Command::new("openssl")
+        .args([
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "SHA256SUMS.p7s",
+            "-content",
+            "SHA256SUMS",
+        ])
+        .args(["-CAfile", "certs/site-ca.pem", "-out", "/dev/null"])
+        .current_dir(&p)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "openssl accepted a changed SHA256SUMS");
+    let (ok, out) = verify(&p);
+    assert!(
+        !ok && out.contains("FAILED: SHA256SUMS.p7s: the signed digest is not the file's"),
+        "{out}"
+    );
+
     // Custody records reordered: a second, valid record, then the two swapped.
     let k = vigil::evidence::keys::load(&t.join("storage/signing.keys")).unwrap();
     let p = copy(&pkg, &t, "reordered");

@@ -171,7 +171,7 @@ pub(super) async fn export(
         st.setup.file.clone(),
     );
     let out = blocking(move || -> Result<_, ApiError> {
-        let keys = keys::load(&keys::dir(storage.dir()))
+        let keys = keys::load(&storage.signing_keys())
             .map_err(|e| ApiError(StatusCode::CONFLICT, e.to_string()))?;
         let case = cases::get(&index, id)?;
         let urls: Vec<(String, String)> = crate::config::Config::load(&file)
@@ -186,7 +186,7 @@ pub(super) async fn export(
             .map(|s| s.trim().to_owned())
             .unwrap_or_default();
         let now = now_us();
-        let dir = storage.dir().join("evidence.packages").join(format!(
+        let dir = storage.evidence_packages().join(format!(
             "case{id}-{}",
             rfc3339(now)
                 .split('.')

@@ -16,7 +16,11 @@ fn time_arg(s: &str) -> Result<i64, String> {
 }
 
 /// A polygon as `x,y x,y x,y ...` (normalised 0..1).
-fn polygon_arg(s: &str) -> Result<Vec<[f64; 2]>, String> {
+/// A search region's corners (a newtype, so that clap takes the whole list as one value).
+#[derive(Clone, Debug)]
+pub struct Polygon(Vec<[f64; 2]>);
+
+fn polygon_arg(s: &str) -> Result<Polygon, String> {
     s.split_whitespace()
         .map(|p| {
             let (x, y) = p
@@ -28,7 +32,8 @@ fn polygon_arg(s: &str) -> Result<Vec<[f64; 2]>, String> {
             };
             Ok([n(x)?, n(y)?])
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()
+        .map(Polygon)
 }
 
 #[derive(clap::Args)]
@@ -126,7 +131,7 @@ pub enum Command {
         bookmark: Option<u64>,
         /// A search region: corners as "x,y x,y x,y ..." (normalised 0..1).
         #[arg(long, value_parser = polygon_arg)]
-        polygon: Option<Vec<[f64; 2]>>,
+        polygon: Option<Polygon>,
         #[arg(long, default_value = "")]
         note: String,
     },
@@ -338,7 +343,7 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
                 },
                 (None, None, Some(p), Some(s), Some(e)) => ItemRequest::Search {
                     cameras,
-                    polygon: p,
+                    polygon: p.0,
                     start_us: s,
                     end_us: e,
                     note,

@@ -87,7 +87,7 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = super::load_config(&config)?;
             let storage = cfg.storage.layout();
-            let keys = keys::load(&keys::dir(storage.dir()))?;
+            let keys = keys::load(&storage.signing_keys())?;
             let file = package.join("custody.jsonl");
             let text = std::fs::read_to_string(&file).map_err(|e| {
                 anyhow::anyhow!("{}: {e} (is this an evidence package?)", file.display())
@@ -161,7 +161,7 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
                 Ok(index) => {
                     let out =
                         out.ok_or_else(|| anyhow::anyhow!("give the new folder with --out"))?;
-                    let keys = keys::load(&keys::dir(storage.dir()))?;
+                    let keys = keys::load(&storage.signing_keys())?;
                     let c = crate::evidence::cases::get(&index, case)?;
                     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
                     let urls: Vec<(String, String)> = cfg

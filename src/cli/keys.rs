@@ -90,7 +90,7 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
         | Command::Show { config } => super::load_config(config)?,
     };
     let storage = config.storage.layout();
-    let dir = keys::dir(storage.dir());
+    let dir = storage.signing_keys();
     let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let record = |action: &str, k: &Keys| -> anyhow::Result<()> {
         let (ca, rec) = k.fingerprints();

@@ -1,4 +1,4 @@
-//! The site's signing keys, in `<storage>/signing.keys/` (a name no camera can have):
+//! The site's signing keys, in `<storage>/signing.keys/` (`storage::Layout::signing_keys`):
 //!
 //! | file | what |
 //! |---|---|
@@ -67,11 +67,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
         path: path.to_owned(),
         err,
     }
-}
-
-/// Where a storage directory keeps its keys.
-pub fn dir(storage: &Path) -> PathBuf {
-    storage.join("signing.keys")
 }
 
 /// The certificates and the recorder's private key, loaded.

@@ -130,16 +130,15 @@ fn sha256_file(path: &Path) -> Result<(String, u64), PackageError> {
     Ok((hex::encode(h.finalize()), n))
 }
 
-/// `20261201T020304Z`: a UTC time for file names.
+/// `20261201T020304.567Z`: a UTC time for file names, to the millisecond (two items
+/// share a file only if their ranges are the same to the millisecond).
 fn stamp(us: i64) -> String {
-    rfc3339(us)
-        .split('.')
-        .next()
-        .unwrap_or("")
-        .replace(['-', ':'], "")
-        .trim_end_matches('Z')
-        .to_owned()
-        + "Z"
+    let ms = us.div_euclid(1000) * 1000;
+    let t = rfc3339(ms).replace(['-', ':'], "");
+    match t.split_once('.') {
+        Some((s, frac)) => format!("{s}.{:0<3.3}Z", frac.trim_end_matches('Z')),
+        None => format!("{}.000Z", t.trim_end_matches('Z')),
+    }
 }
 
 /// A new random package id (UUID version 4 text).
@@ -223,6 +222,22 @@ pub struct Recorder<'a> {
 /// Exports case `case` to the new folder `out` (refused if it exists), signed with the
 /// recorder's keys. Errors: the case, an item without recording, I/O, signing.
 pub fn export(
+    rec: &Recorder<'_>,
+    case: &Case,
+    who: &Exporter<'_>,
+    out: &Path,
+    now_us: i64,
+) -> Result<Exported, PackageError> {
+    let existed = out.exists();
+    let r = export_into(rec, case, who, out, now_us);
+    // A failed export leaves nothing half-made behind.
+    if r.is_err() && !existed {
+        let _ = std::fs::remove_dir_all(out);
+    }
+    r
+}
+
+fn export_into(
     rec: &Recorder<'_>,
     case: &Case,
     who: &Exporter<'_>,
@@ -469,7 +484,7 @@ pub fn export(
     // SHA256SUMS: every file but itself and the custody chain, sorted.
     let mut files = Vec::new();
     walk(out, out, &mut files).map_err(io(out))?;
-    files.retain(|f| f != "SHA256SUMS" && f != "custody.jsonl");
+    files.retain(|f| f != "SHA256SUMS" && f != "SHA256SUMS.p7s" && f != "custody.jsonl");
     files.sort();
     let mut sums = String::new();
     for f in &files {
@@ -477,6 +492,17 @@ pub fn export(
         sums.push_str(&format!("{sha}  {f}\n"));
     }
     write("SHA256SUMS", sums.as_bytes())?;
+    // Signed too, so that openssl and sha256sum alone cover every file (the manifest
+    // names the media; this names everything).
+    write(
+        "SHA256SUMS.p7s",
+        &cms::sign_detached(
+            sums.as_bytes(),
+            &keys.key,
+            &keys.recorder,
+            std::slice::from_ref(&keys.ca),
+        )?,
+    )?;
     Ok(Exported {
         package_id,
         dir: out.to_owned(),
@@ -511,9 +537,14 @@ fn verify_text(ca_sha: &str, rec_sha: &str) -> String {
          ================================================\n\n\
          Compare the site CA's fingerprint with the one in the site's acceptance record:\n\n\
          \x20   openssl x509 -in certs/site-ca.pem -noout -fingerprint -sha256\n\
-         \x20   (this package: {ca_sha})\n\n\
-         1. Every file is as exported (all but custody.jsonl, which grows with each hand-over):\n\n\
+         \x20   (the CA in this package has {ca_sha}: the record's must be the same)\n\n\
+         1. Every file is as exported (all but custody.jsonl, which grows with each hand-over),\n\
+         \x20  and the list of them is signed by the recorder, under the site CA:\n\n\
+         \x20   openssl cms -verify -binary -inform DER -in SHA256SUMS.p7s -content SHA256SUMS \\\n\
+         \x20       -CAfile certs/site-ca.pem -out /dev/null\n\
          \x20   sha256sum -c SHA256SUMS\n\n\
+         \x20  (Signatures are checked at the time they were made: after the recorder certificate\n\
+         \x20  expires, add `-attime` with the signing time, as `openssl cms -cmsout -print` shows it.)\n\n\
          2. The manifest is signed by the recorder, under the site CA:\n\n\
          \x20   openssl cms -verify -binary -inform DER -in case.json.p7s -content case.json \\\n\
          \x20       -CAfile certs/site-ca.pem -out /dev/null\n\n\
@@ -583,7 +614,11 @@ pub fn verify(dir: &Path) -> Verification {
     let mut present = Vec::new();
     let _ = walk(dir, dir, &mut present);
     for f in present {
-        if f != "SHA256SUMS" && f != "custody.jsonl" && !listed.contains(&f) {
+        if f != "SHA256SUMS"
+            && f != "SHA256SUMS.p7s"
+            && f != "custody.jsonl"
+            && !listed.contains(&f)
+        {
             v.bad(&f, "not listed in SHA256SUMS: added after the export");
         }
     }
@@ -629,6 +664,23 @@ pub fn verify(dir: &Path) -> Verification {
         }
         _ => None,
     };
+    // The signature of SHA256SUMS: the same signer, under the same CA.
+    match (read("SHA256SUMS.p7s"), &ca) {
+        (Ok(p7s), Some(ca)) => match cms::verify_detached(&p7s, sums.as_bytes()) {
+            Ok(cert)
+                if super::keys::check_issued(&cert, ca, Path::new("SHA256SUMS.p7s")).is_ok() =>
+            {
+                v.passed.push("SHA256SUMS signed under the site CA".into());
+            }
+            Ok(_) => v.bad(
+                "SHA256SUMS.p7s",
+                "signed by a certificate the site CA did not issue",
+            ),
+            Err(e) => v.bad("SHA256SUMS.p7s", e.to_string()),
+        },
+        (Err(e), _) => v.bad("SHA256SUMS.p7s", format!("cannot be read: {e}")),
+        _ => {}
+    }
     let manifest: serde_json::Value = match serde_json::from_slice(&manifest_bytes) {
         Ok(m) => m,
         Err(e) => {
