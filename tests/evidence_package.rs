@@ -432,6 +432,29 @@ fn exported_case_verifies_and_every_tampering_is_found() {
         "{out}"
     );
 
+    // A source segment changed since it was recorded: the export is refused, nothing
+    // is left behind.
+    let seg = &indexed_segments(&t.join("storage"))[0];
+    flip(&t.join("storage").join(&seg.file), (seg.bytes / 2) as usize);
+    let again = t.join("again");
+    let (ok, out, err) = vigil_config(
+        &cfg,
+        &[
+            "evidence",
+            "export",
+            "--case",
+            &id.to_string(),
+            "--out",
+            again.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        !ok && err.contains("changed since it was recorded"),
+        "{out}{err}"
+    );
+    assert!(!again.exists());
+
     // Re-signed by a key not under the site CA (SHA256SUMS made to match): refused.
     let p = copy(&pkg, &t, "resigned");
     let rogue = vigil::evidence::keys::init(&t.join("rogue"), "Rogue", "r", 2048).unwrap();

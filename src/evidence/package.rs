@@ -318,6 +318,22 @@ fn export_into(
             let segs = index
                 .segments_overlapping(cam_id, item.start_us, item.end_us)
                 .map_err(QueryError::from)?;
+            // The sources must still be what was recorded: a segment whose bytes changed
+            // since is not exported as evidence (nor blessed by a new seal).
+            for seg in &segs {
+                let Some(want) = seg.sha256.filter(|_| !seg.is_open()) else {
+                    continue;
+                };
+                let p = storage.segment(&seg.file);
+                let f = std::fs::File::open(&p).map_err(io(&p))?;
+                let got = crate::record::integrity::file_sha256(&f, seg.bytes).map_err(io(&p))?;
+                if got != want {
+                    return Err(PackageError::Refused(format!(
+                        "segment {} changed since it was recorded (its SHA-256 differs; see `vigil check --verify-hashes`): not exported",
+                        seg.file
+                    )));
+                }
+            }
             let first = segs.first();
             media.push(MediaFile {
                 path: rel,
