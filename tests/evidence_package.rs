@@ -37,18 +37,12 @@ fn sha256sum_ok(pkg: &Path) -> bool {
         .success()
 }
 
-fn openssl_cms_ok(pkg: &Path) -> (bool, String) {
+/// `openssl cms -verify` of the detached signature `p7s` of `content`, in `pkg`, with
+/// the package's CA (the command VERIFY.txt gives).
+fn openssl_cms_ok(pkg: &Path, p7s: &str, content: &str) -> (bool, String) {
     let o = Command::new("openssl")
         .args([
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            "case.json.p7s",
-            "-content",
-            "case.json",
+            "cms", "-verify", "-binary", "-inform", "DER", "-in", p7s, "-content", content,
         ])
         .args(["-CAfile", "certs/site-ca.pem", "-out", "/dev/null"])
         .current_dir(pkg)
@@ -57,6 +51,23 @@ fn openssl_cms_ok(pkg: &Path) -> (bool, String) {
     (
         o.status.success(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `vigil evidence export --case ID --out OUT`: (success, stdout, stderr).
+fn export_to(cfg: &Path, id: u64, out: &Path) -> (bool, String, String) {
+    let out = out.to_str().unwrap();
+    vigil_config(
+        cfg,
+        &[
+            "evidence",
+            "export",
+            "--case",
+            &id.to_string(),
+            "--out",
+            out,
+        ],
+        "",
     )
 }
 
@@ -144,24 +155,13 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     );
     assert!(ok, "{out}{err}");
     let pkg = t.join("pkg");
-    let (ok, out, err) = vigil_config(
-        &cfg,
-        &[
-            "evidence",
-            "export",
-            "--case",
-            &id.to_string(),
-            "--out",
-            pkg.to_str().unwrap(),
-        ],
-        "",
-    );
+    let (ok, out, err) = export_to(&cfg, id, &pkg);
     assert!(ok, "{out}{err}");
     eprintln!("{out}");
 
     // Tools that are not Vigil.
     assert!(sha256sum_ok(&pkg), "sha256sum -c failed");
-    let (ok, msg) = openssl_cms_ok(&pkg);
+    let (ok, msg) = openssl_cms_ok(&pkg, "case.json.p7s", "case.json");
     assert!(ok, "openssl cms -verify: {msg}");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(pkg.join("case.json")).unwrap()).unwrap();
@@ -211,18 +211,7 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     // The same case as one ZIP: every entry stored, read by Python's zipfile (another
     // implementation), whose extraction passes sha256sum; Vigil verifies the ZIP itself.
     let zip = t.join("pkg.zip");
-    let (ok, out, err) = vigil_config(
-        &cfg,
-        &[
-            "evidence",
-            "export",
-            "--case",
-            &id.to_string(),
-            "--out",
-            zip.to_str().unwrap(),
-        ],
-        "",
-    );
+    let (ok, out, err) = export_to(&cfg, id, &zip);
     assert!(
         ok && zip.is_file() && !t.join("pkg.zip.d").exists(),
         "{out}{err}"
@@ -384,23 +373,10 @@ fn exported_case_verifies_and_every_tampering_is_found() {
         .collect();
     std::fs::write(p.join("SHA256SUMS"), sums).unwrap();
     assert!(sha256sum_ok(&p));
-    let o = Command::new("openssl")
-        .args([
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            "SHA256SUMS.p7s",
-            "-content",
-            "SHA256SUMS",
-        ])
-        .args(["-CAfile", "certs/site-ca.pem", "-out", "/dev/null"])
-        .current_dir(&p)
-        .output()
-        .unwrap();
-    assert!(!o.status.success(), "openssl accepted a changed SHA256SUMS");
+    assert!(
+        !openssl_cms_ok(&p, "SHA256SUMS.p7s", "SHA256SUMS").0,
+        "openssl accepted a changed SHA256SUMS"
+    );
     let (ok, out) = verify(&p);
     assert!(
         !ok && out.contains("FAILED: SHA256SUMS.p7s: the signed digest is not the file's"),
@@ -437,18 +413,7 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     let seg = &indexed_segments(&t.join("storage"))[0];
     flip(&t.join("storage").join(&seg.file), (seg.bytes / 2) as usize);
     let again = t.join("again");
-    let (ok, out, err) = vigil_config(
-        &cfg,
-        &[
-            "evidence",
-            "export",
-            "--case",
-            &id.to_string(),
-            "--out",
-            again.to_str().unwrap(),
-        ],
-        "",
-    );
+    let (ok, out, err) = export_to(&cfg, id, &again);
     assert!(
         !ok && err.contains("changed since it was recorded"),
         "{out}{err}"
@@ -477,7 +442,7 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     std::fs::write(p.join("SHA256SUMS"), sums).unwrap();
     assert!(sha256sum_ok(&p));
     assert!(
-        !openssl_cms_ok(&p).0,
+        !openssl_cms_ok(&p, "case.json.p7s", "case.json").0,
         "openssl accepted a signer outside the site CA"
     );
     let (ok, out) = verify(&p);
