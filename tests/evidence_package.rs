@@ -207,6 +207,29 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     );
     let (ok, out) = verify(&pkg);
     assert!(ok && out.contains("intact"), "{out}");
+    // The CA's fingerprint, for the acceptance record, as openssl gives it.
+    let fp = Command::new("openssl")
+        .args([
+            "x509",
+            "-in",
+            "certs/site-ca.pem",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ])
+        .current_dir(&pkg)
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&fp.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        out.contains(&format!("SHA-256 fingerprint {fp}: compare it")),
+        "{out}"
+    );
 
     // The same case as one ZIP: every entry stored, read by Python's zipfile (another
     // implementation), whose extraction passes sha256sum; Vigil verifies the ZIP itself.

@@ -643,7 +643,16 @@ pub fn verify(dir: &Path) -> Verification {
     }
     // 2. The certificates and the manifest's signature.
     let ca = match super::keys::read_cert(&dir.join("certs/site-ca.pem")) {
-        Ok(c) => Some(c),
+        Ok(c) => {
+            // What the package's trust rests on: to be compared with the site's
+            // acceptance record (a forged CA can copy the name, not this).
+            v.passed.push(format!(
+                "site CA {} has SHA-256 fingerprint {}: compare it with the site's acceptance record",
+                c.tbs_certificate.subject,
+                fingerprint(&c)
+            ));
+            Some(c)
+        }
         Err(e) => {
             v.bad("certs/site-ca.pem", e.to_string());
             None
