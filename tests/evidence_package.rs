@@ -301,6 +301,21 @@ fn exported_case_verifies_and_every_tampering_is_found() {
         "--by",
         "Det. Ines Ruiz, City Police",
     ]);
+    // A name with a line break in it is refused, and nothing is appended.
+    let o = Command::new(VIGIL)
+        .args([
+            "evidence",
+            "custody",
+            "--config",
+            cfg.to_str().unwrap(),
+            handed.to_str().unwrap(),
+        ])
+        .args(["--action", "note", "--by", "x\nforged line"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no control characters")
+    );
     assert!(sha256sum_ok(&handed));
     let (ok, out) = verify(&handed);
     assert!(ok && out.contains("custody chain: 3 records"), "{out}");

@@ -85,6 +85,20 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
             to,
             note,
         } => {
+            // People's names and notes: one line each, as in the rest of the record.
+            for (what, v) in [
+                ("--by", Some(&by)),
+                ("--to", to.as_ref()),
+                ("--note", note.as_ref()),
+            ] {
+                if let Some(v) = v
+                    && (v.trim().is_empty()
+                        || v.chars().count() > 500
+                        || v.chars().any(char::is_control))
+                {
+                    anyhow::bail!("{what}: 1 to 500 characters on one line, no control characters");
+                }
+            }
             let cfg = super::load_config(&config)?;
             let storage = cfg.storage.layout();
             let keys = keys::load(&storage.signing_keys())?;
