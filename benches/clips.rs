@@ -96,7 +96,7 @@ fn evidence(
         let e = package::export(&rec, &c, &who, &out, T0).unwrap();
         let te = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let v = package::verify(&out);
+        let v = vigil::evidence::verify::verify(&out);
         let tv = t.elapsed().as_secs_f64();
         assert!(v.intact(), "{:?}", v.problems);
         best = (best.0.min(te), best.1.min(tv), e.media_bytes);

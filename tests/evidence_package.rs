@@ -81,6 +81,23 @@ fn copy(pkg: &Path, t: &TestDir, name: &str) -> PathBuf {
     p
 }
 
+/// Rewrites the package's SHA256SUMS with the current hashes of the files it lists (as
+/// someone hiding a change would).
+fn resum(pkg: &Path) {
+    let sums: String = std::fs::read_to_string(pkg.join("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let name = l.split_once("  ").unwrap().1;
+            let h = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+                std::fs::read(pkg.join(name)).unwrap(),
+            ));
+            format!("{}  {name}\n", hex::encode(h))
+        })
+        .collect();
+    std::fs::write(pkg.join("SHA256SUMS"), sums).unwrap();
+}
+
 fn replace_in(path: &Path, from: &str, to: &str) {
     let s = std::fs::read_to_string(path).unwrap().replace(from, to);
     std::fs::write(path, s).unwrap();
@@ -398,18 +415,7 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     // SHA256SUMS.p7s catches it, for openssl as for Vigil.
     let p = copy(&pkg, &t, "resummed");
     replace_in(&p.join("events.json"), "\"peak_score\"", "\"peak_score\" ");
-    let sums: String = std::fs::read_to_string(p.join("SHA256SUMS"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let name = l.split_once("  ").unwrap().1;
-            let h = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-                std::fs::read(p.join(name)).unwrap(),
-            ));
-            format!("{h}  {name}\n")
-        })
-        .collect();
-    std::fs::write(p.join("SHA256SUMS"), sums).unwrap();
+    resum(&p);
     assert!(sha256sum_ok(&p));
     assert!(
         !openssl_cms_ok(&p, "SHA256SUMS.p7s", "SHA256SUMS").0,
@@ -465,19 +471,7 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     let sig =
         vigil::evidence::cms::sign_detached(&manifest, &rogue.key, &rogue.recorder, &[]).unwrap();
     std::fs::write(p.join("case.json.p7s"), &sig).unwrap();
-    let sums = std::fs::read_to_string(p.join("SHA256SUMS")).unwrap();
-    let new_sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&sig));
-    let sums: String = sums
-        .lines()
-        .map(|l| {
-            if l.ends_with("  case.json.p7s") {
-                format!("{new_sum}  case.json.p7s\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    std::fs::write(p.join("SHA256SUMS"), sums).unwrap();
+    resum(&p);
     assert!(sha256sum_ok(&p));
     assert!(
         !openssl_cms_ok(&p, "case.json.p7s", "case.json").0,

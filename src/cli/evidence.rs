@@ -152,7 +152,7 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
             } else {
                 package.clone()
             };
-            let v = package::verify(&dir);
+            let v = crate::evidence::verify::verify(&dir);
             for p in &v.passed {
                 println!("ok: {p}");
             }

@@ -10,3 +10,4 @@ pub mod cms;
 pub mod eff;
 pub mod keys;
 pub mod package;
+pub mod verify;
