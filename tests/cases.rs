@@ -192,6 +192,31 @@ fn cases_collect_items_and_hold_their_recording() {
             "unknown variant",
         ),
         (
+            serde_json::json!({ "kind": "range", "cameras": ["fixture", "fixture"], "start": a, "end": z }),
+            400,
+            "named twice",
+        ),
+        (
+            serde_json::json!({ "kind": "range", "cameras": ["fixture"], "start": rfc3339(t0 - 25 * 3_600_000_000), "end": z }),
+            400,
+            "at most 24 hours",
+        ),
+        (
+            serde_json::json!({ "kind": "range", "cameras": ["fixture"], "start": rfc3339(now_us() + 3_600_000_000), "end": rfc3339(now_us() + 7_200_000_000) }),
+            400,
+            "starts in the future",
+        ),
+        (
+            serde_json::json!({ "kind": "range", "cameras": ["fixture"], "start": a, "end": rfc3339(now_us() + 3_600_000_000) }),
+            400,
+            "ends in the future",
+        ),
+        (
+            serde_json::json!({ "kind": "range", "cameras": ["fixture"], "start": a, "end": z, "note": "paid \u{202E}0001\u{202C} EUR" }),
+            400,
+            "U+202E",
+        ),
+        (
             serde_json::json!({ "kind": "search", "polygon": [[0.0, 0.0], [0.01, 0.0], [0.0, 0.01]], "start": rfc3339(t0 - 7_200_000_000), "end": rfc3339(t0 - 3_600_000_000) }),
             400,
             "found nothing",

@@ -98,6 +98,43 @@ impl Drop for Tmpfs {
 }
 
 /// Fills the filesystem holding `dir` with a file until ENOSPC, leaving `leave` bytes free.
+/// A free-space floor that deleting every recording could not reach (here: larger than
+/// the disk, as when another program fills it) keeps the recordings and says why,
+/// instead of deleting each segment as it closes.
+#[test]
+fn a_free_space_floor_beyond_reach_keeps_the_recordings() {
+    let t = TestDir::new();
+    let Rig {
+        cam: _cam,
+        daemon: d,
+        ..
+    } = rig(
+        &t,
+        &[("r", "r")],
+        &[],
+        "segment_seconds = 2\nmin_free = \"1000000 GiB\"",
+    );
+    wait_for(Duration::from_secs(30), "3 segments", || {
+        (d.camera("r")["segments_written"].as_u64()? >= 3).then_some(())
+    });
+    let st = d.get_json("/api/storage");
+    assert_eq!(st["deleted_segments"], 0, "{st}");
+    assert!(
+        st["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("another program is filling the disk")),
+        "{st}"
+    );
+    let r = d.get_json("/api/recordings?camera=r");
+    let closed = r["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["end_reason"] != "open")
+        .count();
+    assert!(closed >= 2, "{r}");
+}
+
 fn fill(dir: &Path, leave: u64) -> PathBuf {
     let p = dir.join("filler");
     let free = vigil::storage::free_bytes(dir).unwrap();

@@ -42,7 +42,24 @@ fn text(
     {
         return Err(bad(format!("{what} contains control characters")));
     }
+    if let Some(c) = t.chars().find(|&c| invisible(c)) {
+        return Err(bad(format!(
+            "{what} contains an invisible or direction-changing character (U+{:04X}): \
+             text that reads differently from what it says has no place in evidence",
+            c as u32
+        )));
+    }
     Ok(t)
+}
+
+/// Characters that change how text reads without being seen: the bidirectional
+/// embeddings, overrides and isolates (Unicode Standard Annex #9: U+202A..U+202E,
+/// U+2066..U+2069, the marks U+200E, U+200F, U+061C), zero-width characters (U+200B..U+200D,
+/// U+2060, U+FEFF) and the line and paragraph separators (U+2028, U+2029).
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}'
+        | '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{FEFF}')
 }
 
 /// The fields of a new case, or a change to them (absent fields unchanged).
@@ -256,6 +273,44 @@ fn resolve(
     })
 }
 
+/// An item must be something an evidence package can hold: each camera once, a range
+/// of at most [`crate::export::MAX_CLIP_US`] (one media file per camera), recorded
+/// already (starting before `now_us`, ending at most a minute after it).
+fn exportable(
+    cameras: &[String],
+    start_us: i64,
+    end_us: i64,
+    now_us: i64,
+) -> Result<(), QueryError> {
+    for (i, c) in cameras.iter().enumerate() {
+        if cameras[..i].contains(c) {
+            return Err(bad(format!("cameras: {c:?} is named twice")));
+        }
+    }
+    if end_us - start_us > crate::export::MAX_CLIP_US {
+        return Err(bad(format!(
+            "an item may span at most {} hours (one media file per camera); this one spans {:.1}: add several items",
+            crate::export::MAX_CLIP_US / 3_600_000_000,
+            (end_us - start_us) as f64 / 3.6e9
+        )));
+    }
+    if start_us >= now_us {
+        return Err(bad(format!(
+            "the range starts in the future ({}; now is {}): an item is recorded footage",
+            crate::base::time::rfc3339(start_us),
+            crate::base::time::rfc3339(now_us)
+        )));
+    }
+    if end_us > now_us + 60_000_000 {
+        return Err(bad(format!(
+            "the range ends in the future ({}; now is {}): add it once it is recorded",
+            crate::base::time::rfc3339(end_us),
+            crate::base::time::rfc3339(now_us)
+        )));
+    }
+    Ok(())
+}
+
 /// Adds an item to case `id` and places its holds (one per camera). Returns the case
 /// and the item. Errors: no such case, event or bookmark (`NotFound`), a bad request,
 /// the index. The holds are placed before the item is stored: a failure between leaves
@@ -270,6 +325,7 @@ pub fn add_item(
     let case = get(index, id)?;
     let cams = Cameras::load(index)?;
     let (source, cameras, start_us, end_us, note) = resolve(index, req, &cams)?;
+    exportable(&cameras, start_us, end_us, now_us)?;
     let note = text(&note, "note", 2000, false, true)?;
     let reason = if case.reference.is_empty() {
         format!("case {id}: {}", case.title)

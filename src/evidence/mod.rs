@@ -10,4 +10,5 @@ pub mod cms;
 pub mod eff;
 pub mod keys;
 pub mod package;
+pub mod report;
 pub mod verify;

@@ -12,6 +12,7 @@
 //! | `audit-extract.jsonl` | the audit log's records that touch the case, then the audit head |
 //! | `events.json`, `thumbnails/event-<id>.jpg` | the motion events in the items' ranges, each with its peak picture |
 //! | `certs/site-ca.pem`, `certs/recorder.pem` | the site CA and the recorder certificate |
+//! | `report.pdf` | a human-readable report (PDF/A-2u, [`super::report`]): case, items, media times and hashes, events with thumbnails, signer, how to verify |
 //! | `VERIFY.txt` | how to verify, with the exact commands |
 //!
 //! [`super::verify`] checks one offline.
@@ -43,6 +44,8 @@ pub enum PackageError {
     Cms(#[from] cms::CmsError),
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    Report(#[from] super::report::ReportError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
@@ -456,10 +459,8 @@ fn export_into(
     write("custody.jsonl", format!("{first}\n").as_bytes())?;
     let custody_head = hex::encode(Sha256::digest(first.as_bytes()));
 
-    write(
-        "VERIFY.txt",
-        verify_text(&fingerprint(&keys.ca), &cert_sha).as_bytes(),
-    )?;
+    let verify_txt = verify_text(&fingerprint(&keys.ca), &cert_sha);
+    write("VERIFY.txt", verify_txt.as_bytes())?;
 
     let (ca_sha, _) = (fingerprint(&keys.ca), ());
     let manifest = serde_json::json!({
@@ -486,7 +487,8 @@ fn export_into(
         "audit_head": head.trim(),
         "site_ca_sha256": ca_sha,
     });
-    let manifest = serde_json_canonicalizer::to_vec(&manifest)
+    let manifest_value = manifest;
+    let manifest = serde_json_canonicalizer::to_vec(&manifest_value)
         .map_err(|e| PackageError::Refused(e.to_string()))?;
     write("case.json", &manifest)?;
     write(
@@ -498,6 +500,20 @@ fn export_into(
             std::slice::from_ref(&keys.ca),
         )?,
     )?;
+
+    // The report quotes the manifest's hash: written after it, covered by SHA256SUMS.
+    let mut by_time = events_out.clone();
+    by_time.sort_by_key(|e| (e.start_ms, e.id));
+    let thumbnail = |id: u64| index.thumbnail(id).ok().flatten().map(|b| b.to_vec());
+    let pdf = super::report::render(&super::report::ReportInput {
+        manifest: &manifest_value,
+        manifest_sha256: &hex::encode(Sha256::digest(&manifest)),
+        events: &by_time,
+        thumbnail: &thumbnail,
+        verify_text: &verify_txt,
+        created_us: now_us,
+    })?;
+    write("report.pdf", &pdf)?;
 
     // SHA256SUMS: every file but itself and the custody chain, sorted.
     let mut files = Vec::new();

@@ -438,6 +438,25 @@ impl Committer {
         if target == 0 {
             return Ok(());
         }
+        // A floor that deleting every recording could not reach (another program fills
+        // the disk) is not pursued: it would empty the recorder and gain nothing that a
+        // real full disk would not take back at once. Recording goes on into the space
+        // left; a full disk then deletes the oldest as it always does. With the index
+        // down the disk is full in earnest: the fallback below frees what it can.
+        // (The index's reserve, which retention restores too, is left out of this
+        // comparison: on a small disk it can outweigh the recordings.)
+        let floor = self.policy.min_free.unwrap_or(0);
+        let free = self.policy.storage.free_bytes();
+        if self.index.is_available()
+            && free.is_some_and(|f| floor.saturating_sub(f) > self.total_bytes)
+        {
+            self.error(format!(
+                "free space is below storage.min_free ({floor} bytes) by more than all \
+                 recordings hold: another program is filling the disk; recordings are \
+                 kept until it is full"
+            ));
+            return Ok(());
+        }
         while self.policy.storage.free_bytes().is_some_and(|f| f < target) {
             match self.delete_oldest("min_free") {
                 Ok(true) => {}

@@ -269,3 +269,24 @@ fn a_full_disk_with_the_index_down_still_frees_space() {
     c.recount().unwrap();
     assert_eq!((c.total_bytes, c.segments), (100, 1));
 }
+
+/// A free-space floor that deleting every recording could not reach (another program
+/// fills the disk) deletes nothing and says why; with the index down (the disk full in
+/// earnest) the fallback above still frees space.
+#[test]
+fn an_unreachable_free_space_floor_keeps_the_recordings() {
+    let (dir, _ix, mut c) = on_disk();
+    let d = dir.path().to_owned();
+    for i in 0..3 {
+        put(&mut c, &d, rec(1, i * 10, 100, EndReason::Rotation));
+    }
+    let free = c.policy.storage.free_bytes().unwrap();
+    c.policy.min_free = Some(free + (1 << 30));
+    c.enforce_min_free().unwrap();
+    assert_eq!(remaining(&c), vec![(1, 0), (1, 10), (1, 20)]);
+    let err = c
+        .status
+        .storage(|s| s.last_error.clone())
+        .unwrap_or_default();
+    assert!(err.contains("another program is filling the disk"), "{err}");
+}
