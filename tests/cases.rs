@@ -10,6 +10,99 @@ use std::time::Duration;
 use common::*;
 use vigil::base::time::{now_us, rfc3339};
 
+/// The exported package downloaded as a ZIP (as the console's link does): listed for the
+/// case, verifies offline, carries a signed `downloaded` custody record naming who, and
+/// the download is audited with that record; unknown names and other forms are refused.
+fn download_package(
+    d: &TestDaemon,
+    t: &TestDir,
+    id: u64,
+    export: &serde_json::Value,
+    (t0, far): (i64, i64),
+) {
+    let (code, list) = req(d, "get", &format!("/api/cases/{id}/packages"), None);
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list["packages"][0]["name"], export["name"], "{list}");
+    assert_eq!(
+        list["packages"][0]["package_id"], export["package_id"],
+        "{list}"
+    );
+    assert_eq!(list["packages"][0]["custody_records"], 1, "{list}");
+    let url = d.url(export["download"].as_str().unwrap());
+    let mut resp = ureq::get(&url)
+        .header("Authorization", &format!("Bearer {}", d.token))
+        .call()
+        .unwrap();
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "application/zip"
+    );
+    let zip = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    let path = t.join("downloaded.zip");
+    std::fs::write(&path, &zip).unwrap();
+    let o = std::process::Command::new(VIGIL)
+        .args(["evidence", "verify", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("intact"), "{out}");
+    // Python's zipfile (not Vigil) reads the custody chain out of it.
+    let py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).read('custody.jsonl').decode())",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let custody = String::from_utf8_lossy(&py.stdout);
+    let last: serde_json::Value =
+        serde_json::from_str(custody.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(last["action"], "downloaded", "{custody}");
+    assert_eq!(last["seq"], 2, "{custody}");
+    assert_eq!(last["by"], "admin", "{custody}");
+    let audit = d.get_json(&format!(
+        "/api/audit?start={}&end={}&action=case.package.download",
+        rfc3339(t0),
+        rfc3339(far)
+    ));
+    assert_eq!(
+        audit["records"][0]["params"]["result"]["custody_seq"], 2,
+        "{audit}"
+    );
+    for (path, want) in [
+        (format!("/api/cases/{id}/packages/case{id}-nope.zip"), 404),
+        (
+            format!("/api/cases/{id}/packages/../../index.sled.zip"),
+            404,
+        ),
+        (
+            format!(
+                "/api/cases/{id}/packages/{}",
+                export["name"].as_str().unwrap()
+            ),
+            400,
+        ),
+        (
+            format!(
+                "/api/cases/{}/packages/{}.zip",
+                id + 1,
+                export["name"].as_str().unwrap()
+            ),
+            404,
+        ),
+    ] {
+        let (code, r) = req(d, "get", &path, None);
+        assert_eq!(code, want, "{path}: {r}");
+        assert!(r["error"].is_string(), "{path}: {r}");
+    }
+}
+
 fn req(
     d: &TestDaemon,
     method: &str,
@@ -358,6 +451,33 @@ fn cases_collect_items_and_hold_their_recording() {
         rfc3339(far)
     ));
     assert_eq!(audit["records"].as_array().unwrap().len(), 2, "{audit}");
+    assert_eq!(
+        audit["records"][1]["params"]["result"]["package_id"], r["package_id"],
+        "{audit}"
+    );
+    download_package(&d, &t, id, &r, (t0, far));
+    // `vigil evidence export --out` while the daemon runs: made on the recorder, a copy
+    // downloaded (a folder here), which verifies.
+    let out = t.join("cli-copy");
+    let o = std::process::Command::new(VIGIL)
+        .args(["evidence", "export", "--case", &id.to_string(), "--out"])
+        .arg(&out)
+        .args(["--config", cfg.to_str().unwrap()])
+        .env("VIGIL_TOKEN", &d.token)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && out.join("report.pdf").is_file(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = std::process::Command::new(VIGIL)
+        .args(["evidence", "verify"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 
     // `vigil case` while the daemon runs: through its API, with the token.
     let token = d.token.clone();

@@ -11,6 +11,8 @@
 mod admin;
 #[path = "common/browser.rs"]
 mod browser;
+#[path = "console/cases.rs"]
+mod cases;
 mod common;
 #[path = "console/windows.rs"]
 mod windows;
@@ -481,6 +483,7 @@ fn bookmark_export_and_hold(b: &mut Browser, d: &TestDaemon, t: &TestDir, a: &se
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    cases::review_adds_and_downloads(b, d);
 
     // The link keeps the visible range, not only the playhead.
     let url = b.eval("location.hash");
@@ -545,6 +548,7 @@ fn searches_a_region(b: &mut Browser, d: &TestDaemon, t0: i64, a: &serde_json::V
         );
     }
     assert!(inside(&found[0], a), "{} vs {a}", found[0]);
+    cases::search_adds(b, d);
     // (Pictures load as they scroll into view.)
     b.eval("document.querySelector('#search-rows tr[data-i] img').scrollIntoView(); true");
     b.wait(

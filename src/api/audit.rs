@@ -54,6 +54,8 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("POST", ["api", "cases", _, "items"]) => "case.item.add",
         ("DELETE", ["api", "cases", _, "items", _]) => "case.item.remove",
         ("POST", ["api", "cases", _, "export"]) => "case.export",
+        ("GET", ["api", "cases", _, "packages"]) => "case.packages",
+        ("GET", ["api", "cases", _, "packages", _]) => "case.package.download",
         _ => return None,
     })
 }
@@ -103,6 +105,9 @@ pub(super) async fn middleware(State(st): State<AppState>, req: Request, next: N
         "body": body,
         "status": status.as_u16(),
     });
+    if let Some(r) = resp.extensions().get::<super::AuditResult>() {
+        params["result"] = r.0.clone();
+    }
     // Refused for want of a role (or a CSRF token): on record as such, whatever was
     // tried, so that one filter finds every refusal.
     let action = if status == axum::http::StatusCode::FORBIDDEN {

@@ -155,8 +155,9 @@ pub(super) async fn remove_item(
 
 /// `POST /api/cases/{id}/export`: the case as an evidence package, written under
 /// `<storage>/evidence.packages/case<ID>-<UTC>/` (signed with the site's keys): 201 with
-/// `package_id`, `dir`, `files`, `media_bytes` and `manifest_sha256`. 409 without keys
-/// (`vigil keys init`) or items.
+/// `package_id`, `name`, `dir`, `files`, `media_bytes`, `manifest_sha256` and `download`
+/// (its ZIP's URL, [`super::packages`]). 409 without keys (`vigil keys init`) or items.
+/// The audit record's `result` has the package's id, name and manifest hash.
 pub(super) async fn export(
     State(st): State<AppState>,
     axum::Extension(who): axum::Extension<Principal>,
@@ -186,13 +187,16 @@ pub(super) async fn export(
             .map(|s| s.trim().to_owned())
             .unwrap_or_default();
         let now = now_us();
+        // To the millisecond (a second export within the same second gets its own).
         let dir = storage.evidence_packages().join(format!(
-            "case{id}-{}",
+            "case{id}-{}{:03}Z",
             rfc3339(now)
                 .split('.')
                 .next()
                 .unwrap_or("")
-                .replace(':', "")
+                .trim_end_matches('Z')
+                .replace(':', ""),
+            now.rem_euclid(1_000_000) / 1000
         ));
         let role = format!("{:?}", who.role).to_lowercase();
         let exporter = package::Exporter {
@@ -226,12 +230,23 @@ pub(super) async fn export(
         out.package_id,
         out.dir.display()
     );
-    Ok((
+    let name = out
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut resp = (
         StatusCode::CREATED,
         Json(serde_json::json!({
-            "package_id": out.package_id, "dir": out.dir.display().to_string(), "files": out.files,
+            "package_id": out.package_id, "name": name, "dir": out.dir.display().to_string(), "files": out.files,
             "media_bytes": out.media_bytes, "manifest_sha256": out.manifest_sha256,
+            "download": format!("/api/cases/{id}/packages/{name}.zip"),
         })),
     )
-        .into_response())
+        .into_response();
+    resp.extensions_mut()
+        .insert(super::AuditResult(serde_json::json!({
+            "package_id": out.package_id, "name": name, "manifest_sha256": out.manifest_sha256,
+        })));
+    Ok(resp)
 }

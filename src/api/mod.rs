@@ -25,6 +25,7 @@ mod events;
 mod holds;
 mod live;
 pub mod metrics;
+mod packages;
 mod serve;
 pub mod setup;
 mod status;
@@ -112,6 +113,8 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/cases/{id}/items", post(cases::add_item))
         .route("/api/cases/{id}/items/{n}", delete(cases::remove_item))
         .route("/api/cases/{id}/export", post(cases::export))
+        .route("/api/cases/{id}/packages", get(packages::list))
+        .route("/api/cases/{id}/packages/{file}", get(packages::download))
         .route_layer(need(Role::Investigator));
     let admin = axum::Router::new()
         .route("/api/audit", get(audit::list))
@@ -187,6 +190,11 @@ async fn body_limit(req: axum::extract::Request, next: axum::middleware::Next) -
         Err(_) => too_big(None),
     }
 }
+
+/// What a handler adds to its request's audit record (as `result`), put in the
+/// response's extensions: what the request made (a package's id, a custody record).
+#[derive(Clone, Debug)]
+pub(crate) struct AuditResult(pub serde_json::Value);
 
 /// An API error: status code and a message for the caller.
 pub struct ApiError(StatusCode, String);

@@ -11,15 +11,17 @@ use crate::evidence::{keys, package};
 pub enum Command {
     /// Export a case to a new folder: media sealed (ONVIF export format), the signed
     /// manifest, SHA256SUMS, the custody chain, the audit extract, certificates and
-    /// VERIFY.txt. Needs the site's keys (`vigil keys init`). With the daemon running,
-    /// asks it (token in VIGIL_TOKEN) and the package goes to <storage>/evidence.packages/.
+    /// VERIFY.txt, report.pdf. Needs the site's keys (`vigil keys init`). With the daemon
+    /// running, asks it (token in VIGIL_TOKEN): the package goes to
+    /// <storage>/evidence.packages/, and to --out as a download.
     Export {
         #[arg(long, short)]
         config: PathBuf,
         /// The case id.
         #[arg(long)]
         case: u64,
-        /// The new folder, or a new .zip file (stored, ZIP64), with the daemon stopped.
+        /// The new folder, or a new .zip file (stored, ZIP64). With the daemon running, the
+        /// package is made on the recorder and a copy downloaded here.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -69,6 +71,37 @@ fn tempdir() -> anyhow::Result<TempDir> {
     Ok(TempDir(p))
 }
 
+/// Downloads a package's ZIP (`url` under the daemon's base) to `out`: the ZIP itself
+/// when `out` ends in `.zip`, else extracted into the new folder `out`.
+fn download(api: &super::DaemonApi, url: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    let zip = out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+    let file = if zip {
+        out.to_owned()
+    } else {
+        out.with_extension("zip.part")
+    };
+    let r = api.get(&format!("{}{url}", api.base))?;
+    let mut f =
+        std::fs::File::create_new(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let copied = std::io::copy(
+        &mut r.into_body().into_with_config().limit(u64::MAX).reader(),
+        &mut f,
+    )
+    .and_then(|_| f.sync_all());
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&file);
+        anyhow::bail!("downloading {url}: {e}");
+    }
+    if !zip {
+        let r = package::unzip(&file, out);
+        let _ = std::fs::remove_file(&file);
+        r?;
+    }
+    Ok(())
+}
+
 fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
@@ -102,36 +135,15 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
             let cfg = super::load_config(&config)?;
             let storage = cfg.storage.layout();
             let keys = keys::load(&storage.signing_keys())?;
-            let file = package.join("custody.jsonl");
-            let text = std::fs::read_to_string(&file).map_err(|e| {
-                anyhow::anyhow!("{}: {e} (is this an evidence package?)", file.display())
-            })?;
-            let last = text
-                .lines()
-                .last()
-                .ok_or_else(|| anyhow::anyhow!("{}: empty", file.display()))?;
-            let seq = serde_json::from_str::<serde_json::Value>(last)?["seq"]
-                .as_u64()
-                .unwrap_or(0)
-                + 1;
-            let prev = {
-                use sha2::Digest;
-                hex::encode(sha2::Sha256::digest(last.as_bytes()))
-            };
-            let mut rec = serde_json::json!({ "seq": seq, "time": crate::base::time::rfc3339(now_us()), "action": action, "by": by });
+            let mut rec = serde_json::json!({ "action": action, "by": by });
             if let Some(to) = &to {
                 rec["to"] = to.as_str().into();
             }
             if let Some(n) = &note {
                 rec["note"] = n.as_str().into();
             }
-            let line = package::custody_line(rec, &prev, &keys)?;
-            {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new().append(true).open(&file)?;
-                f.write_all(format!("{line}\n").as_bytes())?;
-                f.sync_all()?;
-            }
+            let seq = package::append_custody(&package, rec, &keys, now_us())?;
+            let file = package.join("custody.jsonl");
             let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             crate::audit::AuditLog::new(&storage).append(&user, "cli", "custody.record", serde_json::json!({
                 "package": package.display().to_string(), "seq": seq, "action": action, "by": by, "to": to,
@@ -248,6 +260,14 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
                     );
                 }
                 Err(e) if e.is_locked() => {
+                    if let Some(out) = &out
+                        && out.exists()
+                    {
+                        anyhow::bail!(
+                            "{} exists already: give a new file or folder",
+                            out.display()
+                        );
+                    }
                     let api = super::DaemonApi::new(&cfg, &path, "it is locked")?;
                     let v = api.send(
                         "POST",
@@ -255,10 +275,16 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
                         Some(serde_json::json!({})),
                     )?;
                     println!(
-                        "exported case {case} to {} (package {})",
+                        "exported case {case} to {} on the recorder (package {})",
                         v["dir"].as_str().unwrap_or(""),
                         v["package_id"].as_str().unwrap_or("")
                     );
+                    // --out: a copy here, downloaded as the console does (which records
+                    // the download in its chain of custody).
+                    if let Some(out) = out {
+                        download(&api, v["download"].as_str().unwrap_or(""), &out)?;
+                        println!("downloaded to {}", out.display());
+                    }
                 }
                 Err(e) => anyhow::bail!("cannot open index {}: {e}", path.display()),
             }

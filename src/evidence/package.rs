@@ -76,7 +76,7 @@ pub struct MediaFile {
     pub items: Vec<u32>,
     pub camera: CameraRef,
     pub requested: Span,
-    /// UTC of the first and last frame presented (RFC 3339, µs).
+    /// UTC at which the first and the last presented frame are shown (RFC 3339, µs).
     pub actual: Span,
     /// Recording gaps inside the range, `[start, end)` (RFC 3339).
     pub gaps: Vec<Span>,
@@ -147,7 +147,25 @@ fn stamp(us: i64) -> String {
 }
 
 /// A new random package id (UUID version 4 text).
-fn package_id() -> String {
+/// The gaps of `[start_us, end_us)` that `plan` does not show: before its first frame
+/// (the recording began later), inside it, and after its last (the recording ended
+/// earlier), each longer than [`crate::export::GAP_US`].
+fn range_gaps(plan: &crate::export::ClipPlan, start_us: i64, end_us: i64) -> Vec<(i64, i64)> {
+    let gap = crate::export::GAP_US;
+    let shown_end = plan.start_us + plan.duration_us;
+    let mut gaps = Vec::new();
+    if plan.start_us - start_us > gap {
+        gaps.push((start_us, plan.start_us));
+    }
+    gaps.extend(plan.gaps.iter().copied());
+    if end_us - shown_end > gap {
+        gaps.push((shown_end, end_us));
+    }
+    gaps
+}
+
+/// A fresh random UUID (version 4, RFC 9562), as a package's id.
+pub fn package_id() -> String {
     use rsa::rand_core::RngCore;
     let mut b = [0u8; 16];
     rsa::rand_core::OsRng.fill_bytes(&mut b);
@@ -351,8 +369,11 @@ fn export_into(
                     url,
                 },
                 requested: span(item.start_us, item.end_us),
-                actual: span(plan.start_us, plan.start_us + plan.duration_us),
-                gaps: plan.gaps.iter().map(|&(a, b)| span(a, b)).collect(),
+                actual: span(plan.first_frame_us, plan.last_frame_us),
+                gaps: range_gaps(&plan, item.start_us, item.end_us)
+                    .into_iter()
+                    .map(|(a, b)| span(a, b))
+                    .collect(),
                 codec: first.map(|s| s.codec.clone()).unwrap_or_default(),
                 width: first.map_or(0, |s| s.width),
                 height: first.map_or(0, |s| s.height),
@@ -546,8 +567,45 @@ fn export_into(
     })
 }
 
+/// Appends a record to the package in `dir`'s chain of custody: `rec` (its `action`,
+/// `by` and whatever else it says) gets the next `seq` and `time` (`now_us`), is chained
+/// to the last record and signed ([`custody_line`]); the file is synced. Returns `seq`.
+/// Errors: no `custody.jsonl` in `dir` (not a package) or an empty one, a write.
+pub fn append_custody(
+    dir: &Path,
+    mut rec: serde_json::Value,
+    keys: &Keys,
+    now_us: i64,
+) -> Result<u64, PackageError> {
+    use std::io::Write;
+    let file = dir.join("custody.jsonl");
+    let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+    let last = text.lines().last().ok_or_else(|| {
+        PackageError::Refused(format!(
+            "{}: empty (is this an evidence package?)",
+            file.display()
+        ))
+    })?;
+    let seq = serde_json::from_str::<serde_json::Value>(last)
+        .ok()
+        .and_then(|v| v["seq"].as_u64())
+        .unwrap_or(0)
+        + 1;
+    rec["seq"] = seq.into();
+    rec["time"] = rfc3339(now_us).into();
+    let line = custody_line(rec, &hex::encode(Sha256::digest(last.as_bytes())), keys)?;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .map_err(io(&file))?;
+    f.write_all(format!("{line}\n").as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io(&file))?;
+    Ok(seq)
+}
+
 /// Every file under `dir`, as paths relative to `root` with `/`.
-pub(super) fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+pub fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         if e.file_type()?.is_dir() {

@@ -265,7 +265,13 @@ pub fn verify(dir: &Path) -> Verification {
                 n += 1;
             }
             if !v.problems.iter().any(|(f, _)| f == "custody.jsonl") {
-                v.passed.push(format!("custody chain: {n} records"));
+                // Records can only be appended, so one cut off the end leaves a valid
+                // chain: the last record's hash is what a receipt (and the recorder's
+                // audit log, which has each record) is compared with.
+                v.passed.push(format!(
+                    "custody chain: {n} records, the last with SHA-256 {prev} (compare with the \
+                     last hand-over's receipt)"
+                ));
             }
         }
         Err(e) => v.bad("custody.jsonl", format!("cannot be read: {e}")),

@@ -57,9 +57,16 @@ pub struct ClipPlan {
     pub len: u64,
     /// Changes whenever the bytes would (other segments, other lengths, other range).
     pub etag: String,
-    /// Frames in the file (from the keyframe before the start) and those presented.
+    /// Frames in the file (from the keyframe before the start) and those presented:
+    /// whose presentation time lies inside the edit, as players (FFmpeg, Chromium) count
+    /// them; a frame that begins before the requested start is hidden even if it would
+    /// last past it.
     pub frames: u64,
     pub presented_frames: u64,
+    /// UTC at which the first and the last presented frame are shown (the edit maps the
+    /// file's media time to the wall clock), µs.
+    pub first_frame_us: i64,
+    pub last_frame_us: i64,
     /// Audio frames in the file (0 without audio).
     pub audio_frames: u64,
     /// UTC of the first presented frame and the presented duration (wall clock, gaps
@@ -77,7 +84,7 @@ pub struct ClipPlan {
 
 /// Samples further apart than this (after the previous one's duration) are separated
 /// by a recording gap, µs. Within a run, segments follow each other to the microsecond.
-const GAP_US: i64 = 50_000;
+pub const GAP_US: i64 = 50_000;
 
 struct Picked {
     path: PathBuf,
@@ -117,6 +124,36 @@ fn close_gaps(picked: &[Picked], samples: &mut [Sample], rate: u32) -> Vec<(i64,
         }
     }
     gaps
+}
+
+/// The frames a player presents: those whose presentation time (decode time plus
+/// composition offset, 90 kHz, from the file's first sample) lies in the edit
+/// `[media_time, media_time + duration)` (ISO/IEC 14496-12 8.6.6), with the first and
+/// last of those times.
+struct Presented {
+    count: u64,
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+fn presented(samples: &[Sample], media_time: u64, duration: u64) -> Presented {
+    let (lo, hi) = (media_time as i64, (media_time + duration) as i64);
+    let mut p = Presented {
+        count: 0,
+        first: None,
+        last: None,
+    };
+    let mut dts = 0i64;
+    for s in samples {
+        let pts = dts + s.cts_offset as i64;
+        if (lo..hi).contains(&pts) {
+            p.count += 1;
+            p.first = Some(p.first.map_or(pts, |f| f.min(pts)));
+            p.last = Some(p.last.map_or(pts, |l| l.max(pts)));
+        }
+        dts += s.duration as i64;
+    }
+    p
 }
 
 /// Plans the clip of `[start_us, end_us)` of one camera: its video and, when every
@@ -174,6 +211,8 @@ pub fn plan(
     let edit_media_time = media_t(shown_start);
     let edit_duration = media_t(shown_end).saturating_sub(edit_media_time);
     gaps.retain(|&(a, b)| b > shown_start && a < shown_end);
+    let shown = presented(&samples, edit_media_time, edit_duration);
+    let at = |pts: i64| shown_start + (pts - edit_media_time as i64) * 1_000_000 / 90_000;
 
     // Audio from the first video sample on (what plays with the video).
     let audio: &[Picked] = if c.with_audio {
@@ -230,7 +269,9 @@ pub fn plan(
         etag: format!("\"{:016x}\"", h.finish()),
         len,
         frames: samples.len() as u64,
-        presented_frames: (picked.len() - presented_from) as u64,
+        presented_frames: shown.count,
+        first_frame_us: shown.first.map_or(shown_start, at),
+        last_frame_us: shown.last.map_or(shown_start, at),
         audio_frames: audio_samples.len() as u64,
         start_us: shown_start,
         duration_us: shown_end - shown_start,

@@ -260,9 +260,9 @@ async function loadEvents(more = false) {
     state.cursor = page.next_cursor ?? null;
     state.eventsTotal = page.total;
     $("more-events").hidden = !state.cursor;
-    if (!rows.children.length) rows.innerHTML = `<tr><td colspan="7">No events in this range.</td></tr>`;
+    if (!rows.children.length) rows.innerHTML = `<tr><td colspan="8">No events in this range.</td></tr>`;
   } catch (e) {
-    rows.innerHTML = `<tr><td colspan="7" class="err">${esc(e.message)}</td></tr>`;
+    rows.innerHTML = `<tr><td colspan="8" class="err">${esc(e.message)}</td></tr>`;
   }
 }
 function eventRow(e) {
@@ -274,8 +274,10 @@ function eventRow(e) {
   tr.innerHTML = `<td>${timeHtml(e.start_ms)}</td><td>${esc(e.camera)}</td><td>${zones || "—"}</td>
     <td class="num">${((e.end_ms - e.start_ms) / 1000).toFixed(1)} s</td><td class="num">${e.peak_score.toFixed(3)}</td>
     <td>${e.has_thumbnail ? `<img loading="lazy" alt="event ${e.id}" src="/api/events/${e.id}/thumbnail.jpg">` : ""}</td>
-    <td>${e.acknowledged ? `${esc(e.acknowledged.by)}${e.acknowledged.note ? ": " + esc(e.acknowledged.note) : ""}` : ""}</td>`;
+    <td>${e.acknowledged ? `${esc(e.acknowledged.by)}${e.acknowledged.note ? ": " + esc(e.acknowledged.note) : ""}` : ""}</td>
+    <td><button class="to-case" title="Add this event to the case picked above">+ case</button></td>`;
   tr.onclick = async () => { await seek(e.start_ms); state.clock.play(); onTick(); };
+  tr.querySelector(".to-case").onclick = ev => { ev.stopPropagation(); addItem({ kind: "event", event_id: e.id }, `event ${e.id}`); };
   return tr;
 }
 function markCurrentEvent(t) {
@@ -294,9 +296,13 @@ async function loadBookmarks() {
   try {
     const { bookmarks } = await api(`/api/bookmarks?${q}`);
     $("bookmark-list").innerHTML = bookmarks.map(b =>
-      `<li data-start="${b.start_us / 1000}">${timeHtml(b.start_us / 1000)} ${esc(b.camera)}: ${esc(b.note)} <small>(${esc(b.user)})</small></li>`).join("")
+      `<li data-start="${b.start_us / 1000}">${timeHtml(b.start_us / 1000)} ${esc(b.camera)}: ${esc(b.note)} <small>(${esc(b.user)})</small>
+        <button class="to-case" data-bookmark="${b.id}" title="Add this bookmark to the case picked above">+ case</button></li>`).join("")
       || "<li>No bookmarks in this range.</li>";
     for (const li of $("bookmark-list").querySelectorAll("li[data-start]")) li.onclick = () => seek(+li.dataset.start);
+    for (const b of $("bookmark-list").querySelectorAll("button[data-bookmark]")) {
+      b.onclick = ev => { ev.stopPropagation(); addItem({ kind: "bookmark", bookmark_id: +b.dataset.bookmark }, `bookmark ${b.dataset.bookmark}`); };
+    }
   } catch (e) { $("bookmark-list").innerHTML = `<li class="err">${esc(e.message)}</li>`; }
 }
 
@@ -374,6 +380,30 @@ function caseButtons() {
   $("case-export").disabled = !picked;
 }
 
+/** An event or a bookmark into the picked case (its recording held). */
+async function addItem(body, what) {
+  const id = $("case-pick").value;
+  if (!id) { $("case-state").textContent = "pick or open a case first (above)"; return; }
+  try {
+    const r = await api(`/api/cases/${id}/items`, { method: "POST", body });
+    $("case-state").textContent = `${what} added to case ${id} as item ${r.item.n}; held (holds ${r.item.holds.join(", ")})`;
+    await loadCases(id);
+    refetch(0);
+  } catch (e) { $("case-state").textContent = e.message; }
+}
+
+/** The picked case's packages on the recorder, each a link to its ZIP (a download is
+ * recorded in the package's chain of custody and in the audit log). */
+async function loadPackages() {
+  const id = $("case-pick").value, box = $("case-packages");
+  if (!id) { box.innerHTML = ""; return; }
+  try {
+    const { packages } = await api(`/api/cases/${id}/packages`);
+    box.innerHTML = packages.length ? "Packages: " + packages.map(p =>
+      `<a href="/api/cases/${id}/packages/${encodeURIComponent(p.name)}.zip" download="${esc(p.name)}.zip" title="${esc(p.package_id || "")}: ${p.files} files, ${p.custody_records} custody record(s)">${esc(p.name)}.zip</a> (${(p.bytes / 1e6).toFixed(1)} MB)`).join(", ") : "";
+  } catch (e) { box.innerHTML = `<span class="err">${esc(e.message)}</span>`; }
+}
+
 async function openCase() {
   const title = $("case-title").value.trim();
   if (!title) { $("case-state").textContent = "give the case a title"; return; }
@@ -408,7 +438,8 @@ async function exportCase() {
   try {
     const r = await api(`/api/cases/${id}/export`, { method: "POST", body: {} });
     state.caseExport = r;
-    $("case-state").textContent = `package ${r.package_id}: ${r.files} files, ${(r.media_bytes / 1e6).toFixed(1)} MB of video, in ${r.dir} on the recorder`;
+    $("case-state").innerHTML = `package ${esc(r.package_id)}: ${r.files} files, ${(r.media_bytes / 1e6).toFixed(1)} MB of video, in ${esc(r.dir)} on the recorder. <a id="case-download" href="${esc(r.download)}" download>Download it (ZIP)</a>`;
+    loadPackages();
   } catch (e) { $("case-state").textContent = e.message; state.caseExport = { error: e.message }; }
 }
 
@@ -533,7 +564,7 @@ function controls() {
   $("hold").onclick = hold;
   $("export").onclick = exportSelection;
   $("clear-selection").onclick = clearSelection;
-  $("case-pick").onchange = caseButtons;
+  $("case-pick").onchange = () => { caseButtons(); loadPackages(); };
   $("case-new").onclick = openCase;
   $("case-add").onclick = addToCase;
   $("case-export").onclick = exportCase;

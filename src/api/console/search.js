@@ -95,6 +95,7 @@ function render() {
       <td><img loading="lazy" alt="${esc(r.camera)} at ${esc(iso(mid))}" src="/api/cameras/${encodeURIComponent(r.camera)}/frame.jpg?t=${iso(mid)}&width=160"></td></tr>`;
   }).join("") || `<tr><td colspan="5">Nothing moved there in this range.</td></tr>`;
   for (const tr of rows.querySelectorAll("tr[data-i]")) tr.onclick = () => play(state.results[+tr.dataset.i]);
+  caseButton();
   // The timeline: one lane per camera, the intervals found as marks.
   const c = $("search-timeline");
   const scale = new Scale(state.range[0], state.range[1], c.clientWidth || 800);
@@ -120,6 +121,41 @@ function play(r) {
   location.hash = `#review?cameras=${encodeURIComponent(r.camera)}&t=${iso(r.start_us / 1000)}&span=${span}&play=1`;
 }
 
+/** The results into the picked case: one item per camera searched, with its polygon
+ * and the range searched (the intervals found are kept with it; its recording held). */
+async function addToCase() {
+  const id = $("search-case").value;
+  const asked = state.cameras.filter(c => (state.polygons[c] || []).length >= 3 && state.results.some(r => r.camera === c));
+  if (!id || !asked.length) return;
+  const added = [];
+  try {
+    for (const camera of asked) {
+      const r = await api(`/api/cases/${id}/items`, {
+        method: "POST",
+        body: { kind: "search", cameras: [camera], polygon: state.polygons[camera], start: iso(state.range[0]), end: iso(state.range[1]) },
+      });
+      added.push(r.item.n);
+    }
+    $("search-state").textContent = `added to case ${id} as item(s) ${added.join(", ")}; their recording is held`;
+  } catch (e) { $("search-state").textContent = e.message; }
+  state.caseAdded = { items: added, error: $("search-state").textContent };
+}
+
+function caseButton() {
+  $("search-to-case").disabled = !$("search-case").value || !state.results.length;
+}
+
+async function loadCases() {
+  try {
+    const { cases } = await api("/api/cases");
+    const sel = $("search-case"), keep = sel.value;
+    sel.innerHTML = `<option value="">—</option>` + cases.map(c =>
+      `<option value="${c.id}">${esc(c.title)}${c.reference ? " (" + esc(c.reference) + ")" : ""}</option>`).join("");
+    sel.value = keep;
+  } catch { /* not an investigator: no cases */ }
+  caseButton();
+}
+
 function setRange(a, b) {
   state.range = [a, b];
   $("search-span").textContent = `${local(a)} – ${local(b)}`;
@@ -129,6 +165,9 @@ function setRange(a, b) {
 export async function startSearch() {
   const all = (await firstCameras).map(c => c.name);
   const box = $("search-cameras");
+  loadCases();
+  $("search-case").onchange = caseButton;
+  $("search-to-case").onclick = addToCase;
   box.innerHTML = "<legend>Cameras</legend>" + all.map(c => `<label><input type="checkbox" value="${esc(c)}"> ${esc(c)}</label>`).join(" ");
   const pick = names => {
     state.cameras = names;
@@ -155,6 +194,7 @@ export async function startSearch() {
   state.range = [now - 3600e3, now];
   return {
     show(params) {
+      loadCases();
       const want = (params.get("cameras") || "").split(",").filter(c => all.includes(c));
       if (want.length || !state.cameras.length) pick(want.length ? want : all.slice(0, 1));
       const a = Date.parse(params.get("start") || ""), b = Date.parse(params.get("end") || "");
