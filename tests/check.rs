@@ -299,4 +299,33 @@ fn verify_hashes_finds_segments_changed_since_recorded() {
         sha256sum(&storage.join(&b.file)),
         hex::encode(b.sha256.unwrap())
     );
+
+    // While the daemon records: the same check through its API (admin), and the CLI
+    // asks it there when the index is locked.
+    let port = free_port();
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&cfg, text).unwrap();
+    let d = daemon(&cfg, &t.join("daemon2.log"));
+    let r = d.get_json("/api/storage/verify");
+    assert_eq!(r["changed"][0]["file"], a.file.as_str(), "{r}");
+    assert!(r["intact"].as_u64().unwrap() >= 2, "{r}");
+    let out = std::process::Command::new(VIGIL)
+        .args([
+            "check",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--verify-hashes",
+        ])
+        .env("VIGIL_TOKEN", d.token.as_deref().unwrap())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(&format!("changed: {}: SHA-256 ", a.file))
+            && text.contains("through the running daemon"),
+        "{text}"
+    );
 }

@@ -333,6 +333,25 @@ fn exported_case_verifies_and_every_tampering_is_found() {
             .contains('\n')
     );
     check_report(&pkg, &manifest);
+    // What is no package at all says so, with exit 2 (3 is for a package with problems).
+    let empty = t.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (path, why) in [
+        (t.join("nothing-here"), "no such file or folder"),
+        (pkg.join("case.json"), "not a ZIP evidence package"),
+        (empty, "it has no case.json"),
+    ] {
+        let o = Command::new(VIGIL)
+            .args(["evidence", "verify"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.code() == Some(2) && err.contains(why),
+            "{path:?}: {err}"
+        );
+    }
     let (ok, out) = verify(&pkg);
     assert!(ok && out.contains("intact"), "{out}");
     // The CA's fingerprint, for the acceptance record, as openssl gives it.
@@ -369,7 +388,7 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     );
     let unzipped = t.join("unzipped");
     let py = Command::new("python3")
-        .args(["-c", "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())\nz.extractall(sys.argv[2])\nprint(len(z.infolist()))"])
+        .args(["-c", "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nassert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())\nimport time\nassert all(i.date_time[0] == time.gmtime().tm_year for i in z.infolist()), [i.date_time for i in z.infolist()]\nz.extractall(sys.argv[2])\nprint(len(z.infolist()))"])
         .arg(&zip)
         .arg(&unzipped)
         .output()

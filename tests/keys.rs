@@ -107,8 +107,18 @@ fn keys_init_rotate_and_import_verified_by_openssl() {
     assert!(verify(&ca, &rec).0);
 
     // Rotation: a new recorder certificate under the same CA; the old one is kept and
-    // still verifies.
+    // still verifies. Another site's name is refused (the CA names its own).
     let old = fingerprint(&rec);
+    let (ok, _, err) = vigil_config(
+        &cfg,
+        &["keys", "rotate", "--site", "Other Org", "--bits", "2048"],
+        "",
+    );
+    assert!(
+        !ok && err.contains("rotate with the --site it was made with"),
+        "{err}"
+    );
+    assert_eq!(fingerprint(&rec), old);
     let (ok, out, err) = vigil_config(
         &cfg,
         &[

@@ -55,6 +55,7 @@ fn action(method: &str, path: &str) -> Option<&'static str> {
         ("DELETE", ["api", "cases", _, "items", _]) => "case.item.remove",
         ("POST", ["api", "cases", _, "export"]) => "case.export",
         ("GET", ["api", "cases", _, "packages"]) => "case.packages",
+        ("GET", ["api", "storage", "verify"]) => "storage.verify",
         ("GET", ["api", "cases", _, "packages", _]) => "case.package.download",
         _ => return None,
     })

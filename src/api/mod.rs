@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/api/cameras/{name}/zones", put(setup::put))
         .route("/api/cameras/{name}/motion", get(setup::motion))
         .route("/api/holds/{id}", delete(holds::release))
+        .route("/api/storage/verify", get(status::verify))
         .route_layer(need(Role::Admin));
     axum::Router::new()
         .merge(public)

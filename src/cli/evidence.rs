@@ -46,7 +46,7 @@ pub enum Command {
         note: Option<String>,
     },
     /// Verify a package offline: exit 0 and a summary when intact; 3 and each file with
-    /// its problem otherwise.
+    /// its problem otherwise; 2 when PATH is no package at all.
     Verify {
         /// The package's folder.
         package: PathBuf,
@@ -155,15 +155,32 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { package } => {
+            // Exit 2: not a package at all (nothing there, not a ZIP, no manifest); 3: a
+            // package with problems.
+            let not_a_package = |why: String| {
+                eprintln!("{}: {why}", package.display());
+                Ok(ExitCode::from(2))
+            };
             // A ZIP is verified as its extracted folder (in a private temporary one).
             let tmp;
             let dir = if package.is_file() {
                 tmp = tempdir()?;
-                package::unzip(&package, &tmp.0)?;
+                if let Err(e) = package::unzip(&package, &tmp.0) {
+                    return not_a_package(format!("not a ZIP evidence package ({e})"));
+                }
                 tmp.0.clone()
-            } else {
+            } else if package.is_dir() {
                 package.clone()
+            } else {
+                return not_a_package("no such file or folder".into());
             };
+            if !dir.join("case.json").is_file() {
+                return not_a_package(
+                    "not an evidence package: it has no case.json (a vigil-evidence/1 \
+                     package is a folder or ZIP with case.json, SHA256SUMS and media/)"
+                        .into(),
+                );
+            }
             let v = crate::evidence::verify::verify(&dir);
             for p in &v.passed {
                 println!("ok: {p}");

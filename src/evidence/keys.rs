@@ -177,6 +177,15 @@ pub fn rotate(dir: &Path, site: &str, recorder: &str, bits: usize) -> Result<Key
             dir.display()
         )));
     }
+    // The new certificate names the site as the CA does: a different --site would
+    // issue a recorder certificate of another organisation under this CA.
+    let want = name(&format!("CN={} Vigil site CA,O={}", rdn(site), rdn(site)))?;
+    if old.ca.tbs_certificate.subject != want {
+        return Err(KeyError::Refused(format!(
+            "the site CA is \"{}\": rotate with the --site it was made with",
+            old.ca.tbs_certificate.subject
+        )));
+    }
     let ca_key = read_key(&ca_key_path)?;
     let key = new_key(bits)?;
     let cert = issue_recorder(&old.ca, &ca_key, site, recorder, &key)?;

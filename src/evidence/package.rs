@@ -670,11 +670,32 @@ pub fn zip_dir(dir: &Path, out: &Path) -> Result<(), PackageError> {
         err: std::io::Error::other(e),
     };
     for rel in files {
-        z.start_file(rel.as_str(), opts).map_err(zerr)?;
         let p = dir.join(&rel);
+        // Each entry dated by its file (UTC; ZIP keeps local time without a zone and
+        // even seconds), not the format's default of 1980.
+        let opts = match std::fs::metadata(&p).and_then(|m| m.modified()) {
+            Ok(t) => zip_time(t).map_or(opts, |d| opts.last_modified_time(d)),
+            Err(_) => opts,
+        };
+        z.start_file(rel.as_str(), opts).map_err(zerr)?;
         std::io::copy(&mut std::fs::File::open(&p).map_err(io(&p))?, &mut z).map_err(io(out))?;
     }
     z.finish().map_err(zerr)?.sync_all().map_err(io(out))
+}
+
+fn zip_time(t: std::time::SystemTime) -> Option<zip::DateTime> {
+    let z = jiff::Timestamp::try_from(t)
+        .ok()?
+        .to_zoned(jiff::tz::TimeZone::UTC);
+    zip::DateTime::from_date_and_time(
+        u16::try_from(z.year()).ok()?,
+        z.month() as u8,
+        z.day() as u8,
+        z.hour() as u8,
+        z.minute() as u8,
+        z.second() as u8,
+    )
+    .ok()
 }
 
 /// Extracts the package ZIP `zip` into the new folder `dest`. Entries whose names would
