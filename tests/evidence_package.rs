@@ -401,6 +401,23 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     assert!(sha256sum_ok(&unzipped), "sha256sum -c in the extracted ZIP");
     let (ok, out) = verify(&zip);
     assert!(ok && out.contains("intact"), "{out}");
+    // A hand-over recorded in the ZIP itself.
+    let o = Command::new(VIGIL)
+        .args(["evidence", "custody", "--config", cfg.to_str().unwrap()])
+        .arg(&zip)
+        .args([
+            "--action",
+            "transferred",
+            "--by",
+            "Ivan",
+            "--to",
+            "Det. Ruiz",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (ok, out) = verify(&zip);
+    assert!(ok && out.contains("custody chain: 2 records"), "{out}");
 
     // Hand-overs recorded in a copy: each appended record is chained and signed, also
     // after a key rotation (its certificate under the same CA); the files' sums hold.

@@ -31,7 +31,7 @@ pub enum Command {
     Custody {
         #[arg(long, short)]
         config: PathBuf,
-        /// The package's folder.
+        /// The package's folder or ZIP file.
         package: PathBuf,
         /// What happened: verified, transferred, received, stored, note.
         #[arg(long, value_parser = ["verified", "transferred", "received", "stored", "note"])]
@@ -142,8 +142,26 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
             if let Some(n) = &note {
                 rec["note"] = n.as_str().into();
             }
-            let seq = package::append_custody(&package, rec, &keys, now_us())?;
-            let file = package.join("custody.jsonl");
+            // A ZIP: extracted privately, the record appended, zipped again beside it and
+            // put in its place (a crash leaves the old ZIP or the new, never half of one).
+            let seq = if package.is_file() {
+                let tmp = tempdir()?;
+                let dir = tmp.0.join("p");
+                package::unzip(&package, &dir)?;
+                let seq = package::append_custody(&dir, rec, &keys, now_us())?;
+                let new = package.with_extension("zip.new");
+                let _ = std::fs::remove_file(&new);
+                package::zip_dir(&dir, &new)?;
+                std::fs::rename(&new, &package)?;
+                seq
+            } else {
+                package::append_custody(&package, rec, &keys, now_us())?
+            };
+            let file = if package.is_file() {
+                package.clone()
+            } else {
+                package.join("custody.jsonl")
+            };
             let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             crate::audit::AuditLog::new(&storage).append(&user, "cli", "custody.record", serde_json::json!({
                 "package": package.display().to_string(), "seq": seq, "action": action, "by": by, "to": to,
