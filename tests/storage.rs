@@ -97,7 +97,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Fills the filesystem holding `dir` with a file until ENOSPC, leaving `leave` bytes free.
 /// A free-space floor that deleting every recording could not reach (here: larger than
 /// the disk, as when another program fills it) keeps the recordings and says why,
 /// instead of deleting each segment as it closes.
@@ -135,6 +134,7 @@ fn a_free_space_floor_beyond_reach_keeps_the_recordings() {
     assert!(closed >= 2, "{r}");
 }
 
+/// Fills the filesystem holding `dir` with a file until ENOSPC, leaving `leave` bytes free.
 fn fill(dir: &Path, leave: u64) -> PathBuf {
     let p = dir.join("filler");
     let free = vigil::storage::free_bytes(dir).unwrap();
