@@ -11,7 +11,7 @@ use common::*;
 use vigil::base::time::{now_us, rfc3339};
 
 /// The exported package downloaded as a ZIP (as the console's link does): listed for the
-/// case, verifies offline, carries a signed `downloaded` custody record naming who, and
+/// case, verifies offline, carries a signed `copied` custody record naming who, and
 /// the download is audited with that record; unknown names and other forms are refused.
 fn download_package(
     d: &TestDaemon,
@@ -63,7 +63,7 @@ fn download_package(
     let custody = String::from_utf8_lossy(&py.stdout);
     let last: serde_json::Value =
         serde_json::from_str(custody.trim().lines().last().unwrap()).unwrap();
-    assert_eq!(last["action"], "downloaded", "{custody}");
+    assert_eq!(last["action"], "copied", "{custody}");
     assert_eq!(last["seq"], 2, "{custody}");
     assert_eq!(last["by"], "admin", "{custody}");
     let audit = d.get_json(&format!(
@@ -74,6 +74,43 @@ fn download_package(
     assert_eq!(
         audit["records"][0]["params"]["result"]["custody_seq"], 2,
         "{audit}"
+    );
+    // Downloads at once (and a HEAD, which copies and records nothing): one record
+    // each, one after another, and the package on the recorder still verifies.
+    let auth = format!("Bearer {}", d.token);
+    let head = ureq::head(&url)
+        .header("Authorization", &auth)
+        .call()
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, auth) = (url.clone(), auth.clone());
+            std::thread::spawn(move || {
+                let mut r = ureq::get(&url)
+                    .header("Authorization", &auth)
+                    .call()
+                    .unwrap();
+                r.body_mut()
+                    .with_config()
+                    .limit(1 << 30)
+                    .read_to_vec()
+                    .unwrap()
+                    .len()
+            })
+        })
+        .collect();
+    for th in threads {
+        assert!(th.join().unwrap() > 100_000);
+    }
+    let o = std::process::Command::new(VIGIL)
+        .args(["evidence", "verify", export["dir"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("custody chain: 6 records"),
+        "{out}"
     );
     for (path, want) in [
         (format!("/api/cases/{id}/packages/case{id}-nope.zip"), 404),
@@ -160,6 +197,7 @@ fn cases_collect_items_and_hold_their_recording() {
     );
     assert_eq!(code, 201, "{c}");
     let id = c["id"].as_u64().unwrap();
+    assert_eq!(id, 1, "cases are numbered 1, 2, ...: {c}");
     assert_eq!(c["items"], serde_json::json!([]));
     let (code, c) = req(
         &d,
@@ -183,7 +221,9 @@ fn cases_collect_items_and_hold_their_recording() {
             .cloned()
     };
     // A range: held on its camera, with the case in the reason.
-    let (a, z) = (rfc3339(t0), rfc3339(t0 + 30_000_000));
+    // (Recorded: from the event's start on.)
+    let ev_start = ev["start_ms"].as_i64().unwrap() * 1000;
+    let (a, z) = (rfc3339(ev_start), rfc3339(ev_start + 30_000_000));
     let (code, r) = item(
         serde_json::json!({ "kind": "range", "cameras": ["fixture"], "start": a, "end": z, "note": "before the theft" }),
     );
@@ -196,7 +236,7 @@ fn cases_collect_items_and_hold_their_recording() {
     );
     assert_eq!(
         (h["start_us"].as_i64(), h["end_us"].as_i64()),
-        (Some(t0), Some(t0 + 30_000_000))
+        (Some(ev_start), Some(ev_start + 30_000_000))
     );
     // An event: its clip window.
     let (code, r) = item(serde_json::json!({ "kind": "event", "event_id": ev_id }));
@@ -283,6 +323,11 @@ fn cases_collect_items_and_hold_their_recording() {
             serde_json::json!({ "kind": "teleport" }),
             400,
             "unknown variant",
+        ),
+        (
+            serde_json::json!({ "kind": "range", "cameras": ["fixture"], "start": rfc3339(t0 - 7_200_000_000), "end": rfc3339(t0 - 3_600_000_000) }),
+            404,
+            "no recording of camera fixture",
         ),
         (
             serde_json::json!({ "kind": "range", "cameras": ["fixture", "fixture"], "start": a, "end": z }),
@@ -458,7 +503,7 @@ fn cases_collect_items_and_hold_their_recording() {
     download_package(&d, &t, id, &r, (t0, far));
     // `vigil evidence export --out` while the daemon runs: made on the recorder, a copy
     // downloaded (a folder here), which verifies.
-    let out = t.join("cli-copy");
+    let out = t.join("new/folder/cli-copy");
     let o = std::process::Command::new(VIGIL)
         .args(["evidence", "export", "--case", &id.to_string(), "--out"])
         .arg(&out)
@@ -536,9 +581,9 @@ fn cases_collect_items_and_hold_their_recording() {
         "--camera",
         "fixture",
         "--start",
-        &rfc3339(t0),
+        &rfc3339(ev_start),
         "--end",
-        &rfc3339(t0 + 10_000_000),
+        &rfc3339(ev_start + 10_000_000),
     ]);
     assert!(ok && out.contains("item 1 added"), "{out}{err}");
     // A region search from the CLI (its corners as one argument).

@@ -293,6 +293,23 @@ fn exported_case_verifies_and_every_tampering_is_found() {
                 as f64
                 / 1e6
         };
+        // Its first and last frame are as far apart as the manifest says (ffprobe's
+        // presentation times), and on the index's frame grid: the fixture's 15 fps from
+        // the first source segment's start.
+        let pts_span = shown.last().unwrap()[0] - shown[0][0];
+        assert!(
+            (pts_span - span(&f["actual"])).abs() < 0.002,
+            "{path:?}: frames {pts_span} s apart, the manifest says {}",
+            f["actual"]
+        );
+        let us =
+            |v: &serde_json::Value| vigil::base::time::parse_rfc3339(v.as_str().unwrap()).unwrap();
+        let from_segment = us(&f["actual"]["start"]) - us(&f["source_segments"][0]["start"]);
+        let off_grid = (from_segment as f64 / (1e6 / 15.0)).fract();
+        assert!(
+            !(0.02..=0.98).contains(&off_grid),
+            "{path:?}: the first frame is {from_segment} µs into its segment, not on a frame: {f}"
+        );
         assert!(
             (duration - span(&f["actual"])).abs() < 0.2,
             "{duration} s vs {}",
@@ -401,6 +418,21 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     assert!(sha256sum_ok(&unzipped), "sha256sum -c in the extracted ZIP");
     let (ok, out) = verify(&zip);
     assert!(ok && out.contains("intact"), "{out}");
+    // Re-zipped by a receiver with deflate (Python's zipfile): still read and intact.
+    let deflated = t.join("deflated.zip");
+    let py = Command::new("python3")
+        .args(["-c", "import sys, zipfile\na = zipfile.ZipFile(sys.argv[1])\nb = zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED)\n[b.writestr(i.filename, a.read(i)) for i in a.infolist()]\nb.close()"])
+        .arg(&zip)
+        .arg(&deflated)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let (ok, out) = verify(&deflated);
+    assert!(ok && out.contains("intact"), "{out}");
     // A hand-over recorded in the ZIP itself.
     let o = Command::new(VIGIL)
         .args(["evidence", "custody", "--config", cfg.to_str().unwrap()])
@@ -478,7 +510,19 @@ fn exported_case_verifies_and_every_tampering_is_found() {
         .output()
         .unwrap();
     assert!(
-        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no control characters")
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("control characters")
+    );
+    // So is one that reads differently from what it says (a right-to-left override).
+    let o = Command::new(VIGIL)
+        .args(["evidence", "custody", "--config", cfg.to_str().unwrap()])
+        .arg(&handed)
+        .args(["--action", "note", "--by", "Iv\u{202E}an"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("U+202E"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
     assert!(sha256sum_ok(&handed));
     let (ok, out) = verify(&handed);
@@ -542,6 +586,18 @@ fn exported_case_verifies_and_every_tampering_is_found() {
             "certs/site-ca.pem",
             "differs from SHA256SUMS",
         ),
+        (
+            "custody-emptied",
+            Box::new(|p: &Path| std::fs::write(p.join("custody.jsonl"), b"").unwrap()),
+            "custody.jsonl",
+            "its first record, the export that case.json names, is gone",
+        ),
+        (
+            "certs-removed",
+            Box::new(|p: &Path| std::fs::remove_dir_all(p.join("certs")).unwrap()),
+            "custody.jsonl",
+            "cannot be checked without certs/site-ca.pem",
+        ),
     ];
     for (name, damage, file, why) in &cases {
         let p = copy(&pkg, &t, name);
@@ -557,6 +613,20 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     // The CA swapped also breaks the signatures' chain.
     let (ok, out) = verify(&t.join("ca-swapped"));
     assert!(!ok && out.contains("site CA did not issue"), "{out}");
+    // No "ok" line says what a failure contradicts: with the media changed or the CA
+    // gone, no line says the seals verify; the missing CA is named once.
+    for name in ["media-byte", "certs-removed"] {
+        let (_, out) = verify(&t.join(name));
+        assert!(!out.contains("seals verify"), "{name}: {out}");
+    }
+    let (_, out) = verify(&t.join("certs-removed"));
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("FAILED: certs/site-ca.pem"))
+            .count(),
+        1,
+        "{out}"
+    );
 
     // An unsigned-by-the-manifest file changed and SHA256SUMS made to match: the signed
     // SHA256SUMS.p7s catches it, for openssl as for Vigil.

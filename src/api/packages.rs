@@ -5,10 +5,12 @@
 //! - `GET /api/cases/{id}/packages`: `{"packages": [{"name", "package_id", "created",
 //!   "files", "bytes", "custody_records"}]}`, oldest first. Audited as `case.packages`.
 //! - `GET /api/cases/{id}/packages/{name}.zip`: the package as one ZIP (stored, ZIP64;
-//!   [`crate::evidence::package::zip_dir`]), after a signed `downloaded` record (who,
-//!   their role, from where) is appended to its chain of custody, so the copy carries
-//!   its own hand-over. Audited as `case.package.download` with the record's `seq`.
-//!   404 for a name that is not one of the case's packages; 409 without signing keys.
+//!   [`crate::evidence::package::zip_dir`]), after a signed `copied` record (who, their
+//!   role) is appended to its chain of custody, so the copy carries its own hand-over;
+//!   record and copy are made under the chain's lock. Audited as
+//!   `case.package.download` with the package id, the record's `seq` and SHA-256. `HEAD`
+//!   copies nothing and records nothing. 404 for a name that is not one of the case's
+//!   packages; 409 without signing keys.
 
 use axum::Json;
 use axum::body::Body;
@@ -79,6 +81,7 @@ pub(super) async fn list(
 pub(super) async fn download(
     State(st): State<AppState>,
     axum::Extension(who): axum::Extension<Principal>,
+    method: axum::http::Method,
     Path((id, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = case_id(&id)?;
@@ -88,7 +91,8 @@ pub(super) async fn download(
         .to_owned();
     let (storage, source) = (st.storage.clone(), who.user.clone());
     let role = format!("{:?}", who.role).to_lowercase();
-    let (zip, seq, bytes) = blocking(move || -> Result<_, ApiError> {
+    let head = method == axum::http::Method::HEAD;
+    let (zip, record, bytes) = blocking(move || -> Result<_, ApiError> {
         let root = storage.evidence_packages();
         if !folders(&root, id).contains(&name) {
             return Err(ApiError(
@@ -96,19 +100,30 @@ pub(super) async fn download(
                 format!("case {id} has no package {name:?}"),
             ));
         }
+        if head {
+            // Asking about it copies nothing: no custody record.
+            return Ok((None, None, 0));
+        }
         let dir = root.join(&name);
         let keys = keys::load(&storage.signing_keys())
             .map_err(|e| ApiError(StatusCode::CONFLICT, e.to_string()))?;
+        let failed =
+            |e: package::PackageError| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        // The record and the copy under the chain's lock: concurrent downloads (and
+        // `vigil evidence custody`) append one after another, and each ZIP holds whole
+        // records. The record says a copy was sent; the recorder cannot know whether
+        // the transfer completed.
+        let mut lock = package::CustodyLock::acquire(&dir).map_err(failed)?;
         let rec = serde_json::json!({
-            "action": "downloaded", "by": source, "role": role,
-            "note": "copied as a ZIP through the recorder's API",
+            "action": "copied", "by": source, "role": role,
+            "note": "a copy sent as a ZIP through the recorder's API",
         });
-        let seq = package::append_custody(&dir, rec, &keys, now_us())
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let (seq, line_sha) = lock.append(rec, &keys, now_us()).map_err(failed)?;
         // Made in a private file beside the packages (same disk), opened, then unlinked:
         // it lives as long as the response reads it.
         let tmp = root.join(format!(".download-{}.zip", package::package_id()));
         let made = package::zip_dir(&dir, &tmp);
+        drop(lock);
         let opened = made.and_then(|()| {
             std::fs::File::open(&tmp).map_err(|err| package::PackageError::Io {
                 path: tmp.clone(),
@@ -116,22 +131,30 @@ pub(super) async fn download(
             })
         });
         let _ = std::fs::remove_file(&tmp);
-        let f = opened.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let f = opened.map_err(failed)?;
         let bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok((f, seq, bytes))
+        let package_id = package::package_id_of(&dir);
+        Ok((Some(f), Some((seq, line_sha, package_id)), bytes))
     })
     .await??;
-    let stream = chunks(tokio::fs::File::from_std(zip));
-    let mut resp = Response::new(Body::from_stream(stream));
+    let mut resp = match zip {
+        Some(zip) => Response::new(Body::from_stream(chunks(tokio::fs::File::from_std(zip)))),
+        None => Response::new(Body::empty()),
+    };
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, "application/zip".parse().unwrap());
-    h.insert(header::CONTENT_LENGTH, bytes.into());
+    if !head {
+        h.insert(header::CONTENT_LENGTH, bytes.into());
+    }
     if let Ok(v) = format!("attachment; filename=\"{file}\"").parse() {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    resp.extensions_mut().insert(AuditResult(
-        serde_json::json!({ "package": file, "custody_seq": seq, "bytes": bytes }),
-    ));
+    if let Some((seq, line_sha, package_id)) = record {
+        resp.extensions_mut().insert(AuditResult(serde_json::json!({
+            "package": file, "package_id": package_id, "custody_seq": seq,
+            "custody_record_sha256": line_sha, "bytes": bytes,
+        })));
+    }
     Ok(resp)
 }
 

@@ -1,6 +1,6 @@
 //! `vigil case`: cases and their items from the command line, with the library the API
 //! uses (`evidence::cases`). With the daemon stopped it works on the index and records
-//! each step in the audit log itself (user `$USER`, source `cli`, the actions the API
+//! each step in the audit log itself (the OS user, source `cli`, the actions the API
 //! records); while the daemon runs (it holds the index's lock) it asks the daemon's API
 //! with the token in `VIGIL_TOKEN`, and the daemon records them.
 
@@ -196,7 +196,7 @@ fn open(config: &std::path::Path) -> anyhow::Result<Target> {
         Ok(index) => Target::Index {
             index,
             audit: crate::audit::AuditLog::new(&storage),
-            user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+            user: super::os_user(),
         },
         Err(e) if e.is_locked() => {
             Target::Daemon(super::DaemonApi::new(&config, &path, "it is locked")?)

@@ -118,18 +118,15 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
             to,
             note,
         } => {
-            // People's names and notes: one line each, as in the rest of the record.
+            // People's names and notes: one line each, checked as a case's fields are
+            // (no control, invisible or direction-changing characters).
             for (what, v) in [
                 ("--by", Some(&by)),
                 ("--to", to.as_ref()),
                 ("--note", note.as_ref()),
             ] {
-                if let Some(v) = v
-                    && (v.trim().is_empty()
-                        || v.chars().count() > 500
-                        || v.chars().any(char::is_control))
-                {
-                    anyhow::bail!("{what}: 1 to 500 characters on one line, no control characters");
+                if let Some(v) = v {
+                    crate::evidence::cases::check_text(v, what, 500, true, false)?;
                 }
             }
             let cfg = super::load_config(&config)?;
@@ -144,30 +141,40 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
             }
             // A ZIP: extracted privately, the record appended, zipped again beside it and
             // put in its place (a crash leaves the old ZIP or the new, never half of one).
-            let seq = if package.is_file() {
+            let ((seq, line_sha), package_id) = if package.is_file() {
                 let tmp = tempdir()?;
                 let dir = tmp.0.join("p");
                 package::unzip(&package, &dir)?;
-                let seq = package::append_custody(&dir, rec, &keys, now_us())?;
+                let r = package::append_custody(&dir, rec, &keys, now_us())?;
                 let new = package.with_extension("zip.new");
                 let _ = std::fs::remove_file(&new);
                 package::zip_dir(&dir, &new)?;
                 std::fs::rename(&new, &package)?;
-                seq
+                (r, package::package_id_of(&dir))
             } else {
-                package::append_custody(&package, rec, &keys, now_us())?
+                (
+                    package::append_custody(&package, rec, &keys, now_us())?,
+                    package::package_id_of(&package),
+                )
             };
             let file = if package.is_file() {
                 package.clone()
             } else {
                 package.join("custody.jsonl")
             };
-            let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-            crate::audit::AuditLog::new(&storage).append(&user, "cli", "custody.record", serde_json::json!({
-                "package": package.display().to_string(), "seq": seq, "action": action, "by": by, "to": to,
-            }))?;
+            let user = super::os_user();
+            let at = std::path::absolute(&package).unwrap_or_else(|_| package.clone());
+            crate::audit::AuditLog::new(&storage).append(
+                &user,
+                "cli",
+                "custody.record",
+                serde_json::json!({
+                    "package": at.display().to_string(), "package_id": package_id, "seq": seq,
+                    "record_sha256": line_sha, "action": action, "by": by, "to": to,
+                }),
+            )?;
             println!(
-                "custody record {seq} ({action}) appended to {}",
+                "custody record {seq} ({action}) appended to {}; its SHA-256 {line_sha}",
                 file.display()
             );
             Ok(ExitCode::SUCCESS)
@@ -224,7 +231,7 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
                         out.ok_or_else(|| anyhow::anyhow!("give the new folder with --out"))?;
                     let keys = keys::load(&storage.signing_keys())?;
                     let c = crate::evidence::cases::get(&index, case)?;
-                    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+                    let user = super::os_user();
                     let urls: Vec<(String, String)> = cfg
                         .cameras
                         .iter()
@@ -295,13 +302,18 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
                     );
                 }
                 Err(e) if e.is_locked() => {
-                    if let Some(out) = &out
-                        && out.exists()
-                    {
-                        anyhow::bail!(
-                            "{} exists already: give a new file or folder",
-                            out.display()
-                        );
+                    // --out is checked (and its folder made) before anything is exported.
+                    if let Some(out) = &out {
+                        if out.exists() {
+                            anyhow::bail!(
+                                "{} exists already: give a new file or folder",
+                                out.display()
+                            );
+                        }
+                        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                            std::fs::create_dir_all(parent)
+                                .map_err(|e| anyhow::anyhow!("{}: {e}", parent.display()))?;
+                        }
                     }
                     let api = super::DaemonApi::new(&cfg, &path, "it is locked")?;
                     let v = api.send(

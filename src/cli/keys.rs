@@ -91,7 +91,7 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
     };
     let storage = config.storage.layout();
     let dir = storage.signing_keys();
-    let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let operator = super::os_user();
     let record = |action: &str, k: &Keys| -> anyhow::Result<()> {
         let (ca, rec) = k.fingerprints();
         AuditLog::new(&storage).append(

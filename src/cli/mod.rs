@@ -118,6 +118,27 @@ fn init_logging() {
         .try_init();
 }
 
+/// Who runs this command, for the audit log and the evidence it signs: the name of the
+/// effective user in the password database (`getpwuid_r`), so that an unset or
+/// changed `$USER` does not change it; the numeric uid if it has no entry.
+pub(crate) fn os_user() -> String {
+    // SAFETY: getpwuid_r writes into `pw` and `buf` (sized here) and sets `found` to
+    // `&pw` or null; `pw_name` points into `buf`, read before it goes out of scope.
+    unsafe {
+        let uid = libc::geteuid();
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found);
+        if rc == 0 && !found.is_null() && !pw.pw_name.is_null() {
+            return std::ffi::CStr::from_ptr(pw.pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+        format!("uid {uid}")
+    }
+}
+
 /// Loads a config or returns its errors formatted one per line.
 fn load_config(file: &std::path::Path) -> anyhow::Result<crate::config::Config> {
     crate::config::Config::load(file).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))

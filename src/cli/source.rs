@@ -3,7 +3,7 @@
 //! holds the index's lock), with the API token in `VIGIL_TOKEN`. The choice is made here
 //! and only here, and so is the audit of what the command read: through the API the daemon
 //! records it; read from the index, the command appends the same action to the audit log
-//! (user `$USER`, source `cli`), so the admin sees every read either way.
+//! (the OS user, source `cli`), so the admin sees every read either way.
 
 use anyhow::Context;
 
@@ -41,7 +41,7 @@ impl Source {
                 index,
                 audit: AuditLog::new(&storage),
                 storage,
-                user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+                user: super::os_user(),
             },
             // Locked by the running daemon: ask it.
             Err(e) if e.is_locked() => {

@@ -73,7 +73,7 @@ fn open(config: &std::path::Path) -> anyhow::Result<(AuthStore, AuditLog)> {
 }
 
 fn operator() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    super::os_user()
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -22,8 +22,9 @@ fn bad(msg: impl Into<String>) -> QueryError {
 }
 
 /// A person's text field: trimmed, at most `max` characters, no control characters
-/// (newlines allowed where `newlines`); `required` ones not empty.
-fn text(
+/// (newlines allowed where `newlines`) and no invisible or direction-changing ones;
+/// `required` ones not empty. Errors: `Bad` with what is wrong.
+pub fn check_text(
     raw: &str,
     what: &str,
     max: usize,
@@ -56,10 +57,18 @@ fn text(
 /// embeddings, overrides and isolates (Unicode Standard Annex #9: U+202A..U+202E,
 /// U+2066..U+2069, the marks U+200E, U+200F, U+061C), zero-width characters (U+200B..U+200D,
 /// U+2060, U+FEFF) and the line and paragraph separators (U+2028, U+2029).
+/// Also the other default-ignorable code points that print as nothing (Unicode's
+/// DerivedCoreProperties: the soft hyphen U+00AD, the combining grapheme joiner U+034F,
+/// the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, the Khmer vowels U+17B4, U+17B5,
+/// the Mongolian selectors U+180B..U+180F, U+206A..U+206F, U+FFF0..U+FFF8, the shorthand
+/// format controls U+1BCA0..U+1BCA3 and the tag characters U+E0000..U+E0FFF), but not the
+/// variation selectors U+FE00..U+FE0F, which emoji need.
 fn invisible(c: char) -> bool {
     matches!(c,
-        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}'
-        | '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{FEFF}')
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// The fields of a new case, or a change to them (absent fields unchanged).
@@ -76,19 +85,19 @@ pub struct CaseFields {
 impl CaseFields {
     fn apply(&self, c: &mut Case) -> Result<(), QueryError> {
         if let Some(t) = &self.title {
-            c.title = text(t, "title", 200, true, false)?;
+            c.title = check_text(t, "title", 200, true, false)?;
         }
         if let Some(t) = &self.reference {
-            c.reference = text(t, "reference", 100, false, false)?;
+            c.reference = check_text(t, "reference", 100, false, false)?;
         }
         if let Some(t) = &self.requester {
-            c.requester = text(t, "requester", 500, false, true)?;
+            c.requester = check_text(t, "requester", 500, false, true)?;
         }
         if let Some(t) = &self.legal_basis {
-            c.legal_basis = text(t, "legal_basis", 1000, false, true)?;
+            c.legal_basis = check_text(t, "legal_basis", 1000, false, true)?;
         }
         if let Some(t) = &self.notes {
-            c.notes = text(t, "notes", 10_000, false, true)?;
+            c.notes = check_text(t, "notes", 10_000, false, true)?;
         }
         Ok(())
     }
@@ -326,7 +335,19 @@ pub fn add_item(
     let cams = Cameras::load(index)?;
     let (source, cameras, start_us, end_us, note) = resolve(index, req, &cams)?;
     exportable(&cameras, start_us, end_us, now_us)?;
-    let note = text(&note, "note", 2000, false, true)?;
+    for c in &cameras {
+        if index
+            .segments_overlapping(cams.id(c)?, start_us, end_us)?
+            .is_empty()
+        {
+            return Err(QueryError::NotFound(format!(
+                "no recording of camera {c} from {} to {}: nothing to hold or export",
+                crate::base::time::rfc3339(start_us),
+                crate::base::time::rfc3339(end_us)
+            )));
+        }
+    }
+    let note = check_text(&note, "note", 2000, false, true)?;
     let reason = if case.reference.is_empty() {
         format!("case {id}: {}", case.title)
     } else {

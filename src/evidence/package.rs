@@ -149,7 +149,8 @@ fn stamp(us: i64) -> String {
 /// A new random package id (UUID version 4 text).
 /// The gaps of `[start_us, end_us)` that `plan` does not show: before its first frame
 /// (the recording began later), inside it, and after its last (the recording ended
-/// earlier), each longer than [`crate::export::GAP_US`].
+/// earlier), each longer than [`crate::export::GAP_US`]. The caller ends the range at
+/// the export's time: what had not happened yet is no gap.
 fn range_gaps(plan: &crate::export::ClipPlan, start_us: i64, end_us: i64) -> Vec<(i64, i64)> {
     let gap = crate::export::GAP_US;
     let shown_end = plan.start_us + plan.duration_us;
@@ -304,7 +305,18 @@ fn export_into(
                 m.items.push(item.n);
                 continue;
             }
-            let plan = crate::export::plan(index, storage, cam_id, item.start_us, item.end_us)?;
+            // (Retention cannot have taken it, the item holds it; a recording that was
+            // never there is refused when the item is added.)
+            let plan = crate::export::plan(index, storage, cam_id, item.start_us, item.end_us)
+                .map_err(|e| match e {
+                    QueryError::NotFound(m) => QueryError::NotFound(format!(
+                        "item {} ({camera}, {} to {}): {m}",
+                        item.n,
+                        rfc3339(item.start_us),
+                        rfc3339(item.end_us)
+                    )),
+                    e => e,
+                })?;
             let path = out.join(&rel);
             std::fs::create_dir_all(path.parent().unwrap()).map_err(io(&path))?;
             {
@@ -370,7 +382,7 @@ fn export_into(
                 },
                 requested: span(item.start_us, item.end_us),
                 actual: span(plan.first_frame_us, plan.last_frame_us),
-                gaps: range_gaps(&plan, item.start_us, item.end_us)
+                gaps: range_gaps(&plan, item.start_us, item.end_us.min(now_us))
                     .into_iter()
                     .map(|(a, b)| span(a, b))
                     .collect(),
@@ -567,41 +579,83 @@ fn export_into(
     })
 }
 
-/// Appends a record to the package in `dir`'s chain of custody: `rec` (its `action`,
-/// `by` and whatever else it says) gets the next `seq` and `time` (`now_us`), is chained
-/// to the last record and signed ([`custody_line`]); the file is synced. Returns `seq`.
-/// Errors: no `custody.jsonl` in `dir` (not a package) or an empty one, a write.
+/// A package's chain of custody held for writing: an exclusive lock (`flock`) on its
+/// `custody.jsonl`, so that appends from the daemon (downloads) and from `vigil evidence
+/// custody` are made one at a time, each after the last, and a copy taken meanwhile
+/// (a download's ZIP) sees whole records. Released when dropped.
+pub struct CustodyLock {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl CustodyLock {
+    /// Waits for the lock on `dir`'s `custody.jsonl`. Errors: no such file (not a
+    /// package).
+    pub fn acquire(dir: &Path) -> Result<CustodyLock, PackageError> {
+        let path = dir.join("custody.jsonl");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(CustodyLock { file, path })
+    }
+
+    /// Appends a record: `rec` (its `action`, `by` and whatever else it says) gets the
+    /// next `seq` and `time` (`now_us`), is chained to the last record and signed
+    /// ([`custody_line`]); the file is synced. Returns `seq` and the new line's SHA-256
+    /// (hex). Errors: an empty chain (its first record, the export, is gone), a write.
+    pub fn append(
+        &mut self,
+        mut rec: serde_json::Value,
+        keys: &Keys,
+        now_us: i64,
+    ) -> Result<(u64, String), PackageError> {
+        use std::io::{Read, Seek, Write};
+        let mut text = String::new();
+        (self.file.rewind())
+            .and_then(|()| self.file.read_to_string(&mut text))
+            .map_err(io(&self.path))?;
+        let last = text.lines().last().ok_or_else(|| {
+            PackageError::Refused(format!(
+                "{}: empty (its first record, the export, is gone)",
+                self.path.display()
+            ))
+        })?;
+        let seq = serde_json::from_str::<serde_json::Value>(last)
+            .ok()
+            .and_then(|v| v["seq"].as_u64())
+            .unwrap_or(0)
+            + 1;
+        rec["seq"] = seq.into();
+        rec["time"] = rfc3339(now_us).into();
+        let line = custody_line(rec, &hex::encode(Sha256::digest(last.as_bytes())), keys)?;
+        // (The file is opened for appending: the write goes to its end.)
+        (self.file.write_all(format!("{line}\n").as_bytes()))
+            .and_then(|()| self.file.sync_all())
+            .map_err(io(&self.path))?;
+        Ok((seq, hex::encode(Sha256::digest(line.as_bytes()))))
+    }
+}
+
+/// The package id the manifest in `dir` names (`null` if it cannot be read).
+pub fn package_id_of(dir: &Path) -> serde_json::Value {
+    std::fs::read(dir.join("case.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|m| m["package_id"].clone())
+        .unwrap_or_default()
+}
+
+/// [`CustodyLock::append`] under the lock, for one record.
 pub fn append_custody(
     dir: &Path,
-    mut rec: serde_json::Value,
+    rec: serde_json::Value,
     keys: &Keys,
     now_us: i64,
-) -> Result<u64, PackageError> {
-    use std::io::Write;
-    let file = dir.join("custody.jsonl");
-    let text = std::fs::read_to_string(&file).map_err(io(&file))?;
-    let last = text.lines().last().ok_or_else(|| {
-        PackageError::Refused(format!(
-            "{}: empty (is this an evidence package?)",
-            file.display()
-        ))
-    })?;
-    let seq = serde_json::from_str::<serde_json::Value>(last)
-        .ok()
-        .and_then(|v| v["seq"].as_u64())
-        .unwrap_or(0)
-        + 1;
-    rec["seq"] = seq.into();
-    rec["time"] = rfc3339(now_us).into();
-    let line = custody_line(rec, &hex::encode(Sha256::digest(last.as_bytes())), keys)?;
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&file)
-        .map_err(io(&file))?;
-    f.write_all(format!("{line}\n").as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(io(&file))?;
-    Ok(seq)
+) -> Result<(u64, String), PackageError> {
+    CustodyLock::acquire(dir)?.append(rec, keys, now_us)
 }
 
 /// Every file under `dir`, as paths relative to `root` with `/`.
@@ -712,7 +766,7 @@ pub fn unzip(zip: &Path, dest: &Path) -> Result<(), PackageError> {
             return Err(PackageError::Refused(format!(
                 "{}: entry {:?} would leave the package",
                 zip.display(),
-                f.name()
+                String::from_utf8_lossy(f.name_raw())
             )));
         };
         let p = dest.join(rel);

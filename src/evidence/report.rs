@@ -58,7 +58,12 @@ pub struct ReportError(String);
 /// could not meet), which names the rule.
 pub fn render(r: &ReportInput) -> Result<Vec<u8>, ReportError> {
     let mut l = Layout::new();
-    content(&mut l, r);
+    content(&mut l, r, false);
+    if l.sans.replaced.get() || l.mono.replaced.get() {
+        // Laid out again with a note saying so near the top.
+        l = Layout::new();
+        content(&mut l, r, true);
+    }
     let package = r.manifest["package_id"].as_str().unwrap_or("").to_owned();
     draw(l, r, &package)
 }
@@ -89,12 +94,15 @@ enum Op {
 /// krilla itself uses).
 struct Face {
     font: skrifa::FontRef<'static>,
+    /// Whether [`Face::printable`] replaced a character.
+    replaced: std::cell::Cell<bool>,
 }
 
 impl Face {
     fn new(data: &'static [u8]) -> Face {
         Face {
             font: skrifa::FontRef::new(data).expect("embedded font parses"),
+            replaced: std::cell::Cell::new(false),
         }
     }
 
@@ -107,6 +115,7 @@ impl Face {
                 if c == '\n' {
                     c
                 } else if c.is_control() || cmap.map(c).is_none() {
+                    self.replaced.set(true);
                     '?'
                 } else {
                     c
@@ -191,7 +200,14 @@ impl Layout {
                     line.push(c);
                     if face.width(&line, size) > width {
                         line.pop();
-                        lines.push(std::mem::replace(&mut line, c.to_string()));
+                        // A fingerprint breaks between its bytes (after a ':'), not
+                        // inside one, where a reader could misread it.
+                        let cut = line.rfind(':').map(|i| i + 1).filter(|&i| i < line.len());
+                        let rest = match cut {
+                            Some(i) => line.split_off(i),
+                            None => String::new(),
+                        };
+                        lines.push(std::mem::replace(&mut line, format!("{rest}{c}")));
                     }
                 }
             }
@@ -259,7 +275,7 @@ fn s<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or("")
 }
 
-fn content(l: &mut Layout, r: &ReportInput) {
+fn content(l: &mut Layout, r: &ReportInput, replaced_note: bool) {
     let m = r.manifest;
     let case = &m["case"];
     l.para("Evidence report", 20.0, false);
@@ -276,12 +292,19 @@ fn content(l: &mut Layout, r: &ReportInput) {
         9.0,
         false,
     );
+    if replaced_note {
+        l.para(
+            "Some characters of this case's text have no glyph in the report's fonts and \
+             are printed as \"?\"; case.json holds the exact text.",
+            9.0,
+            false,
+        );
+    }
 
     l.heading("Case", 13.0);
     l.field("Reference", s(case, "reference"), false);
     l.field("Requester", s(case, "requester"), false);
     l.field("Legal basis", s(case, "legal_basis"), false);
-    l.field("Notes", s(case, "notes"), false);
     l.field(
         "Opened",
         &format!("{} by {}", s(case, "created"), s(case, "created_by")),
@@ -314,13 +337,13 @@ fn content(l: &mut Layout, r: &ReportInput) {
     l.field(
         "Recorder clock",
         &format!(
-            "{} at export (maximum error {} µs, from the kernel's {})",
+            "{} at export (maximum error {}, from the kernel's {})",
             if ts["synchronized"] == true {
                 "synchronised"
             } else {
                 "NOT synchronised"
             },
-            ts["max_error_us"],
+            duration_text(ts["max_error_us"].as_i64().unwrap_or(0)),
             s(ts, "source")
         ),
         false,
@@ -355,11 +378,42 @@ fn content(l: &mut Layout, r: &ReportInput) {
             ),
             false,
         );
+        let src = &it["source"];
+        if kind == "search" {
+            let corners: Vec<String> = (src["polygon"].as_array().into_iter().flatten())
+                .map(|p| {
+                    format!(
+                        "({:.3}, {:.3})",
+                        p[0].as_f64().unwrap_or(0.0),
+                        p[1].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect();
+            let us = |k: &str| crate::base::time::rfc3339(src[k].as_i64().unwrap_or(0));
+            l.field(
+                "",
+                &format!(
+                    "motion inside the polygon {} (0..1 of the picture) searched from {} to {}: {}",
+                    corners.join(" "),
+                    us("from_us"),
+                    us("to_us"),
+                    plural(src["intervals"].as_array().map_or(0, Vec::len), "interval")
+                ),
+                false,
+            );
+        } else if let Some(id) = src["event_id"].as_u64().or(src["bookmark_id"].as_u64()) {
+            l.field("", &format!("{kind} {id}"), false);
+        }
         l.field(
             "",
             &format!("added by {} at {}", s(it, "added_by"), s(it, "added")),
             false,
         );
+    }
+
+    if !s(case, "notes").is_empty() {
+        l.heading("Notes", 13.0);
+        l.para(s(case, "notes"), 9.5, false);
     }
 
     l.heading("Media files", 13.0);
@@ -417,8 +471,11 @@ fn content(l: &mut Layout, r: &ReportInput) {
         l.field(
             "Sources",
             &format!(
-                "{} recorded segments, each with its recording-time SHA-256 in case.json",
-                f["source_segments"].as_array().map_or(0, Vec::len)
+                "{}, each with its recording-time SHA-256 in case.json",
+                plural(
+                    f["source_segments"].as_array().map_or(0, Vec::len),
+                    "recorded segment"
+                )
             ),
             false,
         );
@@ -446,6 +503,26 @@ fn content(l: &mut Layout, r: &ReportInput) {
 
     l.heading("How to verify", 13.0);
     l.para(r.verify_text, 7.5, true);
+}
+
+/// "1 interval", "2 intervals".
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// µs as people read a clock's error: "16 s", "250 ms", "40 µs".
+fn duration_text(us: i64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.1} s", us as f64 / 1e6)
+    } else if us >= 1000 {
+        format!("{} ms", us / 1000)
+    } else {
+        format!("{us} µs")
+    }
 }
 
 /// One event: its thumbnail at the left, what and when beside it.
@@ -594,7 +671,7 @@ mod tests {
     fn manifest(title: &str) -> serde_json::Value {
         serde_json::json!({
             "package_id": "p-1", "format": "vigil-evidence/1", "created": "2026-12-01T00:00:00Z",
-            "case": { "id": 7, "title": title, "notes": "line one\nline two\twith a tab",
+            "case": { "id": 7, "title": title, "notes": "line one\nline two",
                       "items": [{ "n": 1, "source": { "kind": "range" }, "cameras": ["door"],
                                   "start": "2026-12-01T00:00:00Z", "end": "2026-12-01T00:01:00Z" }] },
             "files": [{ "path": "media/door/x.mp4", "sha256": "ab".repeat(32), "gaps": [] }],
@@ -619,6 +696,23 @@ mod tests {
     fn text_beyond_the_fonts_still_makes_a_valid_pdf_a() {
         let pdf = render_with("倉庫 📦 Lagerhalle Ærø — «ok»", &[]).unwrap();
         assert!(pdf.starts_with(b"%PDF-"));
+        // ... and the report says so (laid out as render() does).
+        let r = |title: &str| {
+            let m = manifest(title);
+            let mut l = Layout::new();
+            let input = ReportInput {
+                manifest: &m,
+                manifest_sha256: "x",
+                events: &[],
+                thumbnail: &|_| None,
+                verify_text: "v",
+                created_us: 0,
+            };
+            content(&mut l, &input, false);
+            l.sans.replaced.get() || l.mono.replaced.get()
+        };
+        assert!(r("倉庫"));
+        assert!(!r("Lagerhalle Ærø"));
         let l = Layout::new();
         assert_eq!(l.sans.printable("倉📦é\u{7}\n"), "??é?\n");
     }
@@ -649,12 +743,27 @@ mod tests {
                 verify_text: "v",
                 created_us: 0,
             },
+            false,
         );
         assert!(l.pages.len() >= 3, "{} pages", l.pages.len());
         let w = PAGE_W - 2.0 * MARGIN;
         for line in l.wrap(&"f".repeat(400), 9.0, true, w) {
             assert!(l.mono.width(&line, 9.0) <= w);
         }
+        // A fingerprint breaks after a byte's ':', never inside a byte.
+        let fp = (0..32)
+            .map(|i| format!("{i:02X}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let lines = l.wrap(&fp, 9.0, true, 200.0);
+        assert!(lines.len() > 1, "{lines:?}");
+        for line in &lines[..lines.len() - 1] {
+            assert!(
+                line.ends_with(':') && l.mono.width(line, 9.0) <= 200.0,
+                "{lines:?}"
+            );
+        }
+        assert_eq!(lines.concat(), fp);
         assert!(render_with("t", &events).is_ok());
     }
 }

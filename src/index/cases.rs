@@ -89,12 +89,29 @@ fn decode(v: &[u8]) -> Result<Case> {
 impl Index {
     /// Stores a new case; its `id` is assigned here.
     pub fn add_case(&self, mut c: Case) -> Result<Case> {
+        // Numbered 1, 2, ... (the next after the highest), as people cite them; a
+        // concurrent insert of the same number makes this one take the next.
         self.with(|t| {
-            c.id = t.db.generate_id()? + 1;
-            let v = serde_json::to_vec(&c).expect("plain data");
-            t.cases.insert(c.id.to_be_bytes(), v)?;
-            self.flush_trees(t)?;
-            Ok(c.clone())
+            loop {
+                c.id =
+                    match t.cases.last()? {
+                        Some((k, _)) => {
+                            u64::from_be_bytes(k.as_ref().try_into().map_err(|_| {
+                                IndexError::Corrupt("case key is not 8 bytes".into())
+                            })?) + 1
+                        }
+                        None => 1,
+                    };
+                let v = serde_json::to_vec(&c).expect("plain data");
+                let key = c.id.to_be_bytes();
+                if t.cases
+                    .compare_and_swap(key, None as Option<&[u8]>, Some(v))?
+                    .is_ok()
+                {
+                    self.flush_trees(t)?;
+                    return Ok(c.clone());
+                }
+            }
         })
     }
 
