@@ -94,7 +94,7 @@ fn evidence(
     for i in 0..3 {
         let out = dir.join(format!("package{i}"));
         let t = Instant::now();
-        let e = package::export(&rec, &c, &who, &out, T0).unwrap();
+        let e = package::export(&rec, &c, &who, &out, end + 1_000_000).unwrap();
         let te = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let v = vigil::evidence::verify::verify(&out);

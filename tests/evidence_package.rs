@@ -350,6 +350,29 @@ fn exported_case_verifies_and_every_tampering_is_found() {
             .contains('\n')
     );
     check_report(&pkg, &manifest);
+    // An item that ends after now (allowed up to a minute ahead) is not exported yet: the
+    // export says so instead of listing time that has not happened as a gap.
+    let (ok, out, err) = vigil_config(&cfg, &["case", "create", "--title", "Unfinished"], "");
+    assert!(ok, "{out}{err}");
+    let unfinished = out.trim().to_owned();
+    let (ok, out, err) = vigil_config(
+        &cfg,
+        &[
+            "case",
+            "add",
+            &unfinished,
+            "--camera",
+            "fixture",
+            "--start",
+            &rfc3339(a),
+            "--end",
+            &rfc3339(now_us() + 30_000_000),
+        ],
+        "",
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = export_to(&cfg, unfinished.parse().unwrap(), &t.join("unfinished"));
+    assert!(!ok && err.contains("after now"), "{out}{err}");
     // What is no package at all says so, with exit 2 (3 is for a package with problems).
     let empty = t.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -432,6 +455,22 @@ fn exported_case_verifies_and_every_tampering_is_found() {
         String::from_utf8_lossy(&py.stderr)
     );
     let (ok, out) = verify(&deflated);
+    assert!(ok && out.contains("intact"), "{out}");
+    // A ZIP of the package's folder (its files one level down), as zipping the folder
+    // itself makes: found and intact.
+    let nested = t.join("nested.zip");
+    let py = Command::new("python3")
+        .args(["-c", "import sys, zipfile\na = zipfile.ZipFile(sys.argv[1])\nb = zipfile.ZipFile(sys.argv[2], 'w')\n[b.writestr('PD-2026-118/' + i.filename, a.read(i)) for i in a.infolist()]\nb.close()"])
+        .arg(&zip)
+        .arg(&nested)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let (ok, out) = verify(&nested);
     assert!(ok && out.contains("intact"), "{out}");
     // A hand-over recorded in the ZIP itself.
     let o = Command::new(VIGIL)
@@ -666,6 +705,19 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     let (ok, out) = verify(&p);
     assert!(
         !ok && out.contains("does not follow the line before"),
+        "{out}"
+    );
+    // A validly chained and signed record dated before the one it follows.
+    let early = vigil::evidence::package::custody_line(
+        serde_json::json!({ "seq": 2, "time": rfc3339(now_us() - 86_400_000_000), "action": "note", "by": "ivan" }),
+        &prev,
+        &k,
+    )
+    .unwrap();
+    std::fs::write(p.join("custody.jsonl"), format!("{first}\n{early}\n")).unwrap();
+    let (ok, out) = verify(&p);
+    assert!(
+        !ok && out.contains("is before the record's before it"),
         "{out}"
     );
 

@@ -9,7 +9,7 @@
 //!   role) is appended to its chain of custody, so the copy carries its own hand-over;
 //!   record and copy are made under the chain's lock. Audited as
 //!   `case.package.download` with the package id, the record's `seq` and SHA-256. `HEAD`
-//!   copies nothing and records nothing. 404 for a name that is not one of the case's
+//!   is refused (405): it copies and records nothing. 404 for a name that is not one of the case's
 //!   packages; 409 without signing keys.
 
 use axum::Json;
@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::auth::Principal;
 use super::{ApiError, AppState, AuditResult, blocking};
-use crate::base::time::now_us;
 use crate::evidence::{keys, package};
 
 /// The case's package folders (`case<ID>-<UTC>`), oldest first.
@@ -101,8 +100,13 @@ pub(super) async fn download(
             ));
         }
         if head {
-            // Asking about it copies nothing: no custody record.
-            return Ok((None, None, 0));
+            // Its size is only known once the copy is made, which is a hand-over.
+            return Err(ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "HEAD is not offered: the size of a package's ZIP is known once a copy is \
+                 made, which is recorded in its chain of custody; GET it"
+                    .into(),
+            ));
         }
         let dir = root.join(&name);
         let keys = keys::load(&storage.signing_keys())
@@ -118,7 +122,7 @@ pub(super) async fn download(
             "action": "copied", "by": source, "role": role,
             "note": "a copy sent as a ZIP through the recorder's API",
         });
-        let (seq, line_sha) = lock.append(rec, &keys, now_us()).map_err(failed)?;
+        let (seq, line_sha) = lock.append(rec, &keys).map_err(failed)?;
         // Made in a private file beside the packages (same disk), opened, then unlinked:
         // it lives as long as the response reads it.
         let tmp = root.join(format!(".download-{}.zip", package::package_id()));

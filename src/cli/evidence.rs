@@ -143,17 +143,18 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
             // put in its place (a crash leaves the old ZIP or the new, never half of one).
             let ((seq, line_sha), package_id) = if package.is_file() {
                 let tmp = tempdir()?;
-                let dir = tmp.0.join("p");
-                package::unzip(&package, &dir)?;
-                let r = package::append_custody(&dir, rec, &keys, now_us())?;
+                let outer = tmp.0.join("p");
+                package::unzip(&package, &outer)?;
+                let dir = package::package_root(&outer);
+                let r = package::append_custody(&dir, rec, &keys)?;
                 let new = package.with_extension("zip.new");
                 let _ = std::fs::remove_file(&new);
-                package::zip_dir(&dir, &new)?;
+                package::zip_dir(&outer, &new)?;
                 std::fs::rename(&new, &package)?;
                 (r, package::package_id_of(&dir))
             } else {
                 (
-                    package::append_custody(&package, rec, &keys, now_us())?,
+                    package::append_custody(&package, rec, &keys)?,
                     package::package_id_of(&package),
                 )
             };
@@ -193,7 +194,7 @@ pub fn main(c: Command) -> anyhow::Result<ExitCode> {
                 if let Err(e) = package::unzip(&package, &tmp.0) {
                     return not_a_package(format!("not a ZIP evidence package ({e})"));
                 }
-                tmp.0.clone()
+                package::package_root(&tmp.0)
             } else if package.is_dir() {
                 package.clone()
             } else {

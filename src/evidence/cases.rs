@@ -57,18 +57,24 @@ pub fn check_text(
 /// embeddings, overrides and isolates (Unicode Standard Annex #9: U+202A..U+202E,
 /// U+2066..U+2069, the marks U+200E, U+200F, U+061C), zero-width characters (U+200B..U+200D,
 /// U+2060, U+FEFF) and the line and paragraph separators (U+2028, U+2029).
-/// Also the other default-ignorable code points that print as nothing (Unicode's
-/// DerivedCoreProperties: the soft hyphen U+00AD, the combining grapheme joiner U+034F,
-/// the Hangul fillers U+115F, U+1160, U+3164, U+FFA0, the Khmer vowels U+17B4, U+17B5,
-/// the Mongolian selectors U+180B..U+180F, U+206A..U+206F, U+FFF0..U+FFF8, the shorthand
-/// format controls U+1BCA0..U+1BCA3 and the tag characters U+E0000..U+E0FFF), but not the
-/// variation selectors U+FE00..U+FE0F, which emoji need.
+/// Also every other format character (Unicode general category Cf: the Arabic number
+/// signs U+0600..U+0605, U+06DD, U+070F, U+0890, U+0891, U+08E2, U+180E, the invisible
+/// operators U+2061..U+2064, the interlinear annotations U+FFF9..U+FFFB, U+110BD, U+110CD,
+/// the Egyptian format controls U+13430..U+1343F, the shorthand controls
+/// U+1BCA0..U+1BCA3, the musical ones U+1D173..U+1D17A, the tags U+E0000..U+E0FFF) and the
+/// other default-ignorable or blank code points that print as nothing (the soft hyphen
+/// U+00AD, the combining grapheme joiner U+034F, the Hangul fillers U+115F, U+1160, U+3164,
+/// U+FFA0, the Khmer vowels U+17B4, U+17B5, the Mongolian selectors U+180B..U+180F,
+/// U+FFF0..U+FFF8, the braille blank U+2800), but not the variation selectors
+/// U+FE00..U+FE0F, which emoji need.
 fn invisible(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        '\u{00AD}' | '\u{034F}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+        | '\u{0890}' | '\u{0891}' | '\u{08E2}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
-        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{E0000}'..='\u{E0FFF}')
+        | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// The fields of a new case, or a change to them (absent fields unchanged).
@@ -405,4 +411,45 @@ pub fn remove_item(
         })?
         .ok_or_else(|| QueryError::NotFound(format!("no case {id}")))?;
     Ok((case, removed.expect("set by the update")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_text;
+
+    /// Text that reads as it is written passes, in any script and with emoji (their
+    /// variation selector included); text with a character that prints as nothing or
+    /// turns the text around is refused, naming it.
+    #[test]
+    fn invisible_and_direction_changing_characters_are_refused() {
+        for ok in [
+            "Pallet missing",
+            "Ærø Lagerhalle",
+            "مرحبا שלום",
+            "监控录像 🎥",
+            "❤\u{FE0F} ok",
+        ] {
+            assert!(check_text(ok, "t", 100, true, false).is_ok(), "{ok:?}");
+        }
+        for c in [
+            '\u{202E}',
+            '\u{200B}',
+            '\u{00AD}',
+            '\u{2066}',
+            '\u{FEFF}',
+            '\u{3164}',
+            '\u{2800}',
+            '\u{FFF9}',
+            '\u{110BD}',
+            '\u{1D173}',
+            '\u{E0041}',
+            '\u{0600}',
+        ] {
+            let e = check_text(&format!("a{c}b"), "t", 100, true, false).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!("U+{:04X}", c as u32)),
+                "{e}"
+            );
+        }
+    }
 }

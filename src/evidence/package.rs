@@ -149,8 +149,8 @@ fn stamp(us: i64) -> String {
 /// A new random package id (UUID version 4 text).
 /// The gaps of `[start_us, end_us)` that `plan` does not show: before its first frame
 /// (the recording began later), inside it, and after its last (the recording ended
-/// earlier), each longer than [`crate::export::GAP_US`]. The caller ends the range at
-/// the export's time: what had not happened yet is no gap.
+/// earlier), each longer than [`crate::export::GAP_US`]. (Items that end after the
+/// export's time are refused before: what had not happened yet is no gap.)
 fn range_gaps(plan: &crate::export::ClipPlan, start_us: i64, end_us: i64) -> Vec<(i64, i64)> {
     let gap = crate::export::GAP_US;
     let shown_end = plan.start_us + plan.duration_us;
@@ -243,15 +243,33 @@ pub struct Recorder<'a> {
     pub keys: &'a Keys,
 }
 
+/// An item that ends at most this far after the export's time is waited for (its end,
+/// and a commit of the recording, µs); one ending later refuses the export.
+const WAIT_FOR_END_US: i64 = 5_000_000;
+const COMMIT_MARGIN_US: i64 = 2_000_000;
+
 /// Exports case `case` to the new folder `out` (refused if it exists), signed with the
-/// recorder's keys. Errors: the case, an item without recording, I/O, signing.
+/// recorder's keys, as of `now_us`. An item ending up to 5 s after it (a region search's
+/// interval can end in the current second) is waited for; one ending later is refused.
+/// Errors: the case, an item without recording, I/O, signing.
 pub fn export(
     rec: &Recorder<'_>,
     case: &Case,
     who: &Exporter<'_>,
     out: &Path,
-    now_us: i64,
+    mut now_us: i64,
 ) -> Result<Exported, PackageError> {
+    let latest = case
+        .items
+        .iter()
+        .map(|i| i.end_us)
+        .max()
+        .unwrap_or(i64::MIN);
+    if latest > now_us && latest - now_us <= WAIT_FOR_END_US {
+        let wait = latest + COMMIT_MARGIN_US - now_us;
+        std::thread::sleep(std::time::Duration::from_micros(wait as u64));
+        now_us += wait;
+    }
     let existed = out.exists();
     let r = export_into(rec, case, who, out, now_us);
     // A failed export leaves nothing half-made behind.
@@ -304,6 +322,14 @@ fn export_into(
             if let Some(m) = media.iter_mut().find(|m: &&mut MediaFile| m.path == rel) {
                 m.items.push(item.n);
                 continue;
+            }
+            if item.end_us > now_us {
+                return Err(PackageError::Refused(format!(
+                    "item {} ends at {}, after now ({}): export the case once it is recorded",
+                    item.n,
+                    rfc3339(item.end_us),
+                    rfc3339(now_us)
+                )));
             }
             // (Retention cannot have taken it, the item holds it; a recording that was
             // never there is refused when the item is added.)
@@ -382,7 +408,7 @@ fn export_into(
                 },
                 requested: span(item.start_us, item.end_us),
                 actual: span(plan.first_frame_us, plan.last_frame_us),
-                gaps: range_gaps(&plan, item.start_us, item.end_us.min(now_us))
+                gaps: range_gaps(&plan, item.start_us, item.end_us)
                     .into_iter()
                     .map(|(a, b)| span(a, b))
                     .collect(),
@@ -603,15 +629,16 @@ impl CustodyLock {
     }
 
     /// Appends a record: `rec` (its `action`, `by` and whatever else it says) gets the
-    /// next `seq` and `time` (`now_us`), is chained to the last record and signed
+    /// next `seq` and `time` (now), is chained to the last record and signed
     /// ([`custody_line`]); the file is synced. Returns `seq` and the new line's SHA-256
     /// (hex). Errors: an empty chain (its first record, the export, is gone), a write.
     pub fn append(
         &mut self,
         mut rec: serde_json::Value,
         keys: &Keys,
-        now_us: i64,
     ) -> Result<(u64, String), PackageError> {
+        // The time is taken under the lock, so that records are in time order too.
+        let now_us = crate::base::time::now_us();
         use std::io::{Read, Seek, Write};
         let mut text = String::new();
         (self.file.rewind())
@@ -653,9 +680,26 @@ pub fn append_custody(
     dir: &Path,
     rec: serde_json::Value,
     keys: &Keys,
-    now_us: i64,
 ) -> Result<(u64, String), PackageError> {
-    CustodyLock::acquire(dir)?.append(rec, keys, now_us)
+    CustodyLock::acquire(dir)?.append(rec, keys)
+}
+
+/// Where the package is in an extracted ZIP `dir`: `dir` itself, or the one folder in it
+/// that holds `case.json` (a ZIP of the package's folder rather than of its contents).
+pub fn package_root(dir: &Path) -> PathBuf {
+    if dir.join("case.json").is_file() {
+        return dir.to_owned();
+    }
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    match entries.as_slice() {
+        [only] if only.join("case.json").is_file() => only.clone(),
+        _ => dir.to_owned(),
+    }
 }
 
 /// Every file under `dir`, as paths relative to `root` with `/`.

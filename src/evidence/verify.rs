@@ -122,7 +122,13 @@ pub fn verify(dir: &Path) -> Verification {
             v.bad("case.json.p7s", format!("cannot be read: {e}"));
             None
         }
-        _ => None,
+        (Ok(_), None) => {
+            v.bad(
+                "case.json.p7s",
+                "cannot be checked without certs/site-ca.pem (nor can the media seals)",
+            );
+            None
+        }
     };
     // The signature of SHA256SUMS: the same signer, under the same CA.
     match (read("SHA256SUMS.p7s"), &ca) {
@@ -214,24 +220,35 @@ pub fn verify(dir: &Path) -> Verification {
         Ok(text) => {
             let mut prev = "0".repeat(64);
             let mut n = 0;
-            if text.trim().is_empty() {
+            let empty = text.trim().is_empty();
+            if empty {
                 v.bad(
                     "custody.jsonl",
                     "empty: its first record, the export that case.json names, is gone",
                 );
             }
+            let mut last_time = i64::MIN;
             if ca.is_none() {
                 v.bad(
                     "custody.jsonl",
                     "its signatures cannot be checked without certs/site-ca.pem",
                 );
             }
-            for (i, line) in text.lines().enumerate() {
+            for (i, line) in text.lines().enumerate().filter(|_| !empty) {
                 let where_ = format!("custody.jsonl line {}", i + 1);
                 let Ok(mut rec) = serde_json::from_str::<serde_json::Value>(line) else {
                     v.bad("custody.jsonl", format!("{where_} is not JSON"));
                     break;
                 };
+                let time = rec["time"].as_str().unwrap_or("");
+                let us = crate::base::time::parse_rfc3339(time).unwrap_or(i64::MIN);
+                if us < last_time {
+                    v.bad(
+                        "custody.jsonl",
+                        format!("{where_}: its time {time} is before the record's before it"),
+                    );
+                }
+                last_time = us;
                 if rec["prev"] != prev.as_str() {
                     v.bad("custody.jsonl", format!("{where_}: does not follow the line before (removed, reordered or altered)"));
                 }
