@@ -77,6 +77,27 @@ fn export_to(cfg: &Path, id: u64, out: &Path) -> (bool, String, String) {
 type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
 
 /// A fresh copy of the package to damage.
+/// The ZIP `from` written again by Python's zipfile as `to`, with `compression` (a
+/// zipfile constant) and every entry's name under `prefix`.
+fn rezip(from: &Path, to: &Path, compression: &str, prefix: &str) {
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import sys, zipfile\na = zipfile.ZipFile(sys.argv[1])\nb = zipfile.ZipFile(sys.argv[2], 'w', {compression})\n[b.writestr('{prefix}' + i.filename, a.read(i)) for i in a.infolist()]\nb.close()"
+            ),
+        ])
+        .arg(from)
+        .arg(to)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+}
+
 fn copy(pkg: &Path, t: &TestDir, name: &str) -> PathBuf {
     let p = t.join(name);
     copy_dir(pkg, &p);
@@ -443,33 +464,13 @@ fn exported_case_verifies_and_every_tampering_is_found() {
     assert!(ok && out.contains("intact"), "{out}");
     // Re-zipped by a receiver with deflate (Python's zipfile): still read and intact.
     let deflated = t.join("deflated.zip");
-    let py = Command::new("python3")
-        .args(["-c", "import sys, zipfile\na = zipfile.ZipFile(sys.argv[1])\nb = zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED)\n[b.writestr(i.filename, a.read(i)) for i in a.infolist()]\nb.close()"])
-        .arg(&zip)
-        .arg(&deflated)
-        .output()
-        .unwrap();
-    assert!(
-        py.status.success(),
-        "{}",
-        String::from_utf8_lossy(&py.stderr)
-    );
+    rezip(&zip, &deflated, "zipfile.ZIP_DEFLATED", "");
     let (ok, out) = verify(&deflated);
     assert!(ok && out.contains("intact"), "{out}");
     // A ZIP of the package's folder (its files one level down), as zipping the folder
     // itself makes: found and intact.
     let nested = t.join("nested.zip");
-    let py = Command::new("python3")
-        .args(["-c", "import sys, zipfile\na = zipfile.ZipFile(sys.argv[1])\nb = zipfile.ZipFile(sys.argv[2], 'w')\n[b.writestr('PD-2026-118/' + i.filename, a.read(i)) for i in a.infolist()]\nb.close()"])
-        .arg(&zip)
-        .arg(&nested)
-        .output()
-        .unwrap();
-    assert!(
-        py.status.success(),
-        "{}",
-        String::from_utf8_lossy(&py.stderr)
-    );
+    rezip(&zip, &nested, "zipfile.ZIP_STORED", "PD-2026-118/");
     let (ok, out) = verify(&nested);
     assert!(ok && out.contains("intact"), "{out}");
     // A hand-over recorded in the ZIP itself.
