@@ -11,6 +11,9 @@ pub struct Zone {
     pub name: String,
     pub polygon: Polygon,
     /// Motion in this zone counts only if it covers at least this fraction of the image.
+    /// Below the camera's [`DetectorConfig::min_area`] it also makes the zone more
+    /// sensitive: blobs down to this size whose centre lies in the zone are kept (a
+    /// distant person), while the rest of the image keeps the camera's minimum.
     pub min_area: Option<f64>,
     /// ... and at least this fraction of the zone (overrides
     /// [`DetectorConfig::zone_min_fraction`]).

@@ -206,6 +206,15 @@ impl Detector {
         Ok(())
     }
 
+    /// The smallest blob any part of the image keeps, as a fraction of the image: the
+    /// camera's `min_area`, or a sensitive zone's smaller one.
+    fn smallest_blob(&self, camera_min: f64) -> f64 {
+        (self.zone_limits.iter())
+            .map(|&(a, _)| a)
+            .filter(|&a| a > 0.0)
+            .fold(camera_min, f64::min)
+    }
+
     /// The last frame's changed pixels (before blobs are filtered) reduced to `cols`
     /// columns (rows in proportion): (cols, rows, row-major flags, 1 where any pixel of the
     /// block changed), for the console's motion overlay. None before the first frame.
@@ -288,11 +297,19 @@ impl Detector {
             res.lighting_change = true;
             self.quiet_until_frame = self.frames_seen + cfg.lighting_quiet_frames as u64;
         } else if self.frames_seen > self.quiet_until_frame
-            && geo.counts.changed >= ((cfg.min_area * (w * h) as f64).ceil() as u32).max(1)
+            && geo.counts.changed
+                >= ((self.smallest_blob(cfg.min_area) * (w * h) as f64).ceil() as u32).max(1)
         {
             // (Fewer changed pixels than the smallest blob allowed: no blob can qualify,
             // so quiet frames, most frames of a surveillance camera, skip labelling.)
-            let min_area = (cfg.min_area * (w * h) as f64).ceil() as u32;
+            let px = |fraction: f64| ((fraction * (w * h) as f64).ceil() as u32).max(1);
+            let min_area = px(cfg.min_area);
+            // A sensitive zone (its min_area below the camera's) keeps smaller blobs
+            // whose centre lies in it: a distant person there, birds elsewhere ignored.
+            let sensitive: Vec<(u64, u32)> = (self.zone_limits.iter().enumerate())
+                .filter(|(_, (a, _))| *a > 0.0 && *a < cfg.min_area)
+                .map(|(z, (a, _))| (1u64 << z, px(*a)))
+                .collect();
             // Blobs are labelled on the 2x2-pooled mask (a quarter of the pixels and runs;
             // linking within a block acts as a small dilation) with exact pixel areas.
             pool2(&geo.changed, &mut geo.pooled);
@@ -300,8 +317,22 @@ impl Detector {
             let mut kept_area = 0u32;
             let mut bbox = [u32::MAX, u32::MAX, 0, 0];
             let mut zone_px = vec![0u32; self.zone_polys.len()];
-            let kept: Vec<bool> = blobs.iter().map(|b| b.area >= min_area.max(1)).collect();
-            for b in blobs.iter().filter(|b| b.area >= min_area.max(1)) {
+            let labels = &geo.labels;
+            let keep = |b: &crate::blobs::Blob| {
+                if b.area >= min_area {
+                    return true;
+                }
+                if sensitive.iter().all(|&(_, a)| b.area < a) {
+                    return false;
+                }
+                // The centre of its box, in pixels (the box is in pooled cells).
+                let cx = ((b.bbox[0] + b.bbox[2]) as usize).min(w - 1);
+                let cy = ((b.bbox[1] + b.bbox[3]) as usize).min(h - 1);
+                let zones = labels.label_zones[labels.labels[(cy, cx)] as usize];
+                sensitive.iter().any(|&(bit, a)| zones & bit != 0 && b.area >= a)
+            };
+            let kept: Vec<bool> = blobs.iter().map(keep).collect();
+            for b in blobs.iter().zip(&kept).filter(|(_, k)| **k).map(|(b, _)| b) {
                 kept_area += b.area;
                 let [x0, y0, x1, y1] = b.bbox;
                 bbox = union(
@@ -479,6 +510,41 @@ mod tests {
                 assert_eq!(res.grid[cy * 32 + cx], want, "cell ({cx}, {cy})");
             }
         }
+    }
+
+    /// A zone whose min_area is below the camera's keeps smaller blobs inside it (a
+    /// distant person) and only there: the same small block elsewhere is still noise, and
+    /// a camera without such a zone ignores it everywhere.
+    #[test]
+    fn a_sensitive_zone_keeps_small_blobs_inside_it_only() {
+        let (h, w) = (180, 320);
+        let far = Zone {
+            name: "far".into(),
+            polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 0.3], [0.0, 0.3]],
+            min_area: Some(0.0012),
+            min_fraction: Some(0.0),
+        };
+        let all = Zone {
+            name: "all".into(),
+            polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+            min_area: None,
+            min_fraction: None,
+        };
+        // A 6x15 block (90 px, under the default 0.002 of the image = 116 px).
+        let run = |zones: &[Zone], y: usize| {
+            let mut d = Detector::new("c", zones, &[], DetectorConfig::default());
+            let grey = Array2::<u8>::from_elem((h, w), 100);
+            for i in 0..10 {
+                d.frame(grey.view(), i * 200).unwrap();
+            }
+            let mut f = grey.clone();
+            f.slice_mut(ndarray::s![y..y + 15, 150..156]).fill(220);
+            d.frame(f.view(), 2000).unwrap().0
+        };
+        let r = run(&[all.clone(), far.clone()], 20);
+        assert!(r.motion && r.zones.contains(&1), "{r:?}");
+        assert!(!run(&[all.clone(), far], 120).motion, "outside the far band");
+        assert!(!run(&[all], 20).motion, "no sensitive zone");
     }
 
     /// New zones apply at once, keeping the background (no calibration): the same block
