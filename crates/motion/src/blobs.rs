@@ -126,6 +126,34 @@ pub(crate) fn pool2(fine: &BitMask, pooled: &mut BitMask) {
     }
 }
 
+/// Removes speckle from a changed mask before labelling: a pixel stays only if a
+/// horizontal neighbour (left or right) and a vertical one (above or below) changed too.
+/// Rain and snow streaks, one pixel wide, and isolated noise go; an object's body, two
+/// pixels or more across, stays (it loses single-pixel slivers at its edge). Word-wide
+/// shifts and ANDs, no I/O: about five operations per 64 pixels.
+pub(crate) fn despeckle(src: &BitMask, dst: &mut BitMask) {
+    let h = src.dim().0;
+    for y in 0..h {
+        let row = src.row(y);
+        let up = (y > 0).then(|| src.row(y - 1));
+        let down = (y + 1 < h).then(|| src.row(y + 1));
+        let out = dst.row_mut(y);
+        for i in 0..row.len() {
+            let w = row[i];
+            if w == 0 {
+                out[i] = 0;
+                continue;
+            }
+            let prev = if i > 0 { row[i - 1] } else { 0 };
+            let next = row.get(i + 1).copied().unwrap_or(0);
+            let left = w << 1 | prev >> 63;
+            let right = w >> 1 | next << 63;
+            let vert = up.map_or(0, |r| r[i]) | down.map_or(0, |r| r[i]);
+            out[i] = w & (left | right) & vert;
+        }
+    }
+}
+
 /// Bits 0, 2, 4, .. 62 of `x` packed into the low 32 bits.
 fn even_bits(x: u64) -> u64 {
     let mut x = x & 0x5555_5555_5555_5555;
@@ -134,6 +162,49 @@ fn even_bits(x: u64) -> u64 {
     x = (x | x >> 4) & 0x00ff_00ff_00ff_00ff;
     x = (x | x >> 8) & 0x0000_ffff_0000_ffff;
     (x | x >> 16) & 0x0000_0000_ffff_ffff
+}
+
+#[cfg(test)]
+#[test]
+fn despeckle_equals_the_per_pixel_rule() {
+    let (h, w) = (37, 150); // rows of three words, the last partly used
+    let mut seed = 12345u64;
+    let mut rnd = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seed >> 33
+    };
+    for density in [5, 30, 60] {
+        let m = BitMask::from_fn(h, w, |_, _| rnd() % 100 < density);
+        let mut got = BitMask::new(h, w);
+        despeckle(&m, &mut got);
+        let on = |y: i64, x: i64| {
+            y >= 0
+                && x >= 0
+                && (y as usize) < h
+                && (x as usize) < w
+                && m.get(y as usize, x as usize)
+        };
+        for y in 0..h as i64 {
+            for x in 0..w as i64 {
+                let want =
+                    on(y, x) && (on(y, x - 1) || on(y, x + 1)) && (on(y - 1, x) || on(y + 1, x));
+                assert_eq!(
+                    got.get(y as usize, x as usize),
+                    want,
+                    "({y}, {x}) at {density}%"
+                );
+            }
+        }
+    }
+    // A vertical streak one pixel wide goes; a 2x2 block stays.
+    let m = BitMask::from_fn(10, 10, |y, x| {
+        (x == 2 && y < 6) || ((7..9).contains(&y) && (5..7).contains(&x))
+    });
+    let mut got = BitMask::new(10, 10);
+    despeckle(&m, &mut got);
+    assert_eq!(got.count(), 4);
 }
 
 /// 8-connected components of a mask, by runs (cheap when motion is sparse).

@@ -1,4 +1,4 @@
-//! The per-camera motion detector: kernel pass -> blobs (noise filter) -> lighting-change
+//! The per-camera motion detector: kernel pass -> speckle removal -> blobs (noise filter) -> lighting-change
 //! suppression -> per-zone activity -> event state machine.
 //!
 //! Pure computation on luma frames with timestamps; the caller decodes and delivers.
@@ -6,7 +6,7 @@
 use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
-use crate::blobs::{RunScratch, blobs_weighted, pool2, union};
+use crate::blobs::{RunScratch, blobs_weighted, despeckle, pool2, union};
 use crate::config::{DetectorConfig, Polygon, Zone};
 use crate::kernel::{self, BitMask, FrameCounts, Grid, Impl, KernelParams, LabelWords, Pass};
 use crate::zones::{LabelMap, MASKED, ZoneError};
@@ -74,6 +74,8 @@ struct Geometry {
     unmasked: u32,
     /// The changed mask pooled 2x2: set where a block has a changed pixel.
     pooled: BitMask,
+    /// Scratch for the despeckled mask (swapped with `changed`).
+    clean: BitMask,
 }
 
 pub struct Detector {
@@ -157,6 +159,7 @@ impl Detector {
                 cell_areas,
                 unmasked: unmasked.max(1),
                 pooled: BitMask::new(h.div_ceil(2), w.div_ceil(2)),
+                clean: BitMask::new(h, w),
             });
             // A new resolution starts a new background: calibrate again.
             self.frames_seen = 0;
@@ -310,6 +313,10 @@ impl Detector {
                 .filter(|(_, (a, _))| *a > 0.0 && *a < cfg.min_area)
                 .map(|(z, (a, _))| (1u64 << z, px(*a)))
                 .collect();
+            // Speckle (rain, snow, sensor noise: changes one pixel wide) goes before the
+            // 2x2 pooling, which would otherwise link nearby specks into blobs.
+            despeckle(&geo.changed, &mut geo.clean);
+            std::mem::swap(&mut geo.changed, &mut geo.clean);
             // Blobs are labelled on the 2x2-pooled mask (a quarter of the pixels and runs;
             // linking within a block acts as a small dilation) with exact pixel areas.
             pool2(&geo.changed, &mut geo.pooled);
@@ -329,7 +336,9 @@ impl Detector {
                 let cx = ((b.bbox[0] + b.bbox[2]) as usize).min(w - 1);
                 let cy = ((b.bbox[1] + b.bbox[3]) as usize).min(h - 1);
                 let zones = labels.label_zones[labels.labels[(cy, cx)] as usize];
-                sensitive.iter().any(|&(bit, a)| zones & bit != 0 && b.area >= a)
+                sensitive
+                    .iter()
+                    .any(|&(bit, a)| zones & bit != 0 && b.area >= a)
             };
             let kept: Vec<bool> = blobs.iter().map(keep).collect();
             for b in blobs.iter().zip(&kept).filter(|(_, k)| **k).map(|(b, _)| b) {
@@ -543,7 +552,10 @@ mod tests {
         };
         let r = run(&[all.clone(), far.clone()], 20);
         assert!(r.motion && r.zones.contains(&1), "{r:?}");
-        assert!(!run(&[all.clone(), far], 120).motion, "outside the far band");
+        assert!(
+            !run(&[all.clone(), far], 120).motion,
+            "outside the far band"
+        );
         assert!(!run(&[all], 20).motion, "no sensitive zone");
     }
 
