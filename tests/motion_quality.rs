@@ -117,12 +117,25 @@ fn controls_each_suppression_is_what_prevents_false_events() {
         !analyze(&no_mask, "sway").is_empty(),
         "sway without a mask should move"
     );
-    // Without lighting suppression, the light step is motion.
+    // The texture test alone (lighting suppression off) keeps the light step out: it
+    // keeps the background's texture.
+    let texture_only = t.write(
+        "texture-only.toml",
+        &base.replace(
+            "post_roll = 2.0",
+            "post_roll = 2.0\nlighting_fraction = 1.0",
+        ),
+    );
+    assert!(
+        analyze(&texture_only, "lighting").is_empty(),
+        "the change-of-light test alone should keep the light step out"
+    );
+    // Without either, the light step is motion.
     let no_light = t.write(
         "no-lighting.toml",
         &base.replace(
             "post_roll = 2.0",
-            "post_roll = 2.0\nlighting_fraction = 1.0",
+            "post_roll = 2.0\nlighting_fraction = 1.0\nlight_correlation = 2.0",
         ),
     );
     assert!(

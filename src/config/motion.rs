@@ -22,6 +22,7 @@ pub(super) struct RawMotion {
     min_area: Option<Spanned<f64>>,
     zone_min_fraction: Option<Spanned<f64>>,
     lighting_fraction: Option<Spanned<f64>>,
+    light_correlation: Option<Spanned<f64>>,
     lighting_quiet_frames: Option<Spanned<i64>>,
     calibration_frames: Option<Spanned<i64>>,
     min_frames: Option<Spanned<i64>>,
@@ -147,6 +148,17 @@ pub(super) fn validate(
         }
         if let Some(x) = frac(&r.lighting_fraction, "lighting_fraction", errs) {
             m.detector.lighting_fraction = x;
+        }
+        if let Some(v) = &r.light_correlation {
+            let x = *v.get_ref();
+            if (0.5..=2.0).contains(&x) {
+                m.detector.light_correlation = x;
+            } else {
+                errs.push(loc.error(
+                    v.span(),
+                    format!("motion.light_correlation must be 0.5..=2 (above 1: off), not {x}"),
+                ));
+            }
         }
         if let Some(v) = &r.max_event_seconds {
             let x = *v.get_ref();

@@ -38,6 +38,10 @@ pub struct DetectorConfig {
     pub lighting_fraction: f64,
     /// Frames ignored after a lighting change while exposure settles.
     pub lighting_quiet_frames: u32,
+    /// A kept blob whose changed pixels correlate with the background at least this much
+    /// (normalised cross-correlation) is a change of light (a shadow, a beam), not an
+    /// object; above 1 (e.g. 2) the test is off.
+    pub light_correlation: f64,
     /// Frames that only train the background after start or a resolution change.
     pub calibration_frames: u32,
     /// Consecutive motion frames that open an event.
@@ -61,6 +65,7 @@ impl Default for DetectorConfig {
             zone_min_fraction: 0.0,
             lighting_fraction: 0.4,
             lighting_quiet_frames: 2,
+            light_correlation: 0.9,
             calibration_frames: 5,
             min_frames: 2,
             post_roll: 5.0,

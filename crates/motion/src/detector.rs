@@ -340,7 +340,25 @@ impl Detector {
                     .iter()
                     .any(|&(bit, a)| zones & bit != 0 && b.area >= a)
             };
-            let kept: Vec<bool> = blobs.iter().map(keep).collect();
+            // A blob whose changed pixels are the background under other light (a cloud
+            // shadow, a headlight beam: the texture stays, scaled) is not an object.
+            let kept: Vec<bool> = (blobs.iter())
+                .map(|b| {
+                    keep(b)
+                        && !change_of_light(
+                            cfg.light_correlation,
+                            luma,
+                            &geo.bg,
+                            &geo.changed,
+                            [
+                                2 * b.bbox[0] as usize,
+                                2 * b.bbox[1] as usize,
+                                (2 * b.bbox[2] as usize).min(w),
+                                (2 * b.bbox[3] as usize).min(h),
+                            ],
+                        )
+                })
+                .collect();
             for b in blobs.iter().zip(&kept).filter(|(_, k)| **k).map(|(b, _)| b) {
                 kept_area += b.area;
                 let [x0, y0, x1, y1] = b.bbox;
@@ -472,6 +490,72 @@ impl Detector {
     }
 }
 
+/// Background texture (standard deviation, grey levels) needed to tell light from an
+/// object: over a flat wall a shadow and a grey coat look alike, and the blob is kept.
+const LIGHT_MIN_TEXTURE: f64 = 6.0;
+
+/// Whether the changed pixels of box `[x0, y0, x1, y1)` (pixels) are the background
+/// under other light: their values correlate with the background's (normalised
+/// cross-correlation, invariant to gain and offset, as in texture-based shadow
+/// detection: Heikkilä and Pietikäinen 2006, Sanin et al. 2012) while an object
+/// replaces the texture. Pure computation over the box, no I/O.
+fn change_of_light(
+    min_ncc: f64,
+    frame: ArrayView2<u8>,
+    bg: &Array2<u16>,
+    changed: &BitMask,
+    [x0, y0, x1, y1]: [usize; 4],
+) -> bool {
+    if min_ncc > 1.0 {
+        return false;
+    }
+    // Integer sums over the set bits only (64 pixels per mask word, skipped when empty).
+    let (mut n, mut sf, mut sb, mut sff, mut sbb, mut sfb) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for y in y0..y1 {
+        let (Some(f_row), Some(b_row)) = (frame.row(y).to_slice(), bg.row(y).to_slice()) else {
+            return false;
+        };
+        let row = changed.row(y);
+        for (wi, &word) in row.iter().enumerate().take(x1.div_ceil(64)).skip(x0 / 64) {
+            let lo = if wi == x0 / 64 {
+                !0u64 << (x0 % 64)
+            } else {
+                !0
+            };
+            let hi = if wi == (x1 - 1) / 64 {
+                !0u64 >> (63 - (x1 - 1) % 64)
+            } else {
+                !0
+            };
+            let mut bits = word & lo & hi;
+            while bits != 0 {
+                let x = wi * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let f = f_row[x] as u64;
+                let b = (b_row[x] >> kernel::BG_FRAC_BITS) as u64;
+                n += 1;
+                sf += f;
+                sb += b;
+                sff += f * f;
+                sbb += b * b;
+                sfb += f * b;
+            }
+        }
+    }
+    if n < 16 {
+        return false;
+    }
+    let n = n as f64;
+    let (sf, sb, sff, sbb, sfb) = (sf as f64, sb as f64, sff as f64, sbb as f64, sfb as f64);
+    let var_f = sff / n - (sf / n).powi(2);
+    let var_b = sbb / n - (sb / n).powi(2);
+    if var_b.sqrt() < LIGHT_MIN_TEXTURE || var_f <= 0.0 {
+        return false;
+    }
+    let cov = sfb / n - (sf / n) * (sb / n);
+    cov / (var_f * var_b).sqrt() >= min_ncc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,6 +641,42 @@ mod tests {
             "outside the far band"
         );
         assert!(!run(&[all], 20).motion, "no sensitive zone");
+    }
+
+    /// Over a textured scene, a soft shadow (the texture kept, darker) is light, not
+    /// motion; a person-sized block with its own surface in the same place is motion.
+    #[test]
+    fn a_shadow_keeps_the_texture_an_object_replaces_it() {
+        let (h, w) = (180, 320);
+        let all = Zone {
+            name: "all".into(),
+            polygon: vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+            min_area: None,
+            min_fraction: None,
+        };
+        let scene = Array2::from_shape_fn((h, w), |(y, x)| {
+            (115.0 + 50.0 * ((x as f64) * 0.13 + (y as f64) * 0.07).sin()) as u8
+        });
+        let run = |f: &Array2<u8>| {
+            let mut d = Detector::new(
+                "c",
+                std::slice::from_ref(&all),
+                &[],
+                DetectorConfig::default(),
+            );
+            for i in 0..10 {
+                d.frame(scene.view(), i * 200).unwrap();
+            }
+            d.frame(f.view(), 2000).unwrap().0
+        };
+        let mut shadow = scene.clone();
+        shadow
+            .slice_mut(ndarray::s![40..140, 100..180])
+            .mapv_inplace(|v| (v as f64 * 0.55) as u8);
+        assert!(!run(&shadow).motion, "a shadow raised motion");
+        let mut person = scene.clone();
+        person.slice_mut(ndarray::s![60..120, 130..154]).fill(220);
+        assert!(run(&person).motion, "a person raised none");
     }
 
     /// New zones apply at once, keeping the background (no calibration): the same block
