@@ -5,8 +5,10 @@
 //! Nothing on the recording or analysis path imports this module: it reads what those
 //! wrote (segments, the index, the audit log).
 
+pub mod archive;
 pub mod cases;
 pub mod cms;
+pub mod custody;
 pub mod eff;
 pub mod keys;
 pub mod package;

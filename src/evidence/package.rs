@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use super::archive::{package_root, unzip, zip_dir};
+pub use super::custody::{CustodyLock, append_custody, custody_line};
 use super::keys::{Keys, fingerprint};
 use super::{cms, eff};
 use crate::base::time::rfc3339;
@@ -48,7 +50,7 @@ pub enum PackageError {
     Report(#[from] super::report::ReportError),
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
     move |err| PackageError::Io {
         path: path.to_owned(),
         err,
@@ -194,34 +196,6 @@ fn time_sync() -> serde_json::Value {
         "max_error_us": tx.maxerror,
         "source": "adjtimex",
     })
-}
-
-/// One signed custody record as a JSONL line: the record's canonical JSON with `prev`
-/// (the previous line's SHA-256, 64 zeros for the first), `signer_sha256`,
-/// `signer_cert` (hex DER) and `signature` (hex RSA PKCS #1 v1.5 SHA-256 over the canonical JSON without
-/// `signature`).
-pub fn custody_line(
-    mut rec: serde_json::Value,
-    prev: &str,
-    keys: &Keys,
-) -> Result<String, PackageError> {
-    use der::Encode;
-    use rsa::signature::{SignatureEncoding, Signer};
-    rec["prev"] = prev.into();
-    rec["signer_sha256"] = fingerprint(&keys.recorder).into();
-    // The signer's certificate itself (hex DER): a record added on another recorder of
-    // the site, or after a key rotation, verifies against the site CA alone.
-    rec["signer_cert"] = hex::encode(
-        keys.recorder
-            .to_der()
-            .map_err(|e| PackageError::Refused(e.to_string()))?,
-    )
-    .into();
-    let body =
-        serde_json_canonicalizer::to_vec(&rec).map_err(|e| PackageError::Refused(e.to_string()))?;
-    let sig = rsa::pkcs1v15::SigningKey::<Sha256>::new(keys.key.clone()).sign(&body);
-    rec["signature"] = hex::encode(sig.to_bytes()).into();
-    serde_json_canonicalizer::to_string(&rec).map_err(|e| PackageError::Refused(e.to_string()))
 }
 
 /// What [`export`] made.
@@ -605,67 +579,6 @@ fn export_into(
     })
 }
 
-/// A package's chain of custody held for writing: an exclusive lock (`flock`) on its
-/// `custody.jsonl`, so that appends from the daemon (downloads) and from `vigil evidence
-/// custody` are made one at a time, each after the last, and a copy taken meanwhile
-/// (a download's ZIP) sees whole records. Released when dropped.
-pub struct CustodyLock {
-    file: std::fs::File,
-    path: PathBuf,
-}
-
-impl CustodyLock {
-    /// Waits for the lock on `dir`'s `custody.jsonl`. Errors: no such file (not a
-    /// package).
-    pub fn acquire(dir: &Path) -> Result<CustodyLock, PackageError> {
-        let path = dir.join("custody.jsonl");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        file.lock().map_err(io(&path))?;
-        Ok(CustodyLock { file, path })
-    }
-
-    /// Appends a record: `rec` (its `action`, `by` and whatever else it says) gets the
-    /// next `seq` and `time` (now), is chained to the last record and signed
-    /// ([`custody_line`]); the file is synced. Returns `seq` and the new line's SHA-256
-    /// (hex). Errors: an empty chain (its first record, the export, is gone), a write.
-    pub fn append(
-        &mut self,
-        mut rec: serde_json::Value,
-        keys: &Keys,
-    ) -> Result<(u64, String), PackageError> {
-        // The time is taken under the lock, so that records are in time order too.
-        let now_us = crate::base::time::now_us();
-        use std::io::{Read, Seek, Write};
-        let mut text = String::new();
-        (self.file.rewind())
-            .and_then(|()| self.file.read_to_string(&mut text))
-            .map_err(io(&self.path))?;
-        let last = text.lines().last().ok_or_else(|| {
-            PackageError::Refused(format!(
-                "{}: empty (its first record, the export, is gone)",
-                self.path.display()
-            ))
-        })?;
-        let seq = serde_json::from_str::<serde_json::Value>(last)
-            .ok()
-            .and_then(|v| v["seq"].as_u64())
-            .unwrap_or(0)
-            + 1;
-        rec["seq"] = seq.into();
-        rec["time"] = rfc3339(now_us).into();
-        let line = custody_line(rec, &hex::encode(Sha256::digest(last.as_bytes())), keys)?;
-        // (The file is opened for appending: the write goes to its end.)
-        (self.file.write_all(format!("{line}\n").as_bytes()))
-            .and_then(|()| self.file.sync_all())
-            .map_err(io(&self.path))?;
-        Ok((seq, hex::encode(Sha256::digest(line.as_bytes()))))
-    }
-}
-
 /// The package id the manifest in `dir` names (`null` if it cannot be read).
 pub fn package_id_of(dir: &Path) -> serde_json::Value {
     std::fs::read(dir.join("case.json"))
@@ -673,33 +586,6 @@ pub fn package_id_of(dir: &Path) -> serde_json::Value {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .map(|m| m["package_id"].clone())
         .unwrap_or_default()
-}
-
-/// [`CustodyLock::append`] under the lock, for one record.
-pub fn append_custody(
-    dir: &Path,
-    rec: serde_json::Value,
-    keys: &Keys,
-) -> Result<(u64, String), PackageError> {
-    CustodyLock::acquire(dir)?.append(rec, keys)
-}
-
-/// Where the package is in an extracted ZIP `dir`: `dir` itself, or the one folder in it
-/// that holds `case.json` (a ZIP of the package's folder rather than of its contents).
-pub fn package_root(dir: &Path) -> PathBuf {
-    if dir.join("case.json").is_file() {
-        return dir.to_owned();
-    }
-    let entries: Vec<_> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    match entries.as_slice() {
-        [only] if only.join("case.json").is_file() => only.clone(),
-        _ => dir.to_owned(),
-    }
 }
 
 /// Every file under `dir`, as paths relative to `root` with `/`.
@@ -749,80 +635,4 @@ fn verify_text(ca_sha: &str, rec_sha: &str) -> String {
          the gaps in the recording, and the recording-time SHA-256 of the segments it was\n\
          remuxed from (never re-encoded).\n"
     )
-}
-
-/// Writes the package folder `dir` as the new ZIP file `out`: every file stored (not
-/// compressed: video does not compress, and a stored entry's bytes are the file's),
-/// ZIP64 so that files over 4 GiB fit, in path order.
-pub fn zip_dir(dir: &Path, out: &Path) -> Result<(), PackageError> {
-    let f = std::fs::File::create_new(out).map_err(io(out))?;
-    let mut z = zip::ZipWriter::new(f);
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(true);
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files).map_err(io(dir))?;
-    files.sort();
-    let zerr = |e: zip::result::ZipError| PackageError::Io {
-        path: out.to_owned(),
-        err: std::io::Error::other(e),
-    };
-    for rel in files {
-        let p = dir.join(&rel);
-        // Each entry dated by its file (UTC; ZIP keeps local time without a zone and
-        // even seconds), not the format's default of 1980.
-        let opts = match std::fs::metadata(&p).and_then(|m| m.modified()) {
-            Ok(t) => zip_time(t).map_or(opts, |d| opts.last_modified_time(d)),
-            Err(_) => opts,
-        };
-        z.start_file(rel.as_str(), opts).map_err(zerr)?;
-        std::io::copy(&mut std::fs::File::open(&p).map_err(io(&p))?, &mut z).map_err(io(out))?;
-    }
-    z.finish().map_err(zerr)?.sync_all().map_err(io(out))
-}
-
-fn zip_time(t: std::time::SystemTime) -> Option<zip::DateTime> {
-    let z = jiff::Timestamp::try_from(t)
-        .ok()?
-        .to_zoned(jiff::tz::TimeZone::UTC);
-    zip::DateTime::from_date_and_time(
-        u16::try_from(z.year()).ok()?,
-        z.month() as u8,
-        z.day() as u8,
-        z.hour() as u8,
-        z.minute() as u8,
-        z.second() as u8,
-    )
-    .ok()
-}
-
-/// Extracts the package ZIP `zip` into the new folder `dest`. Entries whose names would
-/// leave the folder (`..`, absolute paths) are refused.
-pub fn unzip(zip: &Path, dest: &Path) -> Result<(), PackageError> {
-    let zerr = |e: zip::result::ZipError| PackageError::Io {
-        path: zip.to_owned(),
-        err: std::io::Error::other(e),
-    };
-    let mut a = zip::ZipArchive::new(std::fs::File::open(zip).map_err(io(zip))?).map_err(zerr)?;
-    for i in 0..a.len() {
-        let mut f = a.by_index(i).map_err(zerr)?;
-        let Some(rel) = f.enclosed_name() else {
-            return Err(PackageError::Refused(format!(
-                "{}: entry {:?} would leave the package",
-                zip.display(),
-                String::from_utf8_lossy(f.name_raw())
-            )));
-        };
-        let p = dest.join(rel);
-        if f.is_dir() {
-            std::fs::create_dir_all(&p).map_err(io(&p))?;
-            continue;
-        }
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).map_err(io(d))?;
-        }
-        let mut o = std::fs::File::create_new(&p).map_err(io(&p))?;
-        std::io::copy(&mut f, &mut o).map_err(io(&p))?;
-    }
-    Ok(())
 }
